@@ -1,0 +1,1 @@
+"""bosun.plugin.* import paths (thin re-exports of deckhand.plugin)."""

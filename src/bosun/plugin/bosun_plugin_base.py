@@ -1,0 +1,3 @@
+from deckhand.plugin.base import BosunPluginBase
+
+__all__ = ["BosunPluginBase"]

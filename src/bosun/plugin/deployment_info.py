@@ -1,0 +1,3 @@
+from deckhand.plugin.deployment_info import DeploymentInfo
+
+__all__ = ["DeploymentInfo"]

@@ -1,0 +1,3 @@
+from deckhand.plugin.pe_info import PEInfo
+
+__all__ = ["PEInfo"]

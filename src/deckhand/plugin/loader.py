@@ -1,0 +1,179 @@
+"""Finding a plugin class: a built-in name, an installed entry point (group
+`deckhand.plugins`), a module name, or a path to a .py file — checked for conformance
+when it is loaded, so a missing action is an error now and not at its first call."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from deckhand.plugin.base import BosunPluginBase
+from deckhand.plugin.constants import ACTIONS, ACTIONS_WITH_DEPLOYMENT
+from deckhand.plugin.errors import PluginLoadError
+
+ENTRY_POINT_GROUP = "deckhand.plugins"
+
+
+@dataclass(frozen=True)
+class PluginListing:
+    name: str
+    target: str
+    source: str  # "built-in" or the distribution that provides the entry point
+
+
+def list_plugins() -> list[PluginListing]:
+    from deckhand.plugins import BUILTIN_PLUGINS
+
+    found = [PluginListing(n, t, "built-in") for n, t in sorted(BUILTIN_PLUGINS.items())]
+    for ep in _entry_points():
+        dist = getattr(getattr(ep, "dist", None), "name", None) or "entry point"
+        found.append(PluginListing(ep.name, ep.value, dist))
+    return found
+
+
+def load_plugin_class(spec: str) -> type[BosunPluginBase]:
+    """Resolve `spec` to a conforming plugin class or raise PluginLoadError saying why."""
+    if not spec:
+        raise PluginLoadError("--plugin is empty: give a built-in name, a module or a .py path")
+    from deckhand.plugins import BUILTIN_PLUGINS
+
+    if spec in BUILTIN_PLUGINS:
+        cls = _load_target(BUILTIN_PLUGINS[spec], what=f"built-in plugin {spec!r}")
+    elif _looks_like_path(spec):
+        cls = _single_plugin_class(_import_path(spec), spec)
+    else:
+        module = _import_module_or_none(spec)
+        if module is not None:
+            cls = _single_plugin_class(module, spec)
+        else:
+            ep = next((e for e in _entry_points() if e.name == spec), None)
+            if ep is None:
+                raise PluginLoadError(
+                    f"unknown plugin {spec!r}: not a built-in ({', '.join(sorted(BUILTIN_PLUGINS))}), "
+                    f"not an importable module, not a .py file and no installed entry point "
+                    f"in group {ENTRY_POINT_GROUP!r} (see --list-plugins)"
+                )
+            cls = _load_target(ep.value, what=f"entry point {spec!r}")
+    check_conformance(cls)
+    return cls
+
+
+def check_conformance(cls: object) -> None:
+    name = getattr(cls, "__name__", repr(cls))
+    if not (inspect.isclass(cls) and issubclass(cls, BosunPluginBase)):
+        raise PluginLoadError(f"{name} is not a subclass of BosunPluginBase")
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        raise PluginLoadError(
+            f"plugin class {name} does not implement {', '.join(missing)} "
+            "(every action of the plugin interface must be defined)"
+        )
+    for action in ACTIONS:
+        method = getattr(cls, action, None)
+        if not callable(method):
+            raise PluginLoadError(f"plugin class {name}: {action} is not a method")
+        wanted = 1 if action in ACTIONS_WITH_DEPLOYMENT else 0
+        try:
+            inspect.signature(method).bind(None, *([None] * wanted))
+        except TypeError:
+            raise PluginLoadError(
+                f"plugin class {name}: {action}{inspect.signature(method)} must take "
+                f"{'one argument (the deployment)' if wanted else 'no arguments'} besides self"
+            ) from None
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.endswith(".py") or os.sep in spec or "/" in spec
+
+
+def _import_path(spec: str) -> ModuleType:
+    path = Path(spec)
+    if path.suffix != ".py" and not path.exists():
+        path = path.with_suffix(".py")  # the seed's form: --plugin sample_plugin/sample_plugin
+    if path.is_dir():
+        init = path / "__init__.py"
+        if not init.exists():
+            raise PluginLoadError(f"--plugin {spec}: directory has no __init__.py")
+        path = init
+    if not path.is_file():
+        raise PluginLoadError(f"--plugin {spec}: no such file {path}")
+    path = path.resolve()
+    # Let the plugin import its sibling modules, as it would from its own directory.
+    parent = str(path.parent.parent if path.name == "__init__.py" else path.parent)
+    if parent not in sys.path:
+        sys.path.insert(0, parent)
+    module_name = path.parent.name if path.name == "__init__.py" else path.stem
+    spec_obj = importlib.util.spec_from_file_location(module_name, path)
+    if spec_obj is None or spec_obj.loader is None:
+        raise PluginLoadError(f"--plugin {spec}: cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(spec_obj)
+    sys.modules[module_name] = module
+    try:
+        spec_obj.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(module_name, None)
+        raise PluginLoadError(f"--plugin {spec}: importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def _import_module_or_none(name: str) -> ModuleType | None:
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # the current directory counts for module lookup
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == name or name.startswith(exc.name + ".")):
+            return None
+        raise PluginLoadError(f"--plugin {name}: import failed: {exc}") from exc
+    except Exception as exc:
+        raise PluginLoadError(f"--plugin {name}: import failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _single_plugin_class(module: ModuleType, spec: str) -> type[BosunPluginBase]:
+    classes = [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, BosunPluginBase)
+        and obj is not BosunPluginBase
+        and obj.__module__ == module.__name__
+    ]
+    if not classes:
+        raise PluginLoadError(
+            f"--plugin {spec}: module {module.__name__} defines no plugin class "
+            "(a subclass of BosunPluginBase from bosun.plugin.bosun_plugin_base)"
+        )
+    if len(classes) > 1:
+        names = ", ".join(sorted(c.__name__ for c in classes))
+        raise PluginLoadError(
+            f"--plugin {spec}: module {module.__name__} defines {len(classes)} plugin classes "
+            f"({names}); keep exactly one per module"
+        )
+    return classes[0]
+
+
+def _load_target(target: str, *, what: str) -> type[BosunPluginBase]:
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise PluginLoadError(f"{what}: cannot import {module_name}: {type(exc).__name__}: {exc}") from exc
+    if not attr:
+        return _single_plugin_class(module, target)
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        raise PluginLoadError(f"{what}: {module_name} has no attribute {attr}") from None
+    return obj
+
+
+def _entry_points() -> list:
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=ENTRY_POINT_GROUP))

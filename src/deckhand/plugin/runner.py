@@ -1,0 +1,203 @@
+"""`bosun-plugin-runner` (also `deckhand plugin run`): run one plugin action and write
+its status file — the seed's protocol, so the documented runner and ours are
+interchangeable under the agent.
+
+Start-up is part of every subprocess action, so this module imports only the standard
+library at the top; YAML and the plugin are imported when needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from deckhand.plugin.action_status import ActionStatus, ActionStatusInfo
+from deckhand.plugin.constants import ACTIONS, ACTIONS_WITH_DEPLOYMENT, DeploymentState
+from deckhand.plugin.errors import PluginError
+
+log = logging.getLogger("deckhand.plugin.runner")
+
+EXIT_USAGE = 2
+
+
+def build_parser(prog: str = "bosun-plugin-runner") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run one action of a management-agent plugin and write its status file.",
+    )
+    parser.add_argument("--plugin", help="built-in name, module name, or path to a .py file")
+    parser.add_argument("--action", help="the action to run (see --list-actions)")
+    parser.add_argument("--config", help="action config YAML (pluginConfig, peInfo, deploymentInfo)")
+    parser.add_argument("--private-config", help="plugin-specific config file (YAML or JSON)")
+    parser.add_argument("--status-file", help="where to write the action's status YAML")
+    parser.add_argument("--show-status", action="store_true", help="print the status to stdout")
+    parser.add_argument("--list-actions", action="store_true", help="list the actions and exit")
+    parser.add_argument("--list-plugins", action="store_true", help="list available plugins and exit")
+    parser.add_argument(
+        "--gen-config",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="write a ready-to-edit action config for --action to FILE (stdout if omitted)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="report what would be done, change nothing")
+    parser.add_argument(
+        "--exit-codes",
+        action="store_true",
+        help="exit with the status: passing 0, failing 1, warning 2, unknown 3",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+    )
+    parser.add_argument("--logfile", help="write logs to this file instead of stderr")
+    parser.add_argument("--log-config", help="logging config file (YAML/JSON dictConfig, or INI)")
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "bosun-plugin-runner") -> int:
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+
+    if args.list_actions:
+        print("\n".join(ACTIONS))
+        return 0
+    if args.list_plugins:
+        from deckhand.plugin.loader import list_plugins
+
+        for item in list_plugins():
+            print(f"{item.name:<16} {item.source:<16} {item.target}")
+        return 0
+    if args.gen_config is not None:
+        if not args.action:
+            parser.error("--gen-config needs --action (which action the config is for)")
+        return _gen_config(parser, args)
+
+    missing = [flag for flag, value in (("--plugin", args.plugin), ("--action", args.action)) if not value]
+    if missing:
+        parser.error(f"{' and '.join(missing)} required (or use --list-actions / --list-plugins)")
+    if args.action not in ACTIONS:
+        parser.error(f"--action {args.action!r} is not an action; use one of: {', '.join(ACTIONS)}")
+
+    # From here on every failure becomes a status file.
+    try:
+        _configure_logging(args)
+    except Exception as exc:
+        status = _failure(args.action, f"--log-config/--logfile: {exc}")
+    else:
+        status = run_action(
+            args.plugin,
+            args.action,
+            config_path=args.config,
+            private_config=args.private_config,
+            dry_run=args.dry_run,
+        )
+    return _finish(status, args)
+
+
+def run_action(
+    plugin: str,
+    action: str,
+    *,
+    config_path: str | None,
+    private_config: str | None = None,
+    dry_run: bool = False,
+) -> ActionStatusInfo:
+    """Load the config and the plugin, run the action; never raises."""
+    try:
+        from deckhand.plugin.action_config import load_action_config
+        from deckhand.plugin.loader import load_plugin_class
+
+        config = load_action_config(config_path, action)
+        cls = load_plugin_class(plugin)
+        instance = cls(config.plugin_config, private_config, config.pe_info, dry_run)
+    except PluginError as exc:
+        return _failure(action, str(exc))
+    except Exception as exc:
+        log.exception("plugin set-up failed")
+        return _failure(action, f"setting up plugin {plugin!r} failed: {type(exc).__name__}: {exc}")
+    log.debug("running %s.%s", cls.__name__, action)
+    return instance.invoke(action, config.deployment_info)
+
+
+def _failure(action: str, message: str) -> ActionStatusInfo:
+    from deckhand.secrets import mask
+
+    state = DeploymentState.ERROR if action in ACTIONS_WITH_DEPLOYMENT else None
+    return ActionStatusInfo(ActionStatus.ERROR, msg=mask(message), state=state, duration=0.0)
+
+
+def _finish(status: ActionStatusInfo, args: argparse.Namespace) -> int:
+    from deckhand.secrets import mask
+
+    text = mask(status.to_yaml())
+    if args.status_file:
+        from pathlib import Path
+
+        from deckhand.fsutil import atomic_write_text
+
+        try:
+            atomic_write_text(Path(args.status_file), text)
+        except OSError as exc:
+            print(f"error: cannot write --status-file {args.status_file}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    if args.show_status or not args.status_file:
+        sys.stdout.write(text)
+    if status.status != ActionStatus.OK:
+        log.warning("%s: %s: %s", args.action, status.status, status.msg)
+    return ActionStatus.to_numeric[status.status] if args.exit_codes else 0
+
+
+def _gen_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from deckhand.plugin.action_config import template
+
+    if args.action not in ACTIONS:
+        parser.error(f"--action {args.action!r} is not an action; use one of: {', '.join(ACTIONS)}")
+    text = template(args.action, args.plugin)
+    if args.gen_config == "-":
+        sys.stdout.write(text)
+        return 0
+    from pathlib import Path
+
+    from deckhand.fsutil import atomic_write_text
+
+    target = Path(args.gen_config)
+    if target.exists():
+        print(f"error: --gen-config {target} exists; choose another name or remove it", file=sys.stderr)
+        return EXIT_USAGE
+    atomic_write_text(target, text)
+    print(f"wrote {target}", file=sys.stderr)
+    return 0
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    from deckhand.secrets import install_masking
+
+    if args.log_config:
+        path = args.log_config
+        import logging.config as logging_config
+
+        if path.endswith((".ini", ".conf", ".cfg")):
+            logging_config.fileConfig(path, disable_existing_loggers=False)
+        else:
+            from deckhand.plugin.action_config import load_mapping_file
+
+            settings = load_mapping_file(path, what="--log-config")
+            settings.setdefault("disable_existing_loggers", False)
+            logging_config.dictConfig(settings)
+    else:
+        handler: logging.Handler = (
+            logging.FileHandler(args.logfile) if args.logfile else logging.StreamHandler(sys.stderr)
+        )
+        handler.setFormatter(logging.Formatter("%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"))
+        root = logging.getLogger()
+        root.handlers[:] = [handler]
+        root.setLevel(args.log_level)
+    install_masking()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

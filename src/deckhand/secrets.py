@@ -1,0 +1,62 @@
+"""Masking of secrets (API tokens, registry passwords) in logs, status files and events.
+
+Values are registered once when they are read; every log handler that carries
+`MaskingFilter` and every call to `mask()` then replaces them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+MASK = "****"
+_SECRET_KEY_HINTS = ("token", "password", "secret", "apikey", "api_key", "credential")
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    if value and len(value) >= 4:
+        _secrets.add(value)
+
+
+def is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(hint in lowered for hint in _SECRET_KEY_HINTS)
+
+
+def mask(text: str) -> str:
+    for value in _secrets:
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+def mask_mapping(values: Any) -> Any:
+    """A copy of a config structure with secret-looking keys and registered values masked."""
+    if isinstance(values, dict):
+        return {
+            k: (MASK if isinstance(k, str) and is_secret_key(k) and v else mask_mapping(v)) for k, v in values.items()
+        }
+    if isinstance(values, list):
+        return [mask_mapping(v) for v in values]
+    if isinstance(values, str):
+        return mask(values)
+    return values
+
+
+class MaskingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _secrets:
+            message = record.getMessage()
+            masked = mask(message)
+            if masked != message:
+                record.msg, record.args = masked, None
+        return True
+
+
+def install_masking(logger: logging.Logger | None = None) -> None:
+    """Add the masking filter to every handler of the (root) logger."""
+    target = logger or logging.getLogger()
+    for handler in target.handlers:
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+            handler.addFilter(MaskingFilter())
