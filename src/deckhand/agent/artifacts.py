@@ -1,0 +1,31 @@
+"""The local cache of model packages: downloaded streamed, verified by sha256, then
+renamed into place — so a file in the cache is always whole and checked."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from deckhand.agent.model import DesiredDeployment
+
+
+class ArtifactCache:
+    def __init__(self, directory: Path, client: Any | None = None):
+        self._dir = Path(directory)
+        self._client = client
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def path_for(self, desired: DesiredDeployment) -> Path:
+        if desired.artifact_path:  # file source: the package is already local
+            return Path(desired.artifact_path)
+        if self._client is None:
+            raise RuntimeError(f"no control plane to download model {desired.model_id} from")
+        key = desired.model_sha256 or desired.model_id
+        target = self._dir / f"{key}.dhpkg"
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:  # one download per package, however many deployments use it
+            if not target.exists():
+                self._dir.mkdir(parents=True, exist_ok=True)
+                await asyncio.to_thread(self._client.download_package, desired.model_id, target)
+        return target

@@ -1,0 +1,136 @@
+"""Where the desired state comes from: the control plane (long-poll by revision) or a
+YAML file (GitOps-style, re-read when it changes)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any, Protocol
+
+from deckhand.agent.model import DesiredDeployment, DesiredState, EnvironmentInfo
+from deckhand.plugin.errors import ConfigError, describe
+
+
+class DesiredStateSource(Protocol):
+    async def next_state(self, current: DesiredState | None, timeout: float) -> DesiredState: ...
+
+
+def state_from_api(body: dict[str, Any]) -> DesiredState:
+    env = body["environment"]
+    info = EnvironmentInfo(
+        id=str(env["id"]),
+        name=env.get("name"),
+        description=env.get("description"),
+        platform=env.get("platform") or "local",
+        plugin=env.get("plugin"),
+        plugin_config=dict(env.get("pluginConfig") or {}),
+        key_values=dict(env.get("keyValueConfig") or {}),
+        monitoring_enabled=bool(env.get("monitoringEnabled")),
+        created_at=env.get("createdAt"),
+        created_by=env.get("createdBy"),
+    )
+    deployments = tuple(
+        DesiredDeployment(
+            id=str(d["id"]),
+            model_id=str(d.get("modelId") or d["modelPackageId"]),
+            active=bool(d.get("active", True)),
+            name=d.get("name"),
+            description=d.get("description"),
+            model_format=d.get("modelFormat"),
+            model_sha256=d.get("modelSha256"),
+            key_values=dict(d.get("keyValueConfig") or {}),
+        )
+        for d in body.get("deployments", [])
+    )
+    return DesiredState(int(body["revision"]), info, deployments)
+
+
+class ControlPlaneSource:
+    def __init__(self, client: Any, env_id: str):
+        self._client = client
+        self._env_id = env_id
+
+    async def next_state(self, current: DesiredState | None, timeout: float) -> DesiredState:
+        revision = current.revision if current else None
+        body = await asyncio.to_thread(self._client.desired_state, self._env_id, revision, timeout)
+        return state_from_api(body)
+
+
+class FileSource:
+    """deployments.yaml:
+
+    environment: {id: local, platform: local, pluginConfig: {...}}
+    deployments:
+      - {id: d1, modelPackage: ./model.dhpkg, active: true, keyValueConfig: {}}
+    """
+
+    def __init__(self, path: Path, poll_interval: float = 0.5):
+        self._path = Path(path)
+        self._poll = poll_interval
+        self._mtime: float | None = None
+
+    def load(self) -> DesiredState:
+        from deckhand.plugin.action_config import load_mapping_file
+
+        raw = load_mapping_file(str(self._path), what="--desired-state")
+        env = raw.get("environment") or {}
+        if not isinstance(env, dict) or not env.get("id"):
+            raise ConfigError("environment.id", "is missing", f"add `environment: {{id: local}}` to {self._path}")
+        items = raw.get("deployments") or []
+        if not isinstance(items, list):
+            raise ConfigError("deployments", f"expected a list, got {describe(items)}")
+        deployments = []
+        for index, item in enumerate(items):
+            where = f"deployments[{index}]"
+            if not isinstance(item, dict) or not item.get("id"):
+                raise ConfigError(f"{where}.id", "is missing", "every deployment needs an id")
+            package = item.get("modelPackage")
+            if not package:
+                raise ConfigError(f"{where}.modelPackage", "is missing", "give the path of a model package file")
+            path = (self._path.parent / str(package)).resolve()
+            if not path.is_file():
+                raise ConfigError(f"{where}.modelPackage", f"{path} is not a file")
+            model_id = item.get("modelId") or _file_digest(path)[:16]
+            deployments.append(
+                DesiredDeployment(
+                    id=str(item["id"]),
+                    model_id=str(model_id),
+                    active=bool(item.get("active", True)),
+                    name=item.get("name"),
+                    description=item.get("description"),
+                    key_values=dict(item.get("keyValueConfig") or {}),
+                    artifact_path=str(path),
+                )
+            )
+        info = EnvironmentInfo(
+            id=str(env["id"]),
+            name=env.get("name"),
+            platform=env.get("platform", "local"),
+            plugin=env.get("plugin"),
+            plugin_config=dict(env.get("pluginConfig") or {}),
+            key_values=dict(env.get("keyValueConfig") or {}),
+        )
+        self._mtime = self._path.stat().st_mtime
+        return DesiredState(int(self._path.stat().st_mtime_ns), info, tuple(deployments))
+
+    async def next_state(self, current: DesiredState | None, timeout: float) -> DesiredState:
+        if current is None:
+            return self.load()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                if self._path.stat().st_mtime != self._mtime:
+                    return self.load()
+            except FileNotFoundError:
+                pass
+            await asyncio.sleep(self._poll)
+        return current
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,4 @@
+from deckhand.cli import main
+import sys
+
+sys.exit(main())

@@ -1,0 +1,624 @@
+"""Commands that talk to the control plane: `deckhand env`, `deploy`, `deployments`,
+`events` and `tokens`.
+
+Every command takes `--server` / `--token` (or DECKHAND_URL / DECKHAND_TOKEN); listing
+commands take `--output table|json`. Progress (uploads, `--wait`) goes to stderr so that
+JSON on stdout stays parseable.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from deckhand.client import ControlPlaneClient
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+PLATFORMS = ("local", "filesystem", "test", "docker", "kubernetes", "custom")
+ROLES = ("admin", "agent", "read-only")
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+ServerOpt = Annotated[str, typer.Option("--server", envvar="DECKHAND_URL", help="Control plane URL.")]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", envvar="DECKHAND_TOKEN", help="API token.", show_default=False),
+]
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json.")]
+KvOpt = Annotated[
+    list[str] | None,
+    typer.Option("--kv", help="Key-value config entry KEY=VALUE (repeatable; JSON values ok)."),
+]
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn control-plane errors into one red line and exit code 1."""
+    from deckhand.client import ControlPlaneError
+
+    try:
+        yield
+    except ControlPlaneError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _client(server: str, token: str | None) -> ControlPlaneClient:
+    from deckhand.client import ControlPlaneClient
+
+    if not token:
+        raise _fail("no API token: pass --token or set DECKHAND_TOKEN")
+    return ControlPlaneClient(server, token)
+
+
+def parse_pairs(pairs: list[str] | None, option: str) -> dict[str, Any]:
+    """KEY=VALUE strings into a dict; values are parsed as JSON when they are valid JSON."""
+    result: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=option)
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        result[key.strip()] = value
+    return result
+
+
+def _load_mapping(path: Path | None, option: str) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc}", param_hint=option) from exc
+    if not isinstance(data, dict):
+        raise typer.BadParameter(f"{path} must hold a mapping", param_hint=option)
+    return data
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def _table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    Console().print(table)
+
+
+def _details(title: str, fields: list[tuple[str, Any]]) -> None:
+    rows = [[k, json.dumps(v) if isinstance(v, (dict, list)) else v] for k, v in fields]
+    _table(title, ["field", "value"], rows)
+
+
+def _short_time(value: str | None) -> str:
+    return (value or "")[:19].replace("T", " ")
+
+
+def _observed(dep: dict[str, Any]) -> dict[str, Any]:
+    return dep.get("observed") or {}
+
+
+def _deployment_rows(deps: list[dict[str, Any]], env_names: dict[str, str]) -> list[list[Any]]:
+    return [
+        [
+            d["id"],
+            d["name"],
+            env_names.get(d["environmentId"], d["environmentId"]),
+            d["modelPackageId"],
+            "yes" if d["active"] else "no",
+            _observed(d).get("state") or "-",
+            _observed(d).get("predictionUrl") or "",
+            d["revision"],
+        ]
+        for d in deps
+    ]
+
+
+DEPLOYMENT_COLUMNS = ["id", "name", "environment", "model package", "active", "state",
+                      "prediction URL", "rev"]  # fmt: skip
+
+
+def _show_deployment(dep: dict[str, Any], output: Output) -> None:
+    if output is Output.json:
+        _print_json(dep)
+        return
+    obs = _observed(dep)
+    _details(
+        f"deployment {dep['name']}",
+        [
+            ("id", dep["id"]),
+            ("environment", dep["environmentId"]),
+            ("model package", dep["modelPackageId"]),
+            ("active", dep["active"]),
+            ("revision", dep["revision"]),
+            ("key-value config", dep["keyValueConfig"]),
+            ("state", obs.get("state") or "not reported yet"),
+            ("model in use", obs.get("modelId")),
+            ("prediction URL", obs.get("predictionUrl")),
+            ("message", obs.get("message")),
+            ("old model in use", obs.get("oldModelInUse")),
+            ("observed at", _short_time(obs.get("updatedAt"))),
+        ],
+    )
+
+
+def _upload_with_progress(client: ControlPlaneClient, path: Path) -> dict[str, Any]:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,
+    )
+
+    size = path.stat().st_size
+    with Progress(
+        TextColumn("uploading {task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as progress:
+        task = progress.add_task(path.name, total=size)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total or size)
+
+        package = client.upload_package(path, progress=advance)
+        progress.update(task, completed=size)
+    return package
+
+
+def _package_id(client: ControlPlaneClient, package: str) -> str:
+    """PACKAGE is a file to upload, or the id of an uploaded package."""
+    path = Path(package)
+    if path.is_file():
+        uploaded = _upload_with_progress(client, path)
+        typer.echo(
+            f"uploaded model package {uploaded['name']} ({uploaded['format']}, "
+            f"{uploaded['size']} bytes) id {uploaded['id']}",
+            err=True,
+        )
+        return str(uploaded["id"])
+    if path.suffix or "/" in package:
+        raise _fail(f"PACKAGE {package!r}: no such file (give a package file or a package id)")
+    return str(client.get_package(package)["id"])
+
+
+def wait_until_ready(
+    client: ControlPlaneClient,
+    deployment_id: str,
+    model_package_id: str,
+    timeout: float,
+    interval: float = 1.0,
+    since: str | None = None,
+) -> dict[str, Any]:
+    """Poll the deployment until the agent reports it ready with this model.
+
+    Raises typer.Exit(1) with the last observed message if it goes errored, if a model
+    replacement failed (the old model kept serving), or on timeout.
+    """
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("waiting for the agent", total=None)
+        while True:
+            dep = client.get_deployment(deployment_id)
+            obs = _observed(dep)
+            fresh = bool(obs) and (since is None or (obs.get("updatedAt") or "") >= since)
+            if fresh:
+                last = obs
+                state = obs.get("state")
+                progress.update(task, description=f"state {state}: {obs.get('message') or ''}")
+                if state == "ready" and obs.get("modelId") in (None, model_package_id):
+                    return dep
+                if state == "errored":
+                    raise _fail(
+                        f"deployment {dep['name']} ({deployment_id}) errored: {obs.get('message') or 'no message'}"
+                    )
+                if obs.get("oldModelInUse") and obs.get("modelId") != model_package_id:
+                    raise _fail(
+                        f"deployment {dep['name']}: the new model did not become healthy, the "
+                        f"old model {obs.get('modelId')} is still serving: {obs.get('message')}"
+                    )
+            if time.monotonic() >= deadline:
+                state = last.get("state") or "not reported by any agent"
+                raise _fail(
+                    f"timed out after {timeout:g} s waiting for deployment {dep['name']} "
+                    f"({deployment_id}) to be ready; last state: {state}"
+                    + (f": {last.get('message')}" if last.get("message") else "")
+                    + (" (is an agent running for its environment?)" if not last else "")
+                )
+            time.sleep(interval)
+
+
+def _finish(dep: dict[str, Any], output: Output, waited: bool) -> None:
+    if output is Output.json:
+        _print_json(dep)
+        return
+    if waited:
+        url = _observed(dep).get("predictionUrl") or "(no prediction URL reported)"
+        typer.echo(f"deployment {dep['name']} ({dep['id']}) is ready: {url}")
+    else:
+        typer.echo(f"deployment {dep['name']} ({dep['id']}) revision {dep['revision']}")
+
+
+def _now_iso() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+# -- deckhand env ------------------------------------------------------------------------
+
+env_app = typer.Typer(help="Prediction environments.", no_args_is_help=True)
+
+
+@env_app.command("create")
+def env_create(
+    name: Annotated[str, typer.Argument(help="Environment name (unique).")],
+    platform: Annotated[str, typer.Option(help=f"One of: {', '.join(PLATFORMS)}.", case_sensitive=False)] = "local",
+    plugin: Annotated[str | None, typer.Option(help="Plugin (default from platform).")] = None,
+    description: Annotated[str, typer.Option(help="Free text.")] = "",
+    plugin_config: Annotated[
+        list[str] | None,
+        typer.Option("--plugin-config", help="Plugin config entry KEY=VALUE (repeatable)."),
+    ] = None,
+    plugin_config_file: Annotated[Path | None, typer.Option(help="YAML or JSON file with the plugin config.")] = None,
+    kv: KvOpt = None,
+    monitoring: Annotated[bool, typer.Option(help="Enable monitoring.")] = False,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Create a prediction environment."""
+    if platform not in PLATFORMS:
+        raise typer.BadParameter(f"{platform!r} is not one of {', '.join(PLATFORMS)}", param_hint="--platform")
+    config = _load_mapping(plugin_config_file, "--plugin-config-file")
+    config.update(parse_pairs(plugin_config, "--plugin-config"))
+    body: dict[str, Any] = {
+        "name": name,
+        "platform": platform,
+        "description": description,
+        "pluginConfig": config,
+        "keyValueConfig": parse_pairs(kv, "--kv"),
+        "monitoringEnabled": monitoring,
+    }
+    if plugin:
+        body["plugin"] = plugin
+    with _errors():
+        env = _client(server, token).create_environment(**body)
+    if output is Output.json:
+        _print_json(env)
+    else:
+        typer.echo(f"created environment {env['name']} id {env['id']} (plugin {env['plugin']})")
+
+
+@env_app.command("list")
+def env_list(server: ServerOpt = DEFAULT_URL, token: TokenOpt = None, output: OutputOpt = Output.table) -> None:
+    """List prediction environments."""
+    with _errors():
+        envs = _client(server, token).list_environments()
+    if output is Output.json:
+        _print_json(envs)
+        return
+    _table(
+        "prediction environments",
+        ["id", "name", "platform", "plugin", "status", "rev", "created"],
+        [
+            [e["id"], e["name"], e["platform"], e["plugin"],
+             (e.get("status") or {}).get("status") or "-", e["revision"],
+             _short_time(e["createdAt"])]
+            for e in envs
+        ],
+    )  # fmt: skip
+
+
+@env_app.command("show")
+def env_show(
+    env: Annotated[str, typer.Argument(help="Environment id or name.")],
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Show an environment and its deployments."""
+    with _errors():
+        client = _client(server, token)
+        found = client.get_environment(env)
+        deps = client.list_deployments(environment_id=found["id"])
+    if output is Output.json:
+        _print_json({**found, "deployments": deps})
+        return
+    status = found.get("status") or {}
+    _details(
+        f"environment {found['name']}",
+        [
+            ("id", found["id"]),
+            ("platform", found["platform"]),
+            ("plugin", found["plugin"]),
+            ("plugin config", found["pluginConfig"]),
+            ("key-value config", found["keyValueConfig"]),
+            ("monitoring", found["monitoringEnabled"]),
+            ("revision", found["revision"]),
+            ("status", status.get("status") or "no agent report yet"),
+            ("status message", status.get("message")),
+            ("created", f"{_short_time(found['createdAt'])} by {found.get('createdBy')}"),
+        ],
+    )
+    _table("deployments", DEPLOYMENT_COLUMNS, _deployment_rows(deps, {found["id"]: found["name"]}))
+
+
+@env_app.command("delete")
+def env_delete(
+    env: Annotated[str, typer.Argument(help="Environment id or name.")],
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+) -> None:
+    """Delete an environment (it must have no deployments)."""
+    with _errors():
+        _client(server, token).delete_environment(env)
+    typer.echo(f"deleted environment {env}")
+
+
+# -- deckhand deploy ---------------------------------------------------------------------
+
+
+def deploy(
+    package: Annotated[str, typer.Argument(help="A package file to upload, or a package id.")],
+    env: Annotated[str, typer.Option("--env", help="Environment id or name.")],
+    name: Annotated[str, typer.Option("--name", help="Deployment name.")],
+    description: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    kv: KvOpt = None,
+    inactive: Annotated[bool, typer.Option("--inactive", help="Create it inactive.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the agent reports it ready.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to --wait.", min=1)] = 300.0,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Deploy a model package to a prediction environment."""
+    with _errors():
+        client = _client(server, token)
+        environment = client.get_environment(env)
+        package_id = _package_id(client, package)
+        since = _now_iso()
+        dep = client.create_deployment(
+            name,
+            environment["id"],
+            package_id,
+            description=description,
+            key_value_config=parse_pairs(kv, "--kv"),
+            active=not inactive,
+        )
+        typer.echo(f"created deployment {dep['name']} id {dep['id']}", err=True)
+        if wait and not inactive:
+            dep = wait_until_ready(client, dep["id"], package_id, timeout, since=since)
+    _finish(dep, output, waited=wait and not inactive)
+
+
+# -- deckhand deployments ------------------------------------------------------------------
+
+deployments_app = typer.Typer(help="Deployments.", no_args_is_help=True)
+DeploymentArg = Annotated[str, typer.Argument(help="Deployment id (or unique name).")]
+
+
+@deployments_app.command("list")
+def deployments_list(
+    env: Annotated[str | None, typer.Option("--env", help="Only this environment.")] = None,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """List deployments with their observed state."""
+    with _errors():
+        client = _client(server, token)
+        deps = client.list_deployments(environment_id=env)
+        names = {} if output is Output.json else {
+            e["id"]: e["name"] for e in client.list_environments()
+        }  # fmt: skip
+    if output is Output.json:
+        _print_json(deps)
+    else:
+        _table("deployments", DEPLOYMENT_COLUMNS, _deployment_rows(deps, names))
+
+
+@deployments_app.command("show")
+def deployments_show(
+    deployment: DeploymentArg,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Show a deployment: desired and observed state."""
+    with _errors():
+        dep = _client(server, token).get_deployment(deployment)
+    _show_deployment(dep, output)
+
+
+@deployments_app.command("replace")
+def deployments_replace(
+    deployment: DeploymentArg,
+    package: Annotated[str, typer.Argument(help="A package file to upload, or a package id.")],
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the new model is ready.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to --wait.", min=1)] = 300.0,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Replace the deployment's model (the old one serves until the new one is ready)."""
+    with _errors():
+        client = _client(server, token)
+        current = client.get_deployment(deployment)
+        package_id = _package_id(client, package)
+        since = _now_iso()
+        dep = client.replace_model(current["id"], package_id)
+        if wait:
+            dep = wait_until_ready(client, dep["id"], package_id, timeout, since=since)
+    _finish(dep, output, waited=wait)
+
+
+def _simple(action: str, help_text: str) -> Callable[..., None]:
+    def command(
+        deployment: DeploymentArg,
+        server: ServerOpt = DEFAULT_URL,
+        token: TokenOpt = None,
+        output: OutputOpt = Output.table,
+    ) -> None:
+        with _errors():
+            client = _client(server, token)
+            if action == "delete":
+                dep = client.get_deployment(deployment)
+                client.delete_deployment(dep["id"])
+                if output is Output.json:
+                    _print_json({"id": dep["id"], "deleted": True})
+                else:
+                    typer.echo(f"deleted deployment {dep['name']} ({dep['id']}); the agent stops it")
+                return
+            dep = getattr(client, f"{action}_deployment")(deployment)
+        if output is Output.json:
+            _print_json(dep)
+        else:
+            typer.echo(f"{action}d deployment {dep['name']} ({dep['id']}) revision {dep['revision']}")
+
+    command.__doc__ = help_text
+    return command
+
+
+deployments_app.command("activate")(_simple("activate", "Activate a deployment."))
+deployments_app.command("deactivate")(_simple("deactivate", "Deactivate a deployment."))
+deployments_app.command("delete")(_simple("delete", "Delete a deployment (the agent stops it)."))
+
+
+# -- deckhand events -------------------------------------------------------------------------
+
+
+def events(
+    env: Annotated[str | None, typer.Option("--env", help="Only this environment.")] = None,
+    deployment: Annotated[str | None, typer.Option("--deployment", help="Only this deployment id.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.", min=1, max=1000)] = 50,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Show events: API changes and agent actions, newest first."""
+    with _errors():
+        found = _client(server, token).list_events(env, deployment, limit)
+    if output is Output.json:
+        _print_json(found)
+        return
+    _table(
+        "events",
+        ["time", "kind", "action", "result", "duration", "deployment", "message", "actor"],
+        [
+            [_short_time(e["timestamp"]), e["kind"], e["action"], e["result"],
+             "" if e["durationSeconds"] is None else f"{e['durationSeconds']:.2f}s",
+             e["deploymentId"], e["message"], e["actor"]]
+            for e in found
+        ],
+    )  # fmt: skip
+
+
+# -- deckhand tokens --------------------------------------------------------------------------
+
+tokens_app = typer.Typer(help="API tokens (admin).", no_args_is_help=True)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Argument(help="Token name (unique).")],
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")] = "read-only",
+    env: Annotated[list[str] | None, typer.Option("--env", help="Environment of an agent token (repeatable).")] = None,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Create a token; it is printed once."""
+    if role not in ROLES:
+        raise typer.BadParameter(f"{role!r} is not one of {', '.join(ROLES)}", param_hint="--role")
+    with _errors():
+        created = _client(server, token).create_token(name, role, env or None)
+    if output is Output.json:
+        _print_json(created)
+        return
+    typer.echo(f"created {created['role']} token {created['name']} (shown only once):", err=True)
+    typer.echo(created["token"])
+
+
+@tokens_app.command("list")
+def tokens_list(server: ServerOpt = DEFAULT_URL, token: TokenOpt = None, output: OutputOpt = Output.table) -> None:
+    """List tokens (never their secrets)."""
+    with _errors():
+        found = _client(server, token).list_tokens()
+    if output is Output.json:
+        _print_json(found)
+        return
+    _table(
+        "API tokens",
+        ["id", "name", "role", "environments", "token", "created"],
+        [
+            [t["id"], t["name"], t["role"], ", ".join(t["environmentIds"]), t["prefix"] + "…",
+             _short_time(t["createdAt"])]
+            for t in found
+        ],
+    )  # fmt: skip
+
+
+@tokens_app.command("delete")
+def tokens_delete(
+    name: Annotated[str, typer.Argument(help="Token id or name.")],
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+) -> None:
+    """Delete (revoke) a token."""
+    with _errors():
+        _client(server, token).delete_token(name)
+    typer.echo(f"deleted token {name}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(env_app, name="env")
+    app.command("deploy")(deploy)
+    app.add_typer(deployments_app, name="deployments")
+    app.command("events")(events)
+    app.add_typer(tokens_app, name="tokens")

@@ -1,0 +1,29 @@
+"""`deckhand quickstart`: control plane, agent and a local environment, end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def quickstart(
+        exit_after_demo: bool = typer.Option(False, "--exit-after-demo", help="exit 0 after the first prediction"),
+        data_dir: Path = typer.Option(None, "--data-dir", help="keep everything here (default: a new temp dir)"),
+    ) -> None:
+        """Deploy a demo model end to end on this machine and send it a prediction."""
+        import logging
+
+        from rich.console import Console
+
+        from deckhand import quickstart as qs
+
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+        console = Console(highlight=False)
+        try:
+            qs.main(exit_after_demo, data_dir, lambda line: console.print(line, markup=False, soft_wrap=True))
+        except Exception as exc:
+            console.print(f"quickstart failed: {exc}", style="red", markup=False)
+            raise typer.Exit(1) from None

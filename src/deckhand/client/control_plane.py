@@ -1,0 +1,322 @@
+"""`ControlPlaneClient`: one method per API call, errors as `ControlPlaneError`.
+
+Uploads stream the file (with its sha256 sent ahead for the server to verify);
+downloads stream to a temp file beside the destination, check the sha256 the server
+announced, then rename, so a partial download never has the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from deckhand.client.errors import ControlPlaneError
+
+API = "/api/v1"
+CHUNK = 1 << 20
+# Called with (bytes done, total bytes) while uploading or downloading.
+Progress = Callable[[int, int], None]
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("detail"):
+        detail = body["detail"]
+        return detail if isinstance(detail, str) else str(detail)
+    text = response.text.strip()
+    return text[:500] or response.reason_phrase or f"HTTP {response.status_code}"
+
+
+class ControlPlaneClient:
+    def __init__(self, base_url: str, token: str | None, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"User-Agent": "deckhand-client"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._timeout = timeout
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ControlPlaneClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise ControlPlaneError(
+                0, f"control plane at {self.base_url} did not answer {method} {path} in time ({exc})"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ControlPlaneError(
+                0, f"cannot reach the control plane at {self.base_url}: {exc}; is it running?"
+            ) from exc
+        if response.status_code >= 400:
+            raise ControlPlaneError(response.status_code, _error_message(response))
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    @staticmethod
+    def _params(**values: Any) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if v is not None}
+
+    # -- service --------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", "/healthz")
+        return result
+
+    # -- model packages ------------------------------------------------------------------
+
+    def upload_package(self, path: Path | str, progress: Progress | None = None) -> dict[str, Any]:
+        path = Path(path)
+        if not path.is_file():
+            raise ControlPlaneError(0, f"{path}: no such package file")
+        size = path.stat().st_size
+        sha256 = _sha256_file(path)
+
+        def body() -> Iterator[bytes]:
+            done = 0
+            with open(path, "rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    done += len(chunk)
+                    yield chunk
+                    if progress:
+                        progress(done, size)
+
+        result: dict[str, Any] = self._json(
+            "POST",
+            f"{API}/model-packages",
+            content=body(),
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(size),
+                "X-Checksum-Sha256": sha256,
+            },
+            timeout=httpx.Timeout(self._timeout, write=None, read=max(self._timeout, 300.0)),
+        )
+        return result
+
+    def list_packages(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json("GET", f"{API}/model-packages")
+        return result
+
+    def get_package(self, package_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", f"{API}/model-packages/{package_id}")
+        return result
+
+    def delete_package(self, package_id: str) -> None:
+        self._json("DELETE", f"{API}/model-packages/{package_id}")
+
+    def download_package(self, package_id: str, dest: Path | str, progress: Progress | None = None) -> Path:
+        """Stream the artifact to `dest` (a file path, or a directory: `<id>.dhpkg` in it)."""
+        dest = Path(dest)
+        if dest.is_dir():
+            dest = dest / f"{package_id}.dhpkg"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+        url = f"{API}/model-packages/{package_id}/artifact"
+        try:
+            with self._http.stream("GET", url) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise ControlPlaneError(response.status_code, _error_message(response))
+                expected = response.headers.get("x-checksum-sha256", "").lower()
+                total = int(response.headers.get("content-length") or 0)
+                digest = hashlib.sha256()
+                done = 0
+                with open(tmp, "wb") as handle:
+                    for chunk in response.iter_bytes(CHUNK):
+                        handle.write(chunk)
+                        digest.update(chunk)
+                        done += len(chunk)
+                        if progress:
+                            progress(done, total)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            actual = digest.hexdigest()
+            if expected and actual != expected:
+                raise ControlPlaneError(
+                    0,
+                    f"download of model package {package_id} is damaged: the server announced "
+                    f"sha256 {expected}, received {done} bytes hashing to {actual}; retry",
+                )
+            os.replace(tmp, dest)
+        except httpx.TransportError as exc:
+            raise ControlPlaneError(
+                0, f"download of model package {package_id} from {self.base_url} failed: {exc}"
+            ) from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest
+
+    # -- prediction environments -----------------------------------------------------------
+
+    def create_environment(self, **fields: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("POST", f"{API}/environments", json=fields)
+        return result
+
+    def get_environment(self, id_or_name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", f"{API}/environments/{id_or_name}")
+        return result
+
+    def list_environments(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json("GET", f"{API}/environments")
+        return result
+
+    def update_environment(self, id_or_name: str, **fields: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("PATCH", f"{API}/environments/{id_or_name}", json=fields)
+        return result
+
+    def delete_environment(self, id_or_name: str) -> None:
+        self._json("DELETE", f"{API}/environments/{id_or_name}")
+
+    # -- deployments -----------------------------------------------------------------------
+
+    def create_deployment(
+        self,
+        name: str,
+        environment_id: str,
+        model_package_id: str,
+        description: str | None = None,
+        key_value_config: dict[str, Any] | None = None,
+        active: bool = True,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": name,
+            "environmentId": environment_id,
+            "modelPackageId": model_package_id,
+            "active": active,
+        }
+        if description is not None:
+            body["description"] = description
+        if key_value_config is not None:
+            body["keyValueConfig"] = key_value_config
+        result: dict[str, Any] = self._json("POST", f"{API}/deployments", json=body)
+        return result
+
+    def get_deployment(self, deployment_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", f"{API}/deployments/{deployment_id}")
+        return result
+
+    def list_deployments(self, environment_id: str | None = None) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json(
+            "GET", f"{API}/deployments", params=self._params(environmentId=environment_id)
+        )
+        return result
+
+    def activate_deployment(self, deployment_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("POST", f"{API}/deployments/{deployment_id}/activate")
+        return result
+
+    def deactivate_deployment(self, deployment_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("POST", f"{API}/deployments/{deployment_id}/deactivate")
+        return result
+
+    # Short names, as in the design notes.
+    activate = activate_deployment
+    deactivate = deactivate_deployment
+
+    def replace_model(self, deployment_id: str, model_package_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            "POST",
+            f"{API}/deployments/{deployment_id}/replace-model",
+            json={"modelPackageId": model_package_id},
+        )
+        return result
+
+    def update_deployment(
+        self,
+        deployment_id: str,
+        description: str | None = None,
+        key_value_config: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if description is not None:
+            body["description"] = description
+        if key_value_config is not None:
+            body["keyValueConfig"] = key_value_config
+        result: dict[str, Any] = self._json("PATCH", f"{API}/deployments/{deployment_id}", json=body)
+        return result
+
+    def delete_deployment(self, deployment_id: str) -> None:
+        self._json("DELETE", f"{API}/deployments/{deployment_id}")
+
+    # -- events ------------------------------------------------------------------------------
+
+    def list_events(
+        self,
+        environment_id: str | None = None,
+        deployment_id: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json(
+            "GET",
+            f"{API}/events",
+            params=self._params(environmentId=environment_id, deploymentId=deployment_id, limit=limit),
+        )
+        return result
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def create_token(self, name: str, role: str, environment_ids: list[str] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name, "role": role}
+        if environment_ids:
+            body["environmentIds"] = environment_ids
+        result: dict[str, Any] = self._json("POST", f"{API}/tokens", json=body)
+        return result
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json("GET", f"{API}/tokens")
+        return result
+
+    def delete_token(self, id_or_name: str) -> None:
+        self._json("DELETE", f"{API}/tokens/{id_or_name}")
+
+    # -- the management agent's calls ---------------------------------------------------------
+
+    def desired_state(self, env_id: str, revision: int | None = None, timeout: float = 30.0) -> dict[str, Any]:
+        """Long poll: returns when the revision differs from `revision` or after `timeout`."""
+        params = self._params(revision=revision, timeout=timeout if revision is not None else None)
+        result: dict[str, Any] = self._json(
+            "GET",
+            f"{API}/agent/environments/{env_id}/desired-state",
+            params=params,
+            timeout=httpx.Timeout(self._timeout, read=timeout + self._timeout),
+        )
+        return result
+
+    def report_status(self, env_id: str, payload: dict[str, Any]) -> None:
+        self._json("POST", f"{API}/agent/environments/{env_id}/status", json=payload)
+
+    def post_events(self, env_id: str, events: list[dict[str, Any]]) -> None:
+        if events:
+            self._json("POST", f"{API}/agent/environments/{env_id}/events", json={"events": events})

@@ -1,0 +1,23 @@
+"""load_model: verify a package and bring its model up, ready to predict."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from deckhand.packages.container import read_package
+from deckhand.packages.formats import format_module
+from deckhand.packages.model import LoadedModel
+
+
+def _workdir() -> Path:
+    root = Path(os.environ.get("DECKHAND_CACHE_DIR") or tempfile.gettempdir()) / "models"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def load_model(path: Path) -> LoadedModel:
+    """Load the package at `path`. Raises PackageError (with the reason) if it cannot."""
+    manifest, files = read_package(Path(path))
+    return format_module(manifest.format).load(manifest, files, _workdir())

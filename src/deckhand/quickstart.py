@@ -1,0 +1,183 @@
+"""`deckhand quickstart`: the embedded default, end to end, in one command.
+
+Starts a control plane (SQLite in a temp dir), trains and packages a small model, creates
+a `local` prediction environment, runs an agent for it (filesystem plugin + a supervised
+prediction server), deploys the model, waits until it is ready and sends a prediction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from deckhand.agent.config import AgentSettings, EnvironmentSettings
+from deckhand.agent.platforms import free_port
+from deckhand.agent.runtime import EnvironmentAgent
+from deckhand.agent.sources import ControlPlaneSource
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class QuickstartResult:
+    api_url: str
+    admin_token: str
+    prediction_url: str
+    prediction: dict
+    data_dir: Path
+    seconds_to_first_prediction: float
+
+
+def start_control_plane(data_dir: Path, token: str, port: int) -> subprocess.Popen:
+    log = open(data_dir / "control-plane.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "deckhand.cli",
+            "server",
+            "--data-dir",
+            str(data_dir / "control-plane"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=log,
+        env={**os.environ, "DECKHAND_BOOTSTRAP_TOKEN": token},
+        start_new_session=True,
+    )
+    log.close()
+    return proc
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"control plane exited with {proc.returncode}; see {log}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s; see {log}")
+
+
+async def run_quickstart(data_dir: Path, say: Say, keep_running: bool) -> QuickstartResult:
+    started = time.monotonic()
+    from deckhand.client import ControlPlaneClient
+    from deckhand.packages.demo import sample_rows, train_demo_package
+
+    token = "dh_" + secrets.token_urlsafe(24)
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}"
+    say(f"starting the control plane at {api_url} (data in {data_dir})")
+    server = start_control_plane(data_dir, token, port)
+    agent_task: asyncio.Task | None = None
+    stop = asyncio.Event()
+    try:
+        package = data_dir / "demo-iris.dhpkg"
+        say("training a small model on scikit-learn's bundled iris data and packaging it")
+        manifest = await asyncio.to_thread(train_demo_package, package)
+        await asyncio.to_thread(wait_http, f"{api_url}/healthz", server, 30, data_dir / "control-plane.log")
+        client = ControlPlaneClient(api_url, token)
+        env = client.create_environment(
+            name="quickstart-local", platform="local", description="filesystem plugin + local prediction server"
+        )
+        uploaded = client.upload_package(package)
+        say(f"uploaded model package {uploaded['id']} ({manifest.format}, {manifest.target_type})")
+
+        settings = AgentSettings(work_dir=data_dir / "agent", long_poll_timeout=10, resync_interval=10)
+        agent = EnvironmentAgent(
+            settings,
+            ControlPlaneSource(client, env["id"]),
+            env_settings=EnvironmentSettings(id=env["id"]),
+            client=client,
+        )
+        agent_task = asyncio.create_task(agent.run(stop))
+        deployment = client.create_deployment(name="iris", environment_id=env["id"], model_package_id=uploaded["id"])
+        say(f"deploying as deployment {deployment['id']}; waiting until it is ready")
+        url = await _wait_ready(client, deployment["id"], agent_task, timeout=60)
+        rows = sample_rows(2)
+        async with httpx.AsyncClient() as http:
+            response = await http.post(url, json=rows, timeout=10)
+        response.raise_for_status()
+        prediction = response.json()
+        elapsed = time.monotonic() - started
+        result = QuickstartResult(api_url, token, url, prediction, data_dir, elapsed)
+        _print_summary(result, rows, say)
+        if keep_running:
+            say("running; press Ctrl-C to stop")
+            await _wait_for_signal(stop)
+        return result
+    finally:
+        stop.set()
+        if agent_task is not None:
+            try:
+                await asyncio.wait_for(agent_task, 15)
+            except Exception:
+                agent_task.cancel()
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+async def _wait_ready(client, deployment_id: str, agent_task: asyncio.Task, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if agent_task.done():
+            agent_task.result()  # raises the agent's error
+            raise RuntimeError("the agent stopped before the deployment was ready")
+        observed = (await asyncio.to_thread(client.get_deployment, deployment_id)).get("observed") or {}
+        last = observed
+        if observed.get("state") == "ready" and observed.get("predictionUrl"):
+            return observed["predictionUrl"]
+        if observed.get("state") == "errored":
+            raise RuntimeError(f"deployment errored: {observed.get('message')}")
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"deployment not ready after {timeout:.0f} s; last observed state: {last}")
+
+
+async def _wait_for_signal(stop: asyncio.Event) -> None:
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _print_summary(result: QuickstartResult, rows: list[dict], say: Say) -> None:
+    body = json.dumps(rows[:1])
+    say("")
+    say(f"prediction      {json.dumps(result.prediction['data'][0])}")
+    say(f"prediction URL  {result.prediction_url}")
+    say(f"API             {result.api_url}  (OpenAPI: {result.api_url}/docs)")
+    say(f"admin token     {result.admin_token}")
+    say(f"first prediction after {result.seconds_to_first_prediction:.1f} s")
+    say("try:")
+    say(f"  curl -s -X POST {result.prediction_url} -H 'Content-Type: application/json' -d {shlex.quote(body)}")
+
+
+def main(exit_after_demo: bool, data_dir: Path | None, say: Say) -> QuickstartResult:
+    directory = data_dir or Path(tempfile.mkdtemp(prefix="deckhand-quickstart-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(run_quickstart(directory, say, keep_running=not exit_after_demo))

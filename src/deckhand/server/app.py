@@ -1,0 +1,94 @@
+"""Wiring: `create_app(settings)` migrates the database, bootstraps a token, mounts routers."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from deckhand import __version__
+from deckhand.server.db.migrate import upgrade_to_head
+from deckhand.server.db.session import Database, mask_database_url
+from deckhand.server.errors import install_error_handlers
+from deckhand.server.routers import agent, deployments, environments, events, health, packages, tokens
+from deckhand.server.services.artifacts import ArtifactStore
+from deckhand.server.services.notifier import RevisionNotifier
+from deckhand.server.services.tokens import BOOTSTRAP_TOKEN_NAME, ensure_bootstrap_token
+from deckhand.server.settings import BOOTSTRAP_TOKEN_ENV, ServerSettings
+from deckhand.server.state import ControlPlane
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """The deckhand control plane: model packages, prediction environments,
+deployments and events, and the endpoints the management agent uses.
+
+Authenticate with `Authorization: Bearer <token>`. Errors are `{"detail": "..."}`;
+422 responses also list `errors` with the field of each problem."""
+
+
+def _announce_bootstrap_token(token: str, preset: bool) -> None:
+    """Printed to stdout, once, never logged."""
+    if preset:
+        print(
+            f"deckhand: created admin token {BOOTSTRAP_TOKEN_NAME!r} from ${BOOTSTRAP_TOKEN_ENV}",
+            flush=True,
+        )
+        return
+    print(
+        "\n"
+        "  deckhand: first start, created the admin token (shown only this once):\n\n"
+        f"      {token}\n\n"
+        "  Use it with `export DECKHAND_TOKEN=...` or `--token`; create more with\n"
+        "  `deckhand tokens create`.\n",
+        file=sys.stdout,
+        flush=True,
+    )
+
+
+def open_control_plane(settings: ServerSettings) -> ControlPlane:
+    """Create the data directory, migrate the database and bootstrap the first token."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    assert settings.database_url is not None
+    db = Database(settings.database_url)
+    upgrade_to_head(db.engine)
+    with db.writing() as session:
+        token = ensure_bootstrap_token(session, settings.bootstrap_token)
+    if token is not None:
+        _announce_bootstrap_token(token, preset=settings.bootstrap_token is not None)
+    artifacts = ArtifactStore(settings.artifacts_dir)
+    for stale in artifacts.root.glob(".upload-*.tmp"):
+        stale.unlink(missing_ok=True)
+    log.info(
+        "control plane ready database=%s artifacts=%s",
+        mask_database_url(db.url),
+        artifacts.root,
+    )
+    return ControlPlane(settings=settings, db=db, artifacts=artifacts, notifier=RevisionNotifier())
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    settings = settings or ServerSettings()
+    cp = open_control_plane(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        cp.db.dispose()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="deckhand control plane",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.control_plane = cp
+    install_error_handlers(app)
+    for module in (health, packages, environments, deployments, agent, events, tokens):
+        app.include_router(module.router)
+
+    return app

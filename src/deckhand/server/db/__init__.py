@@ -1,0 +1,1 @@
+"""Database layer: engine and sessions (`session`), ORM models (`models`), migrations."""

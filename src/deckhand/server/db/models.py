@@ -1,0 +1,165 @@
+"""ORM models of the control plane (SQLAlchemy 2 declarative, typed).
+
+Every schema change goes through an Alembic migration in `migrations/versions`.
+Times are stored in UTC and always returned timezone-aware.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def new_id() -> str:
+    """A 24-hex-digit identifier (the shape of the documented system's ids)."""
+    return secrets.token_hex(12)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A DateTime stored as UTC and read back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    environment_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class ModelPackage(Base):
+    __tablename__ = "model_packages"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    format: Mapped[str] = mapped_column(String(40))
+    target_type: Mapped[str] = mapped_column(String(40))
+    class_labels: Mapped[list[str] | None] = mapped_column(JSON)
+    features: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class Environment(Base):
+    __tablename__ = "environments"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    platform: Mapped[str] = mapped_column(String(40))
+    plugin: Mapped[str] = mapped_column(String(200))
+    plugin_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    key_value_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    monitoring_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    revision: Mapped[int] = mapped_column(BigInteger, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str | None] = mapped_column(String(20))
+    status_message: Mapped[str | None] = mapped_column(Text)
+    status_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    deployments: Mapped[list[Deployment]] = relationship(
+        back_populates="environment", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Deployment(Base):
+    __tablename__ = "deployments"
+    __table_args__ = (Index("ix_deployments_environment_deleted", "environment_id", "deleted_at"),)
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    environment_id: Mapped[str] = mapped_column(String(24), ForeignKey("environments.id", ondelete="CASCADE"))
+    model_package_id: Mapped[str] = mapped_column(
+        String(24), ForeignKey("model_packages.id", ondelete="RESTRICT"), index=True
+    )
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    key_value_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    revision: Mapped[int] = mapped_column(BigInteger, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    observed_state: Mapped[str | None] = mapped_column(String(20))
+    observed_model_id: Mapped[str | None] = mapped_column(String(100))
+    observed_prediction_url: Mapped[str | None] = mapped_column(Text)
+    observed_message: Mapped[str | None] = mapped_column(Text)
+    observed_old_model_in_use: Mapped[bool | None] = mapped_column(Boolean)
+    observed_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    environment: Mapped[Environment] = relationship(back_populates="deployments")
+    model_package: Mapped[ModelPackage] = relationship()
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_environment", "environment_id", "id"),
+        Index("ix_events_deployment", "deployment_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    environment_id: Mapped[str | None] = mapped_column(String(24))
+    deployment_id: Mapped[str | None] = mapped_column(String(24))
+    kind: Mapped[str] = mapped_column(String(10))
+    action: Mapped[str] = mapped_column(String(100))
+    result: Mapped[str] = mapped_column(String(20))
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str | None] = mapped_column(String(100))

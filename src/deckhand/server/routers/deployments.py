@@ -1,0 +1,122 @@
+"""`/api/v1/deployments`: create, list, show, activate, deactivate, replace model, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
+
+from deckhand.server.auth import AdminUser, Reader, check_environment_scope
+from deckhand.server.db.models import Deployment
+from deckhand.server.routers.common import API_PREFIX, errors
+from deckhand.server.schemas.deployments import (
+    DeploymentCreate,
+    DeploymentOut,
+    DeploymentUpdate,
+    ReplaceModel,
+)
+from deckhand.server.services import deployments as svc
+from deckhand.server.services.lookup import find_deployment, find_environment
+from deckhand.server.state import CP, ControlPlane
+
+router = APIRouter(prefix=f"{API_PREFIX}/deployments", tags=["deployments"])
+
+
+def _write(cp: ControlPlane, change: Callable[[Session], Deployment]) -> DeploymentOut:
+    """Run a change in a transaction, then wake the environment's long polls."""
+    with cp.db.writing() as session:
+        dep = change(session)
+        session.flush()
+        session.refresh(dep)
+        out = svc.deployment_out(dep)
+    cp.notifier.notify(out.environment_id)
+    return out
+
+
+@router.post("", status_code=201, response_model=DeploymentOut, responses=errors(403, 404, 409))
+def create_deployment(
+    body: DeploymentCreate,
+    principal: AdminUser,
+    cp: CP,
+) -> DeploymentOut:
+    return _write(cp, lambda s: svc.create_deployment(s, principal, body))
+
+
+@router.get("", response_model=list[DeploymentOut], responses=errors(403, 404))
+def list_deployments(
+    principal: Reader,
+    cp: CP,
+    environment_id: Annotated[
+        str | None,
+        Query(alias="environmentId", description="Only this environment (id or name)."),
+    ] = None,
+) -> list[DeploymentOut]:
+    with cp.db.reading() as session:
+        env_id = None
+        if environment_id:
+            env_id = find_environment(session, environment_id, field="environmentId").id
+            check_environment_scope(principal, env_id)
+        return [svc.deployment_out(d) for d in svc.list_deployments(session, principal, env_id)]
+
+
+@router.get("/{ref}", response_model=DeploymentOut, responses=errors(403, 404, 409))
+def get_deployment(
+    ref: str,
+    principal: Reader,
+    cp: CP,
+) -> DeploymentOut:
+    """By id, or by name when the name is unique."""
+    with cp.db.reading() as session:
+        dep = find_deployment(session, ref)
+        check_environment_scope(principal, dep.environment_id)
+        return svc.deployment_out(dep)
+
+
+@router.post("/{ref}/activate", response_model=DeploymentOut, responses=errors(403, 404))
+def activate(
+    ref: str,
+    principal: AdminUser,
+    cp: CP,
+) -> DeploymentOut:
+    return _write(cp, lambda s: svc.set_active(s, principal, ref, True))
+
+
+@router.post("/{ref}/deactivate", response_model=DeploymentOut, responses=errors(403, 404))
+def deactivate(
+    ref: str,
+    principal: AdminUser,
+    cp: CP,
+) -> DeploymentOut:
+    return _write(cp, lambda s: svc.set_active(s, principal, ref, False))
+
+
+@router.post("/{ref}/replace-model", response_model=DeploymentOut, responses=errors(403, 404))
+def replace_model(
+    ref: str,
+    body: ReplaceModel,
+    principal: AdminUser,
+    cp: CP,
+) -> DeploymentOut:
+    return _write(cp, lambda s: svc.replace_model(s, principal, ref, body.model_package_id))
+
+
+@router.patch("/{ref}", response_model=DeploymentOut, responses=errors(403, 404))
+def update_deployment(
+    ref: str,
+    body: DeploymentUpdate,
+    principal: AdminUser,
+    cp: CP,
+) -> DeploymentOut:
+    return _write(cp, lambda s: svc.update_deployment(s, principal, ref, body))
+
+
+@router.delete("/{ref}", status_code=204, responses=errors(403, 404))
+def delete_deployment(
+    ref: str,
+    principal: AdminUser,
+    cp: CP,
+) -> Response:
+    _write(cp, lambda s: svc.delete_deployment(s, principal, ref))
+    return Response(status_code=204)

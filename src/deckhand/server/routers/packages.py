@@ -1,0 +1,109 @@
+"""`/api/v1/model-packages`: upload (streamed), list, show, download, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import FileResponse
+
+from deckhand.server.auth import AdminUser, Reader, UserReader
+from deckhand.server.errors import NotFound
+from deckhand.server.routers.common import API_PREFIX, errors
+from deckhand.server.schemas.packages import ModelPackageOut
+from deckhand.server.services import packages as svc
+from deckhand.server.services.lookup import find_package
+from deckhand.server.state import CP
+
+router = APIRouter(prefix=f"{API_PREFIX}/model-packages", tags=["model packages"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ModelPackageOut,
+    responses=errors(400, 403, 413),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def upload_package(
+    request: Request,
+    principal: AdminUser,
+    cp: CP,
+    sha256: Annotated[str | None, Query(description="Expected sha256 of the body.")] = None,
+    x_checksum_sha256: Annotated[str | None, Header()] = None,
+) -> ModelPackageOut:
+    """Upload a package file as the raw request body; its manifest gives the metadata."""
+    expected_query = svc.parse_expected_sha256(sha256, "sha256")
+    expected_header = svc.parse_expected_sha256(x_checksum_sha256, "X-Checksum-Sha256")
+    expected = expected_query or expected_header
+    if expected_query and expected_header and expected_query != expected_header:
+        from deckhand.server.errors import InvalidField
+
+        raise InvalidField("sha256", "the query parameter and X-Checksum-Sha256 header differ")
+    package = await svc.receive_package(cp, principal, request.stream(), expected)
+    return svc.package_out(package)
+
+
+@router.get("", response_model=list[ModelPackageOut], responses=errors(403))
+def list_packages(_p: UserReader, cp: CP) -> list[ModelPackageOut]:
+    with cp.db.reading() as session:
+        return [svc.package_out(p) for p in svc.list_packages(session)]
+
+
+@router.get("/{package_id}", response_model=ModelPackageOut, responses=errors(403, 404))
+def get_package(
+    package_id: str,
+    principal: Reader,
+    cp: CP,
+) -> ModelPackageOut:
+    with cp.db.reading() as session:
+        package = find_package(session, package_id, field="modelPackage")
+        svc.check_package_scope(session, principal, package.id)
+        return svc.package_out(package)
+
+
+@router.get(
+    "/{package_id}/artifact",
+    response_class=FileResponse,
+    responses={
+        **errors(403, 404),
+        200: {"content": {"application/octet-stream": {}}, "description": "The package file"},
+    },
+)
+def download_package(
+    package_id: str,
+    principal: Reader,
+    cp: CP,
+) -> FileResponse:
+    """The package file, with its sha256 in `X-Checksum-Sha256`."""
+    with cp.db.reading() as session:
+        package = find_package(session, package_id, field="modelPackage")
+        svc.check_package_scope(session, principal, package.id)
+    path = cp.artifacts.path_for(package.id)
+    if not path.is_file():
+        raise NotFound(
+            f"modelPackage: the artifact of {package.id} is missing from {cp.artifacts.root}; upload the package again"
+        )
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        filename=f"{package.name}-{package.id}.dhpkg",
+        headers={"X-Checksum-Sha256": package.sha256},
+    )
+
+
+@router.delete("/{package_id}", status_code=204, responses=errors(403, 404, 409))
+def delete_package(
+    package_id: str,
+    principal: AdminUser,
+    cp: CP,
+) -> Response:
+    with cp.db.writing() as session:
+        package = svc.delete_package(session, principal, package_id)
+    cp.artifacts.delete(package.id)
+    return Response(status_code=204)

@@ -1,0 +1,1 @@
+"""Pydantic models of the HTTP API: camelCase on the wire, snake_case in Python."""

@@ -1,0 +1,60 @@
+"""Deployment resources."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field
+
+from deckhand.server.schemas.common import (
+    NAME_PATTERN,
+    ApiModel,
+    DeploymentState,
+    JsonObject,
+    RequestModel,
+)
+
+DeploymentName = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
+Ref = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class DeploymentCreate(RequestModel):
+    name: DeploymentName
+    environment_id: Ref = Field(description="The environment's id or name.")
+    model_package_id: Ref
+    description: Annotated[str, Field(max_length=10_000)] = ""
+    key_value_config: JsonObject = Field(default_factory=dict)
+    active: bool = True
+
+
+class DeploymentUpdate(RequestModel):
+    description: Annotated[str, Field(max_length=10_000)] | None = None
+    key_value_config: JsonObject | None = None
+
+
+class ReplaceModel(RequestModel):
+    model_package_id: Ref
+
+
+class ObservedOut(ApiModel):
+    state: DeploymentState | None
+    model_id: str | None
+    prediction_url: str | None
+    message: str | None
+    old_model_in_use: bool | None
+    updated_at: datetime | None
+
+
+class DeploymentOut(ApiModel):
+    id: str
+    name: str
+    description: str
+    environment_id: str
+    model_package_id: str
+    active: bool
+    key_value_config: JsonObject
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+    observed: ObservedOut | None

@@ -1,0 +1,1 @@
+"""The control plane's work, one module per resource; routers only adapt HTTP to these."""

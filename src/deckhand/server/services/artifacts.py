@@ -1,0 +1,64 @@
+"""Model package files on disk: `<data_dir>/artifacts/<package id>.pkg`.
+
+Uploads are streamed to a temp file in the same directory while hashing, then renamed
+into place, so a half-written file never has a package's name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+from typing import BinaryIO
+
+
+class ArtifactStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, package_id: str) -> Path:
+        return self.root / f"{package_id}.pkg"
+
+    def new_upload(self) -> Upload:
+        return Upload(self.root / f".upload-{secrets.token_hex(8)}.tmp")
+
+    def commit(self, upload: Upload, package_id: str) -> Path:
+        target = self.path_for(package_id)
+        os.replace(upload.path, target)
+        return target
+
+    def delete(self, package_id: str) -> None:
+        self.path_for(package_id).unlink(missing_ok=True)
+
+
+class Upload:
+    """A temp file being written, with its running sha256 and size."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self._handle: BinaryIO | None = open(path, "wb")  # noqa: SIM115
+
+    def write(self, chunk: bytes) -> None:
+        assert self._handle is not None
+        self._handle.write(chunk)
+        self.sha256.update(chunk)
+        self.size += len(chunk)
+
+    def finish(self) -> str:
+        """Flush to disk; returns the hex digest."""
+        if self._handle is not None:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            self._handle = None
+        return self.sha256.hexdigest()
+
+    def discard(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,173 @@
+"""Deployments: create, activate, deactivate, replace model, update, delete.
+
+Every change bumps the deployment's revision and its environment's revision (what
+wakes the agent's long poll) and records an event. Deletion is soft: the deployment
+leaves the desired state at once, and its row is purged when the agent's status report
+no longer lists it (or lists it stopped).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from deckhand.server.auth import Principal
+from deckhand.server.db.models import Deployment, utcnow
+from deckhand.server.errors import Conflict
+from deckhand.server.schemas.deployments import (
+    DeploymentCreate,
+    DeploymentOut,
+    DeploymentUpdate,
+    ObservedOut,
+)
+from deckhand.server.services.environments import bump_revision
+from deckhand.server.services.events import record_api_event
+from deckhand.server.services.lookup import find_deployment, find_environment, find_package
+
+
+def deployment_out(dep: Deployment) -> DeploymentOut:
+    observed = None
+    if dep.observed_updated_at is not None:
+        observed = ObservedOut(
+            state=dep.observed_state,  # type: ignore[arg-type]
+            model_id=dep.observed_model_id,
+            prediction_url=dep.observed_prediction_url,
+            message=dep.observed_message,
+            old_model_in_use=dep.observed_old_model_in_use,
+            updated_at=dep.observed_updated_at,
+        )
+    return DeploymentOut(
+        id=dep.id,
+        name=dep.name,
+        description=dep.description,
+        environment_id=dep.environment_id,
+        model_package_id=dep.model_package_id,
+        active=dep.active,
+        key_value_config=dep.key_value_config,
+        revision=dep.revision,
+        created_at=dep.created_at,
+        updated_at=dep.updated_at,
+        observed=observed,
+    )
+
+
+def _changed(session: Session, principal: Principal, dep: Deployment, action: str, msg: str) -> None:
+    dep.revision = dep.revision + 1
+    dep.updated_at = utcnow()
+    session.flush()
+    bump_revision(session, dep.environment_id)
+    record_api_event(session, principal, action, msg, environment_id=dep.environment_id, deployment_id=dep.id)
+
+
+def create_deployment(session: Session, principal: Principal, body: DeploymentCreate) -> Deployment:
+    env = find_environment(session, body.environment_id, field="environmentId")
+    package = find_package(session, body.model_package_id)
+    taken = session.scalars(
+        select(Deployment.id).where(
+            Deployment.environment_id == env.id,
+            Deployment.name == body.name,
+            Deployment.deleted_at.is_(None),
+        )
+    ).first()
+    if taken:
+        raise Conflict(
+            f"name: environment {env.name!r} already has a deployment named {body.name!r} "
+            f"(id {taken}); pick another name or replace its model"
+        )
+    now = utcnow()
+    dep = Deployment(
+        name=body.name,
+        description=body.description,
+        environment_id=env.id,
+        model_package_id=package.id,
+        active=body.active,
+        key_value_config=body.key_value_config,
+        revision=1,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(dep)
+    session.flush()
+    bump_revision(session, env.id)
+    record_api_event(
+        session,
+        principal,
+        "deployment.create",
+        f"created deployment {dep.name!r} of model package {package.name!r} ({package.id}) "
+        f"in {env.name!r}, {'active' if dep.active else 'inactive'}",
+        environment_id=env.id,
+        deployment_id=dep.id,
+    )
+    return dep
+
+
+def set_active(session: Session, principal: Principal, ref: str, active: bool) -> Deployment:
+    dep = find_deployment(session, ref)
+    if dep.active == active:
+        return dep
+    dep.active = active
+    verb = "activated" if active else "deactivated"
+    _changed(
+        session,
+        principal,
+        dep,
+        "deployment.activate" if active else "deployment.deactivate",
+        f"{verb} deployment {dep.name!r}",
+    )
+    return dep
+
+
+def replace_model(session: Session, principal: Principal, ref: str, model_package_id: str) -> Deployment:
+    dep = find_deployment(session, ref)
+    package = find_package(session, model_package_id)
+    if package.id == dep.model_package_id:
+        return dep
+    old = dep.model_package_id
+    dep.model_package_id = package.id
+    _changed(
+        session,
+        principal,
+        dep,
+        "deployment.replaceModel",
+        f"replaced the model of deployment {dep.name!r}: {old} -> {package.id} ({package.name!r})",
+    )
+    return dep
+
+
+def update_deployment(session: Session, principal: Principal, ref: str, body: DeploymentUpdate) -> Deployment:
+    dep = find_deployment(session, ref)
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    if not changes:
+        return dep
+    for key, value in changes.items():
+        setattr(dep, key, value)
+    _changed(
+        session,
+        principal,
+        dep,
+        "deployment.update",
+        f"updated {', '.join(sorted(changes))} of deployment {dep.name!r}",
+    )
+    return dep
+
+
+def delete_deployment(session: Session, principal: Principal, ref: str) -> Deployment:
+    dep = find_deployment(session, ref)
+    dep.deleted_at = utcnow()
+    _changed(
+        session,
+        principal,
+        dep,
+        "deployment.delete",
+        f"deleted deployment {dep.name!r}; the agent stops it",
+    )
+    return dep
+
+
+def list_deployments(session: Session, principal: Principal, environment_id: str | None = None) -> list[Deployment]:
+    query = select(Deployment).where(Deployment.deleted_at.is_(None)).order_by(Deployment.created_at, Deployment.id)
+    if environment_id:
+        query = query.where(Deployment.environment_id == environment_id)
+    if principal.role == "agent":
+        query = query.where(Deployment.environment_id.in_(principal.environment_ids))
+    return list(session.scalars(query))

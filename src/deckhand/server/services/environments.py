@@ -1,0 +1,145 @@
+"""Prediction environments: create, read, update, delete; revision bumps."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from deckhand.server.auth import Principal
+from deckhand.server.db.models import Deployment, Environment, utcnow
+from deckhand.server.errors import Conflict
+from deckhand.server.schemas.common import DEFAULT_PLUGIN_BY_PLATFORM
+from deckhand.server.schemas.environments import (
+    EnvironmentCreate,
+    EnvironmentOut,
+    EnvironmentStatusOut,
+    EnvironmentUpdate,
+)
+from deckhand.server.services.events import record_api_event
+from deckhand.server.services.lookup import find_environment
+
+
+def environment_out(env: Environment) -> EnvironmentOut:
+    status = None
+    if env.status is not None:
+        status = EnvironmentStatusOut(
+            status=env.status,  # type: ignore[arg-type]
+            message=env.status_message,
+            updated_at=env.status_updated_at,
+        )
+    return EnvironmentOut(
+        id=env.id,
+        name=env.name,
+        description=env.description,
+        platform=env.platform,
+        plugin=env.plugin,
+        plugin_config=env.plugin_config,
+        key_value_config=env.key_value_config,
+        monitoring_enabled=env.monitoring_enabled,
+        revision=env.revision,
+        created_at=env.created_at,
+        created_by=env.created_by,
+        status=status,
+    )
+
+
+def bump_revision(session: Session, environment_id: str) -> None:
+    """Atomically add one to the environment's revision (the agent's change signal)."""
+    session.execute(
+        update(Environment)
+        .where(Environment.id == environment_id)
+        .values(revision=Environment.revision + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _check_name_free(session: Session, name: str, exclude_id: str | None = None) -> None:
+    query = select(Environment.id).where(Environment.name == name)
+    if exclude_id:
+        query = query.where(Environment.id != exclude_id)
+    if session.scalars(query).first():
+        raise Conflict(f"name: a prediction environment named {name!r} exists; pick another name")
+
+
+def create_environment(session: Session, principal: Principal, body: EnvironmentCreate) -> Environment:
+    _check_name_free(session, body.name)
+    plugin = body.plugin or DEFAULT_PLUGIN_BY_PLATFORM.get(body.platform) or "custom"
+    env = Environment(
+        name=body.name,
+        description=body.description,
+        platform=body.platform,
+        plugin=plugin,
+        plugin_config=body.plugin_config,
+        key_value_config=body.key_value_config,
+        monitoring_enabled=body.monitoring_enabled,
+        revision=1,
+        created_by=principal.name,
+    )
+    session.add(env)
+    session.flush()
+    record_api_event(
+        session,
+        principal,
+        "environment.create",
+        f"created prediction environment {env.name!r} (platform {env.platform}, plugin {plugin})",
+        environment_id=env.id,
+    )
+    return env
+
+
+def update_environment(session: Session, principal: Principal, ref: str, body: EnvironmentUpdate) -> Environment:
+    env = find_environment(session, ref)
+    changes = body.model_dump(exclude_unset=True)
+    if not changes:
+        return env
+    if body.name is not None and body.name != env.name:
+        _check_name_free(session, body.name, exclude_id=env.id)
+    if env.platform == "custom" and "plugin_config" in changes:
+        if not (body.plugin_config or {}).get("command"):
+            from deckhand.server.errors import InvalidField
+
+            raise InvalidField("pluginConfig.command", "is required for platform 'custom'")
+    for key, value in changes.items():
+        if value is not None:
+            setattr(env, key, value)
+    session.flush()
+    bump_revision(session, env.id)
+    record_api_event(
+        session,
+        principal,
+        "environment.update",
+        f"updated {', '.join(sorted(changes))} of prediction environment {env.name!r}",
+        environment_id=env.id,
+    )
+    session.refresh(env)
+    return env
+
+
+def delete_environment(session: Session, principal: Principal, ref: str) -> Environment:
+    env = find_environment(session, ref)
+    live = session.scalar(
+        select(func.count())
+        .select_from(Deployment)
+        .where(Deployment.environment_id == env.id, Deployment.deleted_at.is_(None))
+    )
+    if live:
+        raise Conflict(
+            f"environment {env.name!r} still has {live} deployment(s); delete them first "
+            "(`deckhand deployments delete ID`)"
+        )
+    session.delete(env)
+    record_api_event(
+        session,
+        principal,
+        "environment.delete",
+        f"deleted prediction environment {env.name!r}",
+        environment_id=env.id,
+    )
+    return env
+
+
+def list_environments(session: Session, principal: Principal) -> list[Environment]:
+    query = select(Environment).order_by(Environment.created_at, Environment.name)
+    if principal.role == "agent":
+        query = query.where(Environment.id.in_(principal.environment_ids))
+    return list(session.scalars(query))

@@ -1,0 +1,49 @@
+"""Configuration of the control plane, one place for every setting and its default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+BOOTSTRAP_TOKEN_ENV = "DECKHAND_BOOTSTRAP_TOKEN"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+class ServerSettings(BaseModel):
+    """Settings of one control-plane process.
+
+    `database_url` defaults to an SQLite file in `data_dir`; model package artifacts are
+    stored under `data_dir/artifacts` whatever the database.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_dir: Path = Field(default_factory=lambda: Path("deckhand-data"))
+    database_url: str | None = None
+    host: str = DEFAULT_HOST
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    bootstrap_token: str | None = Field(default_factory=lambda: os.environ.get(BOOTSTRAP_TOKEN_ENV) or None)
+    long_poll_default_seconds: float = 30.0
+    long_poll_max_seconds: float = 60.0
+    # How often a waiting long poll re-reads the revision from the database, so that
+    # changes made by another server process are seen too.
+    long_poll_recheck_seconds: float = 2.0
+    max_upload_bytes: int = 4 * 1024**3
+
+    @model_validator(mode="after")
+    def _default_database(self) -> ServerSettings:
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'deckhand.db'}"
+        return self
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"

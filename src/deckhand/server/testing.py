@@ -1,0 +1,153 @@
+"""Run a real control plane for tests and demos: in a thread, or as a `deckhand server` process.
+
+    with ThreadedServer(ServerSettings(data_dir=tmp, bootstrap_token="t")) as server:
+        client = ControlPlaneClient(server.url, "t")
+
+Both bind 127.0.0.1 on a free port and stop what they started.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from deckhand.server.settings import BOOTSTRAP_TOKEN_ENV, ServerSettings
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_healthy(url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"control plane exited with code {process.returncode} while starting")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise TimeoutError(f"control plane at {url} not healthy after {timeout} s ({last})")
+
+
+class ThreadedServer:
+    """uvicorn serving `create_app(settings)` in a background thread of this process."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        import uvicorn
+
+        from deckhand.server.app import create_app
+
+        if not settings.port:
+            settings.port = free_port(settings.host)
+        self.settings = settings
+        self.app = create_app(settings)
+        config = uvicorn.Config(
+            self.app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="deckhand-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return self.settings.url
+
+    def start(self) -> ThreadedServer:
+        self._thread.start()
+        wait_healthy(self.url)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+
+    def __enter__(self) -> ThreadedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ServerProcess:
+    """`deckhand server` as a child process; its stdout/stderr go to `log_path`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        bootstrap_token: str | None = None,
+        database_url: str | None = None,
+        port: int | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.bootstrap_token = bootstrap_token
+        self.database_url = database_url
+        self.log_path = log_path or self.data_dir.parent / f"server-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        cmd = [
+            sys.executable, "-c", "import sys; from deckhand.cli import main; sys.exit(main())",
+            "server",
+            "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port),
+        ]  # fmt: skip
+        if self.database_url:
+            cmd += ["--database-url", self.database_url]
+        env = dict(os.environ)
+        env.pop(BOOTSTRAP_TOKEN_ENV, None)
+        if self.bootstrap_token:
+            env[BOOTSTRAP_TOKEN_ENV] = self.bootstrap_token
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        finally:
+            log.close()
+        try:
+            wait_healthy(self.url, timeout, self.process)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

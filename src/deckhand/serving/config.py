@@ -1,0 +1,55 @@
+"""Settings of `deckhand serve` (one model from a package, or many from a models dir)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from deckhand.serving.hooks import MONITORING_ENV
+
+CONFIG_ENV = "DECKHAND_SERVE_CONFIG"  # JSON of ServeConfig, for uvicorn worker processes
+DEFAULT_MAX_BODY = 50 * 1024 * 1024
+
+
+class ServeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    package: Path | None = None
+    models_dir: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = Field(default=1, ge=1)
+    # single-model mode
+    deployment_id: str = "default"
+    model_id: str | None = None
+    # multi-model mode (the filesystem plugin's layout)
+    deployment_dir_prefix: str = ""
+    info_file: str = "config.yml"
+    poll_interval_s: float = Field(default=0.25, gt=0)
+    # request handling
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY, gt=0)
+    batching: bool = True
+    max_batch_rows: int = Field(default=128, ge=1)
+    batch_wait_ms: float = Field(default=0.0, ge=0)
+    inline_max_rows: int = Field(default=1000, ge=1)
+    # monitoring: a channel spec; None means "read DECKHAND_MONITORING"
+    monitoring: str | None = None
+    feature_sample_rows: int = Field(default=10, ge=0)
+    log_level: str = "warning"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ServeConfig:
+        if (self.package is None) == (self.models_dir is None):
+            raise ValueError(
+                "give exactly one of --package FILE (one model) or --models-dir DIR (many)"
+            )
+        return self
+
+    @property
+    def multi_model(self) -> bool:
+        return self.models_dir is not None
+
+    def monitoring_spec(self) -> str | None:
+        return self.monitoring if self.monitoring is not None else os.environ.get(MONITORING_ENV)

@@ -1,0 +1,228 @@
+"""The models a server holds, one entry per deployment, swapped atomically on reload.
+
+Readers (the request path) take `entry.current` once per request; loaders (a worker
+thread) build a whole new `ServingModel` and assign it in one step, so a request sees the
+old model or the new one, never half of each. When a load fails the old model keeps
+serving and the error is kept on the entry for `/deployments/<id>/info`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deckhand.packages import LoadedModel, Manifest, PackageError, file_sha256, load_model
+from deckhand.serving.batching import MicroBatcher
+
+log = logging.getLogger("deckhand.serving")
+
+RETIRE_AFTER_S = 30.0  # old models are closed this long after a swap (in-flight requests)
+
+
+@dataclass
+class BatchingConfig:
+    enabled: bool = True
+    max_rows: int = 128
+    max_wait_s: float = 0.0
+    inline_max_rows: int = 1000
+
+
+@dataclass
+class ServingModel:
+    """One loaded version of a deployment's model (immutable once published)."""
+
+    model: LoadedModel
+    model_id: str | None
+    package_path: Path
+    package_sha256: str
+    loaded_at: float
+    load_seconds: float
+    batcher: MicroBatcher
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.model.manifest
+
+
+@dataclass
+class DeploymentEntry:
+    key: str  # the directory name (multi-model) or the configured id (single model)
+    deployment_id: str
+    current: ServingModel | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+    loading: bool = False
+    source_signature: Any = None  # what was last loaded (or tried) from disk
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def state(self) -> str:
+        if self.current is not None:
+            return "ready"
+        if self.loading or self.last_error is None:
+            return "launching"
+        return "errored"
+
+    def info(self) -> dict[str, Any]:
+        current = self.current
+        body: dict[str, Any] = {
+            "deploymentId": self.deployment_id,
+            "directory": self.key,
+            "state": self.state,
+            "lastError": self.last_error,
+            "lastErrorAt": self.last_error_at,
+        }
+        if current is not None:
+            manifest = current.manifest
+            body.update(
+                modelId=current.model_id,
+                loadedAt=current.loaded_at,
+                loadSeconds=round(current.load_seconds, 4),
+                package={
+                    "path": str(current.package_path),
+                    "sha256": current.package_sha256,
+                    "name": manifest.name,
+                    "format": manifest.format,
+                    "targetType": manifest.target_type,
+                    "classLabels": manifest.class_labels,
+                    "features": [f.model_dump() for f in manifest.features],
+                    "libraryVersions": manifest.library_versions,
+                    "payloadSha256": manifest.payload_sha256,
+                },
+            )
+        return body
+
+
+class ModelRepository:
+    """Deployment entries by key, plus deployment-id aliases when unambiguous."""
+
+    def __init__(self, batching: BatchingConfig | None = None, executor: Any = None) -> None:
+        self.batching = batching or BatchingConfig()
+        self.executor = executor
+        self._entries: dict[str, DeploymentEntry] = {}
+        self._aliases: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.load_failures = 0
+
+    # -- reading (request path) -------------------------------------------------------
+    def resolve(self, ref: str) -> DeploymentEntry | None:
+        entry = self._entries.get(ref)
+        if entry is None:
+            key = self._aliases.get(ref)
+            entry = self._entries.get(key) if key is not None else None
+        return entry
+
+    def entries(self) -> list[DeploymentEntry]:
+        return sorted(self._entries.values(), key=lambda e: e.key)
+
+    def keys(self) -> set[str]:
+        return set(self._entries)
+
+    # -- writing (loader threads) -----------------------------------------------------
+    def entry(self, key: str, deployment_id: str) -> DeploymentEntry:
+        """The entry for key, created if new; its deployment id is kept up to date."""
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                found = DeploymentEntry(key=key, deployment_id=deployment_id)
+                self._entries[key] = found
+            elif found.deployment_id != deployment_id:
+                found.deployment_id = deployment_id
+            self._rebuild_aliases()
+            return found
+
+    def remove(self, key: str) -> bool:
+        with self._lock:
+            entry = self._entries.pop(key, None)
+            self._rebuild_aliases()
+        if entry is None:
+            return False
+        if entry.current is not None:
+            _retire(entry.current)
+        log.info("event=model_unloaded deployment=%s", key)
+        return True
+
+    def _rebuild_aliases(self) -> None:
+        counts: dict[str, list[str]] = {}
+        for key, entry in self._entries.items():
+            if entry.deployment_id != key:
+                counts.setdefault(entry.deployment_id, []).append(key)
+        self._aliases = {
+            dep_id: keys[0]
+            for dep_id, keys in counts.items()
+            if len(keys) == 1 and dep_id not in self._entries
+        }
+
+    def load_into(
+        self,
+        entry: DeploymentEntry,
+        package_path: Path,
+        model_id: str | None,
+        signature: Any = None,
+    ) -> bool:
+        """Load a package and publish it on the entry; on failure keep the old model."""
+        started = time.perf_counter()
+        entry.loading = True
+        entry.source_signature = signature
+        try:
+            sha = file_sha256(package_path)
+            model = load_model(package_path)
+        except (PackageError, OSError) as exc:
+            return self._failed(entry, package_path, str(exc))
+        except Exception as exc:  # a model's own load code can raise anything
+            return self._failed(entry, package_path, f"{type(exc).__name__}: {exc}")
+        finally:
+            entry.loading = False
+        batching = self.batching
+        serving = ServingModel(
+            model=model,
+            model_id=model_id or model.manifest.name,
+            package_path=Path(package_path),
+            package_sha256=sha,
+            loaded_at=time.time(),
+            load_seconds=time.perf_counter() - started,
+            batcher=MicroBatcher(
+                model.predict,
+                max_rows=batching.max_rows,
+                max_wait_s=batching.max_wait_s,
+                inline_max_rows=batching.inline_max_rows,
+                executor=self.executor,
+                # schema-less models take each request's own columns: never merge those
+                enabled=batching.enabled and bool(model.manifest.features),
+            ),
+        )
+        old, entry.current = entry.current, serving
+        entry.last_error = entry.last_error_at = None
+        if old is not None:
+            _retire(old)
+        log.info(
+            "event=model_loaded deployment=%s model_id=%s format=%s seconds=%.3f",
+            entry.key,
+            serving.model_id,
+            model.manifest.format,
+            serving.load_seconds,
+        )
+        return True
+
+    def _failed(self, entry: DeploymentEntry, path: Path, message: str) -> bool:
+        self.load_failures += 1
+        entry.last_error = message
+        entry.last_error_at = time.time()
+        log.warning(
+            "event=model_load_failed deployment=%s package=%s kept_old=%s error=%r",
+            entry.key,
+            path,
+            entry.current is not None,
+            message,
+        )
+        return False
+
+
+def _retire(serving: ServingModel) -> None:
+    timer = threading.Timer(RETIRE_AFTER_S, serving.model.close)
+    timer.daemon = True
+    timer.start()

@@ -1,0 +1,135 @@
+"""Keeps the repository in step with a models directory (the filesystem plugin's layout).
+
+Every `interval` seconds it lists the deployment directories and stats each one's info
+file and artifact; only a directory whose stats changed is re-read. A changed model is
+loaded in a worker thread, off the request path; the old one serves until the new one
+is up. Directories that disappear are unloaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from concurrent.futures import Executor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from deckhand.plugins.filesystem.layout import LayoutError, read_deployment_dir
+from deckhand.serving.repository import ModelRepository
+
+log = logging.getLogger("deckhand.serving")
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+class ModelsDirWatcher:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        models_dir: Path,
+        *,
+        prefix: str = "",
+        info_file: str = "config.yml",
+        interval: float = 0.25,
+        executor: Executor | None = None,
+    ) -> None:
+        self.repository = repository
+        self.models_dir = Path(models_dir)
+        self.prefix = prefix
+        self.info_file = info_file
+        self.interval = interval
+        self.executor = executor or ThreadPoolExecutor(2, thread_name_prefix="deckhand-load")
+        self._stats: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- one pass -----------------------------------------------------------------------
+    def _dir_stats(self, name: str) -> Any:
+        directory = self.models_dir / name
+        info = _stat_key(directory / self.info_file)
+        entry = self.repository.resolve(name)
+        artifact = None
+        if entry is not None and entry.current is not None:
+            artifact = _stat_key(entry.current.package_path)
+        return (info, artifact, _stat_key(directory))
+
+    def scan_names(self) -> list[str]:
+        try:
+            with os.scandir(self.models_dir) as it:
+                return sorted(
+                    e.name
+                    for e in it
+                    if not e.name.startswith(".") and e.name.startswith(self.prefix) and e.is_dir()
+                )
+        except FileNotFoundError:
+            return []
+
+    def poll_once(self, wait: bool = False) -> None:
+        """Find changes; submit loads (and wait for them when `wait`)."""
+        names = self.scan_names()
+        pending = []
+        for gone in self.repository.keys() - set(names):
+            self.repository.remove(gone)
+            self._stats.pop(gone, None)
+        for name in names:
+            stats = self._dir_stats(name)
+            if self._stats.get(name) == stats:
+                continue
+            self._stats[name] = stats
+            pending.append(self.executor.submit(self.sync_dir, name))
+        if wait:
+            for future in pending:
+                future.result()
+
+    def sync_dir(self, name: str, *, force: bool = False) -> bool:
+        """Load the directory's model if it differs from what was loaded; True if serving."""
+        directory = self.models_dir / name
+        try:
+            found = read_deployment_dir(directory, self.info_file)
+        except LayoutError as exc:
+            entry = self.repository.resolve(name)
+            if entry is None:
+                entry = self.repository.entry(name, name.removeprefix(self.prefix) or name)
+            if not directory.exists():
+                self.repository.remove(name)
+                return False
+            entry.last_error = str(exc)
+            self._stats.pop(name, None)  # look again next pass
+            return entry.current is not None
+        entry = self.repository.entry(name, found.deployment_id)
+        artifact_stat = _stat_key(found.artifact)
+        signature = (found.model_id, str(found.artifact), artifact_stat)
+        with entry.lock:
+            if not force and entry.source_signature == signature:
+                return entry.current is not None
+            ok = self.repository.load_into(entry, found.artifact, found.model_id, signature)
+        self._stats[name] = self._dir_stats(name)
+        return ok
+
+    # -- the polling thread ---------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="deckhand-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll_once()
+            except Exception as exc:  # keep watching whatever happens to one pass
+                log.warning("event=models_dir_poll_failed dir=%s error=%r", self.models_dir, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None

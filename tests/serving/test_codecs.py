@@ -1,0 +1,96 @@
+"""Request decoding and response encoding, without HTTP."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from deckhand.packages.manifest import Feature, Manifest
+from deckhand.packages.model import Predictions
+from deckhand.serving import codecs
+
+
+def _manifest(target: str = "binary", labels: list[str] | None = None) -> Manifest:
+    return Manifest(
+        name="m",
+        format="sklearn",
+        target_type=target,  # type: ignore[arg-type]
+        class_labels=labels if labels is not None else (["no", "yes"] if target == "binary" else None),
+        features=[Feature(name="a"), Feature(name="b")],
+        payload_sha256="0" * 64,
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"b": 2, "a": 1, "extra": 9}]',
+        b'{"data": [{"a": 1, "b": 2}]}',
+        b'{"columns": ["b", "a"], "data": [[2, 1]]}',
+    ],
+)
+def test_json_shapes_give_rows_in_feature_order(body: bytes) -> None:
+    batch = codecs.decode(body, "application/json", _manifest())
+    assert batch.columns == ["a", "b"] and batch.rows == [[1, 2]]
+
+
+def test_csv_small_and_large_agree() -> None:
+    manifest = _manifest()
+    small = b"b,a\n2,1\n4,3\n"
+    assert codecs.decode(small, "text/csv; charset=utf-8", manifest).to_array().tolist() == [
+        [1, 2],
+        [3, 4],
+    ]
+    big = b"a,b\n" + b"1.5,2.5\n" * 40_000  # over the pandas threshold
+    batch = codecs.decode(big, "text/csv", manifest)
+    assert len(batch) == 40_000 and batch.to_array()[0].tolist() == [1.5, 2.5]
+
+
+def test_missing_feature_is_named() -> None:
+    with pytest.raises(codecs.RequestError, match=r"row 1 lacks the model's features \['b'\]") as err:
+        codecs.decode(b'[{"a":1,"b":2},{"a":1}]', "application/json", _manifest())
+    assert err.value.status == 422
+    with pytest.raises(codecs.RequestError, match="CSV header lacks"):
+        codecs.decode(b"a\n1\n", "text/csv", _manifest())
+
+
+@pytest.mark.parametrize(
+    "body,ctype,status,message",
+    [
+        (b"{oops", "application/json", 400, "not valid JSON"),
+        (b"[]", "application/json", 400, "no rows"),
+        (b"[1, 2]", "application/json", 400, "JSON objects"),
+        (b"a,b\n1\n", "text/csv", 400, "line 2 has 1 fields"),
+        (b"<xml/>", "application/xml", 415, "not supported"),
+    ],
+)
+def test_bad_bodies(body: bytes, ctype: str, status: int, message: str) -> None:
+    with pytest.raises(codecs.RequestError, match=message) as err:
+        codecs.decode(body, ctype, _manifest())
+    assert err.value.status == status
+
+
+def test_binary_json_output_has_threshold_and_positive_class() -> None:
+    out = orjson.loads(
+        codecs.encode_json(Predictions(probabilities=np.array([[0.2, 0.8], [0.9, 0.1]])), _manifest())
+    )
+    first, second = out["data"]
+    assert first == {
+        "rowId": 0,
+        "prediction": "yes",
+        "predictionValues": [{"label": "no", "value": 0.2}, {"label": "yes", "value": 0.8}],
+        "predictionThreshold": 0.5,
+    }
+    assert second["prediction"] == "no" and second["rowId"] == 1
+
+
+def test_regression_and_csv_output() -> None:
+    manifest = _manifest("regression", [])
+    out = orjson.loads(codecs.encode_json(Predictions(values=np.array([1.5])), manifest))
+    assert out["data"][0]["predictionValues"] == [{"label": "m", "value": 1.5}]
+    text = codecs.encode_csv(Predictions(probabilities=np.array([[0.2, 0.8]])), _manifest()).decode()
+    assert text.splitlines() == [
+        "rowId,prediction,no_PREDICTION,yes_PREDICTION,THRESHOLD,POSITIVE_CLASS",
+        "0,yes,0.2,0.8,0.5,yes",
+    ]

@@ -1,0 +1,123 @@
+"""`deckhand serve --models-dir`: many deployments, picked up and swapped while serving."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+
+from deckhand.packages.demo import sample_rows
+from deckhand.plugins.filesystem import layout
+from deckhand.serving.config import ServeConfig
+
+PREFIX = "deployment_"
+
+
+def _predict(client: httpx.Client, url: str, ref: str, task: str = "multiclass") -> httpx.Response:
+    return client.post(f"{url}/deployments/{ref}/predictions", json=sample_rows(2, task=task))
+
+
+def test_new_replaced_and_removed_deployments_are_followed(
+    serve, demo_package: Path, binary_package: Path, tmp_path: Path, client: httpx.Client, wait_for
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    layout.install(models, f"{PREFIX}d1", "d1", "model-a", demo_package)
+    (models / "not_a_deployment").mkdir()  # ignored: no prefix
+    config = ServeConfig(models_dir=models, deployment_dir_prefix=PREFIX, poll_interval_s=0.1)
+    with serve(config) as (url, _app):
+        # loaded before the server accepted traffic; reachable by dir name and by id
+        assert _predict(client, url, f"{PREFIX}d1").status_code == 200
+        assert _predict(client, url, "d1").status_code == 200
+        listed = client.get(f"{url}/deployments").json()["data"]
+        assert [(d["directory"], d["deploymentId"], d["state"]) for d in listed] == [
+            (f"{PREFIX}d1", "d1", "ready")
+        ]
+
+        # a new deployment appears within 1 s
+        layout.install(models, f"{PREFIX}d2", "d2", "model-b", binary_package)
+        took = wait_for(lambda: _predict(client, url, "d2", "binary").status_code == 200)
+        assert took < 1.0
+
+        # replace d1's model: the old one serves until the new one is up
+        layout.install(models, f"{PREFIX}d1", "d1", "model-c", binary_package)
+        wait_for(lambda: client.get(f"{url}/deployments/d1/info").json().get("modelId") == "model-c")
+        assert _predict(client, url, "d1", "binary").json()["data"][0]["predictionThreshold"] == 0.5
+
+        # a broken replacement keeps the old model and reports the error
+        broken = tmp_path / "broken.dhpkg"
+        data = demo_package.read_bytes()
+        broken.write_bytes(data[: len(data) // 2])
+        layout.install(models, f"{PREFIX}d1", "d1", "model-bad", broken)
+        wait_for(lambda: client.get(f"{url}/deployments/d1/info").json()["lastError"] is not None)
+        info = client.get(f"{url}/deployments/d1/info").json()
+        assert info["state"] == "ready" and info["modelId"] == "model-c"
+        assert "truncated" in info["lastError"]
+        assert _predict(client, url, "d1", "binary").status_code == 200
+
+        # removing the directory unloads the deployment
+        layout.remove(models, f"{PREFIX}d2")
+        wait_for(lambda: _predict(client, url, "d2", "binary").status_code == 404)
+        assert "no deployment 'd2'" in _predict(client, url, "d2").json()["message"]
+
+
+def test_a_deployment_that_never_loaded_is_errored(
+    serve, tmp_path: Path, client: httpx.Client
+) -> None:
+    models = tmp_path / "models"
+    bad = tmp_path / "bad.dhpkg"
+    bad.write_text("not a package")
+    models.mkdir()
+    layout.install(models, "x1", "x1", "m", bad)
+    with serve(ServeConfig(models_dir=models)) as (url, _app):
+        info = client.get(f"{url}/deployments/x1/info").json()
+        assert info["state"] == "errored" and "unknown format" in info["lastError"]
+        response = _predict(client, url, "x1")
+        assert response.status_code == 503 and "unknown format" in response.json()["message"]
+        assert client.get(f"{url}/ping").status_code == 200
+
+
+def test_upload_and_delete_over_http(
+    serve, demo_package: Path, tmp_path: Path, client: httpx.Client
+) -> None:
+    models = tmp_path / "models"
+    config = ServeConfig(models_dir=models, deployment_dir_prefix=PREFIX)
+    with serve(config) as (url, _app):
+        created = client.post(
+            f"{url}/deployments/up1?modelId=m-9",
+            content=demo_package.read_bytes(),
+            headers={"content-type": "application/octet-stream"},
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["modelId"] == "m-9" and created.json()["directory"] == f"{PREFIX}up1"
+        assert (models / f"{PREFIX}up1" / "config.yml").is_file()
+        assert _predict(client, url, "up1").status_code == 200
+
+        rejected = client.post(f"{url}/deployments/up2", content=b"garbage")
+        assert rejected.status_code == 422 and "unknown format" in rejected.json()["message"]
+
+        assert client.delete(f"{url}/deployments/up1").status_code == 200
+        assert not (models / f"{PREFIX}up1").exists()
+        assert _predict(client, url, "up1").status_code == 404
+
+
+def test_single_model_mode_refuses_uploads(serve, demo_package: Path, client: httpx.Client) -> None:
+    with serve(ServeConfig(package=demo_package)) as (url, _app):
+        response = client.post(f"{url}/deployments/x", content=demo_package.read_bytes())
+        assert response.status_code == 405 and "--models-dir" in response.json()["message"]
+        # the one model is also reachable as a deployment
+        assert _predict(client, url, "default").status_code == 200
+
+
+def test_ambiguous_deployment_id_needs_the_directory_name(
+    serve, demo_package: Path, tmp_path: Path, client: httpx.Client
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    layout.install(models, "a", "same", "m1", demo_package)
+    layout.install(models, "b", "same", "m2", demo_package)
+    with serve(ServeConfig(models_dir=models)) as (url, _app):
+        assert _predict(client, url, "same").status_code == 404
+        assert _predict(client, url, "a").status_code == 200
+    shutil.rmtree(models)
