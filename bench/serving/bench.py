@@ -69,7 +69,10 @@ class Result:
 
 
 def _ms(text: str) -> float:
-    value = float(re.match(r"[\d.]+", text).group())  # type: ignore[union-attr]
+    number = re.match(r"[\d.]+", text)
+    if number is None:  # wrk prints -nan when it saw no replies
+        return float("nan")
+    value = float(number.group())
     if text.endswith("us"):
         return value / 1000
     if text.endswith("ms"):
@@ -92,9 +95,11 @@ def run_wrk(url: str, target: Target, connections: int, duration: int, workdir: 
          "-s", str(script), url + target.path],
         capture_output=True, text=True, timeout=duration + 30,
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    patterns = (r"Requests/sec:\s+([\d.]+)", r"^\s+50%\s+(\S+)", r"^\s+99%\s+(\S+)")
+    found = [re.search(p, out, re.MULTILINE) for p in patterns]
+    if not all(found):
+        raise RuntimeError(f"cannot read wrk's output (c={connections}): {out[-400:]!r}")
+    rps, p50, p99 = float(found[0].group(1)), _ms(found[1].group(1)), _ms(found[2].group(1))  # type: ignore[union-attr]
     errors = 0
     if m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out):
         errors += int(m.group(1))
@@ -142,7 +147,7 @@ def bench_target(target: Target, concurrency: list[int], duration: int, workdir:
                  log: Path) -> list[Result]:
     port = free_port()
     command = [part.replace("{port}", str(port)) for part in target.command]
-    env = dict(os.environ, **(target.env or {}))
+    env = dict(os.environ, **{k: v.replace("{port}", str(port)) for k, v in (target.env or {}).items()})
     with open(log, "ab") as logfile:
         proc = subprocess.Popen(command, stdout=logfile, stderr=logfile, env=env,
                                 start_new_session=True, cwd=workdir)
@@ -150,8 +155,17 @@ def bench_target(target: Target, concurrency: list[int], duration: int, workdir:
     try:
         wait_ready(url + target.ready_path, proc)
         check_answer(url, target)
-        run_wrk(url, target, 8, 1, workdir)  # warm-up
-        return [run_wrk(url, target, c, duration, workdir) for c in concurrency]
+        try:
+            run_wrk(url, target, 8, 1, workdir)  # warm-up
+        except RuntimeError:
+            pass
+        results = []
+        for c in concurrency:
+            try:
+                results.append(run_wrk(url, target, c, duration, workdir))
+            except Exception as exc:
+                results.append(Result(target.name, c, 0, 0, 0, 0, f"failed: {exc!r}"))
+        return results
     finally:
         stop(proc)
 
@@ -291,8 +305,9 @@ def peer_target(peer: str, workdir: Path) -> Target:
                 "outputs": [{"name": "predict_proba"}]}
         return Target("mlserver", [str(bindir / "mlserver"), "start", str(model_dir)],
                       "/v2/models/iris/infer", json.dumps(body), "/v2/health/ready",
-                      env={"MLSERVER_HTTP_PORT": "{port}", "MLSERVER_GRPC_PORT": "0",
-                           "MLSERVER_METRICS_PORT": "0", "MLSERVER_PARALLEL_WORKERS": "0",
+                      env={"MLSERVER_HTTP_PORT": "{port}", "MLSERVER_GRPC_PORT": str(free_port()),
+                           "MLSERVER_METRICS_ENDPOINT": "", "MLSERVER_PARALLEL_WORKERS": "0",
+                           "MLSERVER_HOST": "127.0.0.1",
                            "PATH": f"{bindir}:{os.environ['PATH']}"})
     raise SystemExit(f"unknown peer {peer!r}; known: {', '.join(PEER_PACKAGES)}")
 
@@ -303,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,8,64")
     parser.add_argument("--peers", default="", help="comma list: mlflow,kserve,mlserver")
     parser.add_argument("--json", type=Path, help="also write results here")
+    parser.add_argument("--only", default="", help="comma list of target names to run")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -335,11 +351,14 @@ def main(argv: list[str] | None = None) -> int:
             targets.append(peer_target(peer.strip(), workdir))
         except Exception as exc:  # a peer that cannot be installed is reported, not fatal
             results.append(Result(peer, 0, 0, 0, 0, 0, f"not measured: {exc}"))
+    only = set(filter(None, args.only.split(",")))
     for target in targets:
+        if only and target.name not in only:
+            continue
         try:
             results.extend(bench_target(target, concurrency, args.duration, workdir, log))
         except Exception as exc:
-            results.append(Result(target.name, 0, 0, 0, 0, 0, f"failed: {exc} (see {log})"))
+            results.append(Result(target.name, 0, 0, 0, 0, 0, f"failed: {exc!r} (see {log})"))
     print(f"\nload average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
           f"{args.duration}s per run, 1-row JSON requests\n")
     print(f"{'target':<24} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}  note")
