@@ -88,3 +88,21 @@ def test_delete_refused_while_deployed_then_allowed(
 def test_unknown_package_is_404(api: TestClient) -> None:
     assert api.get(f"{URL}/nope").status_code == 404
     assert api.get(f"{URL}/nope/artifact").status_code == 404
+
+
+def test_too_large_uploads_are_refused(settings: ServerSettings, demo_package: Path) -> None:
+    from deckhand.server.app import create_app
+
+    settings.max_upload_bytes = 100
+    with TestClient(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {settings.bootstrap_token}"
+        response = client.post(URL, content=demo_package.read_bytes(), headers=OCTET)
+        assert response.status_code == 413
+        assert "limit" in response.json()["detail"]
+
+        def chunks():  # no Content-Length: caught while streaming
+            yield demo_package.read_bytes()
+
+        response = client.post(URL, content=chunks(), headers=OCTET)
+        assert response.status_code == 413
+    assert list(settings.artifacts_dir.iterdir()) == []

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from deckhand.server.auth import AdminUser, Reader, UserReader
-from deckhand.server.errors import NotFound
+from deckhand.server.errors import NotFound, PayloadTooLarge
 from deckhand.server.routers.common import API_PREFIX, errors
 from deckhand.server.schemas.packages import ModelPackageOut
 from deckhand.server.services import packages as svc
@@ -45,6 +45,9 @@ async def upload_package(
         from deckhand.server.errors import InvalidField
 
         raise InvalidField("sha256", "the query parameter and X-Checksum-Sha256 header differ")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cp.settings.max_upload_bytes:
+        raise PayloadTooLarge(f"body: {declared} bytes exceeds the server's limit of {cp.settings.max_upload_bytes}")
     package = await svc.receive_package(cp, principal, request.stream(), expected)
     return svc.package_out(package)
 
