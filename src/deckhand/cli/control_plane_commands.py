@@ -103,13 +103,18 @@ def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=False))
 
 
+NO_WRAP_COLUMNS = frozenset({"id", "time", "created", "field"})
+
+
 def _table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        # ids, names and times stay whole (copy-pasteable); long text folds
+        keep = column in NO_WRAP_COLUMNS
+        table.add_column(column, overflow="fold", no_wrap=keep, min_width=None)
     for row in rows:
         table.add_row(*["" if v is None else str(v) for v in row])
     Console().print(table)
@@ -134,18 +139,16 @@ def _deployment_rows(deps: list[dict[str, Any]], env_names: dict[str, str]) -> l
             d["id"],
             d["name"],
             env_names.get(d["environmentId"], d["environmentId"]),
-            d["modelPackageId"],
             "yes" if d["active"] else "no",
             _observed(d).get("state") or "-",
             _observed(d).get("predictionUrl") or "",
-            d["revision"],
         ]
         for d in deps
     ]
 
 
-DEPLOYMENT_COLUMNS = ["id", "name", "environment", "model package", "active", "state",
-                      "prediction URL", "rev"]  # fmt: skip
+# The model package and revisions are in `deployments show` and in --output json.
+DEPLOYMENT_COLUMNS = ["id", "name", "environment", "active", "state", "prediction URL"]
 
 
 def _show_deployment(dep: dict[str, Any], output: Output) -> None:
@@ -549,14 +552,18 @@ def events(
         return
     _table(
         "events",
-        ["time", "kind", "action", "result", "duration", "deployment", "message", "actor"],
+        ["time", "action", "result", "duration", "message"],
         [
-            [_short_time(e["timestamp"]), e["kind"], e["action"], e["result"],
-             "" if e["durationSeconds"] is None else f"{e['durationSeconds']:.2f}s",
-             e["deploymentId"], e["message"], e["actor"]]
+            [
+                _short_time(e["timestamp"]),
+                f"{e['action']} ({e['kind']})",
+                e["result"],
+                "" if e["durationSeconds"] is None else f"{e['durationSeconds']:.2f}s",
+                e["message"],
+            ]
             for e in found
         ],
-    )  # fmt: skip
+    )
 
 
 # -- deckhand tokens --------------------------------------------------------------------------
