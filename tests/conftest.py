@@ -9,6 +9,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# One Docker engine and one build of each image per session, for every suite that needs them.
+pytest_plugins = ["tests.docker_fixtures"]
+
 
 @pytest.fixture
 def free_port() -> int:

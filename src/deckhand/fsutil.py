@@ -1,18 +1,22 @@
-"""Crash-safe file writes: write to a temp path beside the target, fsync, rename."""
+"""Crash-safe file writes: write to a temp path beside the target, fsync, rename.
+
+Only `os` is imported: the plugin runner writes its status file through here on every
+subprocess action, so start-up cost matters."""
 
 from __future__ import annotations
 
 import os
-import secrets
-from pathlib import Path
+
+StrPath = str | os.PathLike
 
 
-def temp_sibling(path: Path, tag: str = "tmp") -> Path:
+def temp_sibling(path: StrPath, tag: str = "tmp") -> str:
     """A hidden, unique name in the same directory (same filesystem, so rename is atomic)."""
-    return path.with_name(f".{path.name}.{tag}-{secrets.token_hex(4)}")
+    head, name = os.path.split(os.fspath(path))
+    return os.path.join(head, f".{name}.{tag}-{os.urandom(4).hex()}")
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: StrPath) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -20,8 +24,8 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
-    path = Path(path)
+def atomic_write_bytes(path: StrPath, data: bytes, mode: int = 0o644) -> None:
+    path = os.fspath(path)
     tmp = temp_sibling(path)
     try:
         with open(tmp, "wb") as fh:
@@ -31,16 +35,19 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise
-    fsync_dir(path.parent)
+    fsync_dir(os.path.dirname(path) or ".")
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+def atomic_write_text(path: StrPath, text: str, mode: int = 0o644) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), mode)
 
 
-def copy_file_synced(src: Path, dst: Path, chunk_size: int = 1 << 20) -> int:
+def copy_file_synced(src: StrPath, dst: StrPath, chunk_size: int = 1 << 20) -> int:
     """Copy src to dst (which must not be in use by readers) and fsync it; returns bytes copied."""
     copied = 0
     with open(src, "rb") as fin, open(dst, "wb") as fout:

@@ -1,13 +1,15 @@
 """Masking of secrets (API tokens, registry passwords) in logs, status files and events.
 
 Values are registered once when they are read; every log handler that carries
-`MaskingFilter` and every call to `mask()` then replaces them.
+a masking filter and every call to `mask()` then replaces them.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+TYPE_CHECKING = False  # typing costs a runner subprocess ~3 ms; only type checkers need it here
+if TYPE_CHECKING:
+    from typing import Any
+
 
 MASK = "****"
 _SECRET_KEY_HINTS = ("token", "password", "secret", "apikey", "api_key", "credential")
@@ -44,19 +46,24 @@ def mask_mapping(values: Any) -> Any:
     return values
 
 
-class MaskingFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if _secrets:
-            message = record.getMessage()
-            masked = mask(message)
-            if masked != message:
-                record.msg, record.args = masked, None
-        return True
+def _masking_filter(record: Any) -> bool:
+    """A logging filter (callables are accepted as filters) replacing registered secrets."""
+    if _secrets:
+        message = record.getMessage()
+        masked = mask(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+    return True
 
 
-def install_masking(logger: logging.Logger | None = None) -> None:
-    """Add the masking filter to every handler of the (root) logger."""
+def install_masking(logger: Any = None) -> None:
+    """Add the masking filter to every handler of the (root) logger.
+
+    `logging` is imported here, not at module level: the plugin runner imports this
+    module on every subprocess action and must not pay for logging unless it logs."""
+    import logging
+
     target = logger or logging.getLogger()
     for handler in target.handlers:
-        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
-            handler.addFilter(MaskingFilter())
+        if _masking_filter not in handler.filters:
+            handler.addFilter(_masking_filter)

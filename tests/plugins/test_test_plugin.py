@@ -45,7 +45,7 @@ def test_default_tmp_dir_honours_tmpdir(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", None)
     p = TestPlugin({}, None, PEInfo({"id": "pe"}))
     p.invoke("deployment_start", DeploymentInfo({"id": "a", "modelId": "m", "modelArtifact": "/x"}))
-    assert (tmp_path / "deckhand-test-plugin" / "pe" / "a.yaml").exists()
+    assert (tmp_path / "deckhand-test-plugin" / "pe" / "a.json").exists()
 
 
 @pytest.mark.parametrize("suffix, dump", [(".yaml", lambda v: __import__("yaml").safe_dump(v)), (".json", json.dumps)])
@@ -77,7 +77,7 @@ def test_private_config_yaml_or_json_through_the_cli(tmp_path, suffix, dump):
         )
         assert result.status["status"] == "passing", (action, result.status)
     assert result.status is not None
-    assert not list((tmp_path / "st" / "deckhand-test-plugin" / "default").glob("*.yaml"))
+    assert not list((tmp_path / "st" / "deckhand-test-plugin" / "default").glob("*.json"))
 
 
 def test_bad_sleep_value_names_the_key(tmp_path):

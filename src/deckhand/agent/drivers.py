@@ -12,10 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from deckhand.agent.model import DesiredDeployment, EnvironmentInfo, ObservedDeployment
 from deckhand.fsutil import atomic_write_text
+from deckhand.plugin import yamlio
 from deckhand.plugin.action_config import parse_action_config
 from deckhand.plugin.action_status import ActionStatus, ActionStatusInfo
 from deckhand.plugin.constants import BosunPluginActions as A
@@ -136,7 +135,8 @@ class SubprocessDriver:
         with tempfile.TemporaryDirectory(dir=self._work_dir, prefix=f".{action}-") as tmp:
             config_file = Path(tmp) / "action-config.yaml"
             status_file = Path(tmp) / "status.yaml"
-            atomic_write_text(config_file, yaml.safe_dump(config, sort_keys=False))
+            # JSON is YAML: any runner reads it, and ours skips importing a YAML library.
+            atomic_write_text(config_file, yamlio.dumps(config))
             argv = [*self._argv, "--action", action, "--config", str(config_file), "--status-file", str(status_file)]
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -153,7 +153,7 @@ class SubprocessDriver:
                 return failing(action, f"{action} did not finish within {timeout:.0f} s; plugin process killed")
             if status_file.exists():
                 try:
-                    values = yaml.safe_load(status_file.read_text()) or {}
+                    values = yamlio.loads(status_file.read_text()) or {}
                     return ActionStatusInfo.from_dict(values)
                 except Exception as exc:
                     return failing(action, f"plugin wrote an unreadable status file: {exc}")

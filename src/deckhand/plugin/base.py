@@ -4,10 +4,8 @@ the one place where an action is called, timed, type-checked and made exception-
 
 from __future__ import annotations
 
-import logging
 import time
 from abc import ABC, abstractmethod
-from typing import Any
 
 from deckhand.plugin.action_status import ActionStatus, ActionStatusInfo
 from deckhand.plugin.constants import ACTIONS, BosunPluginActions, DeploymentState
@@ -16,8 +14,20 @@ from deckhand.plugin.errors import ConfigError, PluginError, describe
 from deckhand.plugin.pe_info import PEInfo
 from deckhand.secrets import mask, mask_mapping
 
+TYPE_CHECKING = False  # typing costs a runner subprocess ~3 ms; only type checkers need it here
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+
+# Called once before the first plugin logger is made: the runner sets it when it skipped
+# configuring logging because nothing had imported it yet.
+on_first_logger: Callable[[], None] | None = None
+
 
 class BosunPluginBase(ABC):
+    __logger: Any = None  # see _logger
+
     def __init__(
         self,
         plugin_config: dict[str, Any] | None,
@@ -29,7 +39,24 @@ class BosunPluginBase(ABC):
         self._private_config_file = private_config_file
         self._pe_info: PEInfo | None = pe_info if isinstance(pe_info, PEInfo) or pe_info is None else PEInfo(pe_info)
         self._dry_run = dry_run
-        self._logger = logging.getLogger(f"{type(self).__module__}.{type(self).__name__}")
+
+    @property
+    def _logger(self) -> Any:
+        """The plugin's logger (`self._logger`, as in the documented SDK), made on first use so
+        that a runner subprocess whose plugin never logs does not import logging."""
+        if self.__logger is None:
+            global on_first_logger
+            if on_first_logger is not None:
+                setup, on_first_logger = on_first_logger, None
+                setup()
+            import logging
+
+            self.__logger = logging.getLogger(f"{type(self).__module__}.{type(self).__name__}")
+        return self.__logger
+
+    @_logger.setter
+    def _logger(self, logger: Any) -> None:
+        self.__logger = logger
 
     # ----- the documented interface -------------------------------------------------
     @abstractmethod

@@ -5,12 +5,8 @@ when it is loaded, so a missing action is an error now and not at its first call
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import inspect
 import os
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 
 from deckhand.plugin.base import BosunPluginBase
@@ -20,11 +16,16 @@ from deckhand.plugin.errors import PluginLoadError
 ENTRY_POINT_GROUP = "deckhand.plugins"
 
 
-@dataclass(frozen=True)
 class PluginListing:
-    name: str
-    target: str
-    source: str  # "built-in" or the distribution that provides the entry point
+    __slots__ = ("name", "target", "source")
+
+    def __init__(self, name: str, target: str, source: str):
+        self.name = name
+        self.target = target
+        self.source = source  # "built-in" or the distribution that provides the entry point
+
+    def __repr__(self) -> str:
+        return f"PluginListing({self.name!r}, {self.target!r}, {self.source!r})"
 
 
 def list_plugins() -> list[PluginListing]:
@@ -66,7 +67,7 @@ def load_plugin_class(spec: str) -> type[BosunPluginBase]:
 
 def check_conformance(cls: object) -> None:
     name = getattr(cls, "__name__", repr(cls))
-    if not (inspect.isclass(cls) and issubclass(cls, BosunPluginBase)):
+    if not (isinstance(cls, type) and issubclass(cls, BosunPluginBase)):
         raise PluginLoadError(f"{name} is not a subclass of BosunPluginBase")
     missing = sorted(getattr(cls, "__abstractmethods__", ()))
     if missing:
@@ -79,13 +80,32 @@ def check_conformance(cls: object) -> None:
         if not callable(method):
             raise PluginLoadError(f"plugin class {name}: {action} is not a method")
         wanted = 1 if action in ACTIONS_WITH_DEPLOYMENT else 0
-        try:
-            inspect.signature(method).bind(None, *([None] * wanted))
-        except TypeError:
+        if not _accepts_positional(method, 1 + wanted):
             raise PluginLoadError(
-                f"plugin class {name}: {action}{inspect.signature(method)} must take "
+                f"plugin class {name}: {action}{_parameters(method)} must take "
                 f"{'one argument (the deployment)' if wanted else 'no arguments'} besides self"
-            ) from None
+            )
+
+
+def _parameters(function: object) -> str:
+    code = getattr(function, "__code__", None)
+    return f"({', '.join(code.co_varnames[: code.co_argcount])})" if code else ""
+
+
+def _accepts_positional(function: object, count: int) -> bool:
+    """Whether a plain function can be called with `count` positional arguments.
+
+    Read from the code object rather than inspect.signature: importing inspect costs a
+    runner subprocess several milliseconds. Callables without a code object pass."""
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return True
+    defaults = len(getattr(function, "__defaults__", None) or ())
+    kw_defaults = getattr(function, "__kwdefaults__", None) or {}
+    varargs = bool(code.co_flags & 0x04)  # CO_VARARGS
+    kwonly_required = code.co_kwonlyargcount - len(kw_defaults)
+    required = code.co_argcount - defaults
+    return kwonly_required == 0 and required <= count and (varargs or count <= code.co_argcount)
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -93,6 +113,9 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def _import_path(spec: str) -> ModuleType:
+    import importlib.util
+    from pathlib import Path
+
     path = Path(spec)
     if path.suffix != ".py" and not path.exists():
         path = path.with_suffix(".py")  # the seed's form: --plugin sample_plugin/sample_plugin
@@ -139,7 +162,7 @@ def _single_plugin_class(module: ModuleType, spec: str) -> type[BosunPluginBase]
     classes = [
         obj
         for obj in vars(module).values()
-        if inspect.isclass(obj)
+        if isinstance(obj, type)
         and issubclass(obj, BosunPluginBase)
         and obj is not BosunPluginBase
         and obj.__module__ == module.__name__

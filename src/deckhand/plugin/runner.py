@@ -3,28 +3,52 @@ its status file — the seed's protocol, so the documented runner and ours are
 interchangeable under the agent.
 
 Start-up is part of every subprocess action, so this module imports only the standard
-library at the top; YAML and the plugin are imported when needed.
+library at the top; YAML, the plugin and even `logging` are imported when needed. Logging
+is configured once the plugin is loaded: if nothing imported `logging` by then (and no
+--logfile/--log-config asks for it), nothing can log, and the import is skipped — a
+plugin's `self._logger` still sets it up on first use.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from deckhand.plugin.action_status import ActionStatus, ActionStatusInfo
 from deckhand.plugin.constants import ACTIONS, ACTIONS_WITH_DEPLOYMENT, DeploymentState
-from deckhand.plugin.errors import PluginError
+from deckhand.plugin.errors import ConfigError, PluginError
 
-log = logging.getLogger("deckhand.plugin.runner")
+TYPE_CHECKING = False  # typing costs a runner subprocess ~3 ms; only type checkers need it here
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 EXIT_USAGE = 2
+LOGGER_NAME = "deckhand.plugin.runner"
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse builds a formatter on every add_argument, and its default asks shutil for
+    the terminal width; importing shutil (and the compression modules it pulls in) is a
+    few milliseconds of every runner start. os.get_terminal_size gives the same answer."""
+
+    def __init__(self, prog: str, **kwargs: Any):
+        if kwargs.get("width") is None:
+            import os
+
+            try:
+                columns = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stdout.fileno()).columns)
+            except (OSError, ValueError):
+                columns = 80
+            kwargs["width"] = columns - 2
+        super().__init__(prog, **kwargs)
 
 
 def build_parser(prog: str = "bosun-plugin-runner") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Run one action of a management-agent plugin and write its status file.",
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--plugin", help="built-in name, module name, or path to a .py file")
     parser.add_argument("--action", help="the action to run (see --list-actions)")
@@ -83,18 +107,14 @@ def main(argv: list[str] | None = None, prog: str = "bosun-plugin-runner") -> in
         parser.error(f"--action {args.action!r} is not an action; use one of: {', '.join(ACTIONS)}")
 
     # From here on every failure becomes a status file.
-    try:
-        _configure_logging(args)
-    except Exception as exc:
-        status = _failure(args.action, f"--log-config/--logfile: {exc}")
-    else:
-        status = run_action(
-            args.plugin,
-            args.action,
-            config_path=args.config,
-            private_config=args.private_config,
-            dry_run=args.dry_run,
-        )
+    status = run_action(
+        args.plugin,
+        args.action,
+        config_path=args.config,
+        private_config=args.private_config,
+        dry_run=args.dry_run,
+        setup_logging=lambda: _configure_logging(args),
+    )
     return _finish(status, args)
 
 
@@ -105,22 +125,32 @@ def run_action(
     config_path: str | None,
     private_config: str | None = None,
     dry_run: bool = False,
+    setup_logging: Callable[[], None] | None = None,
 ) -> ActionStatusInfo:
-    """Load the config and the plugin, run the action; never raises."""
+    """Load the config and the plugin, set up logging, run the action; never raises."""
     try:
         from deckhand.plugin.action_config import load_action_config
         from deckhand.plugin.loader import load_plugin_class
 
         config = load_action_config(config_path, action)
         cls = load_plugin_class(plugin)
+        if setup_logging is not None:
+            setup_logging()  # after the plugin's imports: see the module docstring
         instance = cls(config.plugin_config, private_config, config.pe_info, dry_run)
     except PluginError as exc:
         return _failure(action, str(exc))
     except Exception as exc:
-        log.exception("plugin set-up failed")
+        _log().exception("plugin set-up failed")
         return _failure(action, f"setting up plugin {plugin!r} failed: {type(exc).__name__}: {exc}")
-    log.debug("running %s.%s", cls.__name__, action)
+    if "logging" in sys.modules:
+        _log().debug("running %s.%s", cls.__name__, action)
     return instance.invoke(action, config.deployment_info)
+
+
+def _log() -> Any:
+    import logging
+
+    return logging.getLogger(LOGGER_NAME)
 
 
 def _failure(action: str, message: str) -> ActionStatusInfo:
@@ -135,19 +165,20 @@ def _finish(status: ActionStatusInfo, args: argparse.Namespace) -> int:
 
     text = mask(status.to_yaml())
     if args.status_file:
-        from pathlib import Path
-
         from deckhand.fsutil import atomic_write_text
 
         try:
-            atomic_write_text(Path(args.status_file), text)
+            atomic_write_text(args.status_file, text)
         except OSError as exc:
             print(f"error: cannot write --status-file {args.status_file}: {exc}", file=sys.stderr)
             return EXIT_USAGE
     if args.show_status or not args.status_file:
         sys.stdout.write(text)
     if status.status != ActionStatus.OK:
-        log.warning("%s: %s: %s", args.action, status.status, status.msg)
+        if "logging" in sys.modules:
+            _log().warning("%s: %s: %s", args.action, status.status, status.msg)
+        else:
+            print(f"level=WARNING logger={LOGGER_NAME} {args.action}: {status.status}: {status.msg}", file=sys.stderr)
     return ActionStatus.to_numeric[status.status] if args.exit_codes else 0
 
 
@@ -174,6 +205,21 @@ def _gen_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
+    """Route logs to stderr, --logfile or --log-config, masked; a bad setting is a ConfigError."""
+    if not (args.log_config or args.logfile) and "logging" not in sys.modules:
+        from deckhand.plugin import base
+
+        base.on_first_logger = lambda: _apply_logging_settings(args)
+        return
+    try:
+        _apply_logging_settings(args)
+    except Exception as exc:
+        raise ConfigError("--log-config/--logfile", str(exc)) from exc
+
+
+def _apply_logging_settings(args: argparse.Namespace) -> None:
+    import logging
+
     from deckhand.secrets import install_masking
 
     if args.log_config:

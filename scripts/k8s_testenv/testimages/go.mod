@@ -1,0 +1,3 @@
+module deckhand.local/testimages
+
+go 1.24
