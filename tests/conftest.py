@@ -9,8 +9,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# One Docker engine and one build of each image per session, for every suite that needs them.
-pytest_plugins = ["tests.docker_fixtures"]
+# Session-wide real components for every suite that needs them: one Docker engine (and one
+# build of each image), one PostgreSQL cluster.
+pytest_plugins = ["tests.docker_fixtures", "tests.postgres_fixtures"]
 
 
 @pytest.fixture
@@ -23,3 +24,21 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def demo_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from deckhand.packages.demo import train_demo_package
+
+    path = tmp_path_factory.mktemp("packages") / "iris.dhpkg"
+    train_demo_package(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def second_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from deckhand.packages.demo import train_demo_package
+
+    path = tmp_path_factory.mktemp("packages") / "iris-2.dhpkg"
+    train_demo_package(path, seed=1, name="iris-v2")
+    return path

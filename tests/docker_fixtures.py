@@ -110,9 +110,12 @@ def _lease_dir() -> Path:
     return Path(os.environ.get("DECKHAND_DOCKER_RUN_DIR", "/run/deckhand-docker")) / "test-leases"
 
 
+STOP_WHEN_IDLE = "stop-when-idle"
+
+
 def _live_leases(directory: Path) -> list[int]:
     live = []
-    for lease in directory.glob("*"):
+    for lease in directory.glob("[0-9]*"):
         try:
             pid = int(lease.name)
             os.kill(pid, 0)
@@ -130,8 +133,9 @@ def engine_host() -> Iterator[str]:
 
     Who stops it: if the engine already answered when the session began (CI starts it
     before pytest; a developer may keep one running), nobody here does. If this session
-    started it, it stops it at the end unless another test session still holds a lease
-    (a file named by its PID in <run dir>/test-leases/), or DECKHAND_KEEP_DOCKER_ENGINE=1.
+    started it, it stops it at the end — or, if another test session still holds a lease (a
+    file named by its PID in <run dir>/test-leases/), leaves a `stop-when-idle` mark so the
+    last session to finish stops it. DECKHAND_KEEP_DOCKER_ENGINE=1 keeps it running.
     """
     if shutil.which("dockerd") is None and _engine_status() is None:
         pytest.fail("dockerd is not installed: run scripts/setup/40-docker.sh (or ./scripts/test)")
@@ -150,6 +154,8 @@ def engine_host() -> Iterator[str]:
     try:
         leases.mkdir(parents=True, exist_ok=True)
         lease.touch()
+        if started:  # a mark left by a session that died: the engine was down, so it is stale
+            (leases / STOP_WHEN_IDLE).unlink(missing_ok=True)
     except OSError:
         lease = None  # type: ignore[assignment]
     try:
@@ -158,8 +164,14 @@ def engine_host() -> Iterator[str]:
         if lease is not None:
             lease.unlink(missing_ok=True)
         others = _live_leases(leases) if leases.is_dir() else []
-        if started and not others and os.environ.get("DECKHAND_KEEP_DOCKER_ENGINE") != "1":
-            subprocess.run([str(ENGINE), "stop"], capture_output=True, text=True, timeout=120)
+        handoff = leases / STOP_WHEN_IDLE
+        owner = started or handoff.exists()
+        if owner and os.environ.get("DECKHAND_KEEP_DOCKER_ENGINE") != "1":
+            if others:
+                handoff.touch()  # the last session to leave stops it
+            else:
+                handoff.unlink(missing_ok=True)
+                subprocess.run([str(ENGINE), "stop"], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture

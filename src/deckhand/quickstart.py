@@ -102,7 +102,9 @@ async def run_quickstart(data_dir: Path, say: Say, keep_running: bool) -> Quicks
         uploaded = client.upload_package(package)
         say(f"uploaded model package {uploaded['id']} ({manifest.format}, {manifest.target_type})")
 
-        settings = AgentSettings(work_dir=data_dir / "agent", long_poll_timeout=10, resync_interval=10)
+        settings = AgentSettings(
+            url=api_url, token=token, work_dir=data_dir / "agent", long_poll_timeout=10, resync_interval=10
+        )
         agent = EnvironmentAgent(
             settings,
             ControlPlaneSource(client, env["id"]),
@@ -121,6 +123,7 @@ async def run_quickstart(data_dir: Path, say: Say, keep_running: bool) -> Quicks
         elapsed = time.monotonic() - started
         result = QuickstartResult(api_url, token, url, prediction, data_dir, elapsed)
         _print_summary(result, rows, say)
+        await _show_service_health(client, deployment["id"], api_url, say)
         if keep_running:
             say("running; press Ctrl-C to stop")
             await _wait_for_signal(stop)
@@ -156,6 +159,23 @@ async def _wait_ready(client, deployment_id: str, agent_task: asyncio.Task, time
     raise RuntimeError(f"deployment not ready after {timeout:.0f} s; last observed state: {last}")
 
 
+async def _show_service_health(client, deployment_id: str, api_url: str, say: Say, timeout: float = 20.0) -> None:
+    """Wait until monitoring (prediction server -> spool -> tracking agent) counted the demo request."""
+    deadline = time.monotonic() + timeout
+    requests = 0
+    while time.monotonic() < deadline:
+        try:
+            health = await asyncio.to_thread(client.service_health, deployment_id)
+            requests = health["totals"]["requests"]
+        except Exception:  # not there yet
+            requests = 0
+        if requests:
+            break
+        await asyncio.sleep(0.25)
+    say(f"service health  {requests} request(s) recorded by monitoring")
+    say(f"  {api_url}/api/v1/deployments/{deployment_id}/monitoring/service-health")
+
+
 async def _wait_for_signal(stop: asyncio.Event) -> None:
     import signal
 
@@ -171,6 +191,7 @@ def _print_summary(result: QuickstartResult, rows: list[dict], say: Say) -> None
     say(f"prediction      {json.dumps(result.prediction['data'][0])}")
     say(f"prediction URL  {result.prediction_url}")
     say(f"API             {result.api_url}  (OpenAPI: {result.api_url}/docs)")
+    say(f"web UI          {result.api_url}/ui  (log in with the admin token below)")
     say(f"admin token     {result.admin_token}")
     say(f"first prediction after {result.seconds_to_first_prediction:.1f} s")
     say("try:")

@@ -19,15 +19,6 @@ from deckhand.server.testing import ThreadedServer
 ADMIN = "dh_cli-admin-token-0123456789abcdef"
 
 
-@pytest.fixture(scope="module")
-def package_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deckhand.packages.demo import train_demo_package
-
-    path = tmp_path_factory.mktemp("pkg") / "iris.dhpkg"
-    train_demo_package(path)
-    return path
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ThreadedServer]:
     settings = ServerSettings(data_dir=tmp_path / "data", port=0, bootstrap_token=ADMIN)
@@ -132,11 +123,11 @@ def test_missing_or_bad_token(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # 
 def test_deploy_wait_prints_the_prediction_url(
     cli,
     server: ThreadedServer,
-    package_file: Path,  # type: ignore[no-untyped-def]
+    demo_package: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     env = _json(cli("env", "create", "edge", "--platform", "test", "-o", "json"))
     with StandInAgent(server.url, env["id"]):
-        result = cli("deploy", str(package_file), "--env", "edge", "--name", "iris",
+        result = cli("deploy", str(demo_package), "--env", "edge", "--name", "iris",
                      "--kv", "threshold=0.5", "--wait", "--timeout", "30")  # fmt: skip
     assert "uploading" in result.stderr  # the upload progress bar
     assert "is ready: http://127.0.0.1:9/deployments/" in result.stdout
@@ -149,11 +140,11 @@ def test_deploy_wait_prints_the_prediction_url(
 def test_deploy_wait_reports_an_errored_deployment(
     cli,
     server: ThreadedServer,
-    package_file: Path,  # type: ignore[no-untyped-def]
+    demo_package: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     env = _json(cli("env", "create", "edge", "--platform", "test", "-o", "json"))
     with StandInAgent(server.url, env["id"], state="errored", message="image pull failed"):
-        result = cli("deploy", str(package_file), "--env", "edge", "--name", "iris",
+        result = cli("deploy", str(demo_package), "--env", "edge", "--name", "iris",
                      "--wait", "--timeout", "30", ok=False)  # fmt: skip
     assert result.exit_code == 1
     assert "errored: image pull failed" in result.stderr
@@ -161,10 +152,10 @@ def test_deploy_wait_reports_an_errored_deployment(
 
 def test_deploy_wait_times_out_with_a_clear_message(
     cli,
-    package_file: Path,  # type: ignore[no-untyped-def]
+    demo_package: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     cli("env", "create", "edge", "--platform", "test")
-    result = cli("deploy", str(package_file), "--env", "edge", "--name", "iris",
+    result = cli("deploy", str(demo_package), "--env", "edge", "--name", "iris",
                  "--wait", "--timeout", "2", ok=False)  # fmt: skip
     assert result.exit_code == 1
     assert "timed out after 2 s" in result.stderr and "agent" in result.stderr
@@ -173,15 +164,15 @@ def test_deploy_wait_times_out_with_a_clear_message(
 def test_deployment_lifecycle_and_events(
     cli,
     server: ThreadedServer,
-    package_file: Path,  # type: ignore[no-untyped-def]
+    demo_package: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     cli("env", "create", "edge", "--platform", "test")
-    dep = _json(cli("deploy", str(package_file), "--env", "edge", "--name", "iris", "-o", "json"))
+    dep = _json(cli("deploy", str(demo_package), "--env", "edge", "--name", "iris", "-o", "json"))
     dep_id = dep["id"]
     assert _json(cli("deployments", "deactivate", dep_id, "-o", "json"))["active"] is False
     assert _json(cli("deployments", "activate", "iris", "-o", "json"))["active"] is True
     # replace with the same file uploaded again: a new package id
-    replaced = _json(cli("deployments", "replace", dep_id, str(package_file), "-o", "json"))
+    replaced = _json(cli("deployments", "replace", dep_id, str(demo_package), "-o", "json"))
     assert replaced["modelPackageId"] != dep["modelPackageId"]
     # replace by package id (no upload)
     back = _json(cli("deployments", "replace", dep_id, dep["modelPackageId"], "-o", "json"))

@@ -15,15 +15,6 @@ from deckhand.server.testing import ThreadedServer, free_port
 ADMIN = "dh_client-admin-token-0123456789abcdef"
 
 
-@pytest.fixture(scope="module")
-def package_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deckhand.packages.demo import train_demo_package
-
-    path = tmp_path_factory.mktemp("pkg") / "iris.dhpkg"
-    train_demo_package(path)
-    return path
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ThreadedServer]:
     settings = ServerSettings(data_dir=tmp_path / "data", port=0, bootstrap_token=ADMIN)
@@ -38,11 +29,11 @@ def client(server: ThreadedServer) -> Iterator[ControlPlaneClient]:
 
 
 def test_upload_reports_progress_and_download_round_trips(
-    client: ControlPlaneClient, package_file: Path, tmp_path: Path
+    client: ControlPlaneClient, demo_package: Path, tmp_path: Path
 ) -> None:
     seen: list[tuple[int, int]] = []
-    package = client.upload_package(package_file, progress=lambda done, total: seen.append((done, total)))
-    size = package_file.stat().st_size
+    package = client.upload_package(demo_package, progress=lambda done, total: seen.append((done, total)))
+    size = demo_package.stat().st_size
     assert package["size"] == size and seen[-1] == (size, size)
     assert client.get_package(package["id"])["sha256"] == package["sha256"]
     assert [p["id"] for p in client.list_packages()] == [package["id"]]
@@ -50,13 +41,13 @@ def test_upload_reports_progress_and_download_round_trips(
     into_dir = client.download_package(package["id"], tmp_path)
     assert into_dir == tmp_path / f"{package['id']}.dhpkg"
     named = client.download_package(package["id"], tmp_path / "sub" / "copy.dhpkg")
-    assert named.read_bytes() == into_dir.read_bytes() == package_file.read_bytes()
+    assert named.read_bytes() == into_dir.read_bytes() == demo_package.read_bytes()
 
 
 def test_a_damaged_download_is_refused_and_leaves_nothing(
-    client: ControlPlaneClient, server: ThreadedServer, package_file: Path, tmp_path: Path
+    client: ControlPlaneClient, server: ThreadedServer, demo_package: Path, tmp_path: Path
 ) -> None:
-    package = client.upload_package(package_file)
+    package = client.upload_package(demo_package)
     stored = server.settings.artifacts_dir / f"{package['id']}.pkg"
     data = bytearray(stored.read_bytes())
     data[len(data) // 2] ^= 0xFF  # flip a byte on the server's disk
@@ -86,8 +77,8 @@ def test_unreachable_server_is_status_zero() -> None:
     assert "cannot reach" in err.value.message
 
 
-def test_agent_calls(client: ControlPlaneClient, package_file: Path) -> None:
-    package = client.upload_package(package_file)
+def test_agent_calls(client: ControlPlaneClient, demo_package: Path) -> None:
+    package = client.upload_package(demo_package)
     env = client.create_environment(name="pe", platform="test")
     dep = client.create_deployment("iris", env["id"], package["id"])
     state = client.desired_state(env["id"])

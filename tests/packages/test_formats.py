@@ -42,9 +42,7 @@ def test_sklearn_pipeline_with_categories_and_training_csv(
 
     frame, target = mixed_data
     model = make_pipeline(
-        make_column_transformer(
-            (StandardScaler(), ["age", "income"]), (OneHotEncoder(), ["plan"])
-        ),
+        make_column_transformer((StandardScaler(), ["age", "income"]), (OneHotEncoder(), ["plan"])),
         LogisticRegression(),
     ).fit(frame, target)
     joblib.dump(model, tmp_path / "model.joblib")
@@ -59,7 +57,9 @@ def test_sklearn_pipeline_with_categories_and_training_csv(
     assert manifest.target_type == "binary"
     assert manifest.class_labels == ["churn", "stay"]
     assert [(f.name, f.type) for f in manifest.features] == [
-        ("age", "numeric"), ("income", "numeric"), ("plan", "categorical")
+        ("age", "numeric"),
+        ("income", "numeric"),
+        ("plan", "categorical"),
     ]
     plan = manifest.training_summary.features["plan"]  # type: ignore[union-attr]
     assert plan.kind == "categorical" and sum(plan.counts.values()) == 200
@@ -145,9 +145,7 @@ def test_onnx_regression(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_mlflow_pyfunc(tmp_path: Path) -> None:
-    mlflow_sklearn = pytest.importorskip(
-        "mlflow.sklearn", reason="pip install mlflow-skinny (in the test extra)"
-    )
+    mlflow_sklearn = pytest.importorskip("mlflow.sklearn", reason="pip install mlflow-skinny (in the test extra)")
     from mlflow.models import infer_signature
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
@@ -177,7 +175,7 @@ def test_mlflow_needs_an_mlmodel_file(tmp_path: Path) -> None:
 
 
 HOOKS = textwrap.dedent(
-    '''
+    """
     import json, os
     import pandas as pd
     from helper import SCALE
@@ -193,7 +191,7 @@ HOOKS = textwrap.dedent(
         total = sum(data[name] * w for name, w in model.items())
         p = 1 / (1 + (-total).map(__import__("math").exp))
         return pd.DataFrame({"yes": p, "no": 1 - p})
-    '''
+    """
 )
 
 
@@ -205,9 +203,7 @@ def test_python_hooks_directory(tmp_path: Path) -> None:
     (code / "weights.json").write_text('{"x": 1.0, "y": -1.0}')
     with pytest.raises(PackageError, match="--target-type"):
         build_package(code, "python", tmp_path / "p.dhpkg")
-    manifest = build_package(
-        code, "python", tmp_path / "p.dhpkg", target_type="binary", class_labels=["no", "yes"]
-    )
+    manifest = build_package(code, "python", tmp_path / "p.dhpkg", target_type="binary", class_labels=["no", "yes"])
     assert manifest.features == []  # schema-less: takes the request's columns
     assert read_manifest(tmp_path / "p.dhpkg").payload_files == ["custom.py", "helper.py", "weights.json"]
     got = load_model(tmp_path / "p.dhpkg").predict(Batch(["x", "y"], rows=[[1.0, 0.0], [0.0, 1.0]]))

@@ -33,9 +33,7 @@ def test_fast_path_rejects_nan(tmp_path: Path) -> None:
         model.predict(Batch(manifest.feature_names, rows=[[1.0, None, 1.0, 1.0]]))
 
 
-def test_other_models_and_the_switch_use_sklearn(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_other_models_and_the_switch_use_sklearn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from sklearn.tree import DecisionTreeClassifier
 
     x = np.random.default_rng(0).normal(size=(60, 3))

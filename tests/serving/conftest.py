@@ -27,9 +27,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(
-    config: ServeConfig, reporter: Reporter | None = None
-) -> Iterator[tuple[str, PredictionServer]]:
+def running_server(config: ServeConfig, reporter: Reporter | None = None) -> Iterator[tuple[str, PredictionServer]]:
     config = config.model_copy(update={"port": free_port(), "host": "127.0.0.1"})
     app = create_app(config, reporter=reporter)
     server = uvicorn.Server(uvicorn.Config(app, **uvicorn_options(config)))  # type: ignore[arg-type]

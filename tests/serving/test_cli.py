@@ -51,8 +51,17 @@ def test_package_demo_build_and_inspect(tmp_path: Path) -> None:
     (tmp_path / "hook.py").write_text("def score(data, model):\n    return data.sum(axis=1)\n")
     built = runner.invoke(
         _app(),
-        ["package", "build", str(tmp_path / "hook.py"), "--format", "python",
-         "--target-type", "regression", "-o", str(tmp_path / "hook.dhpkg")],
+        [
+            "package",
+            "build",
+            str(tmp_path / "hook.py"),
+            "--format",
+            "python",
+            "--target-type",
+            "regression",
+            "-o",
+            str(tmp_path / "hook.dhpkg"),
+        ],
     )
     assert built.exit_code == 0, built.output
     assert "python, regression" in built.output
@@ -94,7 +103,9 @@ def test_serve_command_end_to_end(tmp_path: Path) -> None:
 def test_serve_refuses_bad_start(tmp_path: Path) -> None:
     unknown = subprocess.run(
         [*SERVE, "--package", str(tmp_path / "x.dhpkg"), "--monitoring", "carrier-pigeon"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert unknown.returncode != 0
     assert "unknown channel 'carrier-pigeon'" in unknown.stderr  # checked before the package

@@ -35,6 +35,15 @@ def test_json_shapes_give_rows_in_feature_order(body: bytes) -> None:
     assert batch.columns == ["a", "b"] and batch.rows == [[1, 2]]
 
 
+def test_split_orientation_in_model_order_keeps_rows_and_checks_them() -> None:
+    batch = codecs.decode(b'{"columns": ["a", "b"], "data": [[1, 2], [3, 4]]}', "application/json", _manifest())
+    assert batch.columns == ["a", "b"] and batch.rows == [[1, 2], [3, 4]]
+    with pytest.raises(codecs.RequestError, match=r"row 1 lacks the model's features \['b'\]"):
+        codecs.decode(b'{"columns": ["a", "b"], "data": [[1, 2], [3]]}', "application/json", _manifest())
+    with pytest.raises(codecs.RequestError, match="no rows"):
+        codecs.decode(b'{"columns": ["a", "b"], "data": []}', "application/json", _manifest())
+
+
 def test_csv_small_and_large_agree() -> None:
     manifest = _manifest()
     small = b"b,a\n2,1\n4,3\n"
@@ -72,9 +81,7 @@ def test_bad_bodies(body: bytes, ctype: str, status: int, message: str) -> None:
 
 
 def test_binary_json_output_has_threshold_and_positive_class() -> None:
-    out = orjson.loads(
-        codecs.encode_json(Predictions(probabilities=np.array([[0.2, 0.8], [0.9, 0.1]])), _manifest())
-    )
+    out = orjson.loads(codecs.encode_json(Predictions(probabilities=np.array([[0.2, 0.8], [0.9, 0.1]])), _manifest()))
     first, second = out["data"]
     assert first == {
         "rowId": 0,

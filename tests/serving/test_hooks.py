@@ -47,9 +47,7 @@ def test_records_describe_each_request(serve, demo_package: Path, client: httpx.
         while len(reporter.records) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
     ok, missing, bad = reporter.records
-    assert (ok.deployment_id, ok.model_id, ok.rows, ok.status_code, ok.error) == (
-        "default", "m-7", 3, 200, None
-    )
+    assert (ok.deployment_id, ok.model_id, ok.rows, ok.status_code, ok.error) == ("default", "m-7", 3, 200, None)
     assert len(ok.predictions) == 3 and set(ok.predictions) <= {"setosa", "versicolor", "virginica"}
     assert ok.feature_sample == sample_rows(3)[:2]
     assert ok.class_names == ["setosa", "versicolor", "virginica"]
@@ -58,9 +56,7 @@ def test_records_describe_each_request(serve, demo_package: Path, client: httpx.
     assert (bad.status_code, bad.error, bad.rows) == (400, "user", 0)
 
 
-def test_slow_reporter_does_not_block_responses(
-    serve, demo_package: Path, client: httpx.Client
-) -> None:
+def test_slow_reporter_does_not_block_responses(serve, demo_package: Path, client: httpx.Client) -> None:
     reporter = SlowReporter(delay=0.5)
     with serve(ServeConfig(package=demo_package), reporter=reporter) as (url, _app):
         started = time.perf_counter()
@@ -71,9 +67,7 @@ def test_slow_reporter_does_not_block_responses(
     assert elapsed < 1.5, f"5 requests took {elapsed:.2f}s behind a 0.5 s reporter"
 
 
-def test_raising_reporter_does_not_fail_responses(
-    serve, demo_package: Path, client: httpx.Client
-) -> None:
+def test_raising_reporter_does_not_fail_responses(serve, demo_package: Path, client: httpx.Client) -> None:
     reporter = BrokenReporter()
     with serve(ServeConfig(package=demo_package), reporter=reporter) as (url, app):
         for _ in range(3):

@@ -31,9 +31,7 @@ def test_new_replaced_and_removed_deployments_are_followed(
         assert _predict(client, url, f"{PREFIX}d1").status_code == 200
         assert _predict(client, url, "d1").status_code == 200
         listed = client.get(f"{url}/deployments").json()["data"]
-        assert [(d["directory"], d["deploymentId"], d["state"]) for d in listed] == [
-            (f"{PREFIX}d1", "d1", "ready")
-        ]
+        assert [(d["directory"], d["deploymentId"], d["state"]) for d in listed] == [(f"{PREFIX}d1", "d1", "ready")]
 
         # a new deployment appears within 1 s
         layout.install(models, f"{PREFIX}d2", "d2", "model-b", binary_package)
@@ -62,9 +60,7 @@ def test_new_replaced_and_removed_deployments_are_followed(
         assert "no deployment 'd2'" in _predict(client, url, "d2").json()["message"]
 
 
-def test_a_deployment_that_never_loaded_is_errored(
-    serve, tmp_path: Path, client: httpx.Client
-) -> None:
+def test_a_deployment_that_never_loaded_is_errored(serve, tmp_path: Path, client: httpx.Client) -> None:
     models = tmp_path / "models"
     bad = tmp_path / "bad.dhpkg"
     bad.write_text("not a package")
@@ -78,9 +74,7 @@ def test_a_deployment_that_never_loaded_is_errored(
         assert client.get(f"{url}/ping").status_code == 200
 
 
-def test_upload_and_delete_over_http(
-    serve, demo_package: Path, tmp_path: Path, client: httpx.Client
-) -> None:
+def test_upload_and_delete_over_http(serve, demo_package: Path, tmp_path: Path, client: httpx.Client) -> None:
     models = tmp_path / "models"
     config = ServeConfig(models_dir=models, deployment_dir_prefix=PREFIX)
     with serve(config) as (url, _app):

@@ -30,9 +30,7 @@ def test_json_csv_info_ping_metrics(serve, demo_package: Path, client: httpx.Cli
             assert row["prediction"] == best["label"]
             assert "predictionThreshold" not in row  # multiclass
 
-        csv_body = ",".join(FEATURES) + "\n" + "\n".join(
-            ",".join(str(r[f]) for f in FEATURES) for r in rows
-        )
+        csv_body = ",".join(FEATURES) + "\n" + "\n".join(",".join(str(r[f]) for f in FEATURES) for r in rows)
         as_csv = client.post(
             f"{url}/predict",
             content=csv_body,
@@ -57,9 +55,7 @@ def test_errors_are_clear_and_typed(serve, demo_package: Path, client: httpx.Cli
     with serve(config) as (url, _app):
         missing = client.post(f"{url}/predictions", json=[{"sepal_length": 1}])
         assert missing.status_code == 422 and "petal_length" in missing.json()["message"]
-        not_number = client.post(
-            f"{url}/predictions", json=[dict(sample_rows(1)[0], sepal_width="wide")]
-        )
+        not_number = client.post(f"{url}/predictions", json=[dict(sample_rows(1)[0], sepal_width="wide")])
         assert not_number.status_code == 422
         assert "non-numeric" in not_number.json()["message"]
         too_big = client.post(f"{url}/predictions", json=sample_rows(40))
@@ -79,20 +75,14 @@ def test_binary_threshold(serve, binary_package: Path, client: httpx.Client) -> 
             assert row["prediction"] == ("malignant" if values["malignant"] >= 0.5 else "benign")
 
 
-def test_concurrent_requests_are_batched_and_answered_right(
-    serve, demo_package: Path, client: httpx.Client
-) -> None:
+def test_concurrent_requests_are_batched_and_answered_right(serve, demo_package: Path, client: httpx.Client) -> None:
     rows = sample_rows(40, seed=5)
     with serve(ServeConfig(package=demo_package)) as (url, app):
-        expected = [
-            client.post(f"{url}/predictions", json=[row]).json()["data"][0] for row in rows
-        ]
+        expected = [client.post(f"{url}/predictions", json=[row]).json()["data"][0] for row in rows]
 
         async def burst() -> list[dict]:
             async with httpx.AsyncClient(timeout=20) as aclient:
-                responses = await asyncio.gather(
-                    *(aclient.post(f"{url}/predictions", json=[row]) for row in rows)
-                )
+                responses = await asyncio.gather(*(aclient.post(f"{url}/predictions", json=[row]) for row in rows))
             return [r.json()["data"][0] for r in responses]
 
         got = asyncio.run(burst())

@@ -24,6 +24,8 @@ from deckhand.secrets import mask
 
 log = logging.getLogger("deckhand.agent")
 
+REPORT_MIN_INTERVAL = 0.25  # seconds between two status reports to the control plane
+
 NEEDS_ARTIFACT = {A.DEPLOYMENT_START, A.DEPLOYMENT_REPLACE_MODEL, A.DEPLOYMENT_RELAUNCH}
 
 
@@ -47,11 +49,14 @@ class EnvironmentAgent:
         self.retry_at: dict[str, float] = {}
         self.env_status: dict[str, Any] = {"status": ActionStatus.UNKNOWN, "message": "starting"}
         self.server: platforms.PredictionServerSupervisor | None = None
+        self.tracker: platforms.TrackingAgentSupervisor | None = None
         self._events: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
         self._desired_changed = True
         self._last_report: Any = None
         self._last_report_at = 0.0
+        self._report_due_at: float | None = None
+        self._last_status_at = 0.0
         self._sem = asyncio.Semaphore(settings.parallelism)
         self._driver: drivers.PluginDriver | None = None
         self._plugin_overrides: dict[str, Any] = {}
@@ -66,12 +71,32 @@ class EnvironmentAgent:
         overrides = dict(self.env_settings.plugin_config)
         if env.platform == "local":
             base = work / "deployments"
-            port = int(env.plugin_config.get("port") or overrides.get("port") or platforms.free_port())
+            port = int(env.plugin_config.get("port") or overrides.get("port") or 0) or None  # None: stable free port
+            # Monitoring (docs/monitoring.md): the server spools records, a tracking agent sends them.
+            url = self.settings.resolved_url()
+            monitored = platforms.local_monitoring_enabled(
+                overrides, {platforms.MONITORING_KEY: env.monitoring_enabled}
+            )
+            spool = work / "spool" if url and monitored else None
             self.server = platforms.PredictionServerSupervisor(
-                base, port, work / "prediction-server.log", workers=self.settings.server_workers
+                base,
+                port,
+                work / "prediction-server.log",
+                workers=self.settings.server_workers,
+                env={"DECKHAND_MONITORING": f"spool:{spool}"} if spool else None,
             )
             await self.server.start()
             overrides.update(platforms.local_plugin_config(base, self.server.url))
+            if spool and url:
+                self.tracker = platforms.TrackingAgentSupervisor(
+                    spool, url, self.settings.resolved_token(), work / "tracking-agent.log"
+                )
+                await self.tracker.start()
+        if env.platform == "docker":
+            # The tracking agent the plugin runs reports to this control plane as this agent.
+            overrides.setdefault("mlopsUrl", self.settings.resolved_url())
+            if not self.env_settings.command:  # a runner gets it as MLOPS_API_TOKEN instead
+                overrides.setdefault("mlopsApiToken", self.settings.resolved_token())
         self._plugin_overrides = overrides
         if self.env_settings.command:
             token_env = {"MLOPS_API_TOKEN": self.settings.resolved_token() or ""}
@@ -92,13 +117,19 @@ class EnvironmentAgent:
     async def run(self, stop: asyncio.Event) -> None:
         self.desired = await self.source.next_state(None, 0)
         await self._setup()
+        env = self.desired.environment
+        log.info("environment=%s platform=%s started revision=%s", env.id, env.platform, self.desired.revision)
         follower = asyncio.create_task(self._follow_desired(stop), name="desired-state")
         last_resync = 0.0
         try:
             while not stop.is_set():
                 now = time.monotonic()
-                if self._desired_changed or now - last_resync >= self.settings.resync_interval:
-                    self._desired_changed = False
+                # A new desired state is planned against the observed state held here, which
+                # every action's result keeps current; the plugin is asked again (a full
+                # deployment_list + pe_status) only at each resync. Observing on every change
+                # made 1,000 deployments created at once cost 1,000 full listings.
+                self._desired_changed = False
+                if now - last_resync >= self.settings.resync_interval:
                     last_resync = now
                     await self._observe()
                 self._launch(plan(self.desired.by_id(), self.observed, self._busy()))
@@ -112,6 +143,8 @@ class EnvironmentAgent:
     async def _sleep_until_needed(self, stop: asyncio.Event, last_resync: float) -> None:
         now = time.monotonic()
         wake_at = last_resync + self.settings.resync_interval
+        if self._report_due_at is not None:
+            wake_at = min(wake_at, self._report_due_at)
         if self.retry_at:
             wake_at = min(wake_at, min(self.retry_at.values()))
         self._wake.clear()
@@ -172,7 +205,7 @@ class EnvironmentAgent:
 
     async def _execute(self, action: Action) -> None:
         try:
-            async with self._sem:
+            async with self._sem:  # bounds plugin work; waiting for the server below does not count
                 log.info("action=%s deployment=%s reason=%r", action.kind, action.deployment_id, action.reason)
                 self.observed[action.deployment_id] = _transient(action)
                 artifact = None
@@ -184,23 +217,26 @@ class EnvironmentAgent:
                         self._finish(action, status)
                         return
                 status = await self._run_plugin(action.kind, action, artifact)
-                if (
-                    self.server is not None
-                    and status.status == ActionStatus.OK
-                    and action.desired is not None
-                    and action.kind in NEEDS_ARTIFACT
-                ):
-                    # Local platform: ready means the prediction server answers with this model.
-                    problem = await self.server.wait_model_loaded(action.deployment_id, action.desired.model_id)
-                    if problem:
-                        status = drivers.failing(action.kind, problem)
-                self._finish(action, status)
+            if self.server is not None and status.status == ActionStatus.OK:
+                status = await self._confirm_with_server(action, status)
+            self._finish(action, status)
         except Exception as exc:  # never lose the loop to one action
             log.exception("action %s failed", action.kind)
             self._finish(action, drivers.failing(action.kind, f"agent error: {exc}"))
         finally:
             self.in_flight.discard(action.deployment_id)
             self._wake.set()
+
+    async def _confirm_with_server(self, action: Action, status: ActionStatusInfo) -> ActionStatusInfo:
+        """Local platform: ready means the prediction server answers with this model, and
+        stopped means it no longer answers for the deployment."""
+        assert self.server is not None
+        problem = None
+        if action.kind in NEEDS_ARTIFACT and action.desired is not None:
+            problem = await self.server.wait_model_loaded(action.deployment_id, action.desired.model_id)
+        elif action.kind == A.DEPLOYMENT_STOP:
+            problem = await self.server.wait_model_unloaded(action.deployment_id)
+        return drivers.failing(action.kind, problem) if problem else status
 
     def _finish(self, action: Action, status: ActionStatusInfo) -> None:
         dep_id = action.deployment_id
@@ -295,21 +331,44 @@ class EnvironmentAgent:
                     "oldModelInUse": bool(seen.old_model_in_use) if seen else False,
                 }
             )
+        # Deleted in the control plane but still running here: reported until stopped, so
+        # the control plane purges a deleted deployment only once it is really gone.
+        wanted = {d.id for d in self.desired.deployments}
+        for dep_id, seen in self.observed.items():
+            if dep_id not in wanted and (seen.state != S.STOPPED or dep_id in self.in_flight):
+                deployments.append(
+                    {
+                        "id": dep_id,
+                        "state": seen.state,
+                        "modelId": seen.model_id,
+                        "predictionUrl": seen.prediction_url,
+                        "message": mask(seen.message or ""),
+                        "oldModelInUse": bool(seen.old_model_in_use),
+                    }
+                )
         return {"environment": dict(self.env_status), "deployments": deployments}
 
     async def _report(self) -> None:
         if self.client is None or self.desired is None:
             self._events.clear()
             return
+        # At most one report per REPORT_MIN_INTERVAL: while many actions finish, each pass
+        # would otherwise post every deployment's status again.
+        now = time.monotonic()
+        if now - self._last_report_at < REPORT_MIN_INTERVAL:
+            self._report_due_at = self._last_report_at + REPORT_MIN_INTERVAL
+            return
+        self._report_due_at = None
         env_id = self.desired.environment.id
         events, self._events = self._events, []
         payload = self.status_payload()
         try:
             if events:
                 await asyncio.to_thread(self.client.post_events, env_id, events)
-            if payload != self._last_report or time.monotonic() - self._last_report_at > 60:
+                self._last_report_at = now
+            if payload != self._last_report or now - self._last_status_at > 60:  # also a heartbeat
                 await asyncio.to_thread(self.client.report_status, env_id, payload)
-                self._last_report, self._last_report_at = payload, time.monotonic()
+                self._last_report, self._last_report_at, self._last_status_at = payload, now, now
         except Exception as exc:
             self._events = events + self._events  # keep them for the next pass
             log.warning("report to control plane failed: %s", mask(str(exc)))
@@ -321,6 +380,8 @@ class EnvironmentAgent:
         finally:
             if self.server is not None:
                 await self.server.stop()
+            if self.tracker is not None:  # after the server, so it can send what the server spooled last
+                await self.tracker.stop()
 
 
 def _observed_from_status(dep_id: str, raw: dict[str, Any], previous: ObservedDeployment | None) -> ObservedDeployment:

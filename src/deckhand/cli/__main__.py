@@ -1,4 +1,7 @@
-from deckhand.cli import main
+"""`python -m deckhand.cli`: what the agent uses to start prediction servers and tracking agents."""
+
 import sys
+
+from deckhand.cli import main
 
 sys.exit(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -10,12 +11,19 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def agent(
-        config: Path = typer.Option(None, "--config", "-c", help="agent.yaml: control plane URL, token, environments"),
-        desired_state: Path = typer.Option(
-            None, "--desired-state", help="deployments.yaml to reconcile without a control plane (re-read on change)"
-        ),
-        work_dir: Path = typer.Option(None, "--work-dir", help="where deployments, caches and logs live"),
-        log_level: str = typer.Option("INFO", "--log-level"),
+        config: Annotated[
+            Path | None, typer.Option("--config", "-c", help="agent.yaml: control plane URL, token, environments")
+        ] = None,
+        desired_state: Annotated[
+            Path | None,
+            typer.Option(
+                "--desired-state", help="deployments.yaml to reconcile without a control plane (re-read on change)"
+            ),
+        ] = None,
+        work_dir: Annotated[
+            Path | None, typer.Option("--work-dir", help="where deployments, caches and logs live")
+        ] = None,
+        log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
     ) -> None:
         """Run the management agent."""
         import asyncio
@@ -23,12 +31,14 @@ def register(app: typer.Typer) -> None:
 
         from deckhand.agent.config import AgentSettings, load_settings
         from deckhand.agent.main import build_agents, run_agents
+        from deckhand.client import ControlPlaneError
         from deckhand.plugin.errors import ConfigError
         from deckhand.secrets import install_masking
 
         logging.basicConfig(
             level=log_level.upper(), format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
         )
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per long-poll is noise
         install_masking()
         if config is None and desired_state is None:
             raise typer.BadParameter("give --config agent.yaml or --desired-state deployments.yaml")
@@ -37,7 +47,26 @@ def register(app: typer.Typer) -> None:
             if work_dir is not None:
                 settings.work_dir = work_dir
             agents = build_agents(settings, desired_state)
+        except ControlPlaneError as exc:
+            typer.secho(f"error: control plane {settings.resolved_url()}: {_explain(exc)}", fg="red", err=True)
+            raise typer.Exit(2) from None
         except (ConfigError, ValueError, OSError) as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
             raise typer.Exit(2) from None
         asyncio.run(run_agents(agents))
+
+
+def _explain(exc: Exception) -> str:
+    """What a user should do about a control-plane refusal at start-up."""
+    from deckhand.secrets import mask
+
+    status = getattr(exc, "status_code", None)
+    hint = {
+        0: "not reachable; check `url:` (or DECKHAND_URL) and that the control plane is running",
+        401: "the token was refused; check `token:`/`tokenFile:` (or DECKHAND_TOKEN), or create one with "
+        "`deckhand tokens create NAME --role agent --env ENV`",
+        403: "the token may not manage this environment; give it the environment (agent tokens are scoped "
+        "to their environments) or use another token",
+        404: "no such prediction environment; check `environments[].id` (an id or a name)",
+    }.get(status or 0, "")
+    return mask(f"{exc}" + (f" — {hint}" if hint else ""))

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "deckhand.cli.quickstart_commands",
     "deckhand.cli.server_commands",
     "deckhand.cli.control_plane_commands",
+    "deckhand.cli.monitoring_commands",
 ]
 
 

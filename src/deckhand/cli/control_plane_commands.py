@@ -310,7 +310,9 @@ def env_create(
     ] = None,
     plugin_config_file: Annotated[Path | None, typer.Option(help="YAML or JSON file with the plugin config.")] = None,
     kv: KvOpt = None,
-    monitoring: Annotated[bool, typer.Option(help="Enable monitoring.")] = False,
+    monitoring: Annotated[
+        bool | None, typer.Option("--monitoring/--no-monitoring", help="Default: on for local, off elsewhere.")
+    ] = None,
     server: ServerOpt = DEFAULT_URL,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,

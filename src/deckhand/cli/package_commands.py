@@ -26,9 +26,7 @@ def register(app: typer.Typer) -> None:
     @package.command("build")
     def build(
         source: Annotated[Path, typer.Argument(help="Model file or directory to package.")],
-        fmt: Annotated[
-            str, typer.Option("--format", "-f", help="sklearn | onnx | mlflow | python")
-        ],
+        fmt: Annotated[str, typer.Option("--format", "-f", help="sklearn | onnx | mlflow | python")],
         output: Annotated[Path, typer.Option("--output", "-o", help="Package file to write.")],
         target_type: Annotated[
             str | None,
@@ -87,14 +85,16 @@ def register(app: typer.Typer) -> None:
             ("format", manifest.format),
             ("target type", manifest.target_type),
             ("class labels", ", ".join(manifest.class_labels or []) or "-"),
-            ("features", ", ".join(f"{f.name}:{f.type}" for f in manifest.features[:12])
-             + (" ..." if len(manifest.features) > 12 else "")),
+            (
+                "features",
+                ", ".join(f"{f.name}:{f.type}" for f in manifest.features[:12])
+                + (" ..." if len(manifest.features) > 12 else ""),
+            ),
             ("libraries", ", ".join(f"{k} {v}" for k, v in manifest.library_versions.items())),
             ("created", manifest.created_at.isoformat()),
             ("payload sha256", manifest.payload_sha256),
             ("file sha256", file_sha256(path)),
-            ("training summary",
-             f"{manifest.training_summary.rows} rows" if manifest.training_summary else "none"),
+            ("training summary", f"{manifest.training_summary.rows} rows" if manifest.training_summary else "none"),
         ]
         width = max(len(k) for k, _ in rows)
         for key, value in rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -10,8 +11,12 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def quickstart(
-        exit_after_demo: bool = typer.Option(False, "--exit-after-demo", help="exit 0 after the first prediction"),
-        data_dir: Path = typer.Option(None, "--data-dir", help="keep everything here (default: a new temp dir)"),
+        exit_after_demo: Annotated[
+            bool, typer.Option("--exit-after-demo", help="exit 0 after the first prediction")
+        ] = False,
+        data_dir: Annotated[
+            Path | None, typer.Option("--data-dir", help="keep everything here (default: a new temp dir)")
+        ] = None,
     ) -> None:
         """Deploy a demo model end to end on this machine and send it a prediction."""
         import logging

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,16 +12,16 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
-        package: Annotated[
-            Path | None, typer.Option(help="Serve this one package (.dhpkg).")
-        ] = None,
+        package: Annotated[Path | None, typer.Option(help="Serve this one package (.dhpkg).")] = None,
         models_dir: Annotated[
             Path | None,
             typer.Option(help="Serve every deployment directory here (filesystem plugin's baseDir)."),
         ] = None,
         host: Annotated[str, typer.Option()] = "127.0.0.1",
         port: Annotated[int, typer.Option()] = 8080,
-        workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+        workers: Annotated[
+            int | None, typer.Option(min=1, help="Worker processes (default: the number of CPUs).")
+        ] = None,
         deployment_dir_prefix: Annotated[
             str, typer.Option(help="Only directories starting with this (filesystem plugin's deploymentDirPrefix).")
         ] = "",
@@ -52,7 +53,7 @@ def register(app: typer.Typer) -> None:
                 models_dir=models_dir,
                 host=host,
                 port=port,
-                workers=workers,
+                workers=workers or os.cpu_count() or 1,
                 deployment_dir_prefix=deployment_dir_prefix,
                 model_id=model_id,
                 monitoring=monitoring,

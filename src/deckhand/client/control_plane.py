@@ -320,3 +320,43 @@ class ControlPlaneClient:
     def post_events(self, env_id: str, events: list[dict[str, Any]]) -> None:
         if events:
             self._json("POST", f"{API}/agent/environments/{env_id}/events", json={"events": events})
+
+    # -- monitoring ----------------------------------------------------------------------------
+
+    def post_monitoring_batch(self, batch_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Send aggregates (or raw records); resending the same batch id is a no-op."""
+        import orjson
+
+        result: dict[str, Any] = self._json(
+            "POST",
+            f"{API}/monitoring/batches",
+            content=orjson.dumps({"batchId": batch_id, "records": records}),
+            headers={"Content-Type": "application/json"},
+        )
+        return result
+
+    def service_health(
+        self, deployment_id: str, start: str | None = None, end: str | None = None, bucket_seconds: int = 60
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            "GET",
+            f"{API}/deployments/{deployment_id}/monitoring/service-health",
+            params=self._params(start=start, end=end, bucketSeconds=bucket_seconds),
+        )
+        return result
+
+    def prediction_distribution(
+        self, deployment_id: str, start: str | None = None, end: str | None = None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            "GET",
+            f"{API}/deployments/{deployment_id}/monitoring/predictions",
+            params=self._params(start=start, end=end),
+        )
+        return result
+
+    def feature_drift(self, deployment_id: str, start: str | None = None, end: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            "GET", f"{API}/deployments/{deployment_id}/monitoring/drift", params=self._params(start=start, end=end)
+        )
+        return result

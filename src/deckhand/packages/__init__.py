@@ -1,8 +1,8 @@
 """Model packages: one file holding a model, its manifest and its training baseline.
 
-    build_package(source, fmt, output, ...) -> Manifest
-    read_manifest(path) -> Manifest          # verifies structure and payload sha256
-    load_model(path) -> LoadedModel          # .predict(Batch) -> Predictions
+build_package(source, fmt, output, ...) -> Manifest
+read_manifest(path) -> Manifest          # verifies structure and payload sha256
+load_model(path) -> LoadedModel          # .predict(Batch) -> Predictions
 """
 
 from __future__ import annotations

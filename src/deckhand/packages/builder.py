@@ -21,9 +21,7 @@ if TYPE_CHECKING:
 _GENERIC_NAME = re.compile(r"^f\d+$")
 
 
-def _resolve_features(
-    found: list[Feature] | None, frame: pd.DataFrame | None
-) -> list[Feature]:
+def _resolve_features(found: list[Feature] | None, frame: pd.DataFrame | None) -> list[Feature]:
     """Features the model declares, typed and (for unnamed inputs) named by the training data."""
     if frame is None:
         return found or []
@@ -46,9 +44,7 @@ def _resolve_target(
     built: BuiltPayload, target_type: str | None, class_labels: list[str] | None
 ) -> tuple[str, list[str] | None]:
     if target_type is not None and target_type not in TARGET_TYPES:
-        raise PackageError(
-            f"--target-type {target_type!r} is not one of {', '.join(TARGET_TYPES)}"
-        )
+        raise PackageError(f"--target-type {target_type!r} is not one of {', '.join(TARGET_TYPES)}")
     if target_type and built.target_type and target_type != built.target_type:
         raise PackageError(
             f"--target-type {target_type} contradicts the model, which is {built.target_type}"
@@ -100,9 +96,7 @@ def build_package_from(
             training_summary=summary,
         )
     except ValidationError as exc:
-        raise PackageError(
-            "; ".join(err["msg"].removeprefix("Value error, ") for err in exc.errors())
-        ) from exc
+        raise PackageError("; ".join(err["msg"].removeprefix("Value error, ") for err in exc.errors())) from exc
     write_package(Path(output), manifest, built.files)
     return manifest
 

@@ -117,15 +117,13 @@ def _parse_manifest(raw: bytes, path: Path) -> Manifest:
     fmt = data.get("format")
     if fmt not in MODEL_FORMATS:
         raise PackageError(
-            f"{path}: unknown format {fmt!r} in {MANIFEST_NAME}; expected one of "
-            f"{', '.join(MODEL_FORMATS)}"
+            f"{path}: unknown format {fmt!r} in {MANIFEST_NAME}; expected one of {', '.join(MODEL_FORMATS)}"
         )
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'manifest'}: {err['msg']}"
-            for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or 'manifest'}: {err['msg']}" for err in exc.errors()
         )
         raise PackageError(f"{path}: corrupt: {MANIFEST_NAME} is invalid: {problems}") from exc
 
@@ -136,9 +134,7 @@ def read_package(path: Path) -> tuple[Manifest, dict[str, bytes]]:
     with _open_zip(path) as archive:
         names = archive.namelist()
         if MANIFEST_NAME not in names:
-            raise PackageError(
-                f"{path}: corrupt: no {MANIFEST_NAME} in the package (found {names[:5]!r})"
-            )
+            raise PackageError(f"{path}: corrupt: no {MANIFEST_NAME} in the package (found {names[:5]!r})")
         manifest = _parse_manifest(_read_member(archive, MANIFEST_NAME, path), path)
         payload = {
             name[len(PAYLOAD_DIR) :]: _read_member(archive, name, path)

@@ -113,9 +113,7 @@ class LoadedModel:
         """Predict `batch`; checks the shape of what the adapter returned."""
         result = self._predict(batch)
         if len(result) != len(batch):
-            raise RuntimeError(
-                f"the model returned {len(result)} predictions for {len(batch)} rows"
-            )
+            raise RuntimeError(f"the model returned {len(result)} predictions for {len(batch)} rows")
         return result
 
     def _predict(self, batch: Batch) -> Predictions:  # pragma: no cover - abstract
@@ -138,8 +136,7 @@ def labels_to_probabilities(labels: Sequence[Any] | np.ndarray, class_labels: li
         key = str(label)
         if key not in index:
             raise RuntimeError(
-                f"the model predicted class {key!r}, which is not in the manifest's "
-                f"class_labels {class_labels}"
+                f"the model predicted class {key!r}, which is not in the manifest's class_labels {class_labels}"
             )
         out[row, index[key]] = 1.0
     return out
@@ -180,7 +177,5 @@ def output_to_predictions(output: Any, manifest: Manifest) -> Predictions:
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim != 1:
-        raise RuntimeError(
-            f"a regression model must return one value per row, got shape {array.shape}"
-        )
+        raise RuntimeError(f"a regression model must return one value per row, got shape {array.shape}")
     return Predictions(values=array.astype(float))

@@ -58,9 +58,7 @@ def _numeric(values: np.ndarray) -> NumericSummary:
     if edges.size < 2:  # a constant column
         edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
     counts, _ = np.histogram(finite, bins=edges)
-    return NumericSummary(
-        edges=[float(e) for e in edges], counts=[int(c) for c in counts], missing=missing
-    )
+    return NumericSummary(edges=[float(e) for e in edges], counts=[int(c) for c in counts], missing=missing)
 
 
 def _categorical(column: pd.Series) -> CategoricalSummary:
@@ -81,8 +79,7 @@ def summarize(frame: pd.DataFrame, features: list[Feature]) -> TrainingSummary:
     missing = [f.name for f in features if f.name not in frame.columns]
     if missing:
         raise PackageError(
-            f"training data lacks the model's features {missing}; "
-            f"its columns are {list(frame.columns)[:20]}"
+            f"training data lacks the model's features {missing}; its columns are {list(frame.columns)[:20]}"
         )
     per_feature: dict[str, NumericSummary | CategoricalSummary] = {}
     for feature in features:

@@ -14,11 +14,13 @@ from deckhand.server.db.migrate import upgrade_to_head
 from deckhand.server.db.session import Database, mask_database_url
 from deckhand.server.errors import install_error_handlers
 from deckhand.server.routers import agent, deployments, environments, events, health, packages, tokens
+from deckhand.server.routers import monitoring as monitoring_router
 from deckhand.server.services.artifacts import ArtifactStore
 from deckhand.server.services.notifier import RevisionNotifier
 from deckhand.server.services.tokens import BOOTSTRAP_TOKEN_NAME, ensure_bootstrap_token
 from deckhand.server.settings import BOOTSTRAP_TOKEN_ENV, ServerSettings
 from deckhand.server.state import ControlPlane
+from deckhand.server.ui import install_ui
 
 log = logging.getLogger(__name__)
 
@@ -90,5 +92,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (health, packages, environments, deployments, agent, events, tokens):
         app.include_router(module.router)
+    app.include_router(monitoring_router.router)
+    install_ui(app)
 
     return app

@@ -8,25 +8,17 @@ Both bind 127.0.0.1 on a free port and stop what they started.
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
 from deckhand.server.settings import BOOTSTRAP_TOKEN_ENV, ServerSettings
+from deckhand.testing import DECKHAND, ChildProcess, free_port
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["ServerProcess", "ThreadedServer", "free_port", "wait_healthy"]
 
 
 def wait_healthy(url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -87,7 +79,7 @@ class ThreadedServer:
         self.stop()
 
 
-class ServerProcess:
+class ServerProcess(ChildProcess):
     """`deckhand server` as a child process; its stdout/stderr go to `log_path`."""
 
     def __init__(
@@ -100,54 +92,27 @@ class ServerProcess:
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        super().__init__(log_path or self.data_dir.parent / f"server-{self.port}.log")
         self.url = f"http://127.0.0.1:{self.port}"
         self.bootstrap_token = bootstrap_token
         self.database_url = database_url
-        self.log_path = log_path or self.data_dir.parent / f"server-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60.0) -> ServerProcess:
-        cmd = [
-            sys.executable, "-c", "import sys; from deckhand.cli import main; sys.exit(main())",
-            "server",
-            "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port),
-        ]  # fmt: skip
-        if self.database_url:
-            cmd += ["--database-url", self.database_url]
-        env = dict(os.environ)
+    def argv(self) -> list[str]:
+        cmd = [*DECKHAND, "server", "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port)]
+        return cmd + (["--database-url", self.database_url] if self.database_url else [])
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
         env.pop(BOOTSTRAP_TOKEN_ENV, None)
         if self.bootstrap_token:
             env[BOOTSTRAP_TOKEN_ENV] = self.bootstrap_token
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        try:
-            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        finally:
-            log.close()
+        return env
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        super().start()
         try:
             wait_healthy(self.url, timeout, self.process)
         except BaseException:
             self.stop()
             raise
         return self
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-
-    def __enter__(self) -> ServerProcess:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -1,7 +1,7 @@
 """The prediction server: one model (`--package`) or many (`--models-dir`).
 
-    create_app(ServeConfig(...), reporter=None) -> ASGI app
-    run(ServeConfig(...))                        # uvicorn, blocking
+create_app(ServeConfig(...), reporter=None) -> ASGI app
+run(ServeConfig(...))                        # uvicorn, blocking
 """
 
 from __future__ import annotations

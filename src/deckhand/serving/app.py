@@ -22,6 +22,7 @@ import logging
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -129,6 +130,8 @@ class PredictionServer:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, lambda: self.watcher.poll_once(wait=True))  # type: ignore[union-attr]
             self.watcher.start()
+            if not self.repository.keys():
+                threading.Thread(target=_warm_up_imports, name="deckhand-warm-up", daemon=True).start()
         self.started = True
 
     def shutdown(self) -> None:
@@ -162,9 +165,7 @@ class PredictionServer:
         except HttpError as exc:
             await _send(send, exc.status, _json({"message": exc.message}))
 
-    async def _deployments(
-        self, scope: Scope, receive: Any, send: Any, method: str, path: str
-    ) -> None:
+    async def _deployments(self, scope: Scope, receive: Any, send: Any, method: str, path: str) -> None:
         parts = path.split("/")[2:]  # "", "deployments", ...
         if not parts:
             if method != "GET":
@@ -209,9 +210,7 @@ class PredictionServer:
         limit = self.config.max_body_bytes
         declared = _header(scope, b"content-length")
         if declared.isdigit() and int(declared) > limit:
-            raise HttpError(
-                413, f"the body has {declared} bytes, over the limit of {limit}; split the rows"
-            )
+            raise HttpError(413, f"the body has {declared} bytes, over the limit of {limit}; split the rows")
         chunks = []
         size = 0
         more = True
@@ -281,6 +280,9 @@ class PredictionServer:
         try:
             manifest = serving.manifest
             sample = self.config.feature_sample_rows
+            wants_sample = getattr(self.reporter, "wants_feature_sample", None)  # rate-limited samplers
+            if sample and wants_sample is not None and not wants_sample():
+                sample = 0
             record = PredictionRecord(
                 deployment_id=entry.deployment_id,
                 model_id=serving.model_id,
@@ -288,9 +290,7 @@ class PredictionServer:
                 latency_ms=seconds * 1000.0,
                 status_code=status,
                 error=error,  # type: ignore[arg-type]
-                predictions=codecs.prediction_labels(predictions, manifest)
-                if predictions is not None
-                else [],
+                predictions=codecs.prediction_labels(predictions, manifest) if predictions is not None else [],
                 feature_sample=batch.head_records(sample) if batch is not None and sample else [],
                 class_names=manifest.class_labels,
             )
@@ -301,9 +301,7 @@ class PredictionServer:
     # -- upload / delete (multi-model) ---------------------------------------------------
     def _models_dir(self) -> Path:
         if self.config.models_dir is None or self.watcher is None:
-            raise HttpError(
-                405, "uploads and deletes need multi-model mode (deckhand serve --models-dir)"
-            )
+            raise HttpError(405, "uploads and deletes need multi-model mode (deckhand serve --models-dir)")
         return self.config.models_dir
 
     def _dir_name(self, ref: str) -> str:
@@ -353,6 +351,19 @@ class PredictionServer:
         await loop.run_in_executor(None, layout.remove, models_dir, entry.key)
         self.repository.remove(entry.key)
         await _send(send, 200, _json({"message": f"deployment {entry.key} removed"}))
+
+
+def _warm_up_imports() -> None:
+    """Import what loading a scikit-learn package needs. A models-dir server usually starts
+    empty and gets its first deployment moments later (the agent starts it, then deploys);
+    doing these imports now makes that first load take milliseconds instead of seconds."""
+    try:
+        import joblib  # noqa: F401
+        import sklearn.linear_model  # noqa: F401
+
+        from deckhand.packages.formats import sklearn_format  # noqa: F401
+    except Exception as exc:  # only an optimisation
+        log.debug("event=warm_up_failed error=%r", exc)
 
 
 def create_app(config: ServeConfig, reporter: Reporter | None = None) -> PredictionServer:

@@ -67,9 +67,7 @@ def decode_records(records: list[Any], manifest: Manifest) -> Batch:
         raise RequestError("the request holds no rows; send at least one record")
     first = records[0]
     if not isinstance(first, dict):
-        raise RequestError(
-            f"rows must be JSON objects mapping feature names to values, found {type(first).__name__}"
-        )
+        raise RequestError(f"rows must be JSON objects mapping feature names to values, found {type(first).__name__}")
     columns = _columns_for(manifest, list(first))
     try:
         rows = [[record[name] for name in columns] for record in records]
@@ -96,12 +94,18 @@ def decode_json(body: bytes, manifest: Manifest) -> Batch:
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         if "columns" in data:  # pandas split orientation
             given = [str(c) for c in data["columns"]]
+            rows = data["data"]
+            if given == manifest.feature_names and all(
+                isinstance(row, list) and len(row) == len(given) for row in rows
+            ):  # already in the model's order: take the rows as they are, no per-row dicts
+                if not rows:
+                    raise RequestError("the request holds no rows; send at least one record")
+                return Batch(columns=given, rows=rows)
             records = [dict(zip(given, row, strict=False)) for row in data["data"]]
             return decode_records(records, manifest)
         return decode_records(data["data"], manifest)
     raise RequestError(
-        "JSON input must be a list of records, {\"data\": [records]}, or "
-        "{\"columns\": [...], \"data\": [[...]]}"
+        'JSON input must be a list of records, {"data": [records]}, or {"columns": [...], "data": [[...]]}'
     )
 
 
@@ -128,9 +132,7 @@ def decode_csv(body: bytes, manifest: Manifest) -> Batch:
         if not line:
             continue
         if len(line) != len(header):
-            raise RequestError(
-                f"CSV line {number} has {len(line)} fields, the header has {len(header)}"
-            )
+            raise RequestError(f"CSV line {number} has {len(line)} fields, the header has {len(header)}")
         rows.append([_cell(line[i]) for i in picks])
     if not rows:
         raise RequestError("the CSV body has a header but no rows")
@@ -181,6 +183,11 @@ def prediction_labels(predictions: Predictions, manifest: Manifest) -> list[Any]
         values = predictions.values if predictions.values is not None else np.array([])
         return values.tolist()
     proba = predictions.probabilities
+    if len(proba) <= 4:  # a few rows: plain Python beats numpy's per-call overhead (same ties: first max)
+        rows = proba.tolist()
+        if manifest.target_type == "binary":
+            return [labels[1] if r[1] >= BINARY_THRESHOLD else labels[0] for r in rows]
+        return [labels[r.index(max(r))] for r in rows]
     if manifest.target_type == "binary":
         positive = proba[:, 1] >= BINARY_THRESHOLD
         return [labels[1] if p else labels[0] for p in positive.tolist()]
@@ -204,15 +211,11 @@ def encode_json(predictions: Predictions, manifest: Manifest) -> bytes:
     else:
         binary = manifest.target_type == "binary"
         rows = []
-        for i, (label, probs) in enumerate(
-            zip(chosen, predictions.probabilities.tolist(), strict=True)
-        ):
+        for i, (label, probs) in enumerate(zip(chosen, predictions.probabilities.tolist(), strict=True)):
             row: dict[str, Any] = {
                 "rowId": i,
                 "prediction": label,
-                "predictionValues": [
-                    {"label": name, "value": p} for name, p in zip(labels, probs, strict=True)
-                ],
+                "predictionValues": [{"label": name, "value": p} for name, p in zip(labels, probs, strict=True)],
             }
             if binary:
                 row["predictionThreshold"] = BINARY_THRESHOLD
@@ -234,12 +237,8 @@ def encode_csv(predictions: Predictions, manifest: Manifest) -> bytes:
             ["rowId", "prediction", *(f"{label}_PREDICTION" for label in labels)]
             + (["THRESHOLD", "POSITIVE_CLASS"] if binary else [])
         )
-        for i, (label, probs) in enumerate(
-            zip(chosen, predictions.probabilities.tolist(), strict=True)
-        ):
-            writer.writerow(
-                [i, label, *probs] + ([BINARY_THRESHOLD, labels[1]] if binary else [])
-            )
+        for i, (label, probs) in enumerate(zip(chosen, predictions.probabilities.tolist(), strict=True)):
+            writer.writerow([i, label, *probs] + ([BINARY_THRESHOLD, labels[1]] if binary else []))
     return out.getvalue().encode("utf-8")
 
 

@@ -42,9 +42,7 @@ class ServeConfig(BaseModel):
     @model_validator(mode="after")
     def _one_source(self) -> ServeConfig:
         if (self.package is None) == (self.models_dir is None):
-            raise ValueError(
-                "give exactly one of --package FILE (one model) or --models-dir DIR (many)"
-            )
+            raise ValueError("give exactly one of --package FILE (one model) or --models-dir DIR (many)")
         return self
 
     @property

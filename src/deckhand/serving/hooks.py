@@ -72,9 +72,7 @@ class BackgroundReporter:
         self.failed = 0
         self.delivered = 0
         self._queue: queue.Queue[PredictionRecord | None] = queue.Queue(maxsize=max_queue)
-        self._thread = threading.Thread(
-            target=self._run, name="deckhand-monitoring", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="deckhand-monitoring", daemon=True)
         self._thread.start()
 
     def submit(self, record: PredictionRecord) -> None:
@@ -96,9 +94,7 @@ class BackgroundReporter:
             except Exception as exc:  # a broken channel must not stop the thread
                 self.failed += 1
                 if self.failed == 1 or self.failed % 1000 == 0:
-                    log.warning(
-                        "event=monitoring_submit_failed failures=%d error=%r", self.failed, exc
-                    )
+                    log.warning("event=monitoring_submit_failed failures=%d error=%r", self.failed, exc)
 
     def close(self, timeout: float = 5.0) -> None:
         """Deliver what is queued (up to `timeout`), then stop the thread."""
@@ -139,6 +135,10 @@ def reporter_from_spec(spec: str | None) -> Reporter | None:
     kind, _, rest = text.partition(":")
     factory = _CHANNELS.get(kind)
     if factory is None:
+        import deckhand.monitoring  # noqa: F401 - registers the built-in spool and amqp channels
+
+        factory = _CHANNELS.get(kind)
+    if factory is None:
         _load_channel_plugins()
         factory = _CHANNELS.get(kind)
     if factory is None:
@@ -165,4 +165,6 @@ def background(reporter: Reporter | None) -> BackgroundReporter | None:
     """Wrap a reporter so that submitting never blocks; None stays None."""
     if reporter is None or isinstance(reporter, BackgroundReporter):
         return reporter
+    if getattr(reporter, "non_blocking", False):  # e.g. MonitoringReporter: already batched in a thread
+        return reporter  # type: ignore[return-value]
     return BackgroundReporter(reporter)

@@ -36,7 +36,8 @@ class ServerMetrics:
             "deckhand_models_loaded", "Deployments with a model serving.", registry=self.registry
         )
         self.load_failures = Gauge(
-            "deckhand_model_load_failures", "Model loads that failed since start.",
+            "deckhand_model_load_failures",
+            "Model loads that failed since start.",
             registry=self.registry,
         )
         self._children: dict[tuple[str, int], tuple[object, object, object]] = {}

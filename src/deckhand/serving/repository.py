@@ -152,9 +152,7 @@ class ModelRepository:
             if entry.deployment_id != key:
                 counts.setdefault(entry.deployment_id, []).append(key)
         self._aliases = {
-            dep_id: keys[0]
-            for dep_id, keys in counts.items()
-            if len(keys) == 1 and dep_id not in self._entries
+            dep_id: keys[0] for dep_id, keys in counts.items() if len(keys) == 1 and dep_id not in self._entries
         }
 
     def load_into(

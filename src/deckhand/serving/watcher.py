@@ -1,7 +1,11 @@
 """Keeps the repository in step with a models directory (the filesystem plugin's layout).
 
-Every `interval` seconds it lists the deployment directories and stats each one's info
-file and artifact; only a directory whose stats changed is re-read. A changed model is
+Every `interval` seconds it lists the deployment directories and stats each one; only a
+directory whose stats changed is re-read. The filesystem plugin changes a deployment only
+by renaming files into its directory, which changes the directory's own mtime, so most
+passes stat just the directory (1,000 deployments polled 4 times a second cost a core's
+8 % otherwise); every FULL_CHECK_EVERY-th pass also stats the info file and the artifact,
+which catches tools that edit them in place within a second. A changed model is
 loaded in a worker thread, off the request path; the old one serves until the new one
 is up. Directories that disappear are unloaded.
 """
@@ -21,7 +25,10 @@ from deckhand.serving.repository import ModelRepository
 log = logging.getLogger("deckhand.serving")
 
 
-def _stat_key(path: Path) -> tuple[int, int, int] | None:
+FULL_CHECK_EVERY = 4
+
+
+def _stat_key(path: Path | str) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -47,6 +54,7 @@ class ModelsDirWatcher:
         self.interval = interval
         self.executor = executor or ThreadPoolExecutor(2, thread_name_prefix="deckhand-load")
         self._stats: dict[str, Any] = {}
+        self._passes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -64,9 +72,7 @@ class ModelsDirWatcher:
         try:
             with os.scandir(self.models_dir) as it:
                 return sorted(
-                    e.name
-                    for e in it
-                    if not e.name.startswith(".") and e.name.startswith(self.prefix) and e.is_dir()
+                    e.name for e in it if not e.name.startswith(".") and e.name.startswith(self.prefix) and e.is_dir()
                 )
         except FileNotFoundError:
             return []
@@ -78,9 +84,15 @@ class ModelsDirWatcher:
         for gone in self.repository.keys() - set(names):
             self.repository.remove(gone)
             self._stats.pop(gone, None)
+        full = self._passes % FULL_CHECK_EVERY == 0
+        self._passes += 1
+        root = str(self.models_dir)
         for name in names:
+            known = self._stats.get(name)
+            if known is not None and not full and _stat_key(os.path.join(root, name)) == known[2]:
+                continue
             stats = self._dir_stats(name)
-            if self._stats.get(name) == stats:
+            if known == stats:
                 continue
             self._stats[name] = stats
             pending.append(self.executor.submit(self.sync_dir, name))

@@ -12,7 +12,5 @@ from deckhand.packages.manifest import MODEL_FORMATS
 def format_module(fmt: str) -> ModuleType:
     """The module for a format name (sklearn, onnx, mlflow, python)."""
     if fmt not in MODEL_FORMATS:
-        raise PackageError(
-            f"unknown format {fmt!r}; expected one of {', '.join(MODEL_FORMATS)}"
-        )
+        raise PackageError(f"unknown format {fmt!r}; expected one of {', '.join(MODEL_FORMATS)}")
     return importlib.import_module(f"deckhand.packages.formats.{fmt}_format")

@@ -38,9 +38,7 @@ def _pyfunc(directory: Path) -> Any:
     try:
         import mlflow.pyfunc
     except ImportError as exc:
-        raise PackageError(
-            "the mlflow format needs mlflow: pip install mlflow-skinny (or mlflow)"
-        ) from exc
+        raise PackageError("the mlflow format needs mlflow: pip install mlflow-skinny (or mlflow)") from exc
     try:
         return mlflow.pyfunc.load_model(str(directory))
     except Exception as exc:
@@ -54,10 +52,7 @@ def _signature_features(mlmodel: dict[str, Any]) -> list[Feature] | None:
     columns = json.loads(inputs) if isinstance(inputs, str) else inputs
     if not all("name" in c for c in columns):
         return None  # a tensor signature: no column names
-    return [
-        Feature(name=c["name"], type="numeric" if c.get("type") in _NUMERIC else "categorical")
-        for c in columns
-    ]
+    return [Feature(name=c["name"], type="numeric" if c.get("type") in _NUMERIC else "categorical") for c in columns]
 
 
 def build(source: Path) -> BuiltPayload:

@@ -29,9 +29,7 @@ def _session(raw: bytes, origin: str) -> Any:
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        raise PackageError(
-            "the onnx format needs onnxruntime: pip install 'deckhand[onnx]'"
-        ) from exc
+        raise PackageError("the onnx format needs onnxruntime: pip install 'deckhand[onnx]'") from exc
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # small batches: threads cost more than they give
     options.inter_op_num_threads = 1
@@ -62,8 +60,7 @@ def build(source: Path) -> BuiltPayload:
         candidates = sorted(source.glob("*.onnx"))
         if len(candidates) != 1:
             raise PackageError(
-                f"{source}: expected exactly one .onnx file in the directory, found "
-                f"{[p.name for p in candidates]}"
+                f"{source}: expected exactly one .onnx file in the directory, found {[p.name for p in candidates]}"
             )
         source = candidates[0]
     raw = source.read_bytes()
@@ -71,13 +68,10 @@ def build(source: Path) -> BuiltPayload:
     inputs = session.get_inputs()
     if len(inputs) == 1:
         width = inputs[0].shape[-1] if len(inputs[0].shape) == 2 else None
-        features = (
-            [Feature(name=f"f{i}") for i in range(width)] if isinstance(width, int) else None
-        )
+        features = [Feature(name=f"f{i}") for i in range(width)] if isinstance(width, int) else None
     else:
         features = [
-            Feature(name=i.name, type="categorical" if i.type == "tensor(string)" else "numeric")
-            for i in inputs
+            Feature(name=i.name, type="categorical" if i.type == "tensor(string)" else "numeric") for i in inputs
         ]
     labels = _class_labels(raw)
     target_type = None
@@ -139,9 +133,7 @@ class OnnxModel(LoadedModel):
         proba = outputs[self.proba_index]
         if isinstance(proba, list):  # ZipMap output: a list of {label: probability}
             return Predictions(
-                probabilities=np.array(
-                    [[row.get(_key(row, label), 0.0) for label in labels] for row in proba]
-                )
+                probabilities=np.array([[row.get(_key(row, label), 0.0) for label in labels] for row in proba])
             )
         return Predictions(probabilities=np.asarray(proba, dtype=float))
 

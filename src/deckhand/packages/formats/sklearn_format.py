@@ -38,9 +38,7 @@ def _load_estimator(raw: bytes, origin: str) -> Any:
 
 def build(source: Path) -> BuiltPayload:
     if source.is_dir():
-        candidates = sorted(
-            p for p in source.iterdir() if p.suffix in (".joblib", ".pkl", ".pickle")
-        )
+        candidates = sorted(p for p in source.iterdir() if p.suffix in (".joblib", ".pkl", ".pickle"))
         if len(candidates) != 1:
             raise PackageError(
                 f"{source}: expected exactly one .joblib/.pkl file in the directory, "
@@ -79,14 +77,8 @@ class SklearnModel(LoadedModel):
         if self.classifier and self.has_proba:
             own = [str(c) for c in getattr(estimator, "classes_", manifest.class_labels or [])]
             labels = manifest.class_labels or []
-            self.column_order = (
-                None if own == labels else [own.index(label) for label in labels]
-            )
-        self.fast = (
-            None
-            if self.wants_frame
-            else compile_linear(estimator, len(manifest.features), self.classifier)
-        )
+            self.column_order = None if own == labels else [own.index(label) for label in labels]
+        self.fast = None if self.wants_frame else compile_linear(estimator, len(manifest.features), self.classifier)
 
     def _input(self, batch: Batch) -> Any:
         return batch.to_frame() if self.wants_frame else batch.to_array()
@@ -108,9 +100,7 @@ class SklearnModel(LoadedModel):
                         proba = proba[:, self.column_order]
                     return Predictions(probabilities=proba)
                 labels = self.estimator.predict(data)
-                return Predictions(
-                    probabilities=labels_to_probabilities(labels, self.manifest.class_labels or [])
-                )
+                return Predictions(probabilities=labels_to_probabilities(labels, self.manifest.class_labels or []))
             values = np.asarray(self.estimator.predict(data), dtype=float)
         except ValueError as exc:
             raise ModelInputError(str(exc)) from exc

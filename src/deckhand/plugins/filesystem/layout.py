@@ -14,6 +14,7 @@ with "." are work in progress and are ignored by readers.
 
 from __future__ import annotations
 
+import copy
 import os
 import secrets
 import shutil
@@ -73,6 +74,27 @@ def _load_yaml(path: Path) -> Any:
         return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
+# Parsed info files by path, valid while the file's (mtime, size, inode) is unchanged. The
+# agent lists every deployment on each resync and the prediction server re-reads a
+# directory whenever it changes; with 1,000 deployments, parsing the YAML each time was
+# most of an idle agent's CPU. Info files are only ever replaced by rename (new inode).
+_INFO_CACHE: dict[str, tuple[tuple[int, int, int], Any]] = {}
+_INFO_CACHE_MAX = 20_000
+
+
+def _load_info(path: Path) -> Any:
+    st = os.stat(path)
+    key = (st.st_mtime_ns, st.st_size, st.st_ino)
+    cached = _INFO_CACHE.get(str(path))
+    if cached is not None and cached[0] == key:
+        return copy.deepcopy(cached[1])
+    info = _load_yaml(path)
+    if len(_INFO_CACHE) >= _INFO_CACHE_MAX:
+        _INFO_CACHE.clear()
+    _INFO_CACHE[str(path)] = (key, info)
+    return copy.deepcopy(info)
+
+
 def _dump_yaml(values: Any) -> str:
     import yaml
 
@@ -85,7 +107,7 @@ def read_deployment_dir(path: Path, info_file: str = INFO_FILE) -> DeploymentDir
         raise LayoutError(f"no deployment directory {path}")
     info_path = path / info_file
     try:
-        info = _load_yaml(info_path)
+        info = _load_info(info_path)
     except FileNotFoundError:
         raise LayoutError(f"no deployment info file {info_path}") from None
     except Exception as exc:

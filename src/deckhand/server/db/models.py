@@ -163,3 +163,44 @@ class Event(Base):
     duration_seconds: Mapped[float | None] = mapped_column(Float)
     message: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str | None] = mapped_column(String(100))
+
+
+# --- monitoring (issue 4): pre-aggregated per deployment and minute -------------------------
+
+
+class MonitoringSource(Base):
+    """One channel source (spool file, AMQP message) already counted: makes ingest idempotent."""
+
+    __tablename__ = "monitoring_sources"
+    __table_args__ = (Index("ix_monitoring_sources_received", "received_at"),)
+
+    source_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MonitoringServiceBucket(Base):
+    """Service health of one deployment in one minute (`minute`: epoch seconds)."""
+
+    __tablename__ = "monitoring_service_buckets"
+
+    deployment_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    model_id: Mapped[str | None] = mapped_column(String(200))
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    user_errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    system_errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+
+class MonitoringDistribution(Base):
+    """A feature's (role 'feature') or the predictions' (role 'prediction') values in one minute."""
+
+    __tablename__ = "monitoring_distributions"
+
+    deployment_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    role: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -28,7 +28,9 @@ class EnvironmentCreate(RequestModel):
     plugin: PluginName | None = Field(default=None, description="Defaults from the platform; required for `custom`.")
     plugin_config: JsonObject = Field(default_factory=dict)
     key_value_config: JsonObject = Field(default_factory=dict)
-    monitoring_enabled: bool = False
+    monitoring_enabled: bool | None = Field(
+        default=None, description="Report prediction statistics; default: on for `local`, off elsewhere."
+    )
 
     @model_validator(mode="after")
     def _custom_needs_command(self) -> EnvironmentCreate:

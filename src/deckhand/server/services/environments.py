@@ -71,7 +71,7 @@ def create_environment(session: Session, principal: Principal, body: Environment
         plugin=plugin,
         plugin_config=body.plugin_config,
         key_value_config=body.key_value_config,
-        monitoring_enabled=body.monitoring_enabled,
+        monitoring_enabled=body.platform == "local" if body.monitoring_enabled is None else body.monitoring_enabled,
         revision=1,
         created_by=principal.name,
     )

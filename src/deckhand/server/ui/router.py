@@ -1,0 +1,355 @@
+"""The web UI's routes under `/ui`: login, environments, deployments, a deployment's page and its live panel.
+
+Pages are rendered on the server from the public API (see `api.py`), called with the token
+the user logged in with. The token lives in a cookie that scripts cannot read (HttpOnly),
+that the browser sends only to this site's `/ui` pages (Path=/ui, SameSite=Strict), and
+that dies with the browser session; it never appears in a URL or a page. The only script,
+`static/ui.js`, re-fetches the live panel of a deployment every few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from deckhand.server.auth import mask_token
+from deckhand.server.ui.api import ApiCallError, UiApi
+from deckhand.server.ui.panels import (
+    WINDOWS,
+    Window,
+    drift_panel,
+    find_window,
+    health_panel,
+    parse_time,
+    predictions_panel,
+    window_range,
+)
+
+log = logging.getLogger(__name__)
+
+UI_PREFIX = "/ui"
+STATIC_PATH = f"{UI_PREFIX}/static"
+COOKIE_NAME = "deckhand_ui_token"
+REFRESH_SECONDS = 5
+EVENTS_SHOWN = 50
+MAX_LOGIN_BODY = 16 * 1024
+UI_DIR = Path(__file__).parent
+
+# No inline script or style anywhere: everything the page runs comes from /ui/static.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    # not no-referrer: with it, browsers send `Origin: null` on our own form posts
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+LOGIN_REASONS = {
+    "expired": "Your token is no longer accepted (revoked, deleted or expired). Log in with a valid token.",
+    "loggedout": "You are logged out.",
+    "required": "Log in with an API token to continue.",
+}
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(UI_DIR / "templates"))
+
+
+def _when(value: Any) -> str:
+    moment = parse_time(value) if not isinstance(value, datetime) else value
+    if moment is None:
+        return "—"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _number(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and not value.is_integer():
+        text = f"{value:.1f}"
+    else:
+        text = f"{int(value):,}"
+    return f"{text} {unit}".strip()
+
+
+def _latest(values: list[Any]) -> datetime | None:
+    moments = [m for m in (parse_time(v) for v in values) if m is not None]
+    return max(moments, default=None)
+
+
+templates.env.filters["when"] = _when
+templates.env.filters["number"] = _number
+templates.env.filters["latest"] = _latest
+
+
+def _secure(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
+    base = {"ui": UI_PREFIX, "static": STATIC_PATH, "logged_in": bool(request.cookies.get(COOKIE_NAME))}
+    response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+    return _secure(response)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the UI: never another host (open redirect), `..`, nor the login page itself."""
+    path = urlsplit(target).path if target else ""
+    if (
+        not target
+        or not target.startswith(UI_PREFIX + "/")
+        or "\\" in target
+        or ".." in path.split("/")
+        or path.rstrip("/") in (f"{UI_PREFIX}/login", f"{UI_PREFIX}/logout")
+    ):
+        return f"{UI_PREFIX}/deployments"
+    return target
+
+
+def _login_redirect(request: Request, reason: str) -> Response:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    location = f"{UI_PREFIX}/login?reason={reason}&next={quote(_safe_next(here), safe='')}"
+    response = RedirectResponse(location, status_code=303)
+    if reason == "expired":
+        _clear_cookie(response)
+    return _secure(response)
+
+
+def _clear_cookie(response: Response) -> None:
+    response.delete_cookie(COOKIE_NAME, path=UI_PREFIX, httponly=True, samesite="strict")
+
+
+def _same_origin(request: Request) -> bool:
+    """Form posts must come from our own pages (a second line behind SameSite=Strict)."""
+    origin = request.headers.get("origin")
+    if origin is None:  # not sent by a browser form (curl, scripts): nothing to forge
+        return True
+    return urlsplit(origin).netloc == request.headers.get("host", "")  # `null` and other sites fail
+
+
+Page = Callable[[Request, UiApi], Awaitable[Response]]
+
+
+async def _page(request: Request, build: Page, fragment: bool = False) -> Response:
+    """Run `build` with an API client for the logged-in user; map API failures to what a person sees."""
+    token = request.cookies.get(COOKIE_NAME)
+    if not token:
+        if fragment:
+            return _secure(PlainTextResponse("login required", status_code=401))
+        return _login_redirect(request, "required")
+    try:
+        return await build(request, UiApi(request.app, token))
+    except ApiCallError as exc:
+        if exc.status_code == 401:
+            log.info("event=ui_token_rejected token=%s path=%s", mask_token(token), request.url.path)
+            if fragment:
+                response = PlainTextResponse("token rejected", status_code=401)
+                _clear_cookie(response)
+                return _secure(response)
+            return _login_redirect(request, "expired")
+        status = exc.status_code if exc.status_code in (403, 404, 409) else 502
+        if fragment:
+            return _secure(PlainTextResponse(f"error {exc.status_code}: {exc.detail}", status_code=status))
+        titles = {403: "Not allowed", 404: "Not found", 409: "Ambiguous name"}
+        return _render(
+            request,
+            "error.html",
+            {"title": titles.get(status, "The control plane did not answer as expected"), "detail": exc.detail},
+            status_code=status,
+        )
+
+
+# -- entry points and login -------------------------------------------------------------
+
+
+@router.get("/")
+async def root() -> Response:
+    return RedirectResponse(f"{UI_PREFIX}/", status_code=307)
+
+
+@router.get(UI_PREFIX)
+@router.get(f"{UI_PREFIX}/")
+async def ui_home(request: Request) -> Response:
+    if request.cookies.get(COOKIE_NAME):
+        return RedirectResponse(f"{UI_PREFIX}/deployments", status_code=303)
+    return RedirectResponse(f"{UI_PREFIX}/login", status_code=303)
+
+
+@router.get(f"{UI_PREFIX}/login")
+async def login_form(request: Request, reason: str | None = None, next: str | None = None) -> Response:
+    message = LOGIN_REASONS.get(reason or "")
+    return _render(request, "login.html", {"message": message, "error": None, "next": _safe_next(next)})
+
+
+@router.post(f"{UI_PREFIX}/login")
+async def login(request: Request) -> Response:
+    if not _same_origin(request):
+        return _secure(PlainTextResponse("cross-site login refused", status_code=403))
+    body = await request.body()
+    if len(body) > MAX_LOGIN_BODY:
+        return _secure(PlainTextResponse("login form too large", status_code=413))
+    form = parse_qs(body.decode("utf-8", errors="replace"))
+    token = (form.get("token") or [""])[0].strip()
+    next_page = _safe_next((form.get("next") or [""])[0])
+
+    def refuse(error: str, status: int) -> Response:
+        return _render(request, "login.html", {"message": None, "error": error, "next": next_page}, status)
+
+    if not token:
+        return refuse("Enter an API token (an admin creates one: deckhand tokens create NAME --role read-only).", 422)
+    try:
+        # The UI shows events, which admin and read-only tokens may read and agent tokens may not.
+        await UiApi(request.app, token).get("/events", {"limit": 1})
+    except ApiCallError as exc:
+        log.info("event=ui_login_refused token=%s status=%d", mask_token(token), exc.status_code)
+        if exc.status_code == 401:
+            return refuse(
+                "That token was not accepted: it is mistyped, revoked or expired. "
+                "Check it, or ask an admin for a new one (deckhand tokens create NAME --role read-only).",
+                401,
+            )
+        if exc.status_code == 403:
+            return refuse(
+                "That is an agent token; agent tokens cannot use the web UI. Log in with an admin or read-only token.",
+                403,
+            )
+        return refuse(f"The control plane could not check the token ({exc.status_code}: {exc.detail}).", 502)
+    log.info("event=ui_login token=%s", mask_token(token))
+    response = RedirectResponse(next_page, status_code=303)
+    response.set_cookie(
+        COOKIE_NAME,
+        token,
+        path=UI_PREFIX,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return _secure(response)
+
+
+@router.post(f"{UI_PREFIX}/logout")
+async def logout(request: Request) -> Response:
+    if not _same_origin(request):
+        return _secure(PlainTextResponse("cross-site logout refused", status_code=403))
+    response = RedirectResponse(f"{UI_PREFIX}/login?reason=loggedout", status_code=303)
+    _clear_cookie(response)
+    return _secure(response)
+
+
+# -- pages ------------------------------------------------------------------------------
+
+
+@router.get(f"{UI_PREFIX}/environments")
+async def environments_page(request: Request) -> Response:
+    async def build(request: Request, api: UiApi) -> Response:
+        environments = await api.get("/environments")
+        deployments = await api.get("/deployments")
+        counts: dict[str, int] = {}
+        for dep in deployments:
+            counts[dep["environmentId"]] = counts.get(dep["environmentId"], 0) + 1
+        return _render(
+            request, "environments.html", {"nav": "environments", "environments": environments, "counts": counts}
+        )
+
+    return await _page(request, build)
+
+
+@router.get(f"{UI_PREFIX}/deployments")
+async def deployments_page(request: Request, environment: str | None = None) -> Response:
+    async def build(request: Request, api: UiApi) -> Response:
+        deployments = await api.get("/deployments", {"environmentId": environment} if environment else None)
+        environments = {e["id"]: e for e in await api.get("/environments")}
+        packages = {p["id"]: p for p in await api.get("/model-packages")}
+        context = {
+            "nav": "deployments",
+            "deployments": deployments,
+            "environments": environments,
+            "packages": packages,
+            "environment_filter": environments.get(environment or "")
+            or next((e for e in environments.values() if e["name"] == environment), None),
+        }
+        return _render(request, "deployments.html", context)
+
+    return await _page(request, build)
+
+
+async def _live_context(api: UiApi, deployment: dict[str, Any], window: Window) -> dict[str, Any]:
+    """Everything on the deployment page that changes while it is open."""
+    dep_id = deployment["id"]
+    start, end = window_range(window)
+    span = {"start": start.isoformat(), "end": end.isoformat()}
+    monitoring_error = None
+    health = drift = predictions = None
+    try:
+        raw_health = await api.get_or_none(
+            f"/deployments/{dep_id}/monitoring/service-health", {**span, "bucketSeconds": window.bucket_seconds}
+        )
+        health = health_panel(raw_health) if raw_health is not None else None
+        raw_drift = await api.get_or_none(f"/deployments/{dep_id}/monitoring/drift", span)
+        drift = drift_panel(raw_drift) if raw_drift is not None else None
+        raw_predictions = await api.get_or_none(f"/deployments/{dep_id}/monitoring/predictions", span)
+        predictions = predictions_panel(raw_predictions) if raw_predictions is not None else None
+    except ApiCallError as exc:
+        if exc.status_code == 401:
+            raise
+        monitoring_error = f"{exc.status_code}: {exc.detail}"
+    events = await api.get("/events", {"deploymentId": dep_id, "limit": EVENTS_SHOWN})
+    return {
+        "deployment": deployment,
+        "window": window,
+        "windows": WINDOWS,
+        "health": health,
+        "drift": drift,
+        "predictions": predictions,
+        "monitoring_error": monitoring_error,
+        "events": events,
+        "refreshed_at": datetime.now(UTC),
+    }
+
+
+@router.get(f"{UI_PREFIX}/deployments/{{ref}}")
+async def deployment_page(request: Request, ref: str, window: str | None = None) -> Response:
+    async def build(request: Request, api: UiApi) -> Response:
+        deployment = await api.get(f"/deployments/{quote(ref, safe='')}")
+        environment = await api.get_or_none(f"/environments/{deployment['environmentId']}")
+        package = await api.get_or_none(f"/model-packages/{deployment['modelPackageId']}")
+        chosen = find_window(window)
+        live = await _live_context(api, deployment, chosen)
+        live_src = f"{UI_PREFIX}/deployments/{quote(deployment['id'], safe='')}/live?window={chosen.key}"
+        return _render(
+            request,
+            "deployment.html",
+            {
+                "nav": "deployments",
+                "environment": environment,
+                "package": package,
+                "live_src": live_src,
+                "refresh_seconds": REFRESH_SECONDS,
+                **live,
+            },
+        )
+
+    return await _page(request, build)
+
+
+@router.get(f"{UI_PREFIX}/deployments/{{ref}}/live")
+async def deployment_live(request: Request, ref: str, window: str | None = None) -> Response:
+    """The part of the deployment page that `ui.js` swaps in every few seconds."""
+
+    async def build(request: Request, api: UiApi) -> Response:
+        deployment = await api.get(f"/deployments/{quote(ref, safe='')}")
+        return _render(request, "_live.html", await _live_context(api, deployment, find_window(window)))
+
+    return await _page(request, build, fragment=True)

@@ -1,0 +1,94 @@
+"""Real deckhand processes for tests and benchmarks: the pieces every wrapper shares.
+
+`ChildProcess` starts a command with its output appended to a log file, and stops (SIGTERM,
+then SIGKILL) or kills exactly the process it started. The control plane, agent and
+tracking-agent wrappers (deckhand.server.testing, deckhand.agent.testing,
+deckhand.monitoring.testing) build on it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+# `python -c` rather than `-m deckhand.cli`: the same entry point a user's `deckhand` runs.
+DECKHAND = [sys.executable, "-c", "import sys; from deckhand.cli import main; sys.exit(main())"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ChildProcess:
+    """One child process; `argv()` and `env()` say what it runs, `log_path` gets its output."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = Path(log_path)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def start(self) -> Self:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self.process = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, env=self.env())
+        finally:
+            log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no clean-up runs."""
+        if self.alive():
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM and wait (SIGKILL after `timeout`); the exit code, None if never started."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.process.returncode
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None, "not started"
+        return self.process.wait(timeout)
+
+    def __enter__(self) -> Self:
+        # `with proc.start():` must not start a second process.
+        return self if self.alive() else self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

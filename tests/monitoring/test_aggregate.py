@@ -1,0 +1,82 @@
+"""The pure parts: the latency/value sketch, aggregation of records, PSI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from deckhand.monitoring import records as R
+from deckhand.monitoring import sketch
+from deckhand.monitoring.aggregate import Aggregator, merge_distribution
+from deckhand.server.services.monitoring import drift_status, psi
+
+
+def test_sketch_quantiles_are_within_two_percent() -> None:
+    values = np.random.default_rng(0).lognormal(mean=1.0, sigma=1.0, size=50_000)
+    counts: sketch.Counts = {}
+    halves = np.array_split(values, 2)
+    for half in halves:  # merging two sketches = sketching everything
+        part: sketch.Counts = {}
+        sketch.add_values(part, half)
+        sketch.merge(counts, part)
+    for q in (0.5, 0.9, 0.99):
+        exact = float(np.quantile(values, q))
+        assert abs(sketch.quantile(counts, q) - exact) / exact < 0.02  # type: ignore[operator]
+    assert sketch.quantile({}, 0.5) is None
+    zero_and_negative: sketch.Counts = {}
+    assert sketch.add_values(zero_and_negative, [0.0, -3.0, float("nan"), float("inf")]) == 2
+    assert sketch.quantile(zero_and_negative, 0.0) == pytest.approx(-3.0, rel=0.02)
+
+
+def test_histogram_rebins_onto_edges() -> None:
+    counts: sketch.Counts = {}
+    sketch.add_values(counts, [0.5] * 10 + [1.5] * 20 + [9.0] * 5)
+    assert sketch.histogram(counts, [0.0, 1.0, 2.0, 3.0]) == [10, 20, 5]  # beyond the last edge: last bin
+
+
+def test_aggregator_groups_by_source_deployment_and_minute() -> None:
+    aggregator = Aggregator()
+    for i in range(120):
+        record = R.stats_record("d1", "m1", 2, float(i), user_errors=int(i % 10 == 0), timestamp=600.0 + i)
+        record.update(R.data_record("d1", "m1", [{"x": float(i), "c": "red" if i % 2 else None}], [[0.2, 0.8]]))
+        record[R.CLASS_NAMES] = ["no", "yes"]
+        record[R.TIMESTAMP] = 600.0 + i
+        aggregator.add("s1", record)
+    aggregator.add("s1", {"deploymentId": "d1"})  # no ts: invalid, counted
+    aggregator.add("s1", {"deploymentId": "d1", "ts": 1.0, "requests": "many"})
+    out = sorted(aggregator.drain(), key=lambda a: a["minute"])
+    assert [a["minute"] for a in out] == [600, 660]
+    assert [a["requests"] for a in out] == [60, 60] and out[0]["rows"] == 120
+    assert out[0]["userErrors"] == 6
+    assert out[0]["predictions"] == {"cat": {"yes": 60}}
+    assert out[0]["features"]["c"] == {"cat": {"red": 30}, "missing": 30}
+    assert sum(out[0]["features"]["x"]["num"].values()) == 60
+    assert aggregator.records == 120 and aggregator.invalid == 2
+    merged = merge_distribution({}, out[0]["features"]["c"])
+    merge_distribution(merged, out[1]["features"]["c"])
+    assert merged == {"cat": {"red": 60}, "missing": 60}
+
+
+def test_psi_thresholds() -> None:
+    same = [0.25, 0.25, 0.25, 0.25]
+    assert psi(same, same) == 0.0 and drift_status(0.0) == "ok"
+    assert drift_status(psi(same, [0.4, 0.3, 0.2, 0.1])) == "warning"
+    assert drift_status(psi(same, [0.97, 0.01, 0.01, 0.01])) == "drift"
+
+
+def test_tracking_agent_cli_says_what_is_missing() -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "deckhand.cli", "tracking-agent"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 2
+    assert "--channel (or DECKHAND_MONITORING)" in proc.stderr and "--token (or DECKHAND_TOKEN)" in proc.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "deckhand.cli", "tracking-agent", "--channel", "spool:rel", "--server", "http://x",
+         "--token", "t"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "absolute path" in bad.stderr

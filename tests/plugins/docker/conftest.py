@@ -1,0 +1,263 @@
+"""Fixtures for the Docker plugin tests: the shared engine (tests/docker_fixtures.py), the
+images the plugin runs, demo model packages, and plugin configs that cannot collide with
+another test or session (unique environment id, name prefix, network and free ports).
+Everything an environment created is removed at teardown, found by its labels."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deckhand.packages.demo import sample_rows, train_demo_package
+from deckhand.plugins.docker import names
+
+docker = pytest.importorskip("docker", reason="the Docker SDK is needed: pip install 'deckhand[docker]'")
+
+ROWS = sample_rows(2)
+# Per session, so one session's clean-up never removes an image another session is using.
+TEST_IMAGE_REPOSITORY = f"dh-test-model-{secrets.token_hex(3)}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def docker_images(build_image) -> dict[str, str]:
+    """The images the plugin runs, built (or found cached) once per session."""
+    return {"pps": build_image("pps", allow_existing=True), "proxy": build_image("proxy", allow_existing=True)}
+
+
+@pytest.fixture(scope="session")
+def client(engine_host: str) -> Iterator[Any]:
+    sdk = docker.DockerClient(base_url=engine_host, timeout=60)
+    yield sdk
+    # The model images this session built (TEST_IMAGE_REPOSITORY) go at the end of it.
+    for image in sdk.images.list(name=TEST_IMAGE_REPOSITORY):
+        try:
+            sdk.images.remove(image.id, force=True)
+        except docker.errors.APIError:
+            pass
+    sdk.close()
+
+
+@pytest.fixture(scope="session")
+def packages(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("docker-pkgs")
+    found = {}
+    for name, seed in (("a", 0), ("b", 1), ("c", 2)):
+        train_demo_package(root / f"{name}.dhpkg", seed=seed)
+        found[name] = root / f"{name}.dhpkg"
+    broken = root / "broken.dhpkg"
+    broken.write_bytes(b"this is not a model package\n")
+    found["broken"] = broken
+    # A valid package (the control plane accepts it) whose model cannot load: the server exits.
+    hook = root / "failing-src"
+    hook.mkdir()
+    (hook / "custom.py").write_text(
+        "def load_model(code_dir):\n    raise RuntimeError('this model cannot load (test fixture)')\n\n\n"
+        "def score(data, model, **kwargs):\n    return data\n"
+    )
+    found["failing"] = root / "failing.dhpkg"
+    subprocess.run(
+        [sys.executable, "-c", "import sys; from deckhand.cli import main; sys.exit(main())", "package", "build",
+         str(hook), "--format", "python", "--target-type", "regression", "-o", str(found["failing"])],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    return found
+
+
+@dataclass
+class DockerEnv:
+    """One test environment: its plugin config and what to clean up."""
+
+    engine_host: str
+    client: Any
+    env_id: str = field(default_factory=lambda: f"dh-test-{secrets.token_hex(3)}")
+    web_port: int = field(default_factory=free_port)
+    api_port: int = field(default_factory=free_port)
+    # The environment id the plugin labels with (the control plane's id in end-to-end tests).
+    labelled_id: str | None = None
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.env_id}_"
+
+    @property
+    def network(self) -> str:
+        return f"{self.env_id}-net"
+
+    def config(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "MLOPS_BOSUN_PRED_ENV_ID": self.env_id,
+            "dockerHost": self.engine_host,
+            "dockerNetwork": self.network,
+            "containerNamePrefix": self.prefix,
+            "generatedImagePrefix": TEST_IMAGE_REPOSITORY,
+            "traefikPortMapping": {80: self.web_port, 8080: self.api_port},
+            "startTimeoutSeconds": 60,
+            **extra,
+        }
+
+    def plugin(self, pe_deployments: list[str] | None = None, **extra: Any):
+        from deckhand.plugins.docker.plugin import DockerPlugin
+
+        pe_info = {"id": self.env_id, "deployments": pe_deployments or []}
+        return DockerPlugin(self.config(**extra), pe_info=pe_info)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def containers(self) -> list[Any]:
+        labelled = self.labelled_id or self.env_id
+        return self.client.containers.list(all=True, filters={"label": names.label_filter(labelled)})
+
+    def networks(self) -> list[Any]:
+        return [n for n in self.client.networks.list(names=[self.network]) if n.name == self.network]
+
+    def routers(self) -> list[str]:
+        """Routers of the Docker provider in this environment's proxy ([] if it is gone)."""
+        try:
+            status, body = get_json(f"http://127.0.0.1:{self.api_port}/api/http/routers")
+        except OSError:
+            return []
+        return [r["name"] for r in body if r.get("provider") == "docker"] if status == 200 else []
+
+    def cleanup(self) -> None:
+        for container in self.containers():
+            try:
+                container.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+        for network in self.networks():
+            try:
+                network.remove()
+            except docker.errors.APIError:
+                pass
+
+
+@pytest.fixture
+def denv(engine_host: str, client, docker_images) -> Iterator[DockerEnv]:
+    env = DockerEnv(engine_host, client)
+    try:
+        yield env
+    finally:
+        env.cleanup()
+
+
+def get_json(url: str, timeout: float = 3.0) -> tuple[int, Any]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+
+
+def predict(url: str, rows: list[dict[str, float]] | None = None, timeout: float = 10.0) -> tuple[int, Any]:
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps(rows or ROWS).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (OSError, urllib.error.URLError) as exc:  # refused, reset: no HTTP answer at all
+        return 0, f"{type(exc).__name__}: {exc}"
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what} not met within {timeout} s (last: {last!r})")
+
+
+class RequestLoop:
+    """POSTs predictions at a fixed total rate from a few threads over keep-alive
+    connections, counting every answer that is not a 200 (and every connection error)."""
+
+    def __init__(self, host: str, port: int, path: str, rate: float = 200.0, threads: int = 16):
+        self.host, self.port, self.path = host, port, path
+        self.interval = threads / rate
+        self.threads = threads
+        self.ok = 0
+        self.failed = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
+        self.started = 0.0
+        self.seconds = 0.0
+
+    def _work(self) -> None:
+        body = json.dumps(ROWS).encode()
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                conn.request("POST", self.path, body=body, headers={"Content-Type": "application/json"})
+                response = conn.getresponse()
+                payload = response.read()
+                good = response.status == 200
+                detail = f"HTTP {response.status}: {payload[:120]!r}"
+            except (OSError, http.client.HTTPException) as exc:
+                good, detail = False, f"{type(exc).__name__}: {exc}"
+                conn.close()
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+            with self._lock:
+                if good:
+                    self.ok += 1
+                else:
+                    self.failed += 1
+                    if len(self.errors) < 20:
+                        self.errors.append(detail)
+            next_at += self.interval
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                next_at = time.monotonic()
+        conn.close()
+
+    def __enter__(self) -> RequestLoop:
+        self.started = time.monotonic()
+        for index in range(self.threads):
+            worker = threading.Thread(target=self._work, name=f"load-{index}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(15)
+        self.seconds = time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        return (self.ok + self.failed) / self.seconds if self.seconds else 0.0

@@ -1,0 +1,158 @@
+"""The Docker plugin against deckhand's real engine: start, predict through Traefik,
+replace the model under a 200 requests/s loop, adopt after a restart, stop, clean up."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from deckhand.plugin.action_status import ActionStatus
+from deckhand.plugin.deployment_info import DeploymentInfo
+from deckhand.plugins.docker import names
+
+from .conftest import RequestLoop, predict, wait_until
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def info(dep: str, model: str, artifact, new_model: str | None = None) -> DeploymentInfo:
+    values = {"id": dep, "modelId": model, "modelArtifact": str(artifact)}
+    if new_model:
+        values["newModelId"] = new_model
+    return DeploymentInfo(values)
+
+
+def test_lifecycle_start_predict_replace_under_load_stop(denv, packages, client) -> None:
+    # Model ids new to the engine, so the model images are built (and timed) here.
+    model_a, model_b = f"model-a-{denv.env_id}", f"model-b-{denv.env_id}"
+    plugin = denv.plugin()
+    started = plugin.invoke("plugin_start")
+    assert started.status == ActionStatus.OK, started.msg
+    assert denv.networks(), "plugin_start creates the dockerNetwork"
+
+    # The model image is built first (what "its image exists" means), then timed to serving.
+    begin = time.monotonic()
+    status = plugin.invoke("deployment_start", info("d1", model_a, packages["a"]))
+    total = time.monotonic() - begin
+    assert status.status == ActionStatus.OK, status.msg
+    assert status.state == "ready"
+    url = status.data["predictionUrl"]
+    assert url == f"http://localhost:{denv.web_port}/deployments/d1/predictions"
+    timings = status.data["timings"]
+    print(f"\ndeployment_start: {total:.2f} s total, timings {timings}")
+    serving = timings["healthy_seconds"] + timings["route_seconds"]
+    # Target: 10 s. Nearly all of it is the prediction server's own start (imports, model
+    # load), which a machine with more runnable processes than cores stretches: there the
+    # bound is looser, and the figure is printed either way.
+    load_per_core = os.getloadavg()[0] / (os.cpu_count() or 1)
+    bound = 10 if load_per_core < 1.5 else 30
+    assert serving <= bound, (
+        f"served {serving:.1f} s after its image existed (target 10 s, load/core {load_per_core:.1f})"
+    )
+    assert timings["image_built"] == 1.0
+    assert timings["image_seconds"] <= 30, f"model image took {timings['image_seconds']:.1f} s (target 30 s)"
+
+    code, body = predict(f"{denv.url}/deployments/d1/predictions")
+    assert code == 200 and len(body["data"]) == 2
+
+    container = client.containers.get(names.container_name(denv.prefix, "d1", model_a))
+    assert container.labels[names.LABEL_DEPLOYMENT] == "d1"
+    assert container.labels[names.LABEL_MODEL] == model_a
+    assert container.labels[names.LABEL_MANAGED] == names.MANAGED_VALUE
+
+    # Idempotent: starting again keeps the same container.
+    again = plugin.invoke("deployment_start", info("d1", model_a, packages["a"]))
+    assert again.status == ActionStatus.OK, again.msg
+    assert client.containers.get(container.name).id == container.id
+
+    # Replace while ~200 requests/s flow through the proxy: not one may fail.
+    with RequestLoop("127.0.0.1", denv.web_port, "/deployments/d1/predictions", rate=200) as load:
+        time.sleep(2)
+        replaced = plugin.invoke("deployment_replace_model", info("d1", model_a, packages["b"], model_b))
+        time.sleep(3)
+    print(
+        f"replacement under load: {load.ok} ok, {load.failed} failed in {load.seconds:.1f} s "
+        f"({load.rate:.0f} req/s); replace took {replaced.duration:.2f} s; timings {replaced.data.get('timings')}"
+    )
+    assert replaced.status == ActionStatus.OK, replaced.msg
+    assert replaced.data["currentModelId"] == model_b
+    assert load.failed == 0, load.errors
+    # The loop must come near its 200 req/s for the test to mean something; a machine far
+    # over its cores (other work) slows the client too.
+    floor = 150 if os.getloadavg()[0] / (os.cpu_count() or 1) < 2.5 else 100
+    assert load.rate >= floor, f"the loop only reached {load.rate:.0f} req/s"
+    ours = {c.name for c in denv.containers() if c.labels.get(names.LABEL_ROLE) == names.ROLE_MODEL}
+    assert ours == {names.container_name(denv.prefix, "d1", model_b)}
+
+    # A fresh plugin instance (a restarted agent) sees what runs, from the engine alone.
+    fresh = denv.plugin(pe_deployments=["d1"])
+    listed = fresh.invoke("deployment_list")
+    assert listed.status == ActionStatus.OK
+    assert listed.data["d1"]["state"] == "ready"
+    assert listed.data["d1"]["data"]["currentModelId"] == model_b
+    pe = fresh.invoke("pe_status")
+    assert pe.status == ActionStatus.OK, pe.msg
+    assert pe.data["deploymentsStatus"]["d1"]["state"] == "ready"
+
+    # Stop: container and route go; plugin_stop then removes the proxy and the network.
+    stopped = fresh.invoke("deployment_stop", DeploymentInfo({"id": "d1"}))
+    assert stopped.status == ActionStatus.OK and stopped.state == "stopped", stopped.msg
+    assert fresh.invoke("deployment_status", DeploymentInfo({"id": "d1"})).state == "stopped"
+    wait_until(lambda: not [r for r in denv.routers() if r.startswith("d-d1-")], 10, what="route removed")
+    code, _ = predict(f"{denv.url}/deployments/d1/predictions")
+    assert code == 404
+    assert fresh.invoke("deployment_stop", DeploymentInfo({"id": "d1"})).status == ActionStatus.OK  # idempotent
+    done = fresh.invoke("plugin_stop")
+    assert done.status == ActionStatus.OK, done.msg
+    assert denv.containers() == []
+    assert denv.networks() == []
+
+
+def test_two_deployments_share_the_proxy_and_a_model_image(denv, packages, client) -> None:
+    plugin = denv.plugin()
+    for dep in ("d1", "d2"):
+        status = plugin.invoke("deployment_start", info(dep, "model-a", packages["a"]))
+        assert status.status == ActionStatus.OK, status.msg
+    # One image per model: the second start reused it.
+    assert status.data["timings"]["image_built"] == 0.0
+    for dep in ("d1", "d2"):
+        code, body = predict(f"{denv.url}/deployments/{dep}/predictions")
+        assert code == 200, body
+    plugin.invoke("deployment_stop", DeploymentInfo({"id": "d1"}))
+    # plugin_stop leaves the proxy while a deployment still runs, so it keeps serving.
+    kept = plugin.invoke("plugin_stop")
+    assert kept.status == ActionStatus.OK and "still have containers" in kept.msg
+    assert predict(f"{denv.url}/deployments/d2/predictions")[0] == 200
+    plugin.invoke("deployment_stop", DeploymentInfo({"id": "d2"}))
+    plugin.invoke("plugin_stop")
+    assert denv.containers() == [] and denv.networks() == []
+
+
+def test_dry_run_changes_nothing(denv, packages) -> None:
+    from deckhand.plugins.docker.plugin import DockerPlugin
+
+    plugin = DockerPlugin(denv.config(), pe_info={"id": denv.env_id}, dry_run=True)
+    status = plugin.invoke("deployment_start", info("d1", "model-a", packages["a"]))
+    assert status.status == ActionStatus.OK and status.msg.startswith("dry run")
+    assert plugin.invoke("plugin_start").msg.startswith("dry run")
+    assert denv.containers() == [] and denv.networks() == []
+
+
+def test_parallel_first_starts_share_one_network_and_proxy(denv, packages) -> None:
+    """The agent runs actions for different deployments in parallel: two first starts race to
+    create the network and the proxy, and both succeed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def start(dep: str):
+        return denv.plugin().invoke("deployment_start", info(dep, "model-a", packages["a"]))
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(start, ["p1", "p2"]))
+    for result in results:
+        assert result.status == ActionStatus.OK, result.msg
+    proxies = [c for c in denv.containers() if c.labels[names.LABEL_ROLE] == names.ROLE_PROXY]
+    assert len(proxies) == 1 and len(denv.networks()) == 1
+    for dep in ("p1", "p2"):
+        assert predict(f"{denv.url}/deployments/{dep}/predictions")[0] == 200

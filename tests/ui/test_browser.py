@@ -1,0 +1,231 @@
+"""The web UI in a real headless Chromium (Debian's package, driven by Playwright) against real processes.
+
+A `deckhand server` control plane, a `deckhand serve` prediction server writing monitoring
+records to a spool directory and a `deckhand tracking-agent` carrying them to the control
+plane, all on loopback. The test logs in through the form, opens the deployment, sends a
+burst of predictions and waits for the page's own polling to show it in the charts.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from deckhand.client import ControlPlaneClient
+from deckhand.server.testing import ServerProcess, free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+BURST = 30
+ROWS_PER_REQUEST = 3
+SCREENSHOT = "ui-deployment.png"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} missing: Debian's chromium could not be installed (scripts/setup/70-browser.sh)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - the test extra installs it
+        pytest.fail("playwright is not installed: pip install -e '.[test]' (scripts/setup/20-python.sh)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class Child:
+    """A `deckhand ...` command as a child process, its output in a log file; stopped by pid."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "deckhand.cli", *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+            )
+
+    def check_running(self) -> None:
+        if self.process.poll() is not None:
+            raise AssertionError(f"{self.log.name} exited with {self.process.returncode}:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def _wait_http(url: str, child: Child, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        child.check_running()
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not answering after {timeout} s; see {child.log}")
+
+
+def test_deployment_page_charts_follow_a_burst_of_predictions(
+    tmp_path: Path, chromium: object, demo_package: Path, repo_root: Path
+) -> None:
+    from deckhand.packages.demo import sample_rows
+
+    admin = "dh_" + secrets.token_urlsafe(24)
+    children: list[Child] = []
+    with ServerProcess(tmp_path / "control-plane", bootstrap_token=admin, log_path=tmp_path / "cp.log") as cp:
+        try:
+            client = ControlPlaneClient(cp.url, admin)
+            env = client.create_environment(name="browser-env", platform="test", monitoringEnabled=True)
+            package = client.upload_package(demo_package)
+            dep = client.create_deployment(name="iris-ui", environment_id=env["id"], model_package_id=package["id"])
+            viewer = client.create_token("ui-viewer", "read-only")["token"]
+
+            # A real prediction server with monitoring on, and the model uploaded into it.
+            spool = tmp_path / "spool"
+            port = free_port()
+            serve = Child(
+                ["serve", "--models-dir", str(tmp_path / "models"), "--port", str(port),
+                 "--monitoring", f"spool:{spool}", "--log-level", "warning"],
+                tmp_path / "serve.log",
+            )  # fmt: skip
+            children.append(serve)
+            (tmp_path / "models").mkdir(exist_ok=True)
+            serve_url = f"http://127.0.0.1:{port}"
+            _wait_http(f"{serve_url}/ping", serve)
+            uploaded = httpx.post(
+                f"{serve_url}/deployments/{dep['id']}",
+                params={"deploymentId": dep["id"], "modelId": package["id"]},
+                content=demo_package.read_bytes(),
+                timeout=60,
+            )
+            assert uploaded.status_code == 201, uploaded.text
+            prediction_url = f"{serve_url}/deployments/{dep['id']}/predictions"
+            # What the management agent reports once the deployment is up.
+            client.report_status(
+                env["id"],
+                {
+                    "environment": {"status": "passing", "message": "prediction server up"},
+                    "deployments": [
+                        {"id": dep["id"], "state": "ready", "modelId": package["id"], "predictionUrl": prediction_url}
+                    ],
+                },
+            )
+            tracker = Child(
+                ["tracking-agent", "--channel", f"spool:{spool}", "--server", cp.url, "--flush-interval", "0.5"],
+                tmp_path / "tracking-agent.log",
+                env={"DECKHAND_TOKEN": admin},  # not on the command line, where `ps` would show it
+            )
+            children.append(tracker)
+
+            page = chromium.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+            page.set_default_timeout(30_000)
+
+            # Logged out: the root sends us to the login form. A wrong token gets a clear message.
+            page.goto(cp.url + "/")
+            assert page.url.startswith(cp.url + "/ui/login")
+            page.fill("#token", "dh_this-token-does-not-exist")
+            page.click("#login-submit")
+            assert "not accepted" in page.inner_text("#login-error")
+
+            # A read-only token is enough to look around.
+            page.fill("#token", viewer)
+            page.click("#login-submit")
+            page.wait_for_url(cp.url + "/ui/deployments")
+            row = page.locator(f'tr[data-id="{dep["id"]}"]')
+            assert row.locator('[data-state="ready"]').count() == 1
+            assert prediction_url in row.inner_text()
+            assert package["id"] in row.inner_text()
+            assert viewer not in page.content()
+
+            page.click(f'a[href="/ui/deployments/{dep["id"]}"]')
+            page.wait_for_url(f"{cp.url}/ui/deployments/{dep['id']}")
+            assert page.get_attribute("#total-requests", "data-value") == "0"
+            assert page.locator("#events li[data-action='deployment.create']").count() == 1
+
+            # The burst: real requests to the prediction server while the page is open.
+            with httpx.Client(timeout=30) as http:
+                for i in range(BURST):
+                    response = http.post(prediction_url, json=sample_rows(ROWS_PER_REQUEST, seed=i))
+                    assert response.status_code == 200, response.text
+
+            # The page polls its live panel; wait until the totals show the whole burst.
+            tracker.check_running()
+            page.wait_for_function(
+                f"() => document.getElementById('total-requests')?.dataset.value === '{BURST}'",
+                timeout=120_000,
+            )
+            assert page.get_attribute("#total-rows", "data-value") == str(BURST * ROWS_PER_REQUEST)
+            assert int(page.get_attribute("#live", "data-refreshes") or 0) >= 1
+            assert "Live: refreshed" in page.inner_text("#live-status")
+
+            requests_series = page.locator('#chart-requests g[data-series="requests"]')
+            assert requests_series.get_attribute("data-sum") == str(BURST)
+            assert page.locator("#chart-requests polyline").count() >= 1
+            assert page.locator("#chart-requests circle.point").count() >= 1
+            assert int(page.get_attribute('#chart-latency g[data-series="p50"]', "data-points") or 0) >= 1
+            assert int(page.get_attribute('#chart-latency g[data-series="p99"]', "data-points") or 0) >= 1
+            assert page.get_attribute('#chart-errors g[data-series="system errors (5xx)"]', "data-sum") == "0"
+            # Drift per feature: one bar per iris feature, against the first window of data.
+            drift_rows = page.locator("#chart-drift g.bar-row")
+            assert drift_rows.count() == 4
+            assert page.locator("#chart-drift rect.bar").count() == 4
+            assert page.locator("#chart-predictions rect.bar").count() >= 1
+            assert page.locator("svg.chart-svg").first.is_visible()
+            # Each feature's bins, in a <details> that stays open across refreshes.
+            page.click("#drift details.features summary")
+            assert page.locator("#drift details.features figure.chart").count() == 4
+            seen = int(page.get_attribute("#live", "data-refreshes") or 0)
+            page.wait_for_function(
+                f"() => Number(document.getElementById('live').dataset.refreshes) > {seen}", timeout=30_000
+            )
+            assert page.locator("#drift details.features[open]").count() == 1
+            assert page.get_attribute("#total-requests", "data-value") == str(BURST)  # nothing counted twice
+
+            artifacts = repo_root / "test-artifacts"
+            artifacts.mkdir(exist_ok=True)
+            shot = artifacts / SCREENSHOT
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            print(f"\nscreenshot: {shot}")
+
+            # Logging out forgets the token: the pages ask for it again.
+            page.click("#logout")
+            page.wait_for_url(cp.url + "/ui/login?reason=loggedout")
+            page.goto(f"{cp.url}/ui/deployments/{dep['id']}")
+            assert page.url.startswith(cp.url + "/ui/login")
+
+            # A token revoked while its page is open: the next refresh leads back to the login form.
+            short_lived = client.create_token("ui-short-lived", "read-only")["token"]
+            page.fill("#token", short_lived)
+            page.click("#login-submit")
+            page.wait_for_url(f"{cp.url}/ui/deployments/{dep['id']}")  # the page we asked for before
+            client.delete_token("ui-short-lived")
+            page.wait_for_url(f"{cp.url}/ui/login?reason=expired**", timeout=30_000)
+            assert "no longer accepted" in page.inner_text("#login-message")
+            page.close()
+        finally:
+            for child in reversed(children):
+                child.stop()
