@@ -101,11 +101,14 @@ class SupervisedProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log_fh = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child
         env = {**os.environ, **self.env} if self.env else None
+        argv = self.argv()
         self._proc = await asyncio.create_subprocess_exec(
-            *self.argv(), stdout=log_fh, stderr=log_fh, start_new_session=True, env=env
+            *argv, stdout=log_fh, stderr=log_fh, start_new_session=True, env=env
         )
         log_fh.close()
-        atomic_write_text(self.pid_file, f"{self._proc.pid}\n{_cmdline(self._proc.pid)}")
+        # The command line as /proc/PID/cmdline will show it (NULs as spaces), written from
+        # argv rather than read from /proc, which can still show the pre-exec one this early.
+        atomic_write_text(self.pid_file, f"{self._proc.pid}\n{' '.join(argv)}")
         log.info("%s pid=%s log=%s", self.name, self._proc.pid, self.log_file)
         await self.wait_ready()
 
