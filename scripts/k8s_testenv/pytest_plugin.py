@@ -16,12 +16,13 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import Iterator
 
 import pytest
 
 from . import build
-from .cluster import Cluster, EnvInfo
+from .cluster import Cluster, EnvError, EnvInfo
 
 NEEDED = (build.KUBERNETES, build.ETCD, build.TRAEFIK, build.HELM)
 
@@ -55,7 +56,16 @@ def k8s_env() -> Iterator[EnvInfo]:
     missing = [t.name for t in NEEDED if not t.complete]
     if missing:  # a cold build takes far longer than a test may: it belongs to the setup stage
         pytest.fail(f"tools not built: {', '.join(missing)}; run scripts/k8s-testenv build (scripts/test does)")
-    info = cluster.up(node=os.environ.get("DECKHAND_K8S_NODE", "auto"))
+    node = os.environ.get("DECKHAND_K8S_NODE", "auto")
+    try:
+        info = cluster.up(node=node)
+    except EnvError as exc:
+        # Seen twice in a whole-suite run: a component (etcd, the registry) gone right
+        # after its start with nothing in its log, then a clean `up` seconds later. The
+        # cause is not found yet; one retry from a clean state, said out loud, not hidden.
+        warnings.warn(f"k8s-testenv up failed, retrying once after down: {str(exc).splitlines()[0]}", stacklevel=1)
+        cluster.down()
+        info = cluster.up(node=node)
     try:
         yield info
     finally:
