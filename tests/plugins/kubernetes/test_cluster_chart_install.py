@@ -10,10 +10,10 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from tests.plugins.kubernetes.helpers import wait_for
 
 pytestmark = pytest.mark.timeout(1500)
 ROOT = Path(__file__).resolve().parents[3]
@@ -30,20 +30,6 @@ def kubectl(env, *args: str, check: bool = True) -> str:
     if check:
         assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
     return proc.stdout
-
-
-def wait_for(what: str, check, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(1)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
 
 
 def observed(cp, dep_id: str) -> dict:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.plugins.kubernetes.helpers import wait_for
 
 from deckhand.plugin import ActionStatus, DeploymentInfo, DeploymentState, PEInfo
 from deckhand.plugins.kubernetes.plugin import KubernetesPlugin
@@ -76,20 +77,6 @@ def predict_when_routed(env, dep_id: str, timeout: float = 30) -> httpx.Response
 def served_model(env, dep_id: str) -> str | None:
     resp = httpx.get(f"http://{env.ingress_http}/deployments/{dep_id}/info", timeout=10)
     return resp.json().get("modelId") if resp.status_code == 200 else None
-
-
-def wait_for(what: str, check, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
 
 
 def leftovers(k8s_api, namespace: str, dep_id: str) -> list[str]:
