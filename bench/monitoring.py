@@ -6,20 +6,26 @@ tracking agent moves records into the control plane. Prints one table.
 
 Rows:
   serve/off, serve/spool, serve/amqp   `deckhand serve --package` (1-row JSON requests,
-        wrk, --connections), monitoring off / spool channel / RabbitMQ channel. Rounds
-        are interleaved (off, spool, amqp, off, ...) and the best round of each is kept,
-        so a noisy neighbour on a shared machine hurts every mode alike.
-  hook/spool, hook/amqp   CPU microseconds the monitoring hook adds per 1-row request,
-        measured in-process (getrusage over 30,000 calls + publishing), compared with
-        the server's CPU per request with monitoring off (from /proc during serve/off).
+        wrk, --connections), monitoring off / spool channel / RabbitMQ channel. Each round
+        runs every mode once (in rotated order); a mode's cost is taken against monitoring
+        off in the same round, and the median over rounds is shown with its range, so a
+        noisy neighbour on a shared machine hurts every mode alike.
+  cost/spool, cost/amqp   CPU microseconds monitoring adds per 1-row request: the
+        prediction server's ASGI app called in-process, monitoring off and on in
+        alternating blocks (the reporter thread's folding and publishing included), the
+        median of the paired differences; shown as a share of the server's CPU per request
+        with monitoring off (from /proc during serve/off) and of the ASGI app's alone (no
+        HTTP parsing: an upper bound). The steadiest figure on a shared machine.
   agent/spool, agent/amqp   the tracking agent draining a pre-filled channel of raw
-        records (statistics + 1 row of 4 features + a class prediction each) into a real
-        control plane (`deckhand server`, SQLite): records per second, end to end (read,
-        decode, aggregate, POST, server merge + commit, ack). The prediction server's own
-        reporter sends far less: per-minute aggregates of its statistics plus at most 20
-        feature samples a second, so for it this is a floor.
+        records (statistics + 1 row of 4 features + a class prediction each, published
+        with `Channel.publish`, so folded into columnar blocks) into a real control plane
+        (`deckhand server`, SQLite): records per second, end to end (read, decode,
+        aggregate, POST, server merge + commit, ack), and what publishing cost per record.
+  agent/lines the same records written one JSON object per line, as a producer that does
+        not use deckhand's encoder may write them (the agent reads both).
   agent/hook  the same, for what the prediction server's reporter publishes for N 1-row
-        requests (counted as requests reaching the control plane's totals).
+        requests (counted as requests reaching the control plane's totals): per-minute
+        aggregates of its statistics plus at most 20 feature samples a second.
 Targets: monitoring costs <= 5% of 1-row throughput; the agent moves >= 50,000 records/s.
 RabbitMQ rows need Debian's rabbitmq-server (scripts/setup/60-rabbitmq.sh); they are
 reported as skipped otherwise. Every process started is stopped by PID.
@@ -34,6 +40,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -165,15 +172,19 @@ def serve_throughput(
         stop(proc)
 
 
-def hook_cpu_per_request(package: Path, spec: str, requests: int = 30_000) -> float:
-    """CPU microseconds (all threads of this process) the monitoring hook adds to one
-    1-row request: the server's `_report` (record, labels, feature sampling) plus the
-    reporter's background publishing, measured in-process with getrusage, so that other
-    load on the machine barely moves it."""
+def app_cpu_cost(package: Path, spec: str, pairs: int, block: int = 4000) -> tuple[float, list[float]]:
+    """(CPU microseconds per 1-row request through the prediction server's ASGI app with
+    monitoring off, [what monitoring adds per request, one figure per pair of blocks]).
+
+    Both apps live in this process and are called directly (no sockets, no HTTP parsing),
+    in alternating blocks of `block` requests; each "on" block ends with the reporter
+    folding and publishing what it queued, so its thread's CPU is counted too
+    (getrusage covers every thread). Paired blocks a fraction of a second apart see the
+    same machine, so the difference stays steady where wall-clock throughput on a shared
+    machine does not."""
     import asyncio
     import resource
 
-    from deckhand.serving import codecs
     from deckhand.serving.app import create_app
     from deckhand.serving.config import ServeConfig
 
@@ -181,46 +192,73 @@ def hook_cpu_per_request(package: Path, spec: str, requests: int = 30_000) -> fl
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return usage.ru_utime + usage.ru_stime
 
-    app = create_app(ServeConfig(package=package, monitoring=spec))
-    asyncio.run(app.startup())
+    body = json.dumps([ROW]).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    scope = {"type": "http", "method": "POST", "path": "/predictions", "query_string": b"", "headers": headers}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start" and message["status"] != 200:
+            raise RuntimeError(f"the app answered {message['status']}")
+
+    async def run(app: Any, n: int) -> None:
+        for _ in range(n):
+            await app(scope, receive, send)
+
+    loop = asyncio.new_event_loop()
+    apps = {
+        "off": create_app(ServeConfig(package=package)),
+        "on": create_app(ServeConfig(package=package, monitoring=spec)),
+    }
     try:
-        entry = list(app.repository.entries())[0]
-        serving = entry.current
-        batch = codecs.decode(json.dumps([ROW]).encode(), "application/json", serving.manifest)
-        predictions = asyncio.run(serving.batcher.predict(batch))
-        started = cpu()
-        for _ in range(requests):
-            app._report(entry, serving, batch, predictions, 1, 0.001, 200, None)
-        assert app.reporter is not None and app.reporter.flush(60)
-        return (cpu() - started) / requests * 1e6
+        for app in apps.values():
+            loop.run_until_complete(app.startup())
+            loop.run_until_complete(run(app, 500))  # warm-up
+        per_request: dict[str, list[float]] = {"off": [], "on": []}
+        for i in range(pairs):
+            for name in ("off", "on") if i % 2 == 0 else ("on", "off"):
+                started = cpu()
+                loop.run_until_complete(run(apps[name], block))
+                if name == "on" and not apps[name].reporter.flush(60):  # type: ignore[union-attr]
+                    raise RuntimeError("the reporter could not publish")
+                per_request[name].append((cpu() - started) / block * 1e6)
+        added = [on - off for on, off in zip(per_request["on"], per_request["off"], strict=True)]
+        return statistics.median(per_request["off"]), added
     finally:
-        app.shutdown()
+        for app in apps.values():
+            app.shutdown()
+        loop.close()
 
 
 # ----- tracking agent ---------------------------------------------------------------------------
 
 
+def raw_record(i: int, deployments: list[str]) -> dict[str, Any]:
+    """Record i of a run: statistics + 1 row of 4 features + a class prediction."""
+    from deckhand.monitoring import records as R
+
+    dep = deployments[i % len(deployments)]
+    record = R.stats_record(dep, "iris", 1, 0.4 + (i % 97) / 50, user_errors=int(i % 100 == 0))
+    record.update(
+        R.data_record(
+            dep, "iris", [{**ROW, "sepal_length": 4.5 + (i % 31) / 10}], [("setosa", "versicolor", "virginica")[i % 3]]
+        )
+    )
+    return record
+
+
 def fill_channel(spec: str, records: int, deployments: list[str]) -> float:
     """Publish raw records (statistics + 1 row of 4 features + a class prediction each, the
     heaviest record a reporter sends) in channel messages of 2,000; returns seconds taken."""
-    from deckhand.monitoring import records as R
     from deckhand.monitoring.channels import channel_from_spec
 
     started = time.perf_counter()
     channel = channel_from_spec(spec)
     batch: list[dict] = []
     for i in range(records):
-        dep = deployments[i % len(deployments)]
-        record = R.stats_record(dep, "iris", 1, 0.4 + (i % 97) / 50, user_errors=int(i % 100 == 0))
-        record.update(
-            R.data_record(
-                dep,
-                "iris",
-                [{**ROW, "sepal_length": 4.5 + (i % 31) / 10}],
-                [("setosa", "versicolor", "virginica")[i % 3]],
-            )
-        )
-        batch.append(record)
+        batch.append(raw_record(i, deployments))
         if len(batch) == 2000:
             channel.publish(batch)
             batch = []
@@ -230,26 +268,43 @@ def fill_channel(spec: str, records: int, deployments: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def fill_spool_lines(spec: str, records: int, deployments: list[str]) -> float:
+    """The same raw records written straight into spool files one JSON object per line, as
+    any producer that does not use deckhand's encoder may; returns seconds taken."""
+    from deckhand.monitoring.channels.spool import SUFFIX
+
+    directory = Path(spec.partition(":")[2].partition("?")[0])
+    directory.mkdir(parents=True, exist_ok=True)
+    import orjson
+
+    started = time.perf_counter()
+    for first in range(0, records, 2000):
+        lines = b"".join(
+            orjson.dumps(raw_record(i, deployments)) + b"\n" for i in range(first, min(first + 2000, records))
+        )
+        tmp = directory / f".{first:012d}.tmp"
+        tmp.write_bytes(lines)
+        tmp.rename(directory / f"{time.time_ns():020d}-{first:012d}{SUFFIX}")
+    return time.perf_counter() - started
+
+
 def fill_channel_from_server_hook(spec: str, records: int, deployments: list[str]) -> float:
     """What prediction servers publish for `records` 1-row requests: the MonitoringReporter
     behind `deckhand serve --monitoring` (per-minute statistics, feature samples at its rate
     limit); returns seconds taken."""
     from deckhand.monitoring import MonitoringReporter
-    from deckhand.serving.hooks import PredictionRecord
 
     started = time.perf_counter()
     reporter = MonitoringReporter(spec)
-    for i in range(records):
-        reporter.submit(
-            PredictionRecord(
-                deployment_id=deployments[i % len(deployments)],
-                model_id="iris",
-                rows=1,
-                latency_ms=0.4 + (i % 97) / 50,
-                status_code=200,
-                predictions=[("setosa", "versicolor", "virginica")[i % 3]],
-                feature_sample=[ROW] if reporter.wants_feature_sample() else [],
-            )
+    interval, next_sample_at = 1.0 / reporter.feature_samples_per_second, 0.0
+    for i in range(records):  # what the server queues per request (hooks.REQUEST_FIELDS)
+        now = time.time()
+        sample = None
+        if now >= next_sample_at:
+            sample, next_sample_at = [ROW], now + interval
+        label = ("setosa", "versicolor", "virginica")[i % 3]
+        reporter.queue_request(
+            (deployments[i % len(deployments)], "iris", now, 1, 0.4 + (i % 97) / 50, None, (label,), sample)
         )
     if not reporter.flush(300):
         raise RuntimeError(f"could not publish: {reporter.stats()}")
@@ -259,15 +314,16 @@ def fill_channel_from_server_hook(spec: str, records: int, deployments: list[str
 
 def agent_throughput(
     spec: str, server_url: str, records: int, deployments: list[str], batch_size: int, fill: Any = None
-) -> float:
-    """Records per second the tracking agent moves from a pre-filled channel into the control plane."""
+) -> tuple[float, float]:
+    """Records per second the tracking agent moves from a pre-filled channel into the control
+    plane, and the publishers' microseconds per record (building, encoding, writing)."""
     from deckhand.client.control_plane import ControlPlaneClient
     from deckhand.monitoring.channels import channel_from_spec
     from deckhand.monitoring.tracking_agent import TrackingAgent
 
     client = ControlPlaneClient(server_url, TOKEN, timeout=120)
     before = sum(client.service_health(d)["totals"]["requests"] for d in deployments)
-    (fill or fill_channel)(spec, records, deployments)
+    fill_seconds = (fill or fill_channel)(spec, records, deployments)
     agent = TrackingAgent(channel_from_spec(spec), client, batch_size=batch_size, flush_interval=0.2)
     started = time.perf_counter()
     thread = threading.Thread(target=agent.run, daemon=True)
@@ -282,7 +338,31 @@ def agent_throughput(
     client.close()
     if after - before != records:
         raise RuntimeError(f"control plane counted {after - before} of {records} records")
-    return records / elapsed
+    return records / elapsed, fill_seconds / records * 1e6
+
+
+def serving_rows(runs: dict[str, list[tuple[float, float, float]]], why_no_rabbit: str | None) -> list[Row]:
+    """One row per mode: medians over the rounds, and each mode's cost against monitoring
+    off *in the same round* (median and range), which cancels most of a noisy machine."""
+    out = []
+    off = runs["off"]
+    for mode in ("off", "spool", "amqp"):
+        if not runs.get(mode):
+            out.append(Row(f"serve/{mode}", 0, "req/s", why_no_rabbit or "failed (see stderr)"))
+            continue
+        results = runs[mode]
+        rps, p99, us = (statistics.median(column) for column in zip(*results, strict=True))
+        note = f"median of {len(results)}: p99 {p99:.2f} ms, server CPU {us:.0f} us/request"
+        if mode != "off":
+            rps_cost = sorted(100 * (1 - r[0] / o[0]) for r, o in zip(results, off, strict=True))
+            cpu_cost = sorted(100 * (r[2] / o[2] - 1) for r, o in zip(results, off, strict=True))
+            note += (
+                f"; cost vs off in the same round: {statistics.median(rps_cost):+.1f}% req/s "
+                f"({rps_cost[0]:+.1f}..{rps_cost[-1]:+.1f}), {statistics.median(cpu_cost):+.1f}% CPU/request "
+                f"({cpu_cost[0]:+.1f}..{cpu_cost[-1]:+.1f})"
+            )
+        out.append(Row(f"serve/{mode}", rps, "req/s", note))
+    return out
 
 
 def setup_control_plane(workdir: Path, package: Path, n: int) -> tuple[object, list[str]]:
@@ -304,7 +384,7 @@ def setup_control_plane(workdir: Path, package: Path, n: int) -> tuple[object, l
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per serving mode (best kept)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of every serving mode (medians kept)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--records", type=int, default=300_000, help="records per tracking-agent run")
     parser.add_argument("--deployments", type=int, default=4)
@@ -333,73 +413,59 @@ def main(argv: list[str] | None = None) -> int:
             modes = {"off": "off", "spool": f"spool:{workdir / 'serve-spool'}"}
             if broker is not None:
                 modes["amqp"] = broker.spec(queue="bench-serve")
-            best: dict[str, tuple[float, float]] = {}
-            cpu: dict[str, list[float]] = {}
-            for _ in range(args.rounds):
-                for mode, spec in modes.items():
+            runs: dict[str, list[tuple[float, float, float]]] = {mode: [] for mode in modes}
+            order = list(modes)
+            for round_ in range(args.rounds):
+                rotated = order[round_ % len(order) :] + order[: round_ % len(order)]  # no mode always first
+                for mode in rotated:
                     try:
-                        rps, p99, us = serve_throughput(package, spec, args.connections, args.duration, workdir)
+                        runs[mode].append(
+                            serve_throughput(package, modes[mode], args.connections, args.duration, workdir)
+                        )
                     except Exception as exc:
                         print(f"serve/{mode}: failed: {exc}", file=sys.stderr)
-                        continue
-                    cpu.setdefault(mode, []).append(us)
-                    if rps > best.get(mode, (0.0, 0.0))[0]:
-                        best[mode] = (rps, p99)
-            base = best.get("off", (0.0, 0.0))[0]
-            base_cpu = min(cpu.get("off", [0.0]))
-            for mode in ("off", "spool", "amqp"):
-                if mode not in best:
-                    rows.append(Row(f"serve/{mode}", 0, "req/s", why_no_rabbit or "failed (see stderr)"))
-                    continue
-                rps, p99 = best[mode]
-                us = min(cpu[mode])
-                note = f"p99 {p99:.2f} ms; server CPU {us:.0f} us/request"
-                if mode != "off" and base and base_cpu:
-                    cost_rps, cost_cpu = 100 * (1 - rps / base), 100 * (us / base_cpu - 1)
-                    note += f"; cost vs off: {cost_rps:+.1f}% req/s, {cost_cpu:+.1f}% CPU/request"
-                rows.append(Row(f"serve/{mode}", rps, "req/s", note))
+                        runs[mode].append((float("nan"),) * 3)
+            rows.extend(serving_rows(runs, why_no_rabbit))
+            server_cpu = statistics.median(us for _, _, us in runs["off"])
             for mode, spec in modes.items():
                 if mode == "off":
                     continue
-                us = min(hook_cpu_per_request(package, spec) for _ in range(args.rounds))
-                share = (
-                    f" = {100 * us / base_cpu:.1f}% of a request's server CPU with monitoring off" if base_cpu else ""
+                app_us, added = app_cpu_cost(package, spec, pairs=4 * args.rounds)
+                us, low, high = statistics.median(added), min(added), max(added)
+                note = (
+                    f"in-process, median of {len(added)} paired blocks ({low:+.2f}..{high:+.2f}) = "
+                    f"{100 * us / server_cpu:.1f}% of the server's CPU per request with monitoring off "
+                    f"({server_cpu:.0f} us, serve/off), {100 * us / app_us:.1f}% of the bare app ({app_us:.0f} us)"
                 )
-                rows.append(Row(f"hook/{mode}", us, "us CPU/req", f"in-process, best of {args.rounds}{share}"))
+                rows.append(Row(f"cost/{mode}", us, "us CPU/req", note))
         if not args.skip_agent:
             server, deployments = setup_control_plane(workdir, package, args.deployments)
             try:
-                spec = f"spool:{workdir / 'agent-spool'}?maxFiles=100000"
-                rate = agent_throughput(spec, server.url, args.records, deployments, args.batch_size)  # type: ignore[attr-defined]
-                rows.append(
-                    Row("agent/spool", rate, "records/s", f"{args.records} records, {args.deployments} deployments")
-                )
-                if broker is not None:
-                    rate = agent_throughput(
-                        broker.spec(queue="bench-agent"),
+                runs: list[tuple[str, str | None, Any, str]] = [
+                    ("agent/spool", f"spool:{workdir / 'agent-spool'}?maxFiles=100000", fill_channel, "raw records"),
+                    ("agent/amqp", broker.spec(queue="bench-agent") if broker else None, fill_channel, "raw records"),
+                    ("agent/lines", f"spool:{workdir / 'agent-lines'}?maxFiles=100000", fill_spool_lines,
+                     "raw records one per JSON line, as a third-party producer may write them"),
+                    ("agent/hook", f"spool:{workdir / 'agent-spool-hook'}", fill_channel_from_server_hook,
+                     "prediction-server requests (statistics pre-aggregated by the server's reporter, "
+                     "feature samples at 20/s)"),
+                ]  # fmt: skip
+                for name, spec, fill, what in runs:
+                    if spec is None:
+                        rows.append(Row(name, 0, "records/s", f"skipped: {why_no_rabbit}"))
+                        continue
+                    rate, publish_us = agent_throughput(
+                        spec,
                         server.url,
                         args.records,
                         deployments,
-                        args.batch_size,  # type: ignore[attr-defined]
+                        args.batch_size,
+                        fill,  # type: ignore[attr-defined]
                     )
-                    rows.append(
-                        Row("agent/amqp", rate, "records/s", f"{args.records} records, {args.deployments} deployments")
+                    note = (
+                        f"{args.records} {what}, {args.deployments} deployments; publishing {publish_us:.1f} us/record"
                     )
-                else:
-                    rows.append(Row("agent/amqp", 0, "records/s", f"skipped: {why_no_rabbit}"))
-                spec = f"spool:{workdir / 'agent-spool-hook'}"
-                rate = agent_throughput(
-                    spec, server.url, args.records, deployments, args.batch_size, fill_channel_from_server_hook
-                )
-                rows.append(
-                    Row(
-                        "agent/hook",
-                        rate,
-                        "records/s",
-                        f"{args.records} prediction-server requests via spool (statistics pre-aggregated "
-                        "by the server's reporter, feature samples at 20/s)",
-                    )
-                )
+                    rows.append(Row(name, rate, "records/s", note))
             finally:
                 server.stop()  # type: ignore[attr-defined]
     finally:

@@ -20,6 +20,11 @@ class Procs:
         self.state = state
         self.logs = state / "logs"
         self.file = state / "pids.json"
+        # Processes started by this object: asked directly whether they still run. Reading
+        # /proc/PID/cmdline right after the start can still show this Python process (the
+        # child has forked but not yet exec'd, for milliseconds under load), which looked
+        # like "etcd exited while waiting for etcd" and failed whole test sessions.
+        self._children: dict[str, subprocess.Popen] = {}
 
     def _load(self) -> list[dict]:
         if not self.file.exists():
@@ -45,9 +50,13 @@ class Procs:
         entries = [e for e in self._load() if e["name"] != name]
         entries.append({"name": name, "pid": proc.pid, "argv": argv})
         self._save(entries)
+        self._children[name] = proc
         return proc
 
     def alive(self, name: str) -> bool:
+        child = self._children.get(name)
+        if child is not None and any(e["name"] == name and e["pid"] == child.pid for e in self._load()):
+            return child.poll() is None
         for e in self._load():
             if e["name"] == name:
                 return _is_ours(e)
@@ -58,11 +67,15 @@ class Procs:
 
     def stop(self, name: str, timeout: float = 15) -> None:
         entries = self._load()
+        child = self._children.pop(name, None)
         if not any(e["name"] == name for e in entries):
             return
         for e in entries:
             if e["name"] == name:
-                _terminate(e, timeout)
+                if child is not None and child.pid == e["pid"]:
+                    _terminate_child(child, timeout)
+                else:
+                    _terminate(e, timeout)
         self._save([e for e in entries if e["name"] != name])
 
     def stop_all(self, timeout: float = 15) -> None:
@@ -100,6 +113,17 @@ def _terminate(entry: dict, timeout: float) -> None:
             return
         time.sleep(0.2)
     os.kill(pid, signal.SIGKILL)
+
+
+def _terminate_child(child: subprocess.Popen, timeout: float) -> None:
+    if child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 def _zombie(pid: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from pathlib import Path
@@ -132,10 +133,113 @@ def test_prediction_server_hook_uses_the_reporter(tmp_path: Path) -> None:
     assert data["features"] == {"x": [1.0, 2.0]} and "predictions" not in data
 
 
-def test_feature_samples_are_rate_limited() -> None:
-    reporter = MonitoringReporter(GateChannel(), feature_samples_per_second=5)
-    assert sum(reporter.wants_feature_sample() for _ in range(100)) <= 10  # 5 a second (a second may tick over)
+def _request(deployment_id, timestamp, rows=1, latency_ms=1.0, error=None, predictions=(), sample=None):  # type: ignore[no-untyped-def]
+    """One request as the prediction server queues it (deckhand.serving.hooks.REQUEST_FIELDS)."""
+    return (deployment_id, "m", timestamp, rows, latency_ms, error, tuple(predictions), sample)
+
+
+def test_requests_fold_per_deployment_and_minute() -> None:
+    channel = GateChannel()
+    reporter = MonitoringReporter(channel, flush_interval=0.05)
+    minute = 60 * 29_395_000
+    for i in range(300):  # two deployments, across a minute boundary, one error of each kind
+        error = "user" if i == 7 else "system" if i == 8 else None
+        reporter.queue_request(_request(f"d{i % 2}", minute + 50 + i * 0.05, 2, 1.0 + i % 3, error, ["a", "b"]))
+    reporter.queue_request(_request("d0", minute + 1.0, predictions=[0.5], sample=[{"x": 1.0}]))  # a number, a sample
+    reporter.queue_request(_request("d1", minute + 5, rows=3, error=(2, 0)))  # counts, as report_deployment_stats
+    assert reporter.flush(10)
+    aggregates = {(r["deploymentId"], r["minute"]): r for r in channel.stored if "minute" in r}
+    assert sorted(aggregates) == [("d0", minute), ("d0", minute + 60), ("d1", minute), ("d1", minute + 60)]
+    assert sum(r["requests"] for r in aggregates.values()) == 302 and sum(r["rows"] for r in aggregates.values()) == 604
+    assert aggregates[("d1", minute)]["userErrors"] == 1 + 2 and aggregates[("d0", minute)]["systemErrors"] == 1
+    assert sum(r["userErrors"] for r in aggregates.values()) == 3  # the request's one and the pair's two
+    assert aggregates[("d1", minute)]["predictions"]["cat"] == {"a": 100, "b": 100}  # i = 1, 3, ... 199
+    assert sum(aggregates[("d0", minute)]["predictions"]["num"].values()) == 1
+    (data,) = [r for r in channel.stored if "minute" not in r]
+    assert data["features"] == {"x": [1.0]}
     reporter.close()
+
+
+def test_malformed_requests_are_dropped_and_counted_not_fatal() -> None:
+    channel = GateChannel()
+    reporter = MonitoringReporter(channel, flush_interval=0.05)
+    reporter.queue_request(_request("d", 60.0, latency_ms="slow"))
+    reporter.queue_request(_request("d", 60.0, rows=1.5))
+    reporter.queue_request(_request("d", 60.0, error="oops"))
+    reporter.queue_request(_request(None, 60.0))
+    reporter.queue_request(_request("d", "noon"))
+    reporter.queue_request(("d", "too short"))
+    reporter.queue_request(_request("d", 60.0, predictions=["ok"]))
+    assert reporter.flush(10)
+    assert reporter.dropped == reporter.malformed == 6
+    assert _requests(channel.stored) == 1  # the good one, and the reporter thread still runs
+    reporter.queue_request(_request("d", 60.0, predictions=["ok"]))
+    assert reporter.flush(10) and _requests(channel.stored) == 2
+    reporter.close()
+
+
+def test_publishes_once_per_interval_under_steady_traffic() -> None:
+    """Statistics are never empty under traffic: publishing again at once wrote a file per
+    few requests and cost more CPU than the requests themselves."""
+    channel = GateChannel()
+    reporter = MonitoringReporter(channel, flush_interval=0.1)
+    deadline = time.monotonic() + 1.0
+    submitted = 0
+    while time.monotonic() < deadline:
+        reporter.queue_request(_request("d", time.time(), predictions=["a"]))
+        submitted += 1
+    assert reporter.flush(10)
+    assert _requests(channel.stored) == submitted
+    assert channel.publishes <= 15, f"{channel.publishes} publishes in 1 s at flush_interval=0.1"
+    reporter.close()
+
+
+def test_queued_requests_are_left_alone_by_the_garbage_collector() -> None:
+    """Queued requests must not be containers the collector tracks: thousands of them,
+    promoted between folds, made full collections that paused the server for 40 ms."""
+    reporter = MonitoringReporter(GateChannel(), flush_interval=60)
+    reporter.queue_request(_request("d", 60.0, predictions=["a", "b"]))
+    gc.collect()  # the inner tuple of predictions is untracked by the first pass, the outer by the next
+    gc.collect()
+    (queued,) = reporter._calls
+    assert not gc.is_tracked(queued) and not gc.is_tracked(queued[6])
+    reporter.close()
+
+
+def test_the_server_samples_features_at_the_reporters_rate(demo_package: Path) -> None:
+    import asyncio
+    import json
+
+    from deckhand.serving.app import create_app
+    from deckhand.serving.config import ServeConfig
+
+    channel = GateChannel()
+    reporter = MonitoringReporter(channel, feature_samples_per_second=5)
+    app = create_app(ServeConfig(package=demo_package), reporter=reporter)
+    body = json.dumps([{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]).encode()
+    scope = {"type": "http", "method": "POST", "path": "/predictions", "query_string": b"",
+             "headers": [(b"content-type", b"application/json")]}  # fmt: skip
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        assert message.get("status", 200) == 200
+
+    async def requests_for(seconds: float) -> int:
+        await app.startup()
+        count, deadline = 0, time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await app(scope, receive, send)
+            count += 1
+        return count
+
+    count = asyncio.run(requests_for(1.0))
+    assert reporter.flush(10)
+    samples = [r for r in channel.stored if "minute" not in r]
+    assert count > 50 and 5 <= len(samples) <= 6  # evenly spaced, 1/5 s apart
+    assert samples[0]["features"]["sepal_length"] == [5.1] and _requests(channel.stored) == count
+    app.shutdown()
 
 
 def test_reporter_argument_errors() -> None:

@@ -110,7 +110,11 @@ class Aggregator:
         self.invalid = 0
 
     def add(self, source_id: str, record: R.Record) -> None:
-        """File one channel record: a raw record (`ts`) or a reporter's aggregate (`minute`)."""
+        """File one channel item: a raw record (`ts`), a block of them (`kind: columns`) or a
+        reporter's aggregate (`minute`)."""
+        if record.get("kind") == R.BLOCK_KIND:
+            self._add_block(source_id, record)
+            return
         if "minute" in record:
             self._add_aggregate(source_id, record)
             return
@@ -162,6 +166,56 @@ class Aggregator:
             self.invalid += 1
             return
         self.records += 1
+
+    def _add_block(self, source_id: str, block: R.Record) -> None:
+        """A columnar block: checked whole (a bad block counts all its records invalid), its
+        counts summed with numpy, its values filed for `drain` like a raw record's."""
+        n = block.get("records")
+        if type(n) is not int or n < 1:
+            self.invalid += 1
+            return
+        try:
+            deployment_id, model_id = block["deploymentId"], block.get("modelId")
+            minute = block[R.MINUTE_START]
+            if type(deployment_id) is not str or not deployment_id or type(minute) is not int or minute % 60:
+                raise TypeError("deploymentId/minuteStart")
+            counts = [_counts(block.get(key) or []) for key in R.COUNT_KEYS]
+            if len({len(c) for c in counts}) != 1 or len(counts[0]) > n:
+                raise ValueError("requests, rows, userErrors and systemErrors must have one entry per record")
+            latencies = block.get("latencyMs") or []
+            features = block.get("features") or {}
+            predictions = block.get("predictions") or []
+            if type(latencies) is not list or type(features) is not dict or type(predictions) is not list:
+                raise TypeError("latencyMs, features, predictions")
+            if any(type(values) is not list for values in features.values()):
+                raise TypeError("features: a list of values per feature")
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self.invalid += n
+            return
+        key = (source_id, deployment_id, minute)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket()
+        if model_id:
+            bucket.model_id = str(model_id)
+        requests, rows, user_errors, system_errors = (int(c.sum()) for c in counts)
+        bucket.requests += requests
+        bucket.rows += rows
+        bucket.user_errors += user_errors
+        bucket.system_errors += system_errors
+        bucket.latencies.extend(latencies)
+        store = bucket.features
+        for name, values in features.items():
+            column = store.get(name)
+            if column is None:
+                store[name] = list(values)
+            else:
+                column.extend(values)
+        if predictions:
+            bucket.predictions.extend(predictions)
+            if bucket.class_names is None and block.get("classNames"):
+                bucket.class_names = block["classNames"]
+        self.records += n
 
     def _add_aggregate(self, source_id: str, record: R.Record) -> None:
         try:
@@ -227,6 +281,14 @@ class Aggregator:
             out.append(item)
         self._buckets = {}
         return out
+
+
+def _counts(values: Any) -> np.ndarray:
+    """A block's count column: non-negative integers only."""
+    array = np.asarray(values)
+    if type(values) is not list or (array.size and (array.dtype.kind not in "iu" or array.min() < 0)):
+        raise TypeError("counts must be non-negative integers")
+    return array
 
 
 def _count(value: Any) -> int:

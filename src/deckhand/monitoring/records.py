@@ -9,7 +9,21 @@ carry the statistics part, the data part, or both (the prediction server sends b
      "predictions": ["setosa", ...], "classNames": [...], "associationIds": [...]}
 
 Channels move lists of records; a channel message or spool file holds one JSON-lines
-batch, encoded here so every channel agrees on the bytes.
+batch, encoded here so every channel agrees on the bytes. On the way, raw records of one
+deployment, model and minute are folded into a columnar *block* (one line for up to
+BLOCK_RECORDS records), so that the tracking agent -- one process for many prediction
+servers -- parses a few long arrays and sums them with numpy instead of filing each
+record's values one by one:
+
+    {"kind": "columns", "deploymentId": "...", "modelId": "...", "minuteStart": 1763740020,
+     "records": 3,                                # raw records folded in
+     "requests": [1, 1], "rows": [3, 1], "userErrors": [0, 0], "systemErrors": [0, 1],
+     "latencyMs": [2.4, 0.9],                     # one entry per record with statistics
+     "features": {"sepal_length": [5.1, 4.9, 6.2, 5.0], ...},   # values of all records
+     "predictions": [...], "classNames": [...], "associationIds": [...]}
+
+Timestamps are kept to the minute, the resolution of every aggregate downstream. A record
+that is not a well-formed raw record travels as it is, for the agent to judge.
 """
 
 from __future__ import annotations
@@ -111,9 +125,111 @@ def data_record(
     return record
 
 
+BLOCK_KIND = "columns"
+BLOCK_RECORDS = 5_000
+MINUTE_START = "minuteStart"
+_RAW_KEYS = frozenset(
+    (DEPLOYMENT_ID, MODEL_ID, TIMESTAMP, REQUESTS, ROWS, LATENCY_MS, USER_ERRORS, SYSTEM_ERRORS)
+    + (FEATURES, PREDICTIONS, CLASS_NAMES, ASSOCIATION_IDS)
+)
+COUNT_KEYS = (REQUESTS, ROWS, USER_ERRORS, SYSTEM_ERRORS)
+
+
+def is_block(item: Record) -> bool:
+    return item.get("kind") == BLOCK_KIND
+
+
+def record_count(items: list[Record]) -> int:
+    """How many records a decoded batch stands for (a block counts its records)."""
+    return sum(item["records"] if item.get("kind") == BLOCK_KIND else 1 for item in items)
+
+
+def _foldable(record: Record) -> bool:
+    """Whether a record is a well-formed raw record (anything else travels unchanged)."""
+    if not isinstance(record, dict) or not record.keys() <= _RAW_KEYS:
+        return False
+    deployment_id, model_id, ts = record.get(DEPLOYMENT_ID), record.get(MODEL_ID), record.get(TIMESTAMP)
+    if type(deployment_id) is not str or not deployment_id or not (model_id is None or type(model_id) is str):
+        return False
+    if type(ts) not in (int, float) or not ts == ts or ts in (float("inf"), float("-inf")):
+        return False
+    if record.get(REQUESTS):
+        for key in COUNT_KEYS:
+            value = record.get(key) or 0
+            if type(value) is not int or value < 0:
+                return False
+        latency = record.get(LATENCY_MS)
+        if latency is not None and type(latency) not in (int, float):
+            return False
+    features, predictions = record.get(FEATURES), record.get(PREDICTIONS)
+    if features is not None and not isinstance(features, dict):
+        return False
+    if predictions is not None and not isinstance(predictions, list):
+        return False
+    for key in (CLASS_NAMES, ASSOCIATION_IDS):
+        if record.get(key) is not None and not isinstance(record[key], list):
+            return False
+    return True
+
+
+def to_blocks(records: list[Record]) -> list[Record]:
+    """Raw records folded into blocks per deployment, model and minute, in first-seen order;
+    every other record kept as it is, in place."""
+    out: list[Record] = []
+    open_blocks: dict[tuple[str, str | None, int], Record] = {}
+    for record in records:
+        if not _foldable(record):
+            out.append(record)
+            continue
+        key = (record[DEPLOYMENT_ID], record.get(MODEL_ID), int(record[TIMESTAMP] // 60) * 60)
+        block = open_blocks.get(key)
+        if block is None or block["records"] >= BLOCK_RECORDS:
+            block = open_blocks[key] = {
+                "kind": BLOCK_KIND,
+                DEPLOYMENT_ID: key[0],
+                MODEL_ID: key[1],
+                MINUTE_START: key[2],
+                "records": 0,
+            }
+            out.append(block)
+        _fold(block, record)
+    return out
+
+
+def _fold(block: Record, record: Record) -> None:
+    block["records"] += 1
+    if record.get(REQUESTS):
+        for key in COUNT_KEYS:
+            block.setdefault(key, []).append(record.get(key) or 0)
+        if record.get(LATENCY_MS) is not None:
+            block.setdefault(LATENCY_MS, []).append(record[LATENCY_MS])
+    features = record.get(FEATURES)
+    if features:
+        columns = block.setdefault(FEATURES, {})
+        for name, values in features.items():
+            column = columns.setdefault(str(name), [])
+            if type(values) is not list and hasattr(values, "tolist"):  # a numpy column
+                values = values.tolist()
+            if type(values) is list:
+                column.extend(values)
+            else:
+                column.append(values)
+    predictions = record.get(PREDICTIONS)
+    ids = record.get(ASSOCIATION_IDS)
+    if predictions or ids:
+        block_predictions = block.setdefault(PREDICTIONS, [])
+        if ids is not None or ASSOCIATION_IDS in block:
+            # association ids stay aligned with predictions (None where a record had none)
+            block_ids = block.setdefault(ASSOCIATION_IDS, [None] * len(block_predictions))
+            block_ids.extend(ids if ids is not None else [None] * len(predictions or ()))
+        block_predictions.extend(predictions or ())
+    if record.get(CLASS_NAMES) and CLASS_NAMES not in block:
+        block[CLASS_NAMES] = record[CLASS_NAMES]
+
+
 def encode_batch(records: list[Record]) -> bytes:
-    """JSON lines, one record per line."""
-    return b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in records)
+    """JSON lines: raw records folded into columnar blocks, anything else one per line."""
+    return b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in to_blocks(records))
 
 
 def decode_batch(data: bytes) -> list[Record]:

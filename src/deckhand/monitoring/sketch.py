@@ -28,12 +28,22 @@ def bucket_keys(values: np.ndarray) -> tuple[list[str], list[int]]:
     magnitude = np.abs(values)
     small = magnitude < ZERO
     index = np.ceil(np.log(np.where(small, 1.0, magnitude)) / _LOG_GAMMA).astype(np.int64)
-    # encode sign and zero in one integer: 0 -> zero, 2k+1 -> positive, 2k -> negative (shifted)
-    code = np.where(small, 0, np.where(values > 0, 1, 2))
-    pairs = np.stack([code, np.where(small, 0, index)], axis=1)
-    uniq, counts = np.unique(pairs, axis=0, return_counts=True)
-    keys = [("z" if c == 0 else ("p" if c == 1 else "n") + str(int(k))) for c, k in uniq]
-    return keys, [int(n) for n in counts]
+    # one integer per bucket, index * 3 + kind (0 zero, 1 positive, 2 negative), so that a
+    # 1-D count does the grouping (np.unique over pairs sorted rows: 10x slower)
+    code = np.where(small, 0, index * 3 + np.where(values > 0, 1, 2))
+    low = int(code.min())
+    span = int(code.max()) - low + 1
+    if span <= 1 << 20:
+        tally = np.bincount(code - low, minlength=span)
+        present = np.flatnonzero(tally)
+        uniq, counts = present + low, tally[present]
+    else:  # absurdly spread values (1e-300 .. 1e300): sort instead of a huge tally
+        uniq, counts = np.unique(code, return_counts=True)
+    keys = []
+    for c in uniq.tolist():
+        index_, kind = divmod(c, 3)
+        keys.append("z" if kind == 0 else ("p" if kind == 1 else "n") + str(index_))
+    return keys, counts.tolist()
 
 
 def add_values(counts: Counts, values: Iterable[float] | np.ndarray) -> int:

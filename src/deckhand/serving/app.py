@@ -97,6 +97,11 @@ class PredictionServer:
         self.config = config
         self.repository = repository
         self.reporter: BackgroundReporter | None = background(reporter)
+        self._queue_request = getattr(self.reporter, "queue_request", None)  # see hooks.REQUEST_FIELDS
+        # feature samples: at most this many requests a second (reporters that do not say: all)
+        rate = getattr(self.reporter, "feature_samples_per_second", None)
+        self._sample_interval = 1.0 / rate if rate else 0.0
+        self._next_sample_at = 0.0
         self.watcher = watcher
         self.metrics = ServerMetrics()
         self.started = False
@@ -242,15 +247,17 @@ class PredictionServer:
         manifest = serving.manifest
         rows = 0
         error: str | None = None
-        batch = predictions = None
+        batch = None
+        chosen: list[Any] = []
         try:
             batch = codecs.decode(body, _header(scope, b"content-type"), manifest)
             rows = len(batch)
             predictions = await serving.batcher.predict(batch)
+            chosen = codecs.prediction_labels(predictions, manifest)  # computed once: response and monitoring
             if codecs.wants_csv(_header(scope, b"accept")):
-                status, payload, ctype = 200, codecs.encode_csv(predictions, manifest), b"text/csv"
+                status, payload, ctype = 200, codecs.encode_csv(predictions, manifest, chosen), b"text/csv"
             else:
-                status, payload, ctype = 200, codecs.encode_json(predictions, manifest), JSON
+                status, payload, ctype = 200, codecs.encode_json(predictions, manifest, chosen), JSON
         except codecs.RequestError as exc:
             status, payload, ctype, error = exc.status, _json({"message": str(exc)}), JSON, "user"
         except ModelInputError as exc:
@@ -263,38 +270,56 @@ class PredictionServer:
         seconds = time.perf_counter() - started
         await _send(send, status, payload, ctype)
         self.metrics.observe(entry.key, status, rows, seconds)
-        if self.reporter is not None:
-            self._report(entry, serving, batch, predictions, rows, seconds, status, error)
+        if self._queue_request is not None:  # inline: this runs for every request
+            now = time.time()
+            sample = self._feature_sample(batch, now) if now >= self._next_sample_at else None
+            self._queue_request(
+                (entry.deployment_id, serving.model_id, now, rows, seconds * 1000.0, error, tuple(chosen), sample)
+            )
+        elif self.reporter is not None:
+            self._report(entry, serving, batch, chosen, rows, seconds, status, error)
+
+    def _feature_sample(self, batch: Any, now: float) -> list[dict[str, Any]] | None:
+        """The first rows of this request's input, taken at most `feature_samples_per_second`
+        times a second (evenly spaced: one request every 1/rate seconds)."""
+        if now < self._next_sample_at or batch is None or not self.config.feature_sample_rows:
+            return None
+        self._next_sample_at = now + self._sample_interval
+        try:
+            return batch.head_records(self.config.feature_sample_rows) or None
+        except Exception as exc:  # monitoring must never fail a request
+            log.warning("event=monitoring_sample_failed error=%r", exc)
+            return None
 
     def _report(
         self,
         entry: DeploymentEntry,
         serving: Any,
         batch: Any,
-        predictions: Any,
+        chosen: list[Any],
         rows: int,
         seconds: float,
         status: int,
         error: str | None,
     ) -> None:
+        """Hand this request's PredictionRecord to a reporter without `queue_request`."""
         try:
-            manifest = serving.manifest
-            sample = self.config.feature_sample_rows
-            wants_sample = getattr(self.reporter, "wants_feature_sample", None)  # rate-limited samplers
-            if sample and wants_sample is not None and not wants_sample():
-                sample = 0
-            record = PredictionRecord(
-                deployment_id=entry.deployment_id,
-                model_id=serving.model_id,
-                rows=rows,
-                latency_ms=seconds * 1000.0,
-                status_code=status,
-                error=error,  # type: ignore[arg-type]
-                predictions=codecs.prediction_labels(predictions, manifest) if predictions is not None else [],
-                feature_sample=batch.head_records(sample) if batch is not None and sample else [],
-                class_names=manifest.class_labels,
+            now = time.time()
+            sample = self._feature_sample(batch, now)
+            self.reporter.submit(  # type: ignore[union-attr]
+                PredictionRecord(
+                    entry.deployment_id,
+                    serving.model_id,
+                    rows,
+                    seconds * 1000.0,
+                    status,
+                    error,  # type: ignore[arg-type]
+                    chosen,
+                    sample or [],
+                    serving.manifest.class_labels,
+                    now,
+                )
             )
-            self.reporter.submit(record)  # type: ignore[union-attr]
         except Exception as exc:  # monitoring must never fail a request
             log.warning("event=monitoring_record_failed error=%r", exc)
 

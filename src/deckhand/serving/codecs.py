@@ -194,9 +194,11 @@ def prediction_labels(predictions: Predictions, manifest: Manifest) -> list[Any]
     return [labels[i] for i in np.argmax(proba, axis=1).tolist()]
 
 
-def encode_json(predictions: Predictions, manifest: Manifest) -> bytes:
+def encode_json(predictions: Predictions, manifest: Manifest, chosen: list[Any] | None = None) -> bytes:
+    """The JSON response; `chosen` is prediction_labels() when the caller has it already."""
     labels = manifest.class_labels
-    chosen = prediction_labels(predictions, manifest)
+    if chosen is None:
+        chosen = prediction_labels(predictions, manifest)
     rows: list[dict[str, Any]]
     if not labels or predictions.probabilities is None:
         target = manifest.name
@@ -223,11 +225,12 @@ def encode_json(predictions: Predictions, manifest: Manifest) -> bytes:
     return orjson.dumps({"data": rows}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def encode_csv(predictions: Predictions, manifest: Manifest) -> bytes:
+def encode_csv(predictions: Predictions, manifest: Manifest, chosen: list[Any] | None = None) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     labels = manifest.class_labels
-    chosen = prediction_labels(predictions, manifest)
+    if chosen is None:
+        chosen = prediction_labels(predictions, manifest)
     if not labels or predictions.probabilities is None:
         writer.writerow(["rowId", "prediction"])
         writer.writerows((i, v) for i, v in enumerate(chosen))

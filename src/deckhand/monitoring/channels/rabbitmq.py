@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from deckhand.monitoring.channels.base import Channel, ChannelConfigError, ChannelError, Delivery
-from deckhand.monitoring.records import Record, decode_batch, encode_batch
+from deckhand.monitoring.records import Record, decode_batch, encode_batch, record_count
 from deckhand.secrets import register_secret
 
 log = logging.getLogger("deckhand.monitoring.rabbitmq")
@@ -161,7 +161,7 @@ class RabbitMQChannel(Channel):
                 message_id = getattr(props, "message_id", None) or "sha256-" + hashlib.sha256(body).hexdigest()
                 records = decode_batch(body)
                 deliveries.append(Delivery(f"amqp:{message_id}", records, (self._sub_generation, method.delivery_tag)))
-                count += len(records)
+                count += record_count(records)
         except (pika.exceptions.AMQPError, OSError) as exc:
             self._close(self._sub)
             self._sub = None

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 
 from deckhand.fsutil import fsync_dir
 from deckhand.monitoring.channels.base import Channel, ChannelConfigError, ChannelError, Delivery
-from deckhand.monitoring.records import Record, decode_batch, encode_batch
+from deckhand.monitoring.records import Record, decode_batch, encode_batch, record_count
 
 SUFFIX = ".jsonl"
 DEFAULT_MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -190,7 +190,7 @@ class SpoolChannel(Channel):
             records = decode_batch(data)
             deliveries.append(Delivery(f"spool:{path.name}", records, path))
             self._in_flight.add(path.name)
-            count += len(records)
+            count += record_count(records)
             if count >= max_records:
                 break
         return deliveries

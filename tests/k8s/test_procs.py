@@ -1,0 +1,32 @@
+"""The test environment's process records: liveness of a child this object started is asked
+of the child itself, not read from /proc, where a just-forked child still shows the parent."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from k8s_testenv.procs import Procs
+
+
+def test_a_started_child_is_alive_even_when_its_command_line_does_not_match(tmp_path: Path) -> None:
+    procs = Procs(tmp_path)
+    # the shell execs sleep: /proc/PID/cmdline no longer names argv[0], as it does not yet
+    # between fork and exec; the record-based check alone says "exited" here
+    procs.start("sleeper", ["/bin/sh", "-c", "exec sleep 30"])
+    deadline = time.monotonic() + 10
+    while Procs(tmp_path).alive("sleeper") and time.monotonic() < deadline:  # until sh has exec'd
+        time.sleep(0.02)
+    assert not Procs(tmp_path).alive("sleeper")  # another shell has only the record to go by
+    assert procs.alive("sleeper")
+    procs.stop("sleeper", timeout=5)
+    assert not procs.alive("sleeper") and procs.names() == []
+
+
+def test_stop_from_another_shell_uses_the_record(tmp_path: Path) -> None:
+    Procs(tmp_path).start("python", [sys.executable, "-c", "import time; time.sleep(30)"])
+    other = Procs(tmp_path)
+    assert other.alive("python")
+    other.stop("python", timeout=5)
+    assert other.names() == [] and not other.alive("python")

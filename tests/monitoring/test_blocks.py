@@ -1,0 +1,110 @@
+"""The columnar block format on the channel: what the agent makes of blocks is exactly what
+it makes of the same records one per line, and what cannot be folded travels unchanged."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import orjson
+
+from deckhand.monitoring import records as R
+from deckhand.monitoring import sketch
+from deckhand.monitoring.aggregate import Aggregator
+
+CLASSES = ["setosa", "versicolor", "virginica"]
+
+
+def _mixed_records(n: int, seed: int = 1) -> list[R.Record]:
+    """Statistics-only, data-only and combined records over 3 deployments and 3 minutes,
+    with missing values, categories, probability vectors and association ids."""
+    rng = random.Random(seed)
+    out: list[R.Record] = []
+    for i in range(n):
+        deployment, ts = f"d{i % 3}", 1_763_740_000.0 + i * 180.0 / n
+        kind = i % 4
+        record: R.Record = {}
+        if kind in (0, 1):
+            record = R.stats_record(deployment, "m", rng.randint(1, 4), rng.random() * 20, int(i % 50 == 0), 0, ts)
+        if kind in (1, 2):
+            row = {"x": rng.gauss(5, 1), "colour": rng.choice(["red", "blue", None]), "flag": rng.random() < 0.5}
+            record.update(R.data_record(deployment, "m", [row], [rng.choice(CLASSES)], timestamp=ts))
+        if kind == 3:
+            proba = [[0.2, 0.5, 0.3], [0.7, 0.2, 0.1]]
+            record = R.data_record(deployment, "m", {"x": [1.0, 2.0]}, proba, CLASSES, ["a1", "a2"], ts)
+        out.append(record)
+    return out
+
+
+def _aggregate(items: list[R.Record]) -> tuple[list[dict], int, int]:
+    aggregator = Aggregator()
+    for item in items:
+        aggregator.add("source", item)
+    drained = sorted(aggregator.drain(), key=lambda a: (a["deploymentId"], a["minute"]))
+    return drained, aggregator.records, aggregator.invalid
+
+
+def test_blocks_aggregate_exactly_like_the_same_records_one_per_line() -> None:
+    records = _mixed_records(3000)
+    records += [{"deploymentId": "", "ts": 1.0}, {"deploymentId": "d0", "ts": 1.0, "requests": "many"}, {"seq": 7}]
+    items = R.decode_batch(R.encode_batch(records))
+    blocks = [item for item in items if R.is_block(item)]
+    assert len(items) < 40 and len(blocks) == len(items) - 3  # 3 deployments x 3-4 minutes, + the odd ones
+    assert R.record_count(items) == len(records)
+    as_lines = [orjson.loads(orjson.dumps(r)) for r in records]  # what a plain JSON-lines producer sends
+    assert _aggregate(items) == _aggregate(as_lines)
+    drained, counted, invalid = _aggregate(items)
+    assert counted == 3000 and invalid == 3  # the three odd ones, judged by the agent as before
+    assert sum(a["requests"] for a in drained) == sum(r.get("requests", 0) for r in records[:3000])
+
+
+def test_blocks_keep_association_ids_aligned_with_predictions() -> None:
+    records = [
+        R.data_record("d", "m", {"x": [1.0]}, ["a"], timestamp=60.0),
+        R.data_record("d", "m", {"x": [2.0, 3.0]}, ["b", "c"], association_ids=["id-2", "id-3"], timestamp=61.0),
+    ]
+    (block,) = R.to_blocks(records)
+    assert block["predictions"] == ["a", "b", "c"] and block["associationIds"] == [None, "id-2", "id-3"]
+    assert block["features"] == {"x": [1.0, 2.0, 3.0]} and block["records"] == 2
+
+
+def test_blocks_hold_at_most_block_records() -> None:
+    records = [R.stats_record("d", "m", 1, 1.0, timestamp=60.0) for _ in range(R.BLOCK_RECORDS + 10)]
+    assert [b["records"] for b in R.to_blocks(records)] == [R.BLOCK_RECORDS, 10]
+
+
+def test_a_bad_block_counts_all_its_records_invalid_and_files_nothing() -> None:
+    (good,) = R.to_blocks([R.stats_record("d", "m", 2, 1.0, timestamp=60.0) for _ in range(5)])
+    for broken in (
+        {**good, "requests": [1, 1, 1, 1, -1]},  # a negative count
+        {**good, "rows": [2.5, 2, 2, 2, 2]},  # not an integer
+        {**good, "userErrors": [0]},  # columns of different lengths
+        {**good, R.MINUTE_START: 61},  # not a minute
+        {**good, "features": {"x": 3.0}},  # a feature without its list
+    ):
+        aggregator = Aggregator()
+        aggregator.add("s", broken)
+        assert (aggregator.records, aggregator.invalid, aggregator.drain()) == (0, 5, [])
+    aggregator = Aggregator()
+    aggregator.add("s", good)
+    (aggregate,) = aggregator.drain()
+    assert (aggregate["requests"], aggregate["rows"], aggregator.records) == (5, 10, 5)
+
+
+def test_numpy_feature_columns_fold_like_lists() -> None:
+    record = {"deploymentId": "d", "modelId": None, "ts": 60.0, "features": {"x": np.array([1.5, 2.5])}}
+    (block,) = R.decode_batch(R.encode_batch([record]))
+    assert block["features"] == {"x": [1.5, 2.5]}
+
+
+def test_vectorised_sketch_buckets_match_the_one_value_path() -> None:
+    rng = np.random.default_rng(3)
+    values = np.concatenate(
+        [rng.lognormal(0, 2, 5000), -rng.lognormal(0, 3, 500), np.zeros(7), [1.0, -1.0, 1e-300, 1e300, np.nan, np.inf]]
+    )
+    one_by_one: sketch.Counts = {}
+    for value in values:
+        sketch.add_value(one_by_one, float(value))
+    vectorised: sketch.Counts = {}
+    assert sketch.add_values(vectorised, values) == 2  # nan and inf are not counted
+    assert vectorised == one_by_one and "z" in vectorised and "p0" in vectorised and "n0" in vectorised
