@@ -28,6 +28,7 @@ that is not a well-formed raw record travels as it is, for the agent to judge.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -151,7 +152,7 @@ def _foldable(record: Record) -> bool:
     deployment_id, model_id, ts = record.get(DEPLOYMENT_ID), record.get(MODEL_ID), record.get(TIMESTAMP)
     if type(deployment_id) is not str or not deployment_id or not (model_id is None or type(model_id) is str):
         return False
-    if type(ts) not in (int, float) or not ts == ts or ts in (float("inf"), float("-inf")):
+    if type(ts) not in (int, float) or not math.isfinite(ts):
         return False
     if record.get(REQUESTS):
         for key in COUNT_KEYS:
