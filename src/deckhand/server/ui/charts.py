@@ -49,6 +49,20 @@ def nice_ceiling(value: float) -> float:
     return 10.0 ** (exponent + 1)  # pragma: no cover - the loop always returns
 
 
+def _frame(title: str, top: float, plot_h: float, fmt: Formatter) -> list[str]:
+    """The opening <svg> and the horizontal grid with its value labels (0, half, top)."""
+    parts = [
+        f'<svg class="chart-svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-label="{escape(title)}" preserveAspectRatio="none" data-max="{top:g}">'
+    ]
+    for fraction in (0.0, 0.5, 1.0):
+        gy = MARGIN_TOP + plot_h * (1 - fraction)
+        parts.append(f'<line class="grid" x1="{MARGIN_LEFT}" x2="{WIDTH - MARGIN_RIGHT}" y1="{gy:.1f}" y2="{gy:.1f}"/>')
+        parts.append(f'<text class="axis" x="{MARGIN_LEFT - 6}" y="{gy + 4:.1f}" text-anchor="end">')
+        parts.append(f"{escape(fmt(top * fraction))}</text>")
+    return parts
+
+
 def format_count(value: float) -> str:
     if value >= 1_000_000:
         return f"{value / 1_000_000:.3g}M"
@@ -106,15 +120,7 @@ def line_chart(
     def y(v: float) -> float:
         return MARGIN_TOP + plot_h * (1 - min(v, top) / top)
 
-    parts = [
-        f'<svg class="chart-svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-label="{escape(title)}" preserveAspectRatio="none" data-max="{top:g}">'
-    ]
-    for fraction in (0.0, 0.5, 1.0):
-        gy = MARGIN_TOP + plot_h * (1 - fraction)
-        parts.append(f'<line class="grid" x1="{MARGIN_LEFT}" x2="{WIDTH - MARGIN_RIGHT}" y1="{gy:.1f}" y2="{gy:.1f}"/>')
-        parts.append(f'<text class="axis" x="{MARGIN_LEFT - 6}" y="{gy + 4:.1f}" text-anchor="end">')
-        parts.append(f"{escape(fmt(top * fraction))}</text>")
+    parts = _frame(title, top, plot_h, fmt)
     if n:
         for i, anchor in ((0, "start"), (n // 2, "middle"), (n - 1, "end")):
             label = escape(_fmt_time(times[i]))
@@ -221,15 +227,7 @@ def distribution_chart(
     top = nice_ceiling(max(present, default=0.0))
     slot = plot_w / n
     bar_w = max(slot * 0.8 / max(len(groups), 1), 1.0)
-    parts = [
-        f'<svg class="chart-svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-label="{escape(title)}" preserveAspectRatio="none" data-max="{top:g}">'
-    ]
-    for fraction in (0.0, 0.5, 1.0):
-        gy = MARGIN_TOP + plot_h * (1 - fraction)
-        parts.append(f'<line class="grid" x1="{MARGIN_LEFT}" x2="{WIDTH - MARGIN_RIGHT}" y1="{gy:.1f}" y2="{gy:.1f}"/>')
-        parts.append(f'<text class="axis" x="{MARGIN_LEFT - 6}" y="{gy + 4:.1f}" text-anchor="end">')
-        parts.append(f"{escape(fmt(top * fraction))}</text>")
+    parts = _frame(title, top, plot_h, fmt)
     step = max(1, math.ceil(len(labels) / 12))
     for i, label in enumerate(labels):
         if i % step == 0:
