@@ -6,16 +6,17 @@ tracking agent moves records into the control plane. Prints one table.
 
 Rows:
   serve/off, serve/spool, serve/amqp   `deckhand serve --package` (1-row JSON requests,
-        wrk, --connections), monitoring off / spool channel / RabbitMQ channel. Each round
-        runs every mode once (in rotated order); a mode's cost is taken against monitoring
-        off in the same round, and the median over rounds is shown with its range, so a
-        noisy neighbour on a shared machine hurts every mode alike.
-  cost/spool, cost/amqp   CPU microseconds monitoring adds per 1-row request: the
-        prediction server's ASGI app called in-process, monitoring off and on in
-        alternating blocks (the reporter thread's folding and publishing included), the
-        median of the paired differences; shown as a share of the server's CPU per request
-        with monitoring off (from /proc during serve/off) and of the ASGI app's alone (no
-        HTTP parsing: an upper bound). The steadiest figure on a shared machine.
+        wrk, --connections), monitoring off / spool channel / RabbitMQ channel. The three
+        servers stay up; each round loads every one once (in rotated order), and a mode's
+        cost is taken against monitoring off in the same round: the median over rounds is
+        shown with its range. On a shared machine a single pair moves by +-20%.
+  cost/hook   CPU microseconds monitoring adds on the event loop per request: counting the
+        predicted labels in the server's per-request tally (everything else in it serves
+        /metrics too, monitoring or not).
+  cost/spool, cost/amqp   hook + the reporter threads' CPU per request, read per thread
+        from /proc during the serve runs (drain, sketch, encode, publish), as a share of
+        the server's CPU per request with monitoring off. The steady figure: it does not
+        depend on what else the machine does in the seconds between two runs.
   agent/spool, agent/amqp   the tracking agent draining a pre-filled channel of raw
         records (statistics + 1 row of 4 features + a class prediction each, published
         with `Channel.publish`, so folded into columnar blocks) into a real control plane
@@ -85,19 +86,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """user+system CPU seconds of every process in a process group (from /proc)."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # fields after the name: state ppid pgrp ... utime(11) stime(12)
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def _ms(text: str) -> float:
     number = re.match(r"[\d.]+", text)
     if number is None:
@@ -145,91 +133,94 @@ class Row:
 # ----- prediction server ------------------------------------------------------------------------
 
 
-def serve_throughput(
-    package: Path, spec: str, connections: int, duration: int, workdir: Path
-) -> tuple[float, float, float]:
-    """(req/s, p99 ms, server CPU microseconds per request) of one wrk run against
-    `deckhand serve --package` with this monitoring spec. CPU per request (all the
-    server's threads, from /proc) is what monitoring adds; it is far less sensitive to
-    other load on a shared machine than req/s."""
-    port = free_port()
-    body = json.dumps([ROW])
-    command = [sys.executable, "-m", "deckhand.cli", "serve", "--package", str(package), "--port", str(port),
-               "--log-level", "warning", "--monitoring", spec]  # fmt: skip
-    with open(workdir / "serve.log", "ab") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, cwd=workdir)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url + "/ping", proc)
-        run_wrk(url + "/predictions", body, connections, 1, workdir)  # warm-up
-        cpu_before = group_cpu_seconds(proc.pid)
-        rps, p99, errors, done = run_wrk(url + "/predictions", body, connections, duration, workdir)
-        cpu = group_cpu_seconds(proc.pid) - cpu_before
+def thread_cpu_seconds(pgid: int) -> dict[str, float]:
+    """CPU seconds of each thread of a process group's processes ("pid" for a main thread,
+    "pid/tid" for the others): the prediction server's workers serve on their main
+    thread, and the monitoring reporter is their only other busy thread."""
+    seconds = {}
+    hz = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/task/[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            pid, tid = stat.parts[2], stat.parent.name
+            seconds[pid if pid == tid else f"{pid}/{tid}"] = (int(fields[11]) + int(fields[12])) / hz
+    return seconds
+
+
+class Server:
+    """`deckhand serve --package` with one monitoring spec, kept up for every round."""
+
+    def __init__(self, package: Path, spec: str, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "deckhand.cli", "serve", "--package", str(package), "--port",
+                   str(self.port), "--log-level", "warning", "--monitoring", spec]  # fmt: skip
+        with open(workdir / "serve.log", "ab") as log:
+            self.proc = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, cwd=workdir)
+        self.workdir = workdir
+
+    def ready(self) -> None:
+        wait_ready(self.url + "/ping", self.proc)
+        run_wrk(self.url + "/predictions", json.dumps([ROW]), 16, 1, self.workdir)  # warm-up
+
+    def load(self, connections: int, duration: int) -> tuple[float, float, float, float, int]:
+        """(req/s, p99 ms, main-thread and other-thread CPU microseconds per request, worker
+        processes that served) of one bounded wrk run."""
+        before = thread_cpu_seconds(self.proc.pid)
+        rps, p99, errors, done = run_wrk(self.url + "/predictions", json.dumps([ROW]), connections, duration,
+                                         self.workdir)  # fmt: skip
+        used = {k: v - before.get(k, 0.0) for k, v in thread_cpu_seconds(self.proc.pid).items()}
         if errors:
             raise RuntimeError(f"{errors} failed requests")
-        return rps, p99, cpu / max(done, 1) * 1e6
-    finally:
-        stop(proc)
+        main = {k: v for k, v in used.items() if "/" not in k}
+        workers = sum(1 for v in main.values() if v > 0.1 * max(main.values()))  # not the supervisor
+        per = 1e6 / max(done, 1)
+        return rps, p99, sum(main.values()) * per, (sum(used.values()) - sum(main.values())) * per, workers
+
+    def stop(self) -> None:
+        stop(self.proc)
 
 
-def app_cpu_cost(package: Path, spec: str, pairs: int, block: int = 4000) -> tuple[float, list[float]]:
-    """(CPU microseconds per 1-row request through the prediction server's ASGI app with
-    monitoring off, [what monitoring adds per request, one figure per pair of blocks]).
+def sample_cost(package: Path, workdir: Path, calls: int = 2000) -> float:
+    """Microseconds of one feature sample on the event loop (the request's first rows,
+    handed to the reporter), the fastest of 5 blocks."""
+    from deckhand.monitoring import MonitoringReporter
+    from deckhand.packages import read_manifest
+    from deckhand.serving import codecs
 
-    Both apps live in this process and are called directly (no sockets, no HTTP parsing),
-    in alternating blocks of `block` requests; each "on" block ends with the reporter
-    folding and publishing what it queued, so its thread's CPU is counted too
-    (getrusage covers every thread). Paired blocks a fraction of a second apart see the
-    same machine, so the difference stays steady where wall-clock throughput on a shared
-    machine does not."""
-    import asyncio
-    import resource
+    batch = codecs.decode(json.dumps([ROW]).encode(), "application/json", read_manifest(package))
+    reporter = MonitoringReporter(f"spool:{workdir / 'sample-cost'}", flush_interval=3600, max_buffer=10 * calls)
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(calls):
+            reporter.report_features("deployment", "model", batch.head_records(10), 1e9)
+        best = min(best, time.perf_counter() - started)
+    reporter.close(timeout=0)
+    return best / calls * 1e6
 
-    from deckhand.serving.app import create_app
-    from deckhand.serving.config import ServeConfig
 
-    def cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
+def hook_cost(blocks: int = 40, block: int = 50_000) -> float:
+    """Microseconds monitoring adds to the per-request call on the event loop: the
+    server's RequestTally.observe counting predicted labels (monitoring on) or not (off),
+    interleaved blocks, the fastest of each (the least disturbed by the machine)."""
+    from deckhand.serving.tally import RequestTally
 
-    body = json.dumps([ROW]).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    scope = {"type": "http", "method": "POST", "path": "/predictions", "query_string": b"", "headers": headers}
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start" and message["status"] != 200:
-            raise RuntimeError(f"the app answered {message['status']}")
-
-    async def run(app: Any, n: int) -> None:
-        for _ in range(n):
-            await app(scope, receive, send)
-
-    loop = asyncio.new_event_loop()
-    apps = {
-        "off": create_app(ServeConfig(package=package)),
-        "on": create_app(ServeConfig(package=package, monitoring=spec)),
-    }
-    try:
-        for app in apps.values():
-            loop.run_until_complete(app.startup())
-            loop.run_until_complete(run(app, 500))  # warm-up
-        per_request: dict[str, list[float]] = {"off": [], "on": []}
-        for i in range(pairs):
-            for name in ("off", "on") if i % 2 == 0 else ("on", "off"):
-                started = cpu()
-                loop.run_until_complete(run(apps[name], block))
-                if name == "on" and not apps[name].reporter.flush(60):  # type: ignore[union-attr]
-                    raise RuntimeError("the reporter could not publish")
-                per_request[name].append((cpu() - started) / block * 1e6)
-        added = [on - off for on, off in zip(per_request["on"], per_request["off"], strict=True)]
-        return statistics.median(per_request["off"]), added
-    finally:
-        for app in apps.values():
-            app.shutdown()
-        loop.close()
+    tallies = {False: RequestTally(count_predictions=False), True: RequestTally(count_predictions=True)}
+    best = {False: float("inf"), True: float("inf")}
+    chosen = ["setosa"]
+    for i in range(blocks):
+        for counting in (False, True) if i % 2 else (True, False):
+            observe = tallies[counting].observe
+            started = time.perf_counter()
+            for _ in range(block):
+                observe("default", "deployment", "model", 1e9, 200, 1, 0.0001, None, chosen)
+            best[counting] = min(best[counting], time.perf_counter() - started)
+            tallies[counting].drain()
+    return (best[True] - best[False]) / block * 1e6
 
 
 # ----- tracking agent ---------------------------------------------------------------------------
@@ -297,15 +288,14 @@ def fill_channel_from_server_hook(spec: str, records: int, deployments: list[str
     started = time.perf_counter()
     reporter = MonitoringReporter(spec)
     interval, next_sample_at = 1.0 / reporter.feature_samples_per_second, 0.0
-    for i in range(records):  # what the server queues per request (hooks.REQUEST_FIELDS)
+    for i in range(records):  # what the server reports per request (hooks.CountingReporter)
         now = time.time()
-        sample = None
-        if now >= next_sample_at:
-            sample, next_sample_at = [ROW], now + interval
+        deployment = deployments[i % len(deployments)]
         label = ("setosa", "versicolor", "virginica")[i % 3]
-        reporter.queue_request(
-            (deployments[i % len(deployments)], "iris", now, 1, 0.4 + (i % 97) / 50, None, (label,), sample)
-        )
+        reporter.count_request(deployment, "iris", now, 1, 0.4 + (i % 97) / 50, None, [label])
+        if now >= next_sample_at:
+            reporter.report_features(deployment, "iris", [ROW], now)
+            next_sample_at = now + interval
     if not reporter.flush(300):
         raise RuntimeError(f"could not publish: {reporter.stats()}")
     reporter.close()
@@ -341,7 +331,7 @@ def agent_throughput(
     return records / elapsed, fill_seconds / records * 1e6
 
 
-def serving_rows(runs: dict[str, list[tuple[float, float, float]]], why_no_rabbit: str | None) -> list[Row]:
+def serving_rows(runs: dict[str, list[tuple[float, ...]]], why_no_rabbit: str | None) -> list[Row]:
     """One row per mode: medians over the rounds, and each mode's cost against monitoring
     off *in the same round* (median and range), which cancels most of a noisy machine."""
     out = []
@@ -351,15 +341,13 @@ def serving_rows(runs: dict[str, list[tuple[float, float, float]]], why_no_rabbi
             out.append(Row(f"serve/{mode}", 0, "req/s", why_no_rabbit or "failed (see stderr)"))
             continue
         results = runs[mode]
-        rps, p99, us = (statistics.median(column) for column in zip(*results, strict=True))
-        note = f"median of {len(results)}: p99 {p99:.2f} ms, server CPU {us:.0f} us/request"
+        rps, p99, main, other, _ = (statistics.median(column) for column in zip(*results, strict=True))
+        note = f"median of {len(results)}: p99 {p99:.2f} ms, server CPU {main + other:.0f} us/request"
         if mode != "off":
             rps_cost = sorted(100 * (1 - r[0] / o[0]) for r, o in zip(results, off, strict=True))
-            cpu_cost = sorted(100 * (r[2] / o[2] - 1) for r, o in zip(results, off, strict=True))
             note += (
                 f"; cost vs off in the same round: {statistics.median(rps_cost):+.1f}% req/s "
-                f"({rps_cost[0]:+.1f}..{rps_cost[-1]:+.1f}), {statistics.median(cpu_cost):+.1f}% CPU/request "
-                f"({cpu_cost[0]:+.1f}..{cpu_cost[-1]:+.1f})"
+                f"({rps_cost[0]:+.1f}..{rps_cost[-1]:+.1f})"
             )
         out.append(Row(f"serve/{mode}", rps, "req/s", note))
     return out
@@ -383,8 +371,8 @@ def setup_control_plane(workdir: Path, package: Path, n: int) -> tuple[object, l
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of every serving mode (medians kept)")
+    parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=15, help="rounds of every serving mode (medians kept)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--records", type=int, default=300_000, help="records per tracking-agent run")
     parser.add_argument("--deployments", type=int, default=4)
@@ -413,31 +401,47 @@ def main(argv: list[str] | None = None) -> int:
             modes = {"off": "off", "spool": f"spool:{workdir / 'serve-spool'}"}
             if broker is not None:
                 modes["amqp"] = broker.spec(queue="bench-serve")
-            runs: dict[str, list[tuple[float, float, float]]] = {mode: [] for mode in modes}
-            order = list(modes)
-            for round_ in range(args.rounds):
-                rotated = order[round_ % len(order) :] + order[: round_ % len(order)]  # no mode always first
-                for mode in rotated:
-                    try:
-                        runs[mode].append(
-                            serve_throughput(package, modes[mode], args.connections, args.duration, workdir)
-                        )
-                    except Exception as exc:
-                        print(f"serve/{mode}: failed: {exc}", file=sys.stderr)
-                        runs[mode].append((float("nan"),) * 3)
+            servers = {mode: Server(package, spec, workdir) for mode, spec in modes.items()}
+            runs: dict[str, list[tuple[float, ...]]] = {mode: [] for mode in modes}
+            try:
+                for server in servers.values():
+                    server.ready()
+                order = list(modes)
+                for round_ in range(args.rounds):
+                    rotated = order[round_ % len(order) :] + order[: round_ % len(order)]  # no mode always first
+                    for mode in rotated:
+                        runs[mode].append(servers[mode].load(args.connections, args.duration))
+            finally:
+                for server in servers.values():
+                    server.stop()
             rows.extend(serving_rows(runs, why_no_rabbit))
-            server_cpu = statistics.median(us for _, _, us in runs["off"])
-            for mode, spec in modes.items():
+            server_cpu = statistics.median(r[2] + r[3] for r in runs["off"])
+            from deckhand.monitoring.reporter import DEFAULT_FEATURE_SAMPLES_PER_SECOND as SAMPLES_PER_SECOND
+
+            hook_us, one_sample_us = hook_cost(), sample_cost(package, workdir)
+            rows.append(Row("cost/hook", hook_us, "us CPU/req",
+                            "counting predicted labels in the per-request tally on the event loop "
+                            "(in-process, interleaved blocks, fastest of each)"))  # fmt: skip
+            for mode in modes:
                 if mode == "off":
                     continue
-                app_us, added = app_cpu_cost(package, spec, pairs=4 * args.rounds)
-                us, low, high = statistics.median(added), min(added), max(added)
-                note = (
-                    f"in-process, median of {len(added)} paired blocks ({low:+.2f}..{high:+.2f}) = "
-                    f"{100 * us / server_cpu:.1f}% of the server's CPU per request with monitoring off "
-                    f"({server_cpu:.0f} us, serve/off), {100 * us / app_us:.1f}% of the bare app ({app_us:.0f} us)"
+                thread_us = statistics.median(r[3] for r in runs[mode]) - statistics.median(r[3] for r in runs["off"])
+                workers = max(r[4] for r in runs[mode])
+                # each worker samples 20 requests a second: spread over the requests it serves
+                sampling_us = one_sample_us * SAMPLES_PER_SECOND * workers / statistics.median(r[0] for r in runs[mode])
+                total = hook_us + sampling_us + thread_us
+                rows.append(
+                    Row(
+                        f"cost/{mode}",
+                        total,
+                        "us CPU/req",
+                        f"= hook {hook_us:.2f} + feature samples {sampling_us:.2f} ({one_sample_us:.0f} us each, "
+                        f"{SAMPLES_PER_SECOND}/s in each of {workers} workers) + reporter threads "
+                        f"{thread_us:.2f} (in the serve/{mode} runs, /proc per thread) = "
+                        f"{100 * total / server_cpu:.1f}% of the server's CPU per request with monitoring off "
+                        f"({server_cpu:.0f} us)",
+                    )
                 )
-                rows.append(Row(f"cost/{mode}", us, "us CPU/req", note))
         if not args.skip_agent:
             server, deployments = setup_control_plane(workdir, package, args.deployments)
             try:

@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -133,48 +134,114 @@ def test_prediction_server_hook_uses_the_reporter(tmp_path: Path) -> None:
     assert data["features"] == {"x": [1.0, 2.0]} and "predictions" not in data
 
 
-def _request(deployment_id, timestamp, rows=1, latency_ms=1.0, error=None, predictions=(), sample=None):  # type: ignore[no-untyped-def]
-    """One request as the prediction server queues it (deckhand.serving.hooks.REQUEST_FIELDS)."""
-    return (deployment_id, "m", timestamp, rows, latency_ms, error, tuple(predictions), sample)
-
-
-def test_requests_fold_per_deployment_and_minute() -> None:
+def test_requests_are_counted_per_deployment_and_minute() -> None:
     channel = GateChannel()
     reporter = MonitoringReporter(channel, flush_interval=0.05)
     minute = 60 * 29_395_000
     for i in range(300):  # two deployments, across a minute boundary, one error of each kind
         error = "user" if i == 7 else "system" if i == 8 else None
-        reporter.queue_request(_request(f"d{i % 2}", minute + 50 + i * 0.05, 2, 1.0 + i % 3, error, ["a", "b"]))
-    reporter.queue_request(_request("d0", minute + 1.0, predictions=[0.5], sample=[{"x": 1.0}]))  # a number, a sample
-    reporter.queue_request(_request("d1", minute + 5, rows=3, error=(2, 0)))  # counts, as report_deployment_stats
+        reporter.count_request(f"d{i % 2}", "m", minute + 50 + i * 0.05, 2, 1.0 + i % 3, error, ["a", "b"])
+    reporter.count_request("d0", "m", minute + 1.0, 1, 1.0, None, [0.5])  # a number, an earlier time
+    reporter.count_request("d0", "m", minute + 2.0, 1, 1.0, None, ["a"])  # one label (the fast path)
+    reporter.count_request("d1", "m", minute + 5, 3, 1.0, (2, 0))  # counts, as report_deployment_stats
+    reporter.report_features("d0", "m", [{"x": 1.0}], minute + 1.0)
     assert reporter.flush(10)
     aggregates = {(r["deploymentId"], r["minute"]): r for r in channel.stored if "minute" in r}
     assert sorted(aggregates) == [("d0", minute), ("d0", minute + 60), ("d1", minute), ("d1", minute + 60)]
-    assert sum(r["requests"] for r in aggregates.values()) == 302 and sum(r["rows"] for r in aggregates.values()) == 604
+    assert sum(r["requests"] for r in aggregates.values()) == 303 and sum(r["rows"] for r in aggregates.values()) == 605
     assert aggregates[("d1", minute)]["userErrors"] == 1 + 2 and aggregates[("d0", minute)]["systemErrors"] == 1
     assert sum(r["userErrors"] for r in aggregates.values()) == 3  # the request's one and the pair's two
     assert aggregates[("d1", minute)]["predictions"]["cat"] == {"a": 100, "b": 100}  # i = 1, 3, ... 199
+    assert aggregates[("d0", minute)]["predictions"]["cat"] == {"a": 101, "b": 100}
     assert sum(aggregates[("d0", minute)]["predictions"]["num"].values()) == 1
+    assert sum(sum(r["latency"].values()) for r in aggregates.values()) == 303
     (data,) = [r for r in channel.stored if "minute" not in r]
-    assert data["features"] == {"x": [1.0]}
+    assert data["features"] == {"x": [1.0]} and data["ts"] == minute + 1.0
     reporter.close()
 
 
-def test_malformed_requests_are_dropped_and_counted_not_fatal() -> None:
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        (("", "m", 1, 1.0), "deployment_id"),
+        ((None, "m", 1, 1.0), "deployment_id"),
+        (("d", "m", 1.5, 1.0), "num_predictions"),
+        (("d", "m", "3", 1.0), "num_predictions"),
+        (("d", "m", -1, 1.0), "num_predictions"),
+        (("d", "m", 1, "slow"), "execution_time_ms"),
+        (("d", "m", 1, float("nan")), "execution_time_ms"),
+        (("d", "m", 1, -2.0), "execution_time_ms"),
+        (("d", "m", 1, 1.0, 0.5), "user_errors"),
+        (("d", "m", 1, 1.0, 0, -1), "system_errors"),
+    ],
+)
+def test_bad_statistics_are_refused_naming_the_field(arguments: tuple, field: str) -> None:
     channel = GateChannel()
     reporter = MonitoringReporter(channel, flush_interval=0.05)
-    reporter.queue_request(_request("d", 60.0, latency_ms="slow"))
-    reporter.queue_request(_request("d", 60.0, rows=1.5))
-    reporter.queue_request(_request("d", 60.0, error="oops"))
-    reporter.queue_request(_request(None, 60.0))
-    reporter.queue_request(_request("d", "noon"))
-    reporter.queue_request(("d", "too short"))
-    reporter.queue_request(_request("d", 60.0, predictions=["ok"]))
+    with pytest.raises(ValueError, match=field):
+        reporter.report_deployment_stats(*arguments)
+    reporter.report_deployment_stats("d", "m", np.int64(2), np.float32(1.5))  # numpy numbers are numbers
     assert reporter.flush(10)
-    assert reporter.dropped == reporter.malformed == 6
-    assert _requests(channel.stored) == 1  # the good one, and the reporter thread still runs
-    reporter.queue_request(_request("d", 60.0, predictions=["ok"]))
-    assert reporter.flush(10) and _requests(channel.stored) == 2
+    assert _requests(channel.stored) == 1 and reporter.dropped == 0  # nothing of the bad call was counted
+    reporter.close()
+
+
+def test_a_bad_prediction_record_is_refused() -> None:
+    reporter = MonitoringReporter(GateChannel(), flush_interval=0.05)
+    with pytest.raises(ValueError, match="error"):
+        reporter.submit(PredictionRecord("d", "m", 1, 1.0, 500, error="oops"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timestamp"):
+        reporter.submit(PredictionRecord("d", "m", 1, 1.0, 200, timestamp="noon"))  # type: ignore[arg-type]
+    assert reporter.buffered == 0
+    reporter.close()
+
+
+def test_counting_from_many_threads_while_the_reporter_publishes_loses_nothing() -> None:
+    """Callers count under the reporter's lock while its thread swaps the tallies out
+    every millisecond: every request is published exactly once."""
+    channel = GateChannel()
+    reporter = MonitoringReporter(channel, flush_interval=0.001)
+    per_thread = 20_000
+
+    def count(name: str) -> None:
+        for i in range(per_thread):
+            reporter.count_request(name, "m", time.time(), 1 + i % 2, 1.0, "user" if i % 10 == 0 else None, ["a"])
+
+    threads = [threading.Thread(target=count, args=(f"d{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert reporter.flush(10)
+    assert channel.publishes > 10  # the swaps really raced the callers
+    aggregates = [r for r in channel.stored if "minute" in r]
+    assert _requests(aggregates) == 4 * per_thread
+    assert sum(r["rows"] for r in aggregates) == 4 * per_thread * 3 // 2
+    assert sum(r["userErrors"] for r in aggregates) == 4 * per_thread // 10
+    assert sum(r["predictions"]["cat"]["a"] for r in aggregates) == 4 * per_thread
+    assert reporter.sent == 4 * per_thread
+    reporter.close()
+
+
+def test_statistics_stay_small_while_the_channel_is_down() -> None:
+    """While nothing can be published, each minute's raw latencies and labels are compacted
+    into sketches: what waits grows with deployments and minutes, not with requests."""
+    channel = GateChannel()
+    channel.down = True
+    reporter = MonitoringReporter(channel, flush_interval=0.01)
+    now = time.time()
+    for i in range(50_000):
+        reporter.count_request("d", "m", now, 1, 0.5 + i % 1000 / 100, None, ["abc"[i % 3]])
+    deadline = time.monotonic() + 10
+    while reporter._live and time.monotonic() < deadline:  # taken by the reporter's thread
+        time.sleep(0.01)
+    waiting = list(reporter._stats.values())
+    assert waiting and all(not s.latencies and not s.labels and not s.numbers for s in waiting)
+    assert all(len(s.latency) < 200 for s in waiting)  # sketch buckets, not 50,000 values
+    assert reporter.buffered == 50_000 and reporter.dropped == 0
+    channel.down = False
+    assert reporter.flush(15)
+    assert _requests(channel.stored) == 50_000
     reporter.close()
 
 
@@ -186,7 +253,7 @@ def test_publishes_once_per_interval_under_steady_traffic() -> None:
     deadline = time.monotonic() + 1.0
     submitted = 0
     while time.monotonic() < deadline:
-        reporter.queue_request(_request("d", time.time(), predictions=["a"]))
+        reporter.count_request("d", "m", time.time(), 1, 1.0, None, ["a"])
         submitted += 1
     assert reporter.flush(10)
     assert _requests(channel.stored) == submitted
@@ -194,15 +261,20 @@ def test_publishes_once_per_interval_under_steady_traffic() -> None:
     reporter.close()
 
 
-def test_queued_requests_are_left_alone_by_the_garbage_collector() -> None:
-    """Queued requests must not be containers the collector tracks: thousands of them,
+def test_counting_a_request_leaves_nothing_for_the_garbage_collector() -> None:
+    """A request must not leave a container the collector tracks: thousands of them,
     promoted between folds, made full collections that paused the server for 40 ms."""
     reporter = MonitoringReporter(GateChannel(), flush_interval=60)
-    reporter.queue_request(_request("d", 60.0, predictions=["a", "b"]))
-    gc.collect()  # the inner tuple of predictions is untracked by the first pass, the outer by the next
-    gc.collect()
-    (queued,) = reporter._calls
-    assert not gc.is_tracked(queued) and not gc.is_tracked(queued[6])
+    labels = ["a"]
+    reporter.count_request("d", "m", time.time(), 1, 1.0, None, labels)  # the minute's tally
+    gc.disable()
+    try:
+        before = gc.get_count()[0]
+        for _ in range(10_000):
+            reporter.count_request("d", "m", time.time(), 1, 1.0, None, labels)
+        assert gc.get_count()[0] - before < 10  # allocations of tracked objects minus frees
+    finally:
+        gc.enable()
     reporter.close()
 
 

@@ -43,6 +43,7 @@ from deckhand.serving.hooks import (
 )
 from deckhand.serving.metrics import ServerMetrics
 from deckhand.serving.repository import BatchingConfig, DeploymentEntry, ModelRepository
+from deckhand.serving.tally import RequestTally
 from deckhand.serving.watcher import ModelsDirWatcher
 
 log = logging.getLogger("deckhand.serving")
@@ -97,13 +98,20 @@ class PredictionServer:
         self.config = config
         self.repository = repository
         self.reporter: BackgroundReporter | None = background(reporter)
-        self._queue_request = getattr(self.reporter, "queue_request", None)  # see hooks.REQUEST_FIELDS
         # feature samples: at most this many requests a second (reporters that do not say: all)
         rate = getattr(self.reporter, "feature_samples_per_second", None)
         self._sample_interval = 1.0 / rate if rate else 0.0
         self._next_sample_at = 0.0
         self.watcher = watcher
         self.metrics = ServerMetrics()
+        # each request is counted once, for /metrics and for a reporter that takes the
+        # server's tallies (hooks.TallyReporter); other reporters get a PredictionRecord each
+        self._takes_tallies = hasattr(self.reporter, "count_tallies")
+        self.tally = RequestTally(count_predictions=self._takes_tallies)
+        self.tally.add_sink(self.metrics.absorb)
+        if self._takes_tallies:
+            self.tally.add_sink(self.reporter.count_tallies)  # type: ignore[union-attr]
+            self.reporter.add_source(self.tally.drain)  # type: ignore[union-attr]
         self.started = False
 
     # -- ASGI entry ---------------------------------------------------------------------
@@ -158,6 +166,7 @@ class PredictionServer:
             elif method == "GET" and path == "/info":
                 await _send(send, 200, _json(self._entry(self.config.deployment_id).info()))
             elif method == "GET" and path == "/metrics":
+                self.tally.drain()
                 body = self.metrics.render(
                     sum(1 for e in self.repository.entries() if e.current is not None),
                     self.repository.load_failures,
@@ -269,13 +278,11 @@ class PredictionServer:
             payload = _json({"message": f"prediction failed: {type(exc).__name__}: {exc}"})
         seconds = time.perf_counter() - started
         await _send(send, status, payload, ctype)
-        self.metrics.observe(entry.key, status, rows, seconds)
-        if self._queue_request is not None:  # inline: this runs for every request
-            now = time.time()
-            sample = self._feature_sample(batch, now) if now >= self._next_sample_at else None
-            self._queue_request(
-                (entry.deployment_id, serving.model_id, now, rows, seconds * 1000.0, error, tuple(chosen), sample)
-            )
+        now = time.time()
+        self.tally.observe(entry.key, entry.deployment_id, serving.model_id, now, status, rows, seconds, error, chosen)
+        if self._takes_tallies:
+            if now >= self._next_sample_at:
+                self._report_features(entry, serving, batch, now)
         elif self.reporter is not None:
             self._report(entry, serving, batch, chosen, rows, seconds, status, error)
 
@@ -291,6 +298,14 @@ class PredictionServer:
             log.warning("event=monitoring_sample_failed error=%r", exc)
             return None
 
+    def _report_features(self, entry: DeploymentEntry, serving: Any, batch: Any, now: float) -> None:
+        sample = self._feature_sample(batch, now)
+        if sample:
+            try:
+                self.reporter.report_features(entry.deployment_id, serving.model_id, sample, now)  # type: ignore[union-attr]
+            except Exception as exc:  # monitoring must never fail a request
+                log.warning("event=monitoring_sample_failed error=%r", exc)
+
     def _report(
         self,
         entry: DeploymentEntry,
@@ -302,7 +317,7 @@ class PredictionServer:
         status: int,
         error: str | None,
     ) -> None:
-        """Hand this request's PredictionRecord to a reporter without `queue_request`."""
+        """Hand this request's PredictionRecord to a reporter that does not take tallies."""
         try:
             now = time.time()
             sample = self._feature_sample(batch, now)

@@ -3,7 +3,9 @@
 The server hands each request's `PredictionRecord` to a `Reporter`. Whatever reporter is
 configured is wrapped in a `BackgroundReporter`: `submit` only puts the record on a
 bounded queue (dropping, and counting, when it is full) and a daemon thread feeds the real
-reporter, so a slow or failing channel can neither block nor fail a response.
+reporter, so a slow or failing channel can neither block nor fail a response. A
+`TallyReporter` (deckhand's MonitoringReporter) skips all that: it takes the counts the
+server keeps anyway for /metrics, a minute at a time.
 
 Channels are chosen by a spec string (`DECKHAND_MONITORING` or `deckhand serve
 --monitoring`). Monitoring code registers channel kinds with `register_channel`; until it
@@ -50,22 +52,23 @@ class Reporter(Protocol):
     def submit(self, record: PredictionRecord) -> None: ...
 
 
-# The fast path. A reporter may offer `queue_request`: a callable (MonitoringReporter's is
-# a deque's C-level append) taking one request as a plain tuple in REQUEST_FIELDS order,
-# which the server then calls instead of building a PredictionRecord per request -- a
-# hook that costs ~0.5 us on the event loop instead of ~3. `predictions` is a tuple and
-# `feature_sample` None or a list of row dicts, so that the tuples queued between two
-# folds hold nothing the garbage collector keeps tracking.
-REQUEST_FIELDS = (
-    "deployment_id",
-    "model_id",
-    "timestamp",
-    "rows",
-    "latency_ms",
-    "error",
-    "predictions",
-    "feature_sample",
-)
+class TallyReporter(Reporter, Protocol):
+    """The fast path. The server counts each request once, for /metrics and monitoring
+    alike, into a `deckhand.serving.tally.RequestTally`; a reporter that offers these
+    methods is handed the counts instead of a PredictionRecord per request: its thread
+    drains the tally (`add_source`), which calls `count_tallies` with each deployment's
+    counts, latencies and predicted labels of a minute. Feature samples, at most
+    `feature_samples_per_second` requests a second, go to `report_features`."""
+
+    feature_samples_per_second: int
+
+    def add_source(self, drain: Callable[[], None]) -> None: ...
+
+    def count_tallies(self, tallies: list[Any]) -> None: ...
+
+    def report_features(
+        self, deployment_id: str, model_id: str | None, rows: list[dict[str, Any]], timestamp: float
+    ) -> None: ...
 
 
 class InMemoryReporter:

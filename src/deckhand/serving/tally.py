@@ -1,0 +1,133 @@
+"""Per-request accounting of the prediction server, shared by /metrics and monitoring.
+
+Each request is counted once, into its deployment's `Tally` for the current minute: a
+lock, a few integer updates and one list append. What is costly -- the latency
+histogram buckets of /metrics, the per-minute latency sketch and label counts of
+monitoring -- is computed from the collected values in one vectorised pass per drain,
+when a /metrics scrape or the monitoring reporter's thread asks (`drain`), or when
+`MAX_PENDING` latencies wait. prometheus_client's own Counter and Histogram took about
+3 us a request (a lock and a bucket search per call), and monitoring counting the same
+request again on its own took about 1 us more.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+MAX_PENDING = 4096  # latencies per deployment before the request that adds one drains
+
+
+class Tally:
+    """One deployment's requests within one minute, since the last drain."""
+
+    __slots__ = (
+        "key",
+        "deployment_id",
+        "model_id",
+        "minute",
+        "statuses",
+        "rows",
+        "user_errors",
+        "system_errors",
+        "latencies",
+        "predictions",
+    )
+
+    def __init__(self, key: str, deployment_id: str, model_id: str | None, minute: int) -> None:
+        self.key = key  # the server's name for the deployment (its directory; /metrics' label)
+        self.deployment_id = deployment_id
+        self.model_id = model_id
+        self.minute = minute  # epoch seconds, a multiple of 60
+        self.statuses: dict[int, int] = {}  # HTTP status -> requests
+        self.rows = 0
+        self.user_errors = 0
+        self.system_errors = 0
+        self.latencies: list[float] = []  # seconds, one per request
+        self.predictions: dict[Any, int] = {}  # predicted label or value -> rows (a plain dict: faster)
+
+    @property
+    def requests(self) -> int:
+        return sum(self.statuses.values())
+
+
+Sink = Callable[[list[Tally]], None]
+
+
+class RequestTally:
+    """The tallies of every deployment of one server. `observe` is the per-request call;
+    `drain` hands what was counted to every sink (any thread may call it)."""
+
+    def __init__(self, *, count_predictions: bool = False) -> None:
+        self.count_predictions = count_predictions  # only monitoring wants them
+        self._sinks: list[Sink] = []
+        self._lock = threading.Lock()
+        self._tallies: dict[str, Tally] = {}
+        self._done: list[Tally] = []  # of earlier minutes, not drained yet
+        self._minute = 0
+        self._minute_end = 0.0
+
+    def add_sink(self, sink: Sink) -> None:
+        self._sinks.append(sink)
+
+    def observe(
+        self,
+        key: str,
+        deployment_id: str,
+        model_id: str | None,
+        now: float,
+        status: int,
+        rows: int,
+        seconds: float,
+        error: str | None,
+        predictions: list[Any],
+    ) -> None:
+        """One request (`now` from time.time(); `seconds` its latency)."""
+        with self._lock:
+            if not self._minute <= now < self._minute_end:
+                self._new_minute(now)
+            tally = self._tallies.get(key)
+            if tally is None:
+                tally = self._tallies[key] = Tally(key, deployment_id, model_id, self._minute)
+            else:
+                tally.model_id = model_id  # a replaced model: the minute goes to the newer one
+            statuses = tally.statuses
+            statuses[status] = statuses.get(status, 0) + 1
+            tally.rows += rows
+            tally.latencies.append(seconds)
+            if error is not None:
+                if error == "user":
+                    tally.user_errors += 1
+                else:
+                    tally.system_errors += 1
+            if predictions and self.count_predictions:
+                counts = tally.predictions
+                if len(predictions) == 1:  # one row: no Counter to build
+                    value = predictions[0]
+                    counts[value] = counts.get(value, 0) + 1
+                else:
+                    for value, n in Counter(predictions).items():  # counted in C
+                        counts[value] = counts.get(value, 0) + n
+            full = len(tally.latencies) >= MAX_PENDING
+        if full:  # nobody drained for a while (no scrapes, no monitoring): keep memory bounded
+            self.drain()
+
+    def drain(self) -> None:
+        """Hand everything counted so far to the sinks."""
+        with self._lock:
+            taken = self._done + list(self._tallies.values())
+            self._done = []
+            self._tallies = {}
+        if taken:
+            for sink in self._sinks:
+                sink(taken)
+
+    def _new_minute(self, now: float) -> None:
+        """Tallies never span two minutes: the minute's go to `_done` (under the lock)."""
+        minute = int(now // 60) * 60
+        if self._tallies:
+            self._done.extend(self._tallies.values())
+            self._tallies = {}
+        self._minute, self._minute_end = minute, minute + 60.0

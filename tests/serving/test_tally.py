@@ -1,0 +1,101 @@
+"""RequestTally: each request counted once, handed whole to /metrics and monitoring."""
+
+from __future__ import annotations
+
+import threading
+
+from deckhand.serving import tally as tally_module
+from deckhand.serving.metrics import ServerMetrics
+from deckhand.serving.tally import RequestTally, Tally
+
+MINUTE = 60 * 29_395_000
+
+
+def _collect(sink: list[Tally]):  # type: ignore[no-untyped-def]
+    return lambda tallies: sink.extend(tallies)
+
+
+def test_counts_split_by_deployment_and_minute() -> None:
+    taken: list[Tally] = []
+    tally = RequestTally(count_predictions=True)
+    tally.add_sink(_collect(taken))
+    tally.observe("a", "dep-a", "m1", MINUTE + 1, 200, 2, 0.01, None, ["x", "y"])
+    tally.observe("a", "dep-a", "m2", MINUTE + 2, 422, 0, 0.002, "user", [])
+    tally.observe("b", "dep-b", "m1", MINUTE + 3, 500, 1, 0.02, "system", [])
+    tally.observe("a", "dep-a", "m2", MINUTE + 61, 200, 3, 0.03, None, ["x", "x", "z"])  # the next minute
+    tally.drain()
+    by = {(t.key, t.minute): t for t in taken}
+    assert sorted(by) == [("a", MINUTE), ("a", MINUTE + 60), ("b", MINUTE)]
+    first = by[("a", MINUTE)]
+    assert first.statuses == {200: 1, 422: 1} and first.requests == 2 and first.rows == 2
+    assert first.user_errors == 1 and first.system_errors == 0 and first.model_id == "m2"  # the newer model
+    assert first.latencies == [0.01, 0.002] and first.predictions == {"x": 1, "y": 1}
+    assert by[("b", MINUTE)].system_errors == 1
+    assert by[("a", MINUTE + 60)].predictions == {"x": 2, "z": 1}
+    taken.clear()
+    tally.drain()
+    assert taken == []  # nothing is handed over twice
+
+
+def test_predictions_are_counted_only_when_asked() -> None:
+    taken: list[Tally] = []
+    tally = RequestTally()
+    tally.add_sink(_collect(taken))
+    tally.observe("a", "dep-a", "m", MINUTE, 200, 1, 0.01, None, ["x"])
+    tally.drain()
+    assert taken[0].predictions == {}
+
+
+def test_a_full_tally_drains_itself(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With no /metrics scrape and no monitoring, latencies must not pile up."""
+    monkeypatch.setattr(tally_module, "MAX_PENDING", 100)
+    taken: list[Tally] = []
+    tally = RequestTally()
+    tally.add_sink(_collect(taken))
+    for i in range(250):
+        tally.observe("a", "dep-a", "m", MINUTE + i / 100, 200, 1, 0.001, None, [])
+    assert sum(t.requests for t in taken) == 200 and all(len(t.latencies) <= 100 for t in taken)
+
+
+def test_metrics_totals_equal_the_requests() -> None:
+    metrics = ServerMetrics()
+    tally = RequestTally()
+    tally.add_sink(metrics.absorb)
+    latencies = [0.0004, 0.0005, 0.003, 0.2, 20.0]  # 0.0005 is on a bound: "le" includes it
+    for seconds in latencies:
+        tally.observe("a", "dep-a", "m", MINUTE, 200, 2, seconds, None, [])
+    tally.observe("a", "dep-a", "m", MINUTE, 404, 0, 0.001, "user", [])
+    tally.drain()
+    text = metrics.render(1, 0).decode()
+    assert 'deckhand_prediction_requests_total{deployment="a",status="200"} 5.0' in text
+    assert 'deckhand_prediction_requests_total{deployment="a",status="404"} 1.0' in text
+    assert 'deckhand_prediction_rows_total{deployment="a"} 10.0' in text
+    assert 'deckhand_prediction_latency_seconds_bucket{deployment="a",le="0.0005"} 2.0' in text
+    assert 'deckhand_prediction_latency_seconds_bucket{deployment="a",le="0.001"} 3.0' in text
+    assert 'deckhand_prediction_latency_seconds_bucket{deployment="a",le="10.0"} 5.0' in text
+    assert 'deckhand_prediction_latency_seconds_bucket{deployment="a",le="+Inf"} 6.0' in text
+    assert 'deckhand_prediction_latency_seconds_count{deployment="a"} 6.0' in text
+
+
+def test_draining_from_another_thread_loses_nothing() -> None:
+    """The monitoring reporter's thread drains while the event loop counts."""
+    taken: list[Tally] = []
+    tally = RequestTally(count_predictions=True)
+    tally.add_sink(_collect(taken))
+    stop = threading.Event()
+
+    def drain_often() -> None:
+        while not stop.is_set():
+            tally.drain()
+
+    drainer = threading.Thread(target=drain_often)
+    drainer.start()
+    for i in range(100_000):
+        tally.observe("a", "dep-a", "m", MINUTE + i / 2000, 200, 1, 0.001, None, ["x"])
+    stop.set()
+    drainer.join()
+    tally.drain()
+    assert len(taken) > 10  # the drains really raced the counting
+    assert sum(t.requests for t in taken) == 100_000
+    assert sum(t.predictions.get("x", 0) for t in taken) == 100_000
+    assert sum(len(t.latencies) for t in taken) == 100_000
