@@ -10,6 +10,9 @@ Rows:
         servers stay up; each round loads every one once (in rotated order), and a mode's
         cost is taken against monitoring off in the same round: the median over rounds is
         shown with its range. On a shared machine a single pair moves by +-20%.
+  serve/again a second server with monitoring off, loaded in the same rounds: the control.
+        Its "cost" is what two identical servers differ by here -- the noise floor of the
+        rows above.
   cost/hook   CPU microseconds monitoring adds on the event loop per request: counting the
         predicted labels in the server's per-request tally (everything else in it serves
         /metrics too, monitoring or not).
@@ -336,13 +339,15 @@ def serving_rows(runs: dict[str, list[tuple[float, ...]]], why_no_rabbit: str | 
     off *in the same round* (median and range), which cancels most of a noisy machine."""
     out = []
     off = runs["off"]
-    for mode in ("off", "spool", "amqp"):
+    for mode in ("off", "again", "spool", "amqp"):
         if not runs.get(mode):
             out.append(Row(f"serve/{mode}", 0, "req/s", why_no_rabbit or "failed (see stderr)"))
             continue
         results = runs[mode]
         rps, p99, main, other, _ = (statistics.median(column) for column in zip(*results, strict=True))
         note = f"median of {len(results)}: p99 {p99:.2f} ms, server CPU {main + other:.0f} us/request"
+        if mode == "again":
+            note = "control, monitoring off too: " + note
         if mode != "off":
             rps_cost = sorted(100 * (1 - r[0] / o[0]) for r, o in zip(results, off, strict=True))
             note += (
@@ -398,7 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     try:
         if not args.skip_serving:
-            modes = {"off": "off", "spool": f"spool:{workdir / 'serve-spool'}"}
+            # "again": a second server with monitoring off, the control that shows how far two
+            # identical servers drift apart on this machine
+            modes = {"off": "off", "again": "off", "spool": f"spool:{workdir / 'serve-spool'}"}
             if broker is not None:
                 modes["amqp"] = broker.spec(queue="bench-serve")
             servers = {mode: Server(package, spec, workdir) for mode, spec in modes.items()}
@@ -423,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
                             "counting predicted labels in the per-request tally on the event loop "
                             "(in-process, interleaved blocks, fastest of each)"))  # fmt: skip
             for mode in modes:
-                if mode == "off":
+                if mode in ("off", "again"):
                     continue
                 thread_us = statistics.median(r[3] for r in runs[mode]) - statistics.median(r[3] for r in runs["off"])
                 workers = max(r[4] for r in runs[mode])
