@@ -26,7 +26,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=800,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for name in ("serve/off", "serve/spool", "cost/spool", "agent/spool", "agent/lines"):
+    for name in ("serve/off", "serve/again", "serve/spool", "cost/hook", "cost/spool", "agent/spool", "agent/lines"):
         assert re.search(rf"^{re.escape(name)}\s+[\d,.]+", proc.stdout, re.MULTILINE), proc.stdout
     import json
 
