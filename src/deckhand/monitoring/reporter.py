@@ -4,10 +4,9 @@
     reporter.report_deployment_stats(deployment_id, model_id, num_predictions=3, execution_time_ms=4.2)
     reporter.report_predictions_data(deployment_id, model_id, features_df, predictions, class_names=[...])
 
-Statistics (`report_deployment_stats`, and the counts, latency and predicted labels of
-each prediction-server request through `count_request`) are counted at once into
-per-deployment, per-minute tallies under a lock held for a few attribute updates: about
-0.3 us, and nothing is left for another thread to fold per request. Data records
+Statistics (`report_deployment_stats`) are counted at once into per-deployment,
+per-minute tallies under a lock held for a few attribute updates; the prediction server
+hands over the tallies it keeps anyway (`add_source`, `count_tallies`). Data records
 (`report_predictions_data`, and the prediction server's feature samples, at most
 `feature_samples_per_second` requests a second) go to a buffer bounded by `max_buffer`.
 
@@ -156,12 +155,9 @@ class MonitoringReporter:
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.feature_samples_per_second = feature_samples_per_second
-        # callers count into _live ({minute: {deployment_id: _Stats}}) under _lock; the
-        # newest minute's dict is kept at hand for the common case
+        # callers count into _live under _lock; the background thread swaps it out
         self._lock = threading.Lock()
-        self._live: dict[int, dict[str, _Stats]] = {}
-        self._minute_start = self._minute_end = 0.0
-        self._minute_stats: dict[str, _Stats] = {}
+        self._live: dict[tuple[str, int], _Stats] = {}
         # the background thread's compacted statistics, not yet published
         self._stats: dict[tuple[str, int], _Stats] = {}
         self._sources: list[Callable[[], None]] = []
@@ -219,31 +215,20 @@ class MonitoringReporter:
         error: Any = None,
         predictions: Any = (),
     ) -> None:
-        """One scoring call, counted at once: the prediction server's per-request hook.
+        """One scoring call, counted at once.
 
         For trusted callers, so nothing is checked here (report_deployment_stats checks):
         `error` is None, "user", "system" or a (user_errors, system_errors) pair, and
         `predictions` the predicted labels or values of the call's rows."""
         with self._lock:
-            if self._minute_start <= timestamp < self._minute_end:
-                by_deployment = self._minute_stats
-            else:
-                by_deployment = self._minute_of(timestamp)
-            stats = by_deployment.get(deployment_id)
-            if stats is None:
-                stats = by_deployment[deployment_id] = _Stats(model_id)
-            elif model_id:
-                stats.model_id = model_id
+            stats = self._live_stats(deployment_id, timestamp, model_id)
             stats.requests += 1
             stats.rows += rows
             stats.latencies.append(latency_ms)
             if error is not None:
                 stats.count_errors(error)
             if predictions:
-                if len(predictions) == 1 and type(label := predictions[0]) is str:  # one row: skip Counter.update
-                    stats.labels[label] = stats.labels.get(label, 0) + 1
-                else:
-                    stats.count_predictions(predictions)
+                stats.count_predictions(predictions)
 
     def add_source(self, drain: Callable[[], None]) -> None:
         """Statistics counted elsewhere -- the prediction server's RequestTally, which counts
@@ -259,12 +244,7 @@ class MonitoringReporter:
             if tally.latencies:  # seconds; sketched here, outside the lock
                 sketch.add_values(latency, np.asarray(tally.latencies, dtype=float) * 1000.0)
             with self._lock:
-                by_deployment = self._minute_of(tally.minute)
-                stats = by_deployment.get(tally.deployment_id)
-                if stats is None:
-                    stats = by_deployment[tally.deployment_id] = _Stats(tally.model_id)
-                elif tally.model_id:
-                    stats.model_id = tally.model_id
+                stats = self._live_stats(tally.deployment_id, tally.minute, tally.model_id)
                 stats.requests += tally.requests
                 stats.rows += tally.rows
                 stats.user_errors += tally.user_errors
@@ -286,7 +266,7 @@ class MonitoringReporter:
         )
 
     def submit(self, record: Any) -> None:
-        """A prediction server's `PredictionRecord` (the server itself calls count_request)."""
+        """A prediction server's `PredictionRecord` (deckhand's own server hands over tallies)."""
         user_errors, system_errors = int(record.error == "user"), int(record.error == "system")
         if record.error not in (None, "user", "system"):
             raise ValueError(f"error: expected None, 'user' or 'system', got {record.error!r}")
@@ -307,7 +287,7 @@ class MonitoringReporter:
         """Reports not yet published: data records, failed batches and counted statistics."""
         retry = self._retry
         with self._lock:
-            live = sum(stats.requests for by_deployment in self._live.values() for stats in by_deployment.values())
+            live = sum(stats.requests for stats in self._live.values())
         pending = sum(stats.requests for stats in list(self._stats.values()))
         return len(self._buffer) + (retry[2] if retry else 0) + pending + live
 
@@ -345,30 +325,27 @@ class MonitoringReporter:
         self.channel.close()
 
     # ----- internals -----------------------------------------------------------------------
-    def _minute_of(self, timestamp: float) -> dict[str, _Stats]:
-        """The tallies of timestamp's minute (under _lock); the newest becomes the one at hand."""
-        minute = int(timestamp // 60) * 60
-        by_deployment = self._live.get(minute)
-        if by_deployment is None:
-            by_deployment = self._live[minute] = {}
-        if minute >= self._minute_start:
-            self._minute_start, self._minute_end, self._minute_stats = minute, minute + 60, by_deployment
-        return by_deployment
+    def _live_stats(self, deployment_id: str, timestamp: float, model_id: str | None) -> _Stats:
+        """The tally of a deployment's minute (under _lock); the newest model id wins."""
+        key = (deployment_id, int(timestamp // 60) * 60)
+        stats = self._live.get(key)
+        if stats is None:
+            stats = self._live[key] = _Stats(model_id)
+        elif model_id:
+            stats.model_id = model_id
+        return stats
 
     def _take_live(self) -> None:
         """Swap the callers' tallies out, compact them and add them to what waits (background thread)."""
         with self._lock:
             live, self._live = self._live, {}
-            self._minute_start = self._minute_end = 0.0  # the next call looks its minute up again
-            self._minute_stats = {}
-        for minute, by_deployment in live.items():
-            for deployment_id, stats in by_deployment.items():
-                stats.compact()
-                waiting = self._stats.get((deployment_id, minute))
-                if waiting is None:
-                    self._stats[(deployment_id, minute)] = stats
-                else:
-                    waiting.absorb(stats)
+        for key, stats in live.items():
+            stats.compact()
+            waiting = self._stats.get(key)
+            if waiting is None:
+                self._stats[key] = stats
+            else:
+                waiting.absorb(stats)
 
     def _put(self, record: R.Record) -> None:
         buffer = self._buffer
