@@ -27,6 +27,9 @@ def test_a_started_child_is_alive_even_when_its_command_line_does_not_match(tmp_
 def test_stop_from_another_shell_uses_the_record(tmp_path: Path) -> None:
     Procs(tmp_path).start("python", [sys.executable, "-c", "import time; time.sleep(30)"])
     other = Procs(tmp_path)
+    deadline = time.monotonic() + 10
+    while not other.alive("python") and time.monotonic() < deadline:  # until the child has exec'd
+        time.sleep(0.02)
     assert other.alive("python")
     other.stop("python", timeout=5)
     assert other.names() == [] and not other.alive("python")

@@ -27,7 +27,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for name in ("serve/off", "serve/again", "serve/spool", "cost/hook", "cost/spool", "agent/spool", "agent/lines"):
-        assert re.search(rf"^{re.escape(name)}\s+[\d,.]+", proc.stdout, re.MULTILINE), proc.stdout
+        # a cost measured at the noise level may come out a hair below zero
+        assert re.search(rf"^{re.escape(name)}\s+-?[\d,.]+", proc.stdout, re.MULTILINE), proc.stdout
     import json
 
     rows = {r["name"]: r for r in json.loads(out.read_text())}
