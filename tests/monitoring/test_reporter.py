@@ -91,11 +91,14 @@ def test_never_blocks_the_caller_when_the_channel_hangs() -> None:
 def test_buffers_while_down_and_drops_only_beyond_the_bound() -> None:
     channel = GateChannel()
     channel.down = True
-    reporter = MonitoringReporter(channel, batch_size=50, flush_interval=0.01, max_buffer=300)
+    # Woken only by a full batch: the failed batch holds exactly 50 however slow the thread is.
+    reporter = MonitoringReporter(channel, batch_size=50, flush_interval=60, max_buffer=300)
     for i in range(250):
         reporter.report_predictions_data("d1", "m1", [{"x": float(i)}], [1.0])
         reporter.report_deployment_stats("d1", "m1", 1, 1.0)
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while reporter.publish_failures < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert reporter.publish_failures >= 1 and reporter.dropped == 0
     for i in range(150):  # the failed batch waits aside; the buffer holds 300 data records
         reporter.report_predictions_data("d1", "m1", [{"x": float(i)}], [1.0])
@@ -225,19 +228,34 @@ def test_counting_from_many_threads_while_the_reporter_publishes_loses_nothing()
 
 def test_statistics_stay_small_while_the_channel_is_down() -> None:
     """While nothing can be published, each minute's raw latencies and labels are compacted
-    into sketches: what waits grows with deployments and minutes, not with requests."""
+    into sketches: what waits grows with deployments and minutes, not with requests. Both
+    places things wait are checked: the failed batch kept for retry and the statistics
+    counted after it."""
     channel = GateChannel()
     channel.down = True
     reporter = MonitoringReporter(channel, flush_interval=0.01)
     now = time.time()
-    for i in range(50_000):
-        reporter.count_request("d", "m", now, 1, 0.5 + i % 1000 / 100, None, ["abc"[i % 3]])
-    deadline = time.monotonic() + 10
-    while reporter._live and time.monotonic() < deadline:  # taken by the reporter's thread
-        time.sleep(0.01)
+
+    def count(first: int, last: int) -> None:
+        for i in range(first, last):
+            reporter.count_request("d", "m", now, 1, 0.5 + i % 1000 / 100, None, ["abc"[i % 3]])
+
+    def wait_for(condition) -> None:
+        deadline = time.monotonic() + 10
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert condition()
+
+    count(0, 25_000)
+    wait_for(lambda: reporter.publish_failures >= 1)  # the first half sits in the failed batch
+    count(25_000, 50_000)
+    wait_for(lambda: not reporter._live)  # the second half taken by the reporter's thread
+    _, failed_batch, failed_reports = reporter._retry
     waiting = list(reporter._stats.values())
+    assert 0 < failed_reports < 50_000 and len(failed_batch) == 1
+    assert all(len(record["latency"]) < 200 for record in failed_batch)  # sketch buckets
     assert waiting and all(not s.latencies and not s.labels and not s.numbers for s in waiting)
-    assert all(len(s.latency) < 200 for s in waiting)  # sketch buckets, not 50,000 values
+    assert all(len(s.latency) < 200 for s in waiting)  # not 25,000 values
     assert reporter.buffered == 50_000 and reporter.dropped == 0
     channel.down = False
     assert reporter.flush(15)
