@@ -12,9 +12,11 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 # `python -c` rather than `-m deckhand.cli`: the same entry point a user's `deckhand` runs.
 DECKHAND = [sys.executable, "-c", "import sys; from deckhand.cli import main; sys.exit(main())"]
@@ -25,6 +27,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_until(check: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "condition") -> Any:
+    """Poll check() until it returns something truthy, and return that. An exception counts
+    as not yet (a server still starting); the last one or the last value is in the error."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as exc:  # noqa: BLE001 - keep polling; report the last failure
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
 
 
 class ChildProcess:

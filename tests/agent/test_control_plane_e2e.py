@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +20,13 @@ from deckhand.agent.testing import AgentProcess, processes_mentioning, write_age
 from deckhand.client import ControlPlaneClient
 from deckhand.packages.demo import sample_rows
 from deckhand.server.testing import ServerProcess
+from deckhand.testing import wait_until
 
 pytestmark = pytest.mark.slow
 
 ADMIN = "dh_agent-e2e-admin-token-0123456789"
 REPO = Path(__file__).resolve().parents[2]
 ROWS = sample_rows(2)
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as exc:  # noqa: BLE001 - keep polling; report the last failure
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
 
 
 def leftovers(tmp_path: Path) -> list[str]:
@@ -126,7 +112,7 @@ def test_deployment_life_cycle_through_the_agent(
 
         created = time.monotonic()
         dep = admin.create_deployment("iris", env["id"], first["id"])
-        url = wait_until(lambda: ready_url(admin, dep["id"]), 60, "deployment ready")
+        url = wait_until(lambda: ready_url(admin, dep["id"]), 60, what="deployment ready")
         assert predict(url).status_code == 200
         print(f"created -> answering: {time.monotonic() - created:.2f} s")
 
@@ -148,7 +134,7 @@ def test_deployment_life_cycle_through_the_agent(
         try:
             time.sleep(0.3)
             admin.replace_model(dep["id"], second["id"])
-            wait_until(lambda: ready_url(admin, dep["id"], second["id"]), 60, "new model ready")
+            wait_until(lambda: ready_url(admin, dep["id"], second["id"]), 60, what="new model ready")
             time.sleep(0.3)
         finally:
             stop.set()
@@ -156,11 +142,11 @@ def test_deployment_life_cycle_through_the_agent(
         assert sent[0] > 20 and failures == [], (sent[0], failures[:5])
 
         admin.deactivate_deployment(dep["id"])
-        wait_until(lambda: observed(admin, dep["id"]).get("state") == "stopped", 60, "deactivated")
+        wait_until(lambda: observed(admin, dep["id"]).get("state") == "stopped", 60, what="deactivated")
         assert predict(url).status_code == 404
 
         admin.activate_deployment(dep["id"])
-        url = wait_until(lambda: ready_url(admin, dep["id"], second["id"]), 60, "re-activated")
+        url = wait_until(lambda: ready_url(admin, dep["id"], second["id"]), 60, what="re-activated")
         assert predict(url).status_code == 200
 
         def stops() -> int:
@@ -169,7 +155,7 @@ def test_deployment_life_cycle_through_the_agent(
 
         stopped_before = stops()
         admin.delete_deployment(dep["id"])
-        wait_until(lambda: stops() > stopped_before, 60, "deleted deployment stopped by the agent")
+        wait_until(lambda: stops() > stopped_before, 60, what="deleted deployment stopped by the agent")
         assert predict(url).status_code == 404
         assert admin.list_deployments(env["id"]) == []
         deployments_dir = tmp_path / "agent"
@@ -200,7 +186,7 @@ def test_agent_killed_mid_action_converges_after_restart(
     restarted = AgentProcess(agent.config, agent.work_dir).start()
     try:
         for dep_id in deployments:
-            url = wait_until(lambda dep_id=dep_id: ready_url(admin, dep_id), 90, f"{dep_id} ready after restart")
+            url = wait_until(lambda dep_id=dep_id: ready_url(admin, dep_id), 90, what=f"{dep_id} ready after restart")
             assert predict(url).status_code == 200
         base = next((tmp_path / "agent").rglob("deployments"))
         names = sorted(p.name for p in base.iterdir())
@@ -222,7 +208,7 @@ def test_control_plane_restart_while_the_agent_runs(
     token = admin.create_token("agent-restart", "agent", [env["id"]])["token"]
     with start_agent(tmp_path, server, env["id"], token) as agent:
         first = admin.create_deployment("before", env["id"], package["id"])["id"]
-        url = wait_until(lambda: ready_url(admin, first), 60, "first deployment ready")
+        url = wait_until(lambda: ready_url(admin, first), 60, what="first deployment ready")
 
         server.stop()
         time.sleep(3)  # the agent keeps serving and retries the control plane
@@ -230,7 +216,7 @@ def test_control_plane_restart_while_the_agent_runs(
         server.start()
 
         second = admin.create_deployment("after", env["id"], package["id"])["id"]
-        url2 = wait_until(lambda: ready_url(admin, second), 60, "deployment created after the restart ready")
+        url2 = wait_until(lambda: ready_url(admin, second), 60, what="deployment created after the restart ready")
         assert predict(url2).status_code == 200
         assert ready_url(admin, first) == url
         assert agent.alive()
@@ -266,11 +252,11 @@ def test_hung_plugin_is_killed_at_its_timeout_and_reported(
                 if e["action"] == "deployment_start" and "did not finish within 3 s" in (e.get("message") or "")
             ]
 
-        event = wait_until(timed_out, 60, "timeout event")[0]
+        event = wait_until(timed_out, 60, what="timeout event")[0]
         assert event["result"] == "failing" and "plugin process killed" in event["message"]
         assert observed(admin, dep).get("state") == "errored"
         # The runner (and its process group) is gone, not left sleeping.
-        wait_until(lambda: not processes_mentioning(f"--private-config {private}"), 10, "hung runner killed")
+        wait_until(lambda: not processes_mentioning(f"--private-config {private}"), 10, what="hung runner killed")
         assert agent.alive()
 
 
@@ -290,11 +276,11 @@ def test_subprocess_command_path_with_the_sample_plugin(
         tmp_path, sqlite_control_plane, env["id"], token, environments=[{"id": env["id"], "command": command}]
     ):
         dep = admin.create_deployment("sampled", env["id"], package["id"])["id"]
-        url = wait_until(lambda: ready_url(admin, dep), 60, "sample plugin deployment ready")
+        url = wait_until(lambda: ready_url(admin, dep), 60, what="sample plugin deployment ready")
         assert url == f"http://sample.invalid/{dep}/predict"
         assert json.loads(inventory.read_text()) == {dep: package["id"]}
         admin.delete_deployment(dep)
-        wait_until(lambda: json.loads(inventory.read_text()) == {}, 60, "sample plugin stopped the deployment")
+        wait_until(lambda: json.loads(inventory.read_text()) == {}, 60, what="sample plugin stopped the deployment")
 
 
 def test_bad_tokens_stop_the_agent_with_a_clear_message(

@@ -13,6 +13,7 @@ import pytest
 from deckhand.monitoring import MonitoringReporter
 from deckhand.monitoring.testing import TrackingAgentProcess
 from deckhand.monitoring.tracking_agent import FAILPOINT_ENV
+from deckhand.testing import wait_until
 
 from .conftest import ADMIN_TOKEN, wait_for_requests
 
@@ -140,8 +141,8 @@ def test_rabbitmq_outage_and_agent_kill_count_exactly_once(
     rabbitmq.stop()
     try:
         _mixed(reporter, dep, 10_000)  # buffered in the reporter while the broker is down
-        time.sleep(2.0)
-        assert reporter.publish_failures >= 1 and reporter.dropped == 0
+        wait_until(lambda: reporter.publish_failures >= 1, 30, what="a failed publish")
+        assert reporter.dropped == 0
     finally:
         rabbitmq.start()
     sent = 25_000

@@ -14,6 +14,7 @@ import pytest
 from deckhand.monitoring import MonitoringReporter
 from deckhand.monitoring.channels import Channel, ChannelError, Delivery, channel_from_spec
 from deckhand.serving.hooks import PredictionRecord, background, reporter_from_spec
+from deckhand.testing import wait_until
 
 
 class GateChannel(Channel):
@@ -96,10 +97,8 @@ def test_buffers_while_down_and_drops_only_beyond_the_bound() -> None:
     for i in range(250):
         reporter.report_predictions_data("d1", "m1", [{"x": float(i)}], [1.0])
         reporter.report_deployment_stats("d1", "m1", 1, 1.0)
-    deadline = time.monotonic() + 10
-    while reporter.publish_failures < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert reporter.publish_failures >= 1 and reporter.dropped == 0
+    wait_until(lambda: reporter.publish_failures >= 1, 10, what="a failed publish")
+    assert reporter.dropped == 0
     for i in range(150):  # the failed batch waits aside; the buffer holds 300 data records
         reporter.report_predictions_data("d1", "m1", [{"x": float(i)}], [1.0])
     assert reporter.dropped == 50
@@ -240,16 +239,10 @@ def test_statistics_stay_small_while_the_channel_is_down() -> None:
         for i in range(first, last):
             reporter.count_request("d", "m", now, 1, 0.5 + i % 1000 / 100, None, ["abc"[i % 3]])
 
-    def wait_for(condition) -> None:
-        deadline = time.monotonic() + 10
-        while not condition() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert condition()
-
     count(0, 25_000)
-    wait_for(lambda: reporter.publish_failures >= 1)  # the first half sits in the failed batch
+    wait_until(lambda: reporter.publish_failures >= 1, 10, what="a failed publish")  # holds the first half
     count(25_000, 50_000)
-    wait_for(lambda: not reporter._live)  # the second half taken by the reporter's thread
+    wait_until(lambda: not reporter._live, 10, what="the second half taken by the reporter's thread")
     _, failed_batch, failed_reports = reporter._retry
     waiting = list(reporter._stats.values())
     assert 0 < failed_reports < 50_000 and len(failed_batch) == 1
@@ -349,8 +342,8 @@ def test_rabbitmq_down_for_a_while_loses_nothing_within_the_bound(rabbitmq) -> N
     try:
         for _ in range(2000):  # while the broker is down
             reporter.report_deployment_stats("d1", "m1", 1, 1.0)
-        time.sleep(1.0)
-        assert reporter.publish_failures >= 1 and reporter.dropped == 0
+        wait_until(lambda: reporter.publish_failures >= 1, 30, what="a failed publish")
+        assert reporter.dropped == 0
     finally:
         rabbitmq.start()
     assert reporter.flush(60), reporter.stats()

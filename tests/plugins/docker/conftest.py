@@ -22,6 +22,7 @@ import pytest
 
 from deckhand.packages.demo import sample_rows, train_demo_package
 from deckhand.plugins.docker import names
+from deckhand.testing import wait_until  # noqa: F401 - the docker tests import it from here
 
 docker = pytest.importorskip("docker", reason="the Docker SDK is needed: pip install 'deckhand[docker]'")
 
@@ -184,17 +185,6 @@ def predict(url: str, rows: list[dict[str, float]] | None = None, timeout: float
         return exc.code, exc.read()
     except (OSError, urllib.error.URLError) as exc:  # refused, reset: no HTTP answer at all
         return 0, f"{type(exc).__name__}: {exc}"
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what} not met within {timeout} s (last: {last!r})")
 
 
 class RequestLoop:
