@@ -112,7 +112,7 @@ class Aggregator:
     def add(self, source_id: str, record: R.Record) -> None:
         """File one channel item: a raw record (`ts`), a block of them (`kind: columns`) or a
         reporter's aggregate (`minute`)."""
-        if record.get("kind") == R.BLOCK_KIND:
+        if R.is_block(record):
             self._add_block(source_id, record)
             return
         if "minute" in record:

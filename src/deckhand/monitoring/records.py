@@ -142,7 +142,7 @@ def is_block(item: Record) -> bool:
 
 def record_count(items: list[Record]) -> int:
     """How many records a decoded batch stands for (a block counts its records)."""
-    return sum(item["records"] if item.get("kind") == BLOCK_KIND else 1 for item in items)
+    return sum(item["records"] if is_block(item) else 1 for item in items)
 
 
 def _foldable(record: Record) -> bool:

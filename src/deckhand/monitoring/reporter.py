@@ -33,6 +33,7 @@ import numpy as np
 
 from deckhand.monitoring import records as R
 from deckhand.monitoring import sketch
+from deckhand.monitoring.aggregate import distribution, merge_distribution
 from deckhand.monitoring.channels import Channel, ChannelError, channel_from_spec
 
 log = logging.getLogger("deckhand.monitoring.reporter")
@@ -87,8 +88,6 @@ class _Stats:
 
     def compact(self) -> None:
         """Raw latencies and predictions into sketches (background thread, once taken)."""
-        from deckhand.monitoring.aggregate import distribution, merge_distribution
-
         if self.latencies:
             sketch.add_values(self.latency, self.latencies)
             self.latencies = []
@@ -107,8 +106,6 @@ class _Stats:
 
     def absorb(self, other: _Stats) -> None:
         """Add another compacted tally of the same deployment and minute."""
-        from deckhand.monitoring.aggregate import merge_distribution
-
         self.model_id = other.model_id or self.model_id
         self.requests += other.requests
         self.rows += other.rows

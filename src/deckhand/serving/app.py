@@ -281,7 +281,7 @@ class PredictionServer:
         now = time.time()
         self.tally.observe(entry.key, entry.deployment_id, serving.model_id, now, status, rows, seconds, error, chosen)
         if self._takes_tallies:
-            if now >= self._next_sample_at:
+            if now >= self._next_sample_at:  # most requests: no call at all
                 self._report_features(entry, serving, batch, now)
         elif self.reporter is not None:
             self._report(entry, serving, batch, chosen, rows, seconds, status, error)

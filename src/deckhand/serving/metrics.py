@@ -21,6 +21,7 @@ from deckhand.serving.tally import Tally
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 _BOUNDS = np.asarray(LATENCY_BUCKETS, dtype=float)
+_BOUND_LABELS = [str(float(b)) for b in LATENCY_BUCKETS] + ["+Inf"]  # the histogram's `le`
 
 
 class _Latency:
@@ -87,8 +88,7 @@ class ServerMetrics(Collector):
             )
             for deployment, data in sorted(self._latency.items()):
                 cumulative = np.cumsum(data.buckets).tolist()
-                bounds = [str(float(b)) for b in LATENCY_BUCKETS] + ["+Inf"]
-                latency.add_metric([deployment], list(zip(bounds, cumulative, strict=True)), data.total)
+                latency.add_metric([deployment], list(zip(_BOUND_LABELS, cumulative, strict=True)), data.total)
         yield requests
         yield rows
         yield latency
