@@ -73,6 +73,9 @@ class FileSource:
     def load(self) -> DesiredState:
         from deckhand.plugin.action_config import load_mapping_file
 
+        # stat before reading: a write while we read then shows as a newer mtime next poll
+        # (stat after, and that write would look already loaded until the file changed again)
+        stat = self._path.stat()
         raw = load_mapping_file(str(self._path), what="--desired-state")
         env = raw.get("environment") or {}
         if not isinstance(env, dict) or not env.get("id"):
@@ -111,8 +114,8 @@ class FileSource:
             plugin_config=dict(env.get("pluginConfig") or {}),
             key_values=dict(env.get("keyValueConfig") or {}),
         )
-        self._mtime = self._path.stat().st_mtime
-        return DesiredState(int(self._path.stat().st_mtime_ns), info, tuple(deployments))
+        self._mtime = stat.st_mtime
+        return DesiredState(stat.st_mtime_ns, info, tuple(deployments))
 
     async def next_state(self, current: DesiredState | None, timeout: float) -> DesiredState:
         if current is None:
