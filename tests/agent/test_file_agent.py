@@ -4,6 +4,7 @@ real filesystem plugin, real HTTP — start, replace, deactivate, restart adopti
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import httpx
@@ -66,6 +67,10 @@ def test_file_driven_agent_converges(tmp_path, packages):
                 seen = agent.observed.get(dep)
                 return seen if seen and seen.state == state_name and (model is None or seen.model_id == model) else None
 
+            async def stopped(dep):
+                seen = agent.observed.get(dep)
+                return seen is None or seen.state == "stopped"
+
             seen = await wait_for(lambda: observed("d1", "ready", "model-a"))
             response = await http.post(seen.prediction_url, json=rows)
             assert response.status_code == 200 and len(response.json()["data"]) == 3
@@ -86,7 +91,9 @@ def test_file_driven_agent_converges(tmp_path, packages):
 
             # Deactivate: the directory and the route go away.
             write_state(state, [{"id": "d1", "modelPackage": str(packages["b"]), "active": False}])
-            await wait_for(lambda: observed("d1", "stopped"))
+            # "stopped" shows until the next listing, which no longer has the deployment:
+            # gone from there is stopped too (what the agent reports upstream)
+            await wait_for(lambda: stopped("d1"))
             assert not (tmp_path / "agent" / "local-test" / "deployments" / "d1").exists()
         stop.set()
         await asyncio.wait_for(task, 20)
@@ -128,3 +135,27 @@ def test_prediction_server_is_restarted_if_it_dies(tmp_path, packages):
 async def _ready(agent, dep):
     seen = agent.observed.get(dep)
     return seen is not None and seen.state == "ready"
+
+
+def test_a_write_while_the_file_is_read_is_not_missed(tmp_path, packages, monkeypatch):
+    """The desired-state file changes while the source reads it: the next poll loads the
+    new content (the mtime recorded is the one of what was read)."""
+    from deckhand.plugin import action_config
+
+    state = tmp_path / "deployments.yaml"
+    write_state(state, [{"id": "d1", "modelPackage": str(packages["a"]), "modelId": "model-a"}])
+    source = FileSource(state, poll_interval=0.01)
+    read = action_config.load_mapping_file
+
+    def read_then_edit(*args, **kwargs):
+        content = read(*args, **kwargs)
+        monkeypatch.setattr(action_config, "load_mapping_file", read)  # only once
+        time.sleep(0.02)  # a later mtime, whatever the clock's granularity
+        write_state(state, [{"id": "d1", "modelPackage": str(packages["b"]), "modelId": "model-b"}])
+        return content
+
+    monkeypatch.setattr(action_config, "load_mapping_file", read_then_edit)
+    first = source.load()
+    assert first.deployments[0].model_id == "model-a"
+    second = asyncio.run(source.next_state(first, timeout=2))
+    assert second.deployments[0].model_id == "model-b"
