@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from deckhand.cli import package_limit_options as pkg
+
 
 class Output(StrEnum):
     table = "table"
@@ -68,12 +70,16 @@ def register(app: typer.Typer) -> None:
     def inspect(
         path: Annotated[Path, typer.Argument(help="Package file.")],
         output: Annotated[Output, typer.Option("--output", help="table | json")] = Output.table,
+        max_package_uncompressed_mb: pkg.MaxPackageUncompressedMb = pkg.MAX_PACKAGE_UNCOMPRESSED_MB,
+        max_package_ratio: pkg.MaxPackageRatio = pkg.MAX_PACKAGE_RATIO,
+        max_package_members: pkg.MaxPackageMembers = pkg.MAX_PACKAGE_MEMBERS,
     ) -> None:
-        """Verify a package and print its manifest."""
+        """Verify a package (names, size limits, checksums) and print its manifest."""
         from deckhand.packages import PackageError, file_sha256, read_manifest
 
+        limits = pkg.package_limits(max_package_uncompressed_mb, max_package_ratio, max_package_members)
         try:
-            manifest = read_manifest(path)
+            manifest = read_manifest(path, limits)
         except PackageError as exc:
             _fail(str(exc))
             return

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from deckhand.packages.container import read_package
 from deckhand.packages.formats import format_module
+from deckhand.packages.limits import DEFAULT_LIMITS, PackageLimits
 from deckhand.packages.model import LoadedModel
 
 
@@ -17,7 +18,8 @@ def _workdir() -> Path:
     return root
 
 
-def load_model(path: Path) -> LoadedModel:
-    """Load the package at `path`. Raises PackageError (with the reason) if it cannot."""
-    manifest, files = read_package(Path(path))
+def load_model(path: Path, limits: PackageLimits = DEFAULT_LIMITS) -> LoadedModel:
+    """Load the package at `path`. Raises PackageError (with the reason) if it cannot,
+    PackageLimitError if it is over `limits` (checked before anything is inflated)."""
+    manifest, files = read_package(Path(path), limits)
     return format_module(manifest.format).load(manifest, files, _workdir())

@@ -44,10 +44,27 @@ class Batch:
                 return self.frame.to_numpy(dtype=dtype)
             array = np.array(self.rows, dtype=dtype)
         except (TypeError, ValueError) as exc:
-            raise ModelInputError(f"input has a non-numeric value for a numeric feature: {exc}") from exc
+            raise ModelInputError(self._first_non_number() or f"input has a non-numeric value: {exc}") from exc
         if array.ndim != 2:
             array = array.reshape(len(self), len(self.columns))
         return array
+
+    def _first_non_number(self) -> str | None:
+        """Where the first value that is not a number is (only on the error path)."""
+        records = self.frame.itertuples(index=False) if self.frame is not None else self.rows or []
+        for index, row in enumerate(records):
+            for name, value in zip(self.columns, row, strict=False):
+                try:
+                    float(value)
+                except (TypeError, ValueError):
+                    return f"row {index}, feature {name!r}: {value!r} is not a number"
+        return None
+
+    def slice(self, start: int, stop: int) -> Batch:
+        """Rows start..stop (a view where the storage allows it)."""
+        if self.frame is not None:
+            return Batch(columns=self.columns, frame=self.frame.iloc[start:stop])
+        return Batch(columns=self.columns, rows=(self.rows or [])[start:stop])
 
     def to_frame(self) -> pd.DataFrame:
         import pandas as pd

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from deckhand.package_limits import PackageLimits
+
 BOOTSTRAP_TOKEN_ENV = "DECKHAND_BOOTSTRAP_TOKEN"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -32,6 +34,8 @@ class ServerSettings(BaseModel):
     # changes made by another server process are seen too.
     long_poll_recheck_seconds: float = 2.0
     max_upload_bytes: int = 4 * 1024**3
+    # What reading an uploaded package may inflate (`deckhand server --max-package-*`).
+    package_limits: PackageLimits = Field(default_factory=PackageLimits)
 
     @model_validator(mode="after")
     def _default_database(self) -> ServerSettings:

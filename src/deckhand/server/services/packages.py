@@ -60,7 +60,7 @@ async def receive_package(
                 f"{upload.size} bytes hash to {digest}; the upload was damaged, send it again"
             )
         try:
-            manifest = await run_in_threadpool(read_manifest, upload.path)
+            manifest = await run_in_threadpool(read_manifest, upload.path, cp.settings.package_limits)
         except PackageError as exc:
             raise BadRequest(
                 "body: not a valid model package: " + str(exc).replace(str(upload.path), "upload")
