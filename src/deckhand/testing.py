@@ -111,3 +111,26 @@ class ChildProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+# What a test measures of a process's memory (Linux /proc).
+def _status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(f"{key} not in /proc/{pid}/status")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory now."""
+    return _status_kib(pid, "VmRSS") / 1024
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The highest resident memory since the start or the last reset_peak_rss."""
+    return _status_kib(pid, "VmHWM") / 1024
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Start measuring the peak afresh (Linux: writing 5 to clear_refs resets VmHWM)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")

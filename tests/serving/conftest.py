@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,21 +16,15 @@ from deckhand.packages.demo import train_demo_package
 from deckhand.serving.app import PredictionServer, create_app
 from deckhand.serving.config import ServeConfig
 from deckhand.serving.hooks import Reporter
-from deckhand.serving.runner import uvicorn_options
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from deckhand.serving.runner import bind_sockets, guarded_config
 
 
 @contextmanager
 def running_server(config: ServeConfig, reporter: Reporter | None = None) -> Iterator[tuple[str, PredictionServer]]:
-    config = config.model_copy(update={"port": free_port(), "host": "127.0.0.1"})
+    config, sockets = bind_sockets(config.model_copy(update={"port": 0, "host": "127.0.0.1"}))
     app = create_app(config, reporter=reporter)
-    server = uvicorn.Server(uvicorn.Config(app, **uvicorn_options(config)))  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.run, daemon=True)
+    server = uvicorn.Server(guarded_config(config, app))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:

@@ -38,7 +38,7 @@ def test_json_shapes_give_rows_in_feature_order(body: bytes) -> None:
 def test_split_orientation_in_model_order_keeps_rows_and_checks_them() -> None:
     batch = codecs.decode(b'{"columns": ["a", "b"], "data": [[1, 2], [3, 4]]}', "application/json", _manifest())
     assert batch.columns == ["a", "b"] and batch.rows == [[1, 2], [3, 4]]
-    with pytest.raises(codecs.RequestError, match=r"row 1 lacks the model's features \['b'\]"):
+    with pytest.raises(codecs.RequestError, match=r'"data" row 1 must be a list of 2 values .*found a list of 1'):
         codecs.decode(b'{"columns": ["a", "b"], "data": [[1, 2], [3]]}', "application/json", _manifest())
     with pytest.raises(codecs.RequestError, match="no rows"):
         codecs.decode(b'{"columns": ["a", "b"], "data": []}', "application/json", _manifest())
@@ -101,3 +101,45 @@ def test_regression_and_csv_output() -> None:
         "rowId,prediction,no_PREDICTION,yes_PREDICTION,THRESHOLD,POSITIVE_CLASS",
         "0,yes,0.2,0.8,0.5,yes",
     ]
+
+
+_ODD_LABELS = ['a "quoted", label', "ünïcode", "new\nline"]
+
+
+@pytest.mark.parametrize(
+    ("target", "labels", "predictions"),
+    [
+        ("regression", [], Predictions(values=np.tile([1.5, -1e-5, 1e16, np.nan, 3.0, 1 / 3], 3))),
+        ("binary", ["no", "yes"], Predictions(probabilities=np.tile([[0.2, 0.8], [0.5, 0.5], [1.0, 0.0]], (4, 1)))),
+        ("multiclass", _ODD_LABELS, Predictions(probabilities=np.random.default_rng(1).dirichlet([1, 1, 1], 50))),
+    ],
+)
+def test_column_wise_json_is_what_row_objects_give(target: str, labels: list[str], predictions: Predictions) -> None:
+    """Few rows are encoded from row objects, more column by column: the same bytes."""
+    manifest = _manifest(target, labels)
+    chosen = codecs.prediction_labels(predictions, manifest)
+    objects = orjson.dumps(codecs._row_objects(predictions, manifest, chosen), option=orjson.OPT_SERIALIZE_NUMPY)
+    assert len(chosen) > codecs.FEW_ROWS
+    assert codecs.encode_json(predictions, manifest) == codecs.JSON_OPEN + objects[1:-1] + codecs.JSON_CLOSE
+    assert codecs.encode_json(predictions.slice(0, 2), manifest) == orjson.dumps(
+        {"data": codecs._row_objects(predictions.slice(0, 2), manifest, chosen[:2])}, option=orjson.OPT_SERIALIZE_NUMPY
+    )
+    # a later chunk of a streamed response numbers its rows on
+    chunk = orjson.loads(b"[" + codecs.encode_json_rows(predictions, manifest, None, 1000) + b"]")
+    assert [row["rowId"] for row in chunk] == list(range(1000, 1000 + len(chosen)))
+    assert [row["predictionValues"] for row in chunk] == [row["predictionValues"] for row in orjson.loads(objects)]
+
+
+def test_column_wise_csv_reads_back_like_the_csv_module_writes() -> None:
+    import csv
+    import io
+
+    manifest = _manifest("multiclass", _ODD_LABELS)
+    predictions = Predictions(probabilities=np.array([[0.1, 0.2, 0.7], [0.6, 0.3, 0.1]]))
+    rows = list(csv.reader(io.StringIO(codecs.encode_csv(predictions, manifest).decode())))
+    assert rows[0] == ["rowId", "prediction", *(f"{label}_PREDICTION" for label in _ODD_LABELS)]
+    assert rows[1] == ["0", "new\nline", "0.1", "0.2", "0.7"] and rows[2][1] == 'a "quoted", label'
+    later = codecs.encode_csv(predictions, manifest, first_row=7, header=False).decode()
+    assert later.startswith("7,") and later.endswith("\n")
+    regression = codecs.encode_csv(Predictions(values=np.array([np.nan, 2.5])), _manifest("regression", []))
+    assert regression.decode().splitlines() == ["rowId,prediction", "0,", "1,2.5"]

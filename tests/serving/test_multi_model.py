@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import httpx
 
 from deckhand.packages.demo import sample_rows
 from deckhand.plugins.filesystem import layout
+from deckhand.serving.admin import token_sha256
 from deckhand.serving.config import ServeConfig
 
 PREFIX = "deployment_"
@@ -74,32 +76,45 @@ def test_a_deployment_that_never_loaded_is_errored(serve, tmp_path: Path, client
         assert client.get(f"{url}/ping").status_code == 200
 
 
-def test_upload_and_delete_over_http(serve, demo_package: Path, tmp_path: Path, client: httpx.Client) -> None:
+def test_upload_and_delete_over_the_admin_listener(
+    serve, demo_package: Path, tmp_path: Path, client: httpx.Client
+) -> None:
     models = tmp_path / "models"
-    config = ServeConfig(models_dir=models, deployment_dir_prefix=PREFIX)
-    with serve(config) as (url, _app):
+    token = secrets.token_urlsafe(32)
+    config = ServeConfig(
+        models_dir=models, deployment_dir_prefix=PREFIX, admin_port=0, admin_token_sha256=token_sha256(token)
+    )
+    with serve(config) as (url, app):
+        admin = f"http://127.0.0.1:{app.config.admin_port}"
+        auth = {"authorization": f"Bearer {token}"}
         created = client.post(
-            f"{url}/deployments/up1?modelId=m-9",
+            f"{admin}/deployments/up1?modelId=m-9",
             content=demo_package.read_bytes(),
-            headers={"content-type": "application/octet-stream"},
+            headers={"content-type": "application/octet-stream", **auth},
         )
         assert created.status_code == 201, created.text
         assert created.json()["modelId"] == "m-9" and created.json()["directory"] == f"{PREFIX}up1"
         assert (models / f"{PREFIX}up1" / "config.yml").is_file()
         assert _predict(client, url, "up1").status_code == 200
+        listed = client.get(f"{admin}/deployments", headers=auth).json()["data"]
+        assert [d["directory"] for d in listed] == [f"{PREFIX}up1"]
 
-        rejected = client.post(f"{url}/deployments/up2", content=b"garbage")
-        assert rejected.status_code == 422 and "unknown format" in rejected.json()["message"]
+        rejected = client.post(f"{admin}/deployments/up2", content=b"garbage", headers=auth)
+        assert rejected.status_code == 400 and "unknown format" in rejected.json()["message"]
+        assert not (models / f"{PREFIX}up2").exists()
 
-        assert client.delete(f"{url}/deployments/up1").status_code == 200
+        assert client.delete(f"{admin}/deployments/up1", headers=auth).status_code == 200
         assert not (models / f"{PREFIX}up1").exists()
         assert _predict(client, url, "up1").status_code == 404
+        # predictions are not served on the admin listener
+        assert client.post(f"{admin}/deployments/up1/predictions", json=[], headers=auth).status_code == 404
 
 
 def test_single_model_mode_refuses_uploads(serve, demo_package: Path, client: httpx.Client) -> None:
     with serve(ServeConfig(package=demo_package)) as (url, _app):
         response = client.post(f"{url}/deployments/x", content=demo_package.read_bytes())
-        assert response.status_code == 405 and "--models-dir" in response.json()["message"]
+        assert response.status_code == 405 and "--admin-port" in response.json()["message"]
+        assert response.headers["allow"] == "GET"
         # the one model is also reachable as a deployment
         assert _predict(client, url, "default").status_code == 200
 
@@ -115,3 +130,20 @@ def test_ambiguous_deployment_id_needs_the_directory_name(
         assert _predict(client, url, "same").status_code == 404
         assert _predict(client, url, "a").status_code == 200
     shutil.rmtree(models)
+
+
+def test_every_public_route_the_plugins_expose_is_served(
+    serve, demo_package: Path, tmp_path: Path, client: httpx.Client
+) -> None:
+    """The Docker proxy and the Ingress route exactly deckhand.plugins.public_routes: each
+    must be a route of the public listener."""
+    from deckhand.plugins import public_routes
+
+    models = tmp_path / "models"
+    models.mkdir()
+    layout.install(models, "d1", "d1", "m-1", demo_package)
+    with serve(ServeConfig(models_dir=models)) as (url, _app):
+        for route in public_routes.PUBLIC_ROUTES:
+            body = sample_rows(1) if route.method == "POST" else None
+            response = client.request(route.method, url + route.path("d1"), json=body)
+            assert response.status_code == 200, (route, response.text)

@@ -57,7 +57,7 @@ def test_errors_are_clear_and_typed(serve, demo_package: Path, client: httpx.Cli
         assert missing.status_code == 422 and "petal_length" in missing.json()["message"]
         not_number = client.post(f"{url}/predictions", json=[dict(sample_rows(1)[0], sepal_width="wide")])
         assert not_number.status_code == 422
-        assert "non-numeric" in not_number.json()["message"]
+        assert "row 0, feature 'sepal_width': 'wide' is not a number" in not_number.json()["message"]
         too_big = client.post(f"{url}/predictions", json=sample_rows(40))
         assert too_big.status_code == 413 and "limit of 2000" in too_big.json()["message"]
         wrong_type = client.post(f"{url}/predictions", content=b"x", headers={"content-type": "image/png"})

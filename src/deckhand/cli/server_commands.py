@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+from deckhand.cli import listener_options as lo
+from deckhand.cli import package_limit_options as pkg
+
 
 def register(app: typer.Typer) -> None:
     app.command("server")(server)
@@ -28,12 +31,18 @@ def server(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    max_package_uncompressed_mb: pkg.MaxPackageUncompressedMb = pkg.MAX_PACKAGE_UNCOMPRESSED_MB,
+    max_package_ratio: pkg.MaxPackageRatio = pkg.MAX_PACKAGE_RATIO,
+    max_package_members: pkg.MaxPackageMembers = pkg.MAX_PACKAGE_MEMBERS,
+    header_timeout: lo.HeaderTimeout = lo.HEADER_TIMEOUT,
+    max_header_bytes: lo.MaxHeaderBytes = lo.MAX_HEADER_BYTES,
+    body_timeout: lo.BodyTimeout = lo.BODY_TIMEOUT,
+    max_connections: lo.MaxConnections = lo.MAX_CONNECTIONS,
 ) -> None:
     """Run the control plane. The first start prints an admin token, once."""
     import logging
 
-    import uvicorn
-
+    from deckhand import listener
     from deckhand.server.app import create_app
     from deckhand.server.settings import ServerSettings
 
@@ -41,7 +50,13 @@ def server(
         level=log_level.upper(),
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
     )
-    settings = ServerSettings(data_dir=data_dir, host=host, port=port, database_url=database_url)
+    settings = ServerSettings(
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        database_url=database_url,
+        package_limits=pkg.package_limits(max_package_uncompressed_mb, max_package_ratio, max_package_members),
+    )
     try:
         application = create_app(settings)
     except Exception as exc:  # a bad URL or an unreachable database: say so, no traceback
@@ -51,10 +66,11 @@ def server(
         typer.echo(f"deckhand server: cannot open the database {url}: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"deckhand control plane on {settings.url} (API docs: {settings.url}/docs)")
-    uvicorn.run(
+    listener.serve(
         application,
         host=host,
         port=port,
+        limits=lo.limits(header_timeout, max_header_bytes, body_timeout, max_connections),
         log_level=log_level.lower(),
         timeout_graceful_shutdown=3,
     )

@@ -31,11 +31,15 @@ MISSING = "missing"
 _NUMBER_TYPES = (int, float)
 
 
-def distribution(values: list[Any]) -> dict[str, Any]:
-    """A wire distribution of raw values: numbers sketched (vectorised), the rest counted."""
-    numbers = [v for v in values if type(v) in _NUMBER_TYPES]  # bool is not a number here
+def distribution(values: list[Any] | np.ndarray) -> dict[str, Any]:
+    """A wire distribution of raw values: numbers sketched (vectorised), the rest counted.
+    A numeric array is sketched whole, without a Python object per value."""
     out: dict[str, Any] = {}
     missing = 0
+    if isinstance(values, np.ndarray):
+        numbers: Any = values
+    else:
+        numbers = [v for v in values if type(v) in _NUMBER_TYPES]  # bool is not a number here
     if len(numbers) != len(values):
         categories: Counter[str] = Counter()
         for value in values:
@@ -50,7 +54,7 @@ def distribution(values: list[Any]) -> dict[str, Any]:
                 categories[str(value)] += 1
         if categories:
             out["cat"] = cap_categories(dict(categories))
-    if numbers:
+    if len(numbers):
         counts: sketch.Counts = {}
         missing += sketch.add_values(counts, np.asarray(numbers, dtype=float))  # NaN counts as missing
         if counts:

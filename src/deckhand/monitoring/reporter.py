@@ -248,6 +248,8 @@ class MonitoringReporter:
                 stats.system_errors += tally.system_errors
                 sketch.merge(stats.latency, latency)
                 stats.labels.update(tally.predictions)
+                for values in tally.value_arrays:  # large regression requests: sketched, never listed
+                    merge_distribution(stats.predictions, distribution(values))
 
     def report_features(
         self, deployment_id: str, model_id: str | None, rows: Any, timestamp: float | None = None

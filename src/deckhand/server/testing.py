@@ -89,8 +89,10 @@ class ServerProcess(ChildProcess):
         database_url: str | None = None,
         port: int | None = None,
         log_path: Path | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.extra_args = extra_args or []
         self.port = port or free_port()
         super().__init__(log_path or self.data_dir.parent / f"server-{self.port}.log")
         self.url = f"http://127.0.0.1:{self.port}"
@@ -99,7 +101,7 @@ class ServerProcess(ChildProcess):
 
     def argv(self) -> list[str]:
         cmd = [*DECKHAND, "server", "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port)]
-        return cmd + (["--database-url", self.database_url] if self.database_url else [])
+        return cmd + (["--database-url", self.database_url] if self.database_url else []) + self.extra_args
 
     def env(self) -> dict[str, str]:
         env = super().env()

@@ -8,8 +8,11 @@ Routes (both modes; single-model mode is a repository holding one deployment):
     GET  /deployments                     every deployment and its state
     POST /deployments/<id>/predictions    (also /predict)
     GET  /deployments/<id>/info           (also GET /deployments/<id>)
-    POST /deployments/<id>                upload a package (multi-model mode)
-    DELETE /deployments/<id>              remove a deployment (multi-model mode)
+
+Uploads and deletes are not served here: they are the admin listener's (`admin`), a
+second socket that exists only with `--admin-port` and a token. Requests of more than
+`stream_chunk_rows` rows are scored in chunks and answered as a stream, so memory stays a
+small multiple of the body; bodies are decoded off the event loop once they are large.
 
 `<id>` is the deployment's directory name, or its config.yml deployment_id when only one
 directory has it. Codecs live in `codecs`, models in `repository`; this file wires them.
@@ -19,20 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-import shutil
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
-import orjson
+import numpy as np
 
-from deckhand.packages import ModelInputError, PackageError, read_manifest
+from deckhand.packages import LoadedModel, Manifest, ModelInputError, PackageError, Predictions
 from deckhand.serving import codecs
+from deckhand.serving.admin import AdminApp
 from deckhand.serving.config import ServeConfig
 from deckhand.serving.hooks import (
     BackgroundReporter,
@@ -41,47 +40,13 @@ from deckhand.serving.hooks import (
     background,
     reporter_from_spec,
 )
+from deckhand.serving.http import JSON, HttpError, Scope, body_chunks, header, json_body, send_response
 from deckhand.serving.metrics import ServerMetrics
-from deckhand.serving.repository import BatchingConfig, DeploymentEntry, ModelRepository
+from deckhand.serving.repository import BatchingConfig, DeploymentEntry, ModelRepository, ServingModel
 from deckhand.serving.tally import RequestTally
 from deckhand.serving.watcher import ModelsDirWatcher
 
 log = logging.getLogger("deckhand.serving")
-
-JSON = b"application/json"
-Scope = dict[str, Any]
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _json(data: Any) -> bytes:
-    return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-async def _send(send: Any, status: int, body: bytes, content_type: bytes = JSON) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return ""
 
 
 class PredictionServer:
@@ -112,13 +77,17 @@ class PredictionServer:
         if self._takes_tallies:
             self.tally.add_sink(self.reporter.count_tallies)  # type: ignore[union-attr]
             self.reporter.add_source(self.tally.drain)  # type: ignore[union-attr]
+        self.admin = AdminApp(self) if config.admin_port is not None else None
         self.started = False
 
     # -- ASGI entry ---------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            if self.admin is not None and (scope.get("server") or (None, None))[1] == self.config.admin_port:
+                await self.admin(scope, receive, send)
+            else:
+                await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -164,20 +133,20 @@ class PredictionServer:
             elif method == "GET" and path == "/ping":
                 await self._ping(send)
             elif method == "GET" and path == "/info":
-                await _send(send, 200, _json(self._entry(self.config.deployment_id).info()))
+                await send_response(send, 200, json_body(self.entry(self.config.deployment_id).info()))
             elif method == "GET" and path == "/metrics":
                 self.tally.drain()
                 body = self.metrics.render(
                     sum(1 for e in self.repository.entries() if e.current is not None),
                     self.repository.load_failures,
                 )
-                await _send(send, 200, body, self.metrics.content_type.encode())
+                await send_response(send, 200, body, self.metrics.content_type.encode())
             elif method == "GET" and path == "/":
-                await _send(send, 200, _json({"message": "deckhand prediction server"}))
+                await send_response(send, 200, json_body({"message": "deckhand prediction server"}))
             else:
                 raise HttpError(404, f"no route {method} {path}; see GET /deployments")
         except HttpError as exc:
-            await _send(send, exc.status, _json({"message": exc.message}))
+            await send_response(send, exc.status, json_body({"message": exc.message}), headers=exc.headers)
 
     async def _deployments(self, scope: Scope, receive: Any, send: Any, method: str, path: str) -> None:
         parts = path.split("/")[2:]  # "", "deployments", ...
@@ -185,7 +154,7 @@ class PredictionServer:
             if method != "GET":
                 raise HttpError(405, f"{method} /deployments is not allowed; use GET")
             body = {"data": [e.info() for e in self.repository.entries()]}
-            await _send(send, 200, _json(body))
+            await send_response(send, 200, json_body(body))
             return
         ref = parts[0]
         action = parts[1] if len(parts) > 1 else ""
@@ -194,11 +163,14 @@ class PredictionServer:
         if method == "POST" and action in ("predictions", "predict"):
             await self._predict(scope, receive, send, ref)
         elif method == "GET" and action in ("info", ""):
-            await _send(send, 200, _json(self._entry(ref).info()))
-        elif method == "POST" and action == "":
-            await self._upload(scope, receive, send, ref)
-        elif method == "DELETE" and action == "":
-            await self._delete(send, ref)
+            await send_response(send, 200, json_body(self.entry(ref).info()))
+        elif action == "":
+            raise HttpError(
+                405,
+                f"{method} /deployments/<id> is not served on the public listener: model changes go through "
+                "the agent, or the admin listener (deckhand serve --admin-port, with a token)",
+                headers=[(b"allow", b"GET")],
+            )
         else:
             raise HttpError(404, f"no route {method} {path}")
 
@@ -206,11 +178,11 @@ class PredictionServer:
         if not self.config.multi_model:
             entry = self.repository.resolve(self.config.deployment_id)
             if entry is None or entry.current is None:
-                await _send(send, 503, _json({"message": "model not loaded"}))
+                await send_response(send, 503, json_body({"message": "model not loaded"}))
                 return
-        await _send(send, 200, _json({"message": "OK"}))
+        await send_response(send, 200, json_body({"message": "OK"}))
 
-    def _entry(self, ref: str) -> DeploymentEntry:
+    def entry(self, ref: str) -> DeploymentEntry:
         entry = self.repository.resolve(ref)
         if entry is None:
             raise HttpError(
@@ -221,28 +193,21 @@ class PredictionServer:
         return entry
 
     async def _body(self, scope: Scope, receive: Any) -> bytes:
-        limit = self.config.max_body_bytes
-        declared = _header(scope, b"content-length")
-        if declared.isdigit() and int(declared) > limit:
-            raise HttpError(413, f"the body has {declared} bytes, over the limit of {limit}; split the rows")
-        chunks = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise HttpError(499, "client disconnected")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise HttpError(413, f"the body is over the limit of {limit} bytes; split the rows")
-            chunks.append(chunk)
-            more = message.get("more_body", False)
+        limit, flag = self.config.max_body_bytes, "--max-body-mb; split the rows"
+        chunks = [chunk async for chunk in body_chunks(scope, receive, limit, flag)]
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     # -- predictions ----------------------------------------------------------------------
+    async def _decode(self, body: bytes, content_type: str, manifest: Manifest) -> codecs.Batch:
+        if len(body) <= codecs.LARGE_BODY:
+            return codecs.decode(body, content_type, manifest, self.config.max_rows)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.repository.executor, codecs.decode, body, content_type, manifest, self.config.max_rows
+        )
+
     async def _predict(self, scope: Scope, receive: Any, send: Any, ref: str) -> None:
-        entry = self._entry(ref)
+        entry = self.entry(ref)
         body = await self._body(scope, receive)
         started = time.perf_counter()
         serving = entry.current
@@ -257,34 +222,77 @@ class PredictionServer:
         rows = 0
         error: str | None = None
         batch = None
-        chosen: list[Any] = []
+        chosen: Any = []
+        payload = b""
         try:
-            batch = codecs.decode(body, _header(scope, b"content-type"), manifest)
+            batch = await self._decode(body, header(scope, b"content-type"), manifest)
             rows = len(batch)
-            predictions = await serving.batcher.predict(batch)
-            chosen = codecs.prediction_labels(predictions, manifest)  # computed once: response and monitoring
-            if codecs.wants_csv(_header(scope, b"accept")):
-                status, payload, ctype = 200, codecs.encode_csv(predictions, manifest, chosen), b"text/csv"
+            if rows > self.config.stream_chunk_rows:
+                status, chosen = 200, await self._predict_streamed(scope, send, serving, batch)
             else:
-                status, payload, ctype = 200, codecs.encode_json(predictions, manifest, chosen), JSON
+                predictions = await serving.batcher.predict(batch)
+                chosen = codecs.prediction_labels(predictions, manifest)  # computed once: response and monitoring
+                if codecs.wants_csv(header(scope, b"accept")):
+                    status, payload, ctype = 200, codecs.encode_csv(predictions, manifest, chosen), b"text/csv"
+                else:
+                    status, payload, ctype = 200, codecs.encode_json(predictions, manifest, chosen), JSON
         except codecs.RequestError as exc:
-            status, payload, ctype, error = exc.status, _json({"message": str(exc)}), JSON, "user"
+            status, payload, ctype, error = exc.status, json_body({"message": str(exc)}), JSON, "user"
         except ModelInputError as exc:
             status, error, ctype = 422, "user", JSON
-            payload = _json({"message": f"the model rejected the input: {exc}"})
+            payload = json_body({"message": f"the model rejected the input: {exc}"})
         except Exception as exc:
             log.exception("event=prediction_failed deployment=%s", entry.key)
             status, error, ctype = 500, "system", JSON
-            payload = _json({"message": f"prediction failed: {type(exc).__name__}: {exc}"})
+            payload = json_body({"message": f"prediction failed: {type(exc).__name__}: {exc}"})
         seconds = time.perf_counter() - started
-        await _send(send, status, payload, ctype)
+        if payload:
+            await send_response(send, status, payload, ctype)
         now = time.time()
         self.tally.observe(entry.key, entry.deployment_id, serving.model_id, now, status, rows, seconds, error, chosen)
         if self._takes_tallies:
             if now >= self._next_sample_at:  # most requests: no call at all
                 self._report_features(entry, serving, batch, now)
         elif self.reporter is not None:
-            self._report(entry, serving, batch, chosen, rows, seconds, status, error)
+            labels = chosen.tolist() if isinstance(chosen, np.ndarray) else chosen
+            self._report(entry, serving, batch, labels, rows, seconds, status, error)
+
+    async def _predict_streamed(self, scope: Scope, send: Any, serving: ServingModel, batch: codecs.Batch) -> Any:
+        """Score a large request in chunks in a worker thread, then answer it as a stream of
+        encoded chunks: no per-row objects for the whole request exist at once. Everything is
+        scored before the 200 is sent, so a bad row is still a clean 4xx. Returns what
+        monitoring counts: the predicted labels, or an array of the predicted values."""
+        loop = asyncio.get_running_loop()
+        executor = self.repository.executor
+        manifest = serving.manifest
+        scored = await loop.run_in_executor(
+            executor, _score_in_chunks, serving.model, batch, self.config.stream_chunk_rows
+        )
+        as_csv = codecs.wants_csv(header(scope, b"accept"))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/csv" if as_csv else JSON)],  # no length: chunked
+            }
+        )
+        first_row = 0
+        for index, (predictions, labels) in enumerate(scored):
+            if as_csv:
+                part = await loop.run_in_executor(
+                    executor, codecs.encode_csv, predictions, manifest, labels, first_row, index == 0
+                )
+            else:
+                rows = await loop.run_in_executor(
+                    executor, codecs.encode_json_rows, predictions, manifest, labels, first_row
+                )
+                part = (codecs.JSON_OPEN if index == 0 else b",") + rows
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            first_row += len(predictions)
+        await send({"type": "http.response.body", "body": b"" if as_csv else codecs.JSON_CLOSE})
+        if manifest.class_labels:
+            return [label for _, labels in scored for label in labels]
+        return np.concatenate([predictions.values for predictions, _ in scored])  # type: ignore[misc]
 
     def _feature_sample(self, batch: Any, now: float) -> list[dict[str, Any]] | None:
         """The first rows of this request's input, taken at most `feature_samples_per_second`
@@ -338,59 +346,15 @@ class PredictionServer:
         except Exception as exc:  # monitoring must never fail a request
             log.warning("event=monitoring_record_failed error=%r", exc)
 
-    # -- upload / delete (multi-model) ---------------------------------------------------
-    def _models_dir(self) -> Path:
-        if self.config.models_dir is None or self.watcher is None:
-            raise HttpError(405, "uploads and deletes need multi-model mode (deckhand serve --models-dir)")
-        return self.config.models_dir
 
-    def _dir_name(self, ref: str) -> str:
-        entry = self.repository.resolve(ref)
-        if entry is not None:
-            return entry.key
-        prefix = self.config.deployment_dir_prefix
-        return ref if ref.startswith(prefix) else f"{prefix}{ref}"
-
-    async def _upload(self, scope: Scope, receive: Any, send: Any, ref: str) -> None:
-        from deckhand.plugins.filesystem import layout
-
-        models_dir = self._models_dir()
-        body = await self._body(scope, receive)
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        name = self._dir_name(ref)
-        deployment_id = query.get("deploymentId", [name.removeprefix(self.config.deployment_dir_prefix)])[0]
-        loop = asyncio.get_running_loop()
-
-        def install() -> tuple[bool, dict[str, Any]]:
-            staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=models_dir))
-            try:
-                package = staging / f"model-{secrets.token_hex(4)}.dhpkg"
-                package.write_bytes(body)
-                manifest = read_manifest(package)
-                model_id = query.get("modelId", [manifest.name])[0]
-                layout.check_dir_name(name)
-                layout.install(models_dir, name, deployment_id, model_id, package)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-            ok = self.watcher.sync_dir(name)  # type: ignore[union-attr]
-            entry = self.repository.resolve(name)
-            return ok, entry.info() if entry else {}
-
-        try:
-            ok, info = await loop.run_in_executor(None, install)
-        except (PackageError, layout.LayoutError) as exc:
-            raise HttpError(422, str(exc)) from exc
-        await _send(send, 201 if ok else 422, _json(info))
-
-    async def _delete(self, send: Any, ref: str) -> None:
-        from deckhand.plugins.filesystem import layout
-
-        models_dir = self._models_dir()
-        entry = self._entry(ref)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, layout.remove, models_dir, entry.key)
-        self.repository.remove(entry.key)
-        await _send(send, 200, _json({"message": f"deployment {entry.key} removed"}))
+def _score_in_chunks(model: LoadedModel, batch: codecs.Batch, size: int) -> list[tuple[Predictions, list[Any]]]:
+    """Predictions and their labels, `size` rows at a time (a worker thread)."""
+    manifest = model.manifest
+    scored = []
+    for start in range(0, len(batch), size):
+        predictions = model.predict(batch.slice(start, start + size))
+        scored.append((predictions, codecs.prediction_labels(predictions, manifest)))
+    return scored
 
 
 def _warm_up_imports() -> None:
@@ -419,6 +383,7 @@ def create_app(config: ServeConfig, reporter: Reporter | None = None) -> Predict
             inline_max_rows=config.inline_max_rows,
         ),
         executor=executor,
+        package_limits=config.package_limits,
     )
     watcher = None
     if config.models_dir is not None:

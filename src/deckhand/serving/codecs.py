@@ -24,7 +24,9 @@ from deckhand.packages.model import Batch, Predictions
 BINARY_THRESHOLD = 0.5
 CSV_TYPES = ("text/csv", "text/plain", "application/csv")
 JSON_TYPES = ("application/json", "text/json")
-_LARGE_CSV = 256 * 1024  # above this, pandas' C parser beats the csv module
+# Above this a body is decoded off the event loop, and a CSV by pandas' C parser (faster
+# than the csv module there).
+LARGE_BODY = 256 * 1024
 
 
 class RequestError(ValueError):
@@ -62,6 +64,36 @@ def _missing_error(missing: list[str], where: str) -> RequestError:
     )
 
 
+def _check_rows(count: int, max_rows: int | None) -> None:
+    if max_rows is not None and count > max_rows:
+        raise RequestError(
+            f"the request has {count} rows, over the limit of {max_rows} (--max-rows); split it", status=413
+        )
+
+
+# A cell is a number, a string or null. JSON's true/false are refused rather than read as 1/0.
+_CELL_TYPES = (int, float, str, type(None))
+_JSON_KIND = {list: "array", dict: "object", bool: "boolean", int: "number", float: "number", str: "string"}
+
+
+def _check_cells(rows: list[list[Any]], columns: list[str], where: str = "row") -> None:
+    """Name the first cell that is not a number, a string or null (a 400, not a model error)."""
+    for index, row in enumerate(rows):
+        for name, value in zip(columns, row, strict=False):
+            if type(value) not in _CELL_TYPES:
+                raise RequestError(
+                    f"{where} {index}, feature {name!r}: a JSON {_JSON_KIND.get(type(value), 'value')} "
+                    "is not a feature value; "
+                    "send a number, a string or null (booleans as 1/0)"
+                )
+
+
+def _nested_values_possible(body: bytes, containers: int) -> bool:
+    """Cheap screen before the per-cell check: true/false anywhere, or more JSON arrays and
+    objects than the top-level shape has, mean a cell may be a boolean or a container."""
+    return b"true" in body or b"false" in body or body.count(b"[") + body.count(b"{") != containers
+
+
 def decode_records(records: list[Any], manifest: Manifest) -> Batch:
     if not records:
         raise RequestError("the request holds no rows; send at least one record")
@@ -80,43 +112,71 @@ def decode_records(records: list[Any], manifest: Manifest) -> Batch:
                 raise _missing_error(missing, f"row {index}") from exc
         raise
     except TypeError as exc:
-        raise RequestError("every row must be a JSON object") from exc
+        index = next(i for i, record in enumerate(records) if not isinstance(record, dict))
+        raise RequestError(f"row {index} is not a JSON object mapping feature names to values") from exc
     return Batch(columns=columns, rows=rows)
 
 
-def decode_json(body: bytes, manifest: Manifest) -> Batch:
+def _decode_split(data: dict[str, Any], manifest: Manifest, check: bool) -> Batch:
+    """pandas' split orientation: {"columns": [names], "data": [[values], ...]}."""
+    given = data["columns"]
+    if not isinstance(given, list) or not all(isinstance(c, str) for c in given):
+        raise RequestError('"columns" must be a list of feature names (strings)')
+    rows = data["data"]
+    if not rows:
+        raise RequestError("the request holds no rows; send at least one record")
+    width = len(given)
+    for index, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != width:
+            found = f"a list of {len(row)}" if isinstance(row, list) else f"a JSON {_JSON_KIND.get(type(row), 'value')}"
+            raise RequestError(f'"data" row {index} must be a list of {width} values (one per column), found {found}')
+    if check:
+        _check_cells(rows, given)
+    if given == manifest.feature_names:  # already in the model's order: no per-row dicts
+        return Batch(columns=given, rows=rows)
+    return decode_records([dict(zip(given, row, strict=True)) for row in rows], manifest)
+
+
+def decode_json(body: bytes, manifest: Manifest, max_rows: int | None = None) -> Batch:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise RequestError(f"the body is not valid JSON: {exc}") from exc
-    if isinstance(data, list):
-        return decode_records(data, manifest)
     if isinstance(data, dict) and isinstance(data.get("data"), list):
-        if "columns" in data:  # pandas split orientation
-            given = [str(c) for c in data["columns"]]
-            rows = data["data"]
-            if given == manifest.feature_names and all(
-                isinstance(row, list) and len(row) == len(given) for row in rows
-            ):  # already in the model's order: take the rows as they are, no per-row dicts
-                if not rows:
-                    raise RequestError("the request holds no rows; send at least one record")
-                return Batch(columns=given, rows=rows)
-            records = [dict(zip(given, row, strict=False)) for row in data["data"]]
-            return decode_records(records, manifest)
-        return decode_records(data["data"], manifest)
-    raise RequestError(
-        'JSON input must be a list of records, {"data": [records]}, or {"columns": [...], "data": [[...]]}'
-    )
+        records = data["data"]
+        _check_rows(len(records), max_rows)
+        if "columns" in data:
+            return _decode_split(data, manifest, _nested_values_possible(body, len(records) + 3))
+        batch = decode_records(records, manifest)
+        containers = len(records) + 2
+    elif isinstance(data, list):
+        _check_rows(len(data), max_rows)
+        batch = decode_records(data, manifest)
+        containers = len(data) + 1
+    else:
+        raise RequestError(
+            'JSON input must be a list of records, {"data": [records]}, or {"columns": [...], "data": [[...]]}'
+        )
+    if _nested_values_possible(body, containers):
+        _check_cells(batch.rows or [], batch.columns)
+    return batch
 
 
-def decode_csv(body: bytes, manifest: Manifest) -> Batch:
-    if len(body) > _LARGE_CSV:
-        return _decode_csv_pandas(body, manifest)
+def _ragged_error(number: int, found: int, expected: int) -> RequestError:
+    return RequestError(f"CSV line {number} has {found} fields, the header has {expected}")
+
+
+def _text(body: bytes) -> str:
     try:
-        text = body.decode("utf-8-sig")
+        return body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise RequestError(f"CSV input must be UTF-8: {exc}") from exc
-    reader = csv.reader(io.StringIO(text))
+
+
+def decode_csv(body: bytes, manifest: Manifest, max_rows: int | None = None) -> Batch:
+    if len(body) > LARGE_BODY:
+        return _decode_csv_pandas(body, manifest, max_rows)
+    reader = csv.reader(io.StringIO(_text(body)))
     header = next(reader, None)
     if not header:
         raise RequestError("the CSV body is empty; send a header row and at least one row")
@@ -132,16 +192,49 @@ def decode_csv(body: bytes, manifest: Manifest) -> Batch:
         if not line:
             continue
         if len(line) != len(header):
-            raise RequestError(f"CSV line {number} has {len(line)} fields, the header has {len(header)}")
+            raise _ragged_error(number, len(line), len(header))
         rows.append([_cell(line[i]) for i in picks])
     if not rows:
         raise RequestError("the CSV body has a header but no rows")
+    _check_rows(len(rows), max_rows)
     return Batch(columns=columns, rows=rows)
 
 
-def _decode_csv_pandas(body: bytes, manifest: Manifest) -> Batch:
+def _find_ragged_line(body: bytes, width: int) -> None:
+    """Raise for the first line whose field count is not `width` (the csv module's reading,
+    so that large bodies fail exactly as small ones do). Blank lines are skipped by both."""
+    if b'"' not in body:
+        # No quoting: a line's fields are its commas + 1. Check slices of lines with two
+        # C-level counts each and read line by line only a slice that does not add up.
+        commas = width - 1
+        start, end = 0, len(body)
+        line_number = 1
+        while start < end:
+            stop = body.find(b"\n", min(start + (1 << 20), end))
+            stop = end if stop < 0 else stop + 1
+            lines = body.count(b"\n", start, stop) + (0 if body.endswith(b"\n", start, stop) else 1)
+            if body.count(b",", start, stop) != commas * lines:
+                for offset, line in enumerate(body[start:stop].splitlines()):
+                    found = line.count(b",") + 1
+                    if line.strip() and found != width:
+                        raise _ragged_error(line_number + offset, found, width)
+            line_number += lines
+            start = stop
+        return
+    for number, line in enumerate(csv.reader(io.StringIO(_text(body))), start=1):
+        if line and len(line) != width:
+            raise _ragged_error(number, len(line), width)
+
+
+def _decode_csv_pandas(body: bytes, manifest: Manifest, max_rows: int | None) -> Batch:
     import pandas as pd
 
+    lines = body.count(b"\n")
+    if b'"' not in body:  # no quoted newlines: the line count bounds the rows before parsing
+        _check_rows(lines - 1 + (0 if body.endswith(b"\n") else 1), max_rows)
+    header_end = body.find(b"\n")
+    header = next(csv.reader(io.StringIO(_text(body[: header_end if header_end >= 0 else len(body)]))), [])
+    _find_ragged_line(body, len(header))
     try:
         frame = pd.read_csv(io.BytesIO(body))
     except (ValueError, pd.errors.ParserError) as exc:
@@ -153,27 +246,25 @@ def _decode_csv_pandas(body: bytes, manifest: Manifest) -> Batch:
         raise _missing_error(missing, "the CSV header")
     if frame.empty:
         raise RequestError("the CSV body has a header but no rows")
+    _check_rows(len(frame), max_rows)
     return Batch(columns=columns, frame=frame[columns])
 
 
-def decode(body: bytes, content_type: str, manifest: Manifest) -> Batch:
-    """Read a request body as model input according to its Content-Type."""
+def decode(body: bytes, content_type: str, manifest: Manifest, max_rows: int | None = None) -> Batch:
+    """Read a request body as model input according to its Content-Type; more than
+    `max_rows` rows is a 413."""
     media = _media_type(content_type)
     if media in CSV_TYPES:
-        return decode_csv(body, manifest)
+        return decode_csv(body, manifest, max_rows)
     if media in JSON_TYPES or media == "":
         stripped = body.lstrip()[:1]
         if media == "" and stripped not in (b"[", b"{"):
-            return decode_csv(body, manifest)
-        return decode_json(body, manifest)
+            return decode_csv(body, manifest, max_rows)
+        return decode_json(body, manifest, max_rows)
     raise RequestError(
         f"Content-Type {media!r} is not supported; send text/csv or application/json",
         status=415,
     )
-
-
-def _jsonable(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def prediction_labels(predictions: Predictions, manifest: Manifest) -> list[Any]:
@@ -194,55 +285,174 @@ def prediction_labels(predictions: Predictions, manifest: Manifest) -> list[Any]
     return [labels[i] for i in np.argmax(proba, axis=1).tolist()]
 
 
-def encode_json(predictions: Predictions, manifest: Manifest, chosen: list[Any] | None = None) -> bytes:
-    """The JSON response; `chosen` is prediction_labels() when the caller has it already."""
+# Responses are built column by column: each column of numbers is formatted by one orjson
+# call over its array, and the rows are spliced together from those tokens and constant
+# pieces by list slicing and one join. No per-row dict, list or float object is created,
+# so a 1,000,000-row response costs neither the time nor the garbage collector's pauses
+# that building row objects did, and the JSON is byte for byte what orjson writes for
+# those objects.
+Column = bytes | list[bytes]  # the same text in every row, or one text per row
+
+# A streamed JSON response is JSON_OPEN, the chunks' rows joined by commas, JSON_CLOSE.
+JSON_OPEN, JSON_CLOSE = b'{"data":[', b"]}"
+
+
+def _number_tokens(array: np.ndarray) -> list[bytes]:
+    """Each number of a 1-D array as orjson writes it (NaN and infinities as null)."""
+    if not len(array):
+        return []
+    return orjson.dumps(np.ascontiguousarray(array), option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+
+
+def _rows_text(count: int, columns: list[Column], separator: bytes, after_last: bool) -> bytes:
+    """`count` rows, each the concatenation of `columns`, with `separator` between rows."""
+    if not count:
+        return b""
+    merged: list[Column] = []
+    for column in columns:  # adjacent constants become one piece
+        if isinstance(column, bytes) and merged and isinstance(merged[-1], bytes):
+            merged[-1] += column
+        else:
+            merged.append(column)
+    stride = len(merged) + 1
+    parts: list[bytes] = [separator] * (count * stride)
+    for offset, column in enumerate(merged):
+        parts[offset::stride] = column if isinstance(column, list) else [column] * count
+    if not after_last:
+        parts.pop()
+    return b"".join(parts)
+
+
+def _row_ids(first_row: int, count: int) -> list[bytes]:
+    return _number_tokens(np.arange(first_row, first_row + count))
+
+
+def _label_tokens(chosen: list[Any], encode: Any) -> list[bytes]:
+    text = {label: encode(label) for label in set(chosen)}
+    return [text[label] for label in chosen]
+
+
+def _json_columns(predictions: Predictions, manifest: Manifest, chosen: list[Any], first_row: int) -> list[Column]:
+    count = len(chosen)
     labels = manifest.class_labels
-    if chosen is None:
-        chosen = prediction_labels(predictions, manifest)
-    rows: list[dict[str, Any]]
+    if not labels or predictions.probabilities is None:
+        values = _number_tokens(np.asarray(predictions.values, dtype=float))
+        target = orjson.dumps(manifest.name)
+        return [
+            b'{"rowId":',
+            _row_ids(first_row, count),
+            b',"prediction":',
+            values,
+            b',"predictionValues":[{"label":' + target + b',"value":',
+            values,
+            b"}]}",
+        ]
+    proba = predictions.probabilities
+    columns: list[Column] = [
+        b'{"rowId":',
+        _row_ids(first_row, count),
+        b',"prediction":',
+        _label_tokens(chosen, orjson.dumps),
+        b',"predictionValues":[',
+    ]
+    for index, label in enumerate(labels):
+        columns += [
+            (b"," if index else b"") + b'{"label":' + orjson.dumps(label) + b',"value":',
+            _number_tokens(proba[:, index]),
+            b"}",
+        ]
+    threshold = b',"predictionThreshold":' + orjson.dumps(BINARY_THRESHOLD) if _binary(manifest) else b""
+    columns.append(b"]" + threshold + b"}")
+    return columns
+
+
+def _binary(manifest: Manifest) -> bool:
+    return manifest.target_type == "binary"
+
+
+# Up to this many rows, building the row objects and one orjson call is faster than the
+# per-column calls (tests/serving/test_codecs.py checks both give the same bytes).
+FEW_ROWS = 8
+
+
+def _row_objects(predictions: Predictions, manifest: Manifest, chosen: list[Any]) -> list[dict[str, Any]]:
+    labels = manifest.class_labels
     if not labels or predictions.probabilities is None:
         target = manifest.name
-        rows = [
-            {
-                "rowId": i,
-                "prediction": value,
-                "predictionValues": [{"label": target, "value": value}],
-            }
+        return [
+            {"rowId": i, "prediction": value, "predictionValues": [{"label": target, "value": value}]}
             for i, value in enumerate(chosen)
         ]
-    else:
-        binary = manifest.target_type == "binary"
-        rows = []
-        for i, (label, probs) in enumerate(zip(chosen, predictions.probabilities.tolist(), strict=True)):
-            row: dict[str, Any] = {
-                "rowId": i,
-                "prediction": label,
-                "predictionValues": [{"label": name, "value": p} for name, p in zip(labels, probs, strict=True)],
-            }
-            if binary:
-                row["predictionThreshold"] = BINARY_THRESHOLD
-            rows.append(row)
-    return orjson.dumps({"data": rows}, option=orjson.OPT_SERIALIZE_NUMPY)
+    binary = _binary(manifest)
+    rows = []
+    for i, (label, probs) in enumerate(zip(chosen, predictions.probabilities.tolist(), strict=True)):
+        row: dict[str, Any] = {
+            "rowId": i,
+            "prediction": label,
+            "predictionValues": [{"label": name, "value": p} for name, p in zip(labels, probs, strict=True)],
+        }
+        if binary:
+            row["predictionThreshold"] = BINARY_THRESHOLD
+        rows.append(row)
+    return rows
 
 
-def encode_csv(predictions: Predictions, manifest: Manifest, chosen: list[Any] | None = None) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+def encode_json(predictions: Predictions, manifest: Manifest, chosen: list[Any] | None = None) -> bytes:
+    """The JSON response; `chosen` is prediction_labels() when the caller has it already."""
+    if chosen is None:
+        chosen = prediction_labels(predictions, manifest)
+    if len(chosen) <= FEW_ROWS:
+        return orjson.dumps({"data": _row_objects(predictions, manifest, chosen)}, option=orjson.OPT_SERIALIZE_NUMPY)
+    return JSON_OPEN + encode_json_rows(predictions, manifest, chosen, 0) + JSON_CLOSE
+
+
+def encode_json_rows(predictions: Predictions, manifest: Manifest, chosen: list[Any] | None, first_row: int) -> bytes:
+    """The row objects of the JSON response from `first_row` on, comma-separated."""
+    if chosen is None:
+        chosen = prediction_labels(predictions, manifest)
+    return _rows_text(len(chosen), _json_columns(predictions, manifest, chosen, first_row), b",", False)
+
+
+def _csv_field(value: Any) -> bytes:
+    """A label as the csv module writes it (quoted only when it must be)."""
+    text = str(value)
+    if any(c in text for c in ',"\r\n'):
+        text = '"' + text.replace('"', '""') + '"'
+    return text.encode("utf-8")
+
+
+def _csv_numbers(array: np.ndarray) -> list[bytes]:
+    tokens = _number_tokens(np.asarray(array, dtype=float))
+    return [b"" if t == b"null" else t for t in tokens] if b"null" in tokens else tokens
+
+
+def encode_csv(
+    predictions: Predictions,
+    manifest: Manifest,
+    chosen: list[Any] | None = None,
+    first_row: int = 0,
+    header: bool = True,
+) -> bytes:
+    """The CSV response (or, with `first_row` and `header=False`, a later chunk of it).
+    Missing numbers are empty fields."""
     labels = manifest.class_labels
     if chosen is None:
         chosen = prediction_labels(predictions, manifest)
+    count = len(chosen)
+    ids = _row_ids(first_row, count)
     if not labels or predictions.probabilities is None:
-        writer.writerow(["rowId", "prediction"])
-        writer.writerows((i, v) for i, v in enumerate(chosen))
+        head = b"rowId,prediction\n"
+        columns: list[Column] = [ids, b",", _csv_numbers(np.asarray(predictions.values, dtype=float))]
     else:
-        binary = manifest.target_type == "binary"
-        writer.writerow(
-            ["rowId", "prediction", *(f"{label}_PREDICTION" for label in labels)]
-            + (["THRESHOLD", "POSITIVE_CLASS"] if binary else [])
-        )
-        for i, (label, probs) in enumerate(zip(chosen, predictions.probabilities.tolist(), strict=True)):
-            writer.writerow([i, label, *probs] + ([BINARY_THRESHOLD, labels[1]] if binary else []))
-    return out.getvalue().encode("utf-8")
+        binary = _binary(manifest)
+        names = [f"{label}_PREDICTION" for label in labels] + (["THRESHOLD", "POSITIVE_CLASS"] if binary else [])
+        head = b",".join(_csv_field(name) for name in ["rowId", "prediction", *names]) + b"\n"
+        columns = [ids, b",", _label_tokens(chosen, _csv_field)]
+        for index in range(len(labels)):
+            columns += [b",", _csv_numbers(predictions.probabilities[:, index])]
+        if binary:
+            columns.append(b"," + orjson.dumps(BINARY_THRESHOLD) + b"," + _csv_field(labels[1]))
+    return (head if header else b"") + _rows_text(count, columns, b"\n", True)
 
 
 def wants_csv(accept: str) -> bool:

@@ -7,10 +7,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from deckhand.listener import ConnectionLimits
+from deckhand.package_limits import PackageLimits
 from deckhand.serving.hooks import MONITORING_ENV
 
 CONFIG_ENV = "DECKHAND_SERVE_CONFIG"  # JSON of ServeConfig, for uvicorn worker processes
+ADMIN_TOKEN_ENV = "DECKHAND_SERVE_ADMIN_TOKEN"
 DEFAULT_MAX_BODY = 50 * 1024 * 1024
+DEFAULT_MAX_ROWS = 1_000_000
+DEFAULT_MAX_UPLOAD = 1024**3
 
 
 class ServeConfig(BaseModel):
@@ -28,8 +33,20 @@ class ServeConfig(BaseModel):
     deployment_dir_prefix: str = ""
     info_file: str = "config.yml"
     poll_interval_s: float = Field(default=0.25, gt=0)
+    # model changes (upload, delete): off unless admin_port is set; then only on that
+    # listener, with the token whose sha256 this is (the config holds no secret)
+    admin_host: str = "127.0.0.1"
+    admin_port: int | None = Field(default=None, ge=0, le=65535)
+    admin_token_sha256: str | None = Field(default=None, pattern="^[0-9a-f]{64}$")
+    max_upload_bytes: int = Field(default=DEFAULT_MAX_UPLOAD, gt=0)
+    # what loading or receiving one package may inflate (checked before inflating)
+    package_limits: PackageLimits = Field(default_factory=PackageLimits)
     # request handling
+    limits: ConnectionLimits = Field(default_factory=ConnectionLimits)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY, gt=0)
+    max_rows: int = Field(default=DEFAULT_MAX_ROWS, ge=1)
+    # larger requests are scored and answered in chunks of this many rows (bounded memory)
+    stream_chunk_rows: int = Field(default=10_000, ge=1)
     batching: bool = True
     max_batch_rows: int = Field(default=128, ge=1)
     batch_wait_ms: float = Field(default=0.0, ge=0)
@@ -43,6 +60,11 @@ class ServeConfig(BaseModel):
     def _one_source(self) -> ServeConfig:
         if (self.package is None) == (self.models_dir is None):
             raise ValueError("give exactly one of --package FILE (one model) or --models-dir DIR (many)")
+        if self.admin_port is not None:
+            if self.models_dir is None:
+                raise ValueError("--admin-port serves uploads and deletes of a --models-dir server; drop it")
+            if self.admin_token_sha256 is None:
+                raise ValueError(f"--admin-port needs a token: --admin-token-file FILE or ${ADMIN_TOKEN_ENV}")
         return self
 
     @property

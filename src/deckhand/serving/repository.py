@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deckhand.package_limits import PackageLimits
 from deckhand.packages import LoadedModel, Manifest, PackageError, file_sha256, load_model
 from deckhand.serving.batching import MicroBatcher
 
@@ -100,9 +101,15 @@ class DeploymentEntry:
 class ModelRepository:
     """Deployment entries by key, plus deployment-id aliases when unambiguous."""
 
-    def __init__(self, batching: BatchingConfig | None = None, executor: Any = None) -> None:
+    def __init__(
+        self,
+        batching: BatchingConfig | None = None,
+        executor: Any = None,
+        package_limits: PackageLimits | None = None,
+    ) -> None:
         self.batching = batching or BatchingConfig()
         self.executor = executor
+        self.package_limits = package_limits or PackageLimits()
         self._entries: dict[str, DeploymentEntry] = {}
         self._aliases: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -168,7 +175,7 @@ class ModelRepository:
         entry.source_signature = signature
         try:
             sha = file_sha256(package_path)
-            model = load_model(package_path)
+            model = load_model(package_path, self.package_limits)
         except (PackageError, OSError) as exc:
             return self._failed(entry, package_path, str(exc))
         except Exception as exc:  # a model's own load code can raise anything

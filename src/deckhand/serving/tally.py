@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 MAX_PENDING = 4096  # latencies per deployment before the request that adds one drains
 
 
@@ -34,6 +36,7 @@ class Tally:
         "system_errors",
         "latencies",
         "predictions",
+        "value_arrays",
     )
 
     def __init__(self, key: str, deployment_id: str, model_id: str | None, minute: int) -> None:
@@ -47,6 +50,9 @@ class Tally:
         self.system_errors = 0
         self.latencies: list[float] = []  # seconds, one per request
         self.predictions: dict[Any, int] = {}  # predicted label or value -> rows (a plain dict: faster)
+        # the predicted values of large regression requests, kept as arrays (8 bytes a row)
+        # rather than as a dict entry per distinct value; the reporter sketches them
+        self.value_arrays: list[np.ndarray] = []
 
     @property
     def requests(self) -> int:
@@ -82,9 +88,10 @@ class RequestTally:
         rows: int,
         seconds: float,
         error: str | None,
-        predictions: list[Any],
+        predictions: list[Any] | np.ndarray,
     ) -> None:
-        """One request (`now` from time.time(); `seconds` its latency)."""
+        """One request (`now` from time.time(); `seconds` its latency). `predictions` are the
+        predicted labels or values, or an array of values for a large regression request."""
         with self._lock:
             if not self._minute <= now < self._minute_end:
                 self._new_minute(now)
@@ -102,9 +109,11 @@ class RequestTally:
                     tally.user_errors += 1
                 else:
                     tally.system_errors += 1
-            if predictions and self.count_predictions:
+            if self.count_predictions and len(predictions):
                 counts = tally.predictions
-                if len(predictions) == 1:  # one row: no Counter to build
+                if isinstance(predictions, np.ndarray):
+                    tally.value_arrays.append(predictions)
+                elif len(predictions) == 1:  # one row: no Counter to build
                     value = predictions[0]
                     counts[value] = counts.get(value, 0) + 1
                 else:
