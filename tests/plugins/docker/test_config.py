@@ -89,7 +89,17 @@ def test_names_are_valid_and_stable() -> None:
     assert names.image_tag("abc") == "m-abc"
     labels = names.traefik_labels("pe", "net", "d1", "m1", 5)
     assert labels["traefik.http.routers.d-d1-m-m1.priority"] == "5"
-    assert "PathPrefix(`/deployments/d1/`)" in labels["traefik.http.routers.d-d1-m-m1.rule"]
+    assert labels["traefik.http.routers.d-d1-m-m1.rule"] == names.traefik_rule("d1")
+
+
+def test_the_traefik_rule_names_only_the_public_routes() -> None:
+    """Method and exact path per public route: no prefix, so `POST /deployments/<id>` (an
+    upload) and `DELETE` match no router (the real proxy: test_plugin.py)."""
+    assert names.traefik_rule("d1") == (
+        "(Method(`POST`) && (Path(`/deployments/d1/predictions`) || Path(`/deployments/d1/predict`)))"
+        " || (Method(`GET`) && (Path(`/deployments/d1/info`) || Path(`/deployments/d1`)))"
+    )
+    assert "PathPrefix" not in names.traefik_rule("d1")
 
 
 def test_runner_reports_an_unreachable_engine_as_a_status(tmp_path) -> None:

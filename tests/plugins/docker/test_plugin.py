@@ -7,12 +7,13 @@ import os
 import time
 
 import pytest
+from tests.docker_fixtures import http
 
 from deckhand.plugin.action_status import ActionStatus
 from deckhand.plugin.deployment_info import DeploymentInfo
 from deckhand.plugins.docker import names
 
-from .conftest import RequestLoop, predict, wait_until
+from .conftest import RequestLoop, get_json, predict, wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -108,6 +109,71 @@ def test_lifecycle_start_predict_replace_under_load_stop(denv, packages, client)
     assert done.status == ActionStatus.OK, done.msg
     assert denv.containers() == []
     assert denv.networks() == []
+
+
+# What Traefik itself answers when no router matches (the server's own 404s are JSON).
+TRAEFIK_NOT_FOUND = (404, b"404 page not found\n")
+
+
+def _container_state(container) -> dict:
+    """What an upload or a delete reaching the server would change: the container itself, its
+    files (changes against its image) and the model package it serves."""
+    container.reload()
+    code, out = container.exec_run(["sha256sum", names.MODEL_PACKAGE_PATH])
+    assert code == 0, out
+    state = container.attrs["State"]
+    return {
+        "id": container.id,
+        "started": state["StartedAt"],
+        "restarts": container.attrs["RestartCount"],
+        "status": container.status,
+        "files": sorted((change["Kind"], change["Path"]) for change in container.diff() or []),
+        "package": out.split()[0],
+    }
+
+
+def test_the_proxy_routes_only_the_public_routes(denv, packages, client) -> None:
+    """Through the real Traefik: predictions and info reach the model; an upload (`POST
+    /deployments/<id>` with a package as the body) and a delete match no router, so Traefik
+    answers 404 itself, and the container, its files and the model it serves are unchanged."""
+    plugin = denv.plugin()
+    started = plugin.invoke("deployment_start", info("d1", "model-a", packages["a"]))
+    assert started.status == ActionStatus.OK, started.msg
+    base = f"{denv.url}/deployments/d1"
+    container = client.containers.get(names.container_name(denv.prefix, "d1", "model-a"))
+    before = _container_state(container)
+    assert before["status"] == "running"
+
+    for path in ("/predictions", "/predict"):
+        code, body = predict(f"{base}{path}")
+        assert code == 200 and len(body["data"]) == 2, (path, code, body)
+    for url in (f"{base}/info", base):
+        code, body = get_json(url)
+        assert code == 200 and body["modelId"] == "model-a", (url, code, body)
+
+    refused = {
+        "upload": http("POST", base, packages["b"].read_bytes(), {"Content-Type": "application/octet-stream"}),
+        "delete": http("DELETE", base),
+        # nothing else under the deployment's path, nor the server's own routes
+        "PUT": http("PUT", base, b"{}"),
+        "GET predictions": http("GET", f"{base}/predictions"),
+        "DELETE info": http("DELETE", f"{base}/info"),
+        "trailing slash": http("GET", f"{base}/"),
+        "sub-path": http("POST", f"{base}/predictions/x", b"{}"),
+        "list": http("GET", f"{denv.url}/deployments"),
+        "ping": http("GET", f"{denv.url}/ping"),
+        "metrics": http("GET", f"{denv.url}/metrics"),
+    }
+    print(f"\nthrough the proxy: { {what: answer[0] for what, answer in refused.items()} }")
+    assert {what: answer for what, answer in refused.items() if answer != TRAEFIK_NOT_FOUND} == {}
+
+    # The model still serves, from the same container, with the same files.
+    code, body = predict(f"{base}/predictions")
+    assert code == 200 and len(body["data"]) == 2
+    assert get_json(f"{base}/info")[1]["modelId"] == "model-a"
+    assert _container_state(container) == before
+    stopped = plugin.invoke("deployment_stop", DeploymentInfo({"id": "d1"}))
+    assert stopped.status == ActionStatus.OK, stopped.msg
 
 
 def test_two_deployments_share_the_proxy_and_a_model_image(denv, packages, client) -> None:

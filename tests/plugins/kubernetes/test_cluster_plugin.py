@@ -1,12 +1,15 @@
 """The Kubernetes plugin against the real test environment (real node, real Kaniko):
 start -> Kaniko Job builds and pushes the model image -> Deployment/Service/Ingress ready ->
-a prediction through the Ingress -> replace model -> rollout -> stop -> nothing left;
-and the failures users meet: registry unreachable during the build, a model that crashes."""
+a prediction through the Ingress (and only the public routes: no upload, no delete) ->
+replace model -> rollout -> stop -> nothing left; and the failures users meet: registry
+unreachable during the build, a model that crashes."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -79,6 +82,84 @@ def served_model(env, dep_id: str) -> str | None:
     return resp.json().get("modelId") if resp.status_code == 200 else None
 
 
+# What Traefik itself answers when no Ingress path matches (the server's own 404s are JSON).
+TRAEFIK_NOT_FOUND = (404, "404 page not found\n")
+
+
+def pods_state(env, k8s_api, namespace: str, dep_id: str) -> dict[str, Any]:
+    """What an upload or a delete reaching the server would change: the deployment's pods
+    (uid, restarts) and the files of the models directory each one serves."""
+    from kubernetes import client
+
+    from deckhand.plugins.kubernetes import manifests
+
+    pods = client.CoreV1Api(k8s_api).list_namespaced_pod(
+        namespace, label_selector=f"deckhand.io/deployment-id={dep_id}"
+    )
+    state: dict[str, Any] = {}
+    for pod in pods.items:
+        if pod.metadata.deletion_timestamp is not None:
+            continue
+        listing = (
+            f"find {manifests.MODELS_DIR} -type f -exec sha256sum {{}} +; "
+            f"find {manifests.MODELS_DIR} -exec ls -ld --time-style=full-iso {{}} +"
+        )
+        files = subprocess.run(
+            ["kubectl", f"--kubeconfig={env.kubeconfig}", "-n", namespace, "exec", pod.metadata.name,
+             "-c", manifests.CONTAINER, "--", "sh", "-c", listing],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert files.returncode == 0, files.stderr
+        restarts = {c.name: c.restart_count for c in pod.status.container_statuses or []}
+        state[pod.metadata.uid] = {"restarts": restarts, "files": sorted(files.stdout.splitlines())}
+    assert state, f"no running pod of {dep_id}"
+    return state
+
+
+def check_only_public_routes(env, k8s_api, namespace: str, dep_id: str, model_id: str, package: Path) -> None:
+    """Through the real Ingress: predictions and info reach the model; an upload (`POST
+    /deployments/<id>` with a package as the body) and a delete do not change it. The Ingress
+    has only Exact public paths, but it cannot match on the method: those two reach the server
+    through the `GET /deployments/<id>` path, and the server refuses them on its public
+    listener (405). Any other path under the deployment's is not routed at all (Traefik's 404)."""
+    base = f"http://{env.ingress_http}/deployments/{dep_id}"
+    before = pods_state(env, k8s_api, namespace, dep_id)
+    for path in ("/predictions", "/predict"):
+        resp = httpx.post(f"{base}{path}", content=IRIS_CSV, headers={"Content-Type": "text/csv"}, timeout=10)
+        assert resp.status_code == 200 and len(resp.json()["data"]) == 2, (path, resp.status_code, resp.text)
+    for url in (f"{base}/info", base):
+        resp = httpx.get(url, timeout=10)
+        assert resp.status_code == 200 and resp.json()["modelId"] == model_id, (url, resp.status_code, resp.text)
+
+    upload = httpx.post(base, content=package.read_bytes(), headers={"Content-Type": "application/octet-stream"},
+                        timeout=30)  # fmt: skip
+    delete = httpx.delete(base, timeout=10)
+    not_routed = {
+        f"{method} {path}": httpx.request(method, f"http://{env.ingress_http}{path}", timeout=10)
+        for method, path in (
+            ("GET", f"/deployments/{dep_id}/"),
+            ("DELETE", f"/deployments/{dep_id}/files"),
+            ("POST", f"/deployments/{dep_id}/predictions/x"),
+            ("GET", "/deployments"),
+            ("GET", "/ping"),
+            ("GET", "/metrics"),
+        )
+    }
+    print(
+        f"\nthrough the Ingress: upload {upload.status_code} {upload.text.strip()[:160]!r}, "
+        f"delete {delete.status_code}, not routed { ({k: r.status_code for k, r in not_routed.items()}) }"
+    )
+    assert (upload.status_code, delete.status_code) == (405, 405), (upload.text, delete.text)
+    assert {
+        k: (r.status_code, r.text) for k, r in not_routed.items() if (r.status_code, r.text) != TRAEFIK_NOT_FOUND
+    } == {}
+
+    # The model still serves, from the same pods, with the same files.
+    assert predict(env, dep_id).status_code == 200
+    assert served_model(env, dep_id) == model_id
+    assert pods_state(env, k8s_api, namespace, dep_id) == before
+
+
 def leftovers(k8s_api, namespace: str, dep_id: str) -> list[str]:
     from kubernetes import client
 
@@ -110,7 +191,9 @@ def namespace(k8s_api, k8s_namespace: str) -> str:
     return k8s_namespace
 
 
-def test_build_serve_replace_stop(real_cluster, cluster_images, control_plane, k8s_api, namespace) -> None:
+def test_build_serve_replace_stop(
+    real_cluster, cluster_images, control_plane, k8s_api, namespace, second_package
+) -> None:
     env, cp = real_cluster, control_plane
     model_a, model_b = cp.packages["a"], cp.packages["b"]
     config = plugin_config(env, cluster_images, cp, namespace, hpa={"min": 1, "max": 2}, pdb={"minAvailable": 1})
@@ -140,6 +223,10 @@ def test_build_serve_replace_stop(real_cluster, cluster_images, control_plane, k
     assert predict_when_routed(env, "d2").status_code == 200
     again = p.invoke("deployment_start", info("d2", model_a))  # idempotent: nothing changes
     assert again.status == ActionStatus.OK and again.state == DeploymentState.READY
+    # only the public routes pass the Ingress: a package uploaded to it changes nothing
+    t0 = time.monotonic()
+    check_only_public_routes(env, k8s_api, namespace, "d2", model_a, second_package)
+    TIMINGS["public_routes_check_s"] = time.monotonic() - t0
 
     listed = p.invoke("deployment_list")
     assert set(listed.data) == {"d1", "d2"}

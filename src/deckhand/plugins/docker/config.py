@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from deckhand import __version__
 from deckhand.plugin.constants import BosunPluginConfigConstants as K
 from deckhand.plugin.errors import ConfigError, describe
+from deckhand.plugins.public_routes import prediction_path
 
 # Seed keys (seed 000, "Configure the Docker plugin").
 DOCKER_NETWORK = "dockerNetwork"
@@ -196,4 +197,4 @@ class DockerConfig:
         )
 
     def prediction_url(self, deployment_id: str) -> str:
-        return f"{self.outfacing_url_prefix}/deployments/{deployment_id}/predictions"
+        return f"{self.outfacing_url_prefix}{prediction_path(deployment_id)}"

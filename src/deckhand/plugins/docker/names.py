@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from deckhand.plugins import public_routes
+
 LABEL_MANAGED = "io.deckhand.managed-by"
 MANAGED_VALUE = "deckhand-docker-plugin"
 LABEL_ENVIRONMENT = "io.deckhand.environment"
@@ -72,21 +74,28 @@ def label_filter(environment_id: str, role: str | None = None, deployment_id: st
     return filters
 
 
-def route_path(deployment_id: str) -> str:
-    return f"/deployments/{deployment_id}"
+def traefik_rule(deployment_id: str) -> str:
+    """A Traefik router rule matching only the deployment's public routes, by method and exact
+    path (public_routes.PUBLIC_ROUTES): `POST /deployments/<id>` (an upload) and `DELETE` match
+    nothing, so the proxy answers 404 itself and they never reach the server. One method and
+    one path per matcher: the syntax Traefik v3 requires (and v2 accepts)."""
+    alternatives = []
+    for method, paths in public_routes.paths_by_method(deployment_id).items():
+        matched = " || ".join(f"Path(`{path}`)" for path in paths)
+        alternatives.append(f"(Method(`{method}`) && ({matched}))")
+    return " || ".join(alternatives)
 
 
 def traefik_labels(
     environment_id: str, network: str, deployment_id: str, model_id: str, priority: int
 ) -> dict[str, str]:
-    """Labels that route `/deployments/<id>/...` to this container. When two containers of a
-    deployment are up (a replacement), the higher priority (the newer one) wins."""
+    """Labels that route the deployment's public routes (traefik_rule) to this container. When
+    two containers of a deployment are up (a replacement), the higher priority (the newer one) wins."""
     router = router_name(deployment_id, model_id)
-    path = route_path(deployment_id)
     return {
         "traefik.enable": "true",
         "traefik.docker.network": network,
-        f"traefik.http.routers.{router}.rule": f"Path(`{path}`) || PathPrefix(`{path}/`)",
+        f"traefik.http.routers.{router}.rule": traefik_rule(deployment_id),
         f"traefik.http.routers.{router}.entrypoints": "web",
         f"traefik.http.routers.{router}.priority": str(priority),
         f"traefik.http.routers.{router}.service": router,

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from deckhand import __version__
 from deckhand.plugin.constants import BosunPluginConfigConstants as K
 from deckhand.plugin.errors import ConfigError, describe
+from deckhand.plugins.public_routes import prediction_path
 
 IN_CLUSTER = "IN_CLUSTER"
 
@@ -304,7 +305,7 @@ class KubernetesConfig:
         if not self.url_prefix:
             return None
         parts = urlsplit(self.url_prefix)
-        return f"{parts.scheme}://{parts.netloc}/deployments/{deployment_id}/predictions"
+        return f"{parts.scheme}://{parts.netloc}{prediction_path(deployment_id)}"
 
     @property
     def ingress_host(self) -> str | None:

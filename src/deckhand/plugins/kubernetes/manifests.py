@@ -1,8 +1,8 @@
 """The Kubernetes objects of one deployment, as plain manifests (pure functions).
 
 Deployment (probes on /ping, optional tracking-agent sidecar sharing a spool volume),
-Service, Ingress (``/deployments/<id>`` under outfacingPredictionURLPrefix), optional
-HPA and PDB. Every object carries the deckhand labels, so a deployment is found, listed
+Service, Ingress (the deployment's public routes only, under outfacingPredictionURLPrefix),
+optional HPA and PDB. Every object carries the deckhand labels, so a deployment is found, listed
 and removed by its id alone.
 """
 
@@ -12,6 +12,7 @@ import hashlib
 import re
 from typing import Any
 
+from deckhand.plugins import public_routes
 from deckhand.plugins.kubernetes.config import KubernetesConfig
 
 LABEL_DEPLOYMENT = "deckhand.io/deployment-id"
@@ -238,25 +239,24 @@ def service(cfg: KubernetesConfig, namespace: str, deployment_id: str, model_id:
     }
 
 
-def ingress_path(deployment_id: str) -> str:
-    return f"/deployments/{deployment_id}"
+def ingress_paths(deployment_id: str) -> list[str]:
+    """The deployment's public paths (public_routes), each an Exact Ingress path: nothing else
+    under `/deployments/<id>` is routed. An Ingress cannot match on the HTTP method, so
+    `POST`/`DELETE /deployments/<id>` (upload, delete) still reach the server through the
+    `GET /deployments/<id>` path; the server refuses them on its public listener (model
+    changes go through the agent)."""
+    return public_routes.public_paths(deployment_id)
 
 
 def ingress(cfg: KubernetesConfig, namespace: str, deployment_id: str, model_id: str | None) -> dict[str, Any]:
     meta = _meta(cfg, namespace, deployment_id, model_id)
     if cfg.ingress_annotations:
         meta["annotations"] = {**cfg.ingress_annotations, **meta["annotations"]}
-    rule: dict[str, Any] = {
-        "http": {
-            "paths": [
-                {
-                    "path": ingress_path(deployment_id),
-                    "pathType": "Prefix",
-                    "backend": {"service": {"name": meta["name"], "port": {"name": "http"}}},
-                }
-            ]
-        }
-    }
+    paths = [
+        {"path": path, "pathType": "Exact", "backend": {"service": {"name": meta["name"], "port": {"name": "http"}}}}
+        for path in ingress_paths(deployment_id)
+    ]
+    rule: dict[str, Any] = {"http": {"paths": paths}}
     if cfg.ingress_host:
         rule["host"] = cfg.ingress_host
     spec: dict[str, Any] = {"rules": [rule]}
