@@ -60,3 +60,17 @@ def copy_file_synced(src: StrPath, dst: StrPath, chunk_size: int = 1 << 20) -> i
         fout.flush()
         os.fsync(fout.fileno())
     return copied
+
+
+def private_dir(path: StrPath) -> None:
+    """Create `path` (and parents) and make it 0700 whatever the umask: what a server keeps
+    there (a database, model packages) is for its own user only."""
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def private_file(path: StrPath) -> None:
+    """Create `path` empty if it is missing, and make it 0600. SQLite gives its -wal, -shm
+    and journal files the mode of the database file, so they follow."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)

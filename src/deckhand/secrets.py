@@ -22,8 +22,11 @@ def register_secret(value: str | None) -> None:
 
 
 def is_secret_key(key: str) -> bool:
+    """A config key whose value is a secret: it names a token, password, secret or
+    credential, or ends in "key" (apiKey, accessKey, private_key). Over-matching (a secret's
+    name, say) only hides a value; under-matching would show one."""
     lowered = key.lower()
-    return any(hint in lowered for hint in _SECRET_KEY_HINTS)
+    return any(hint in lowered for hint in _SECRET_KEY_HINTS) or lowered.endswith("key")
 
 
 def mask(text: str) -> str:
@@ -44,6 +47,19 @@ def mask_mapping(values: Any) -> Any:
     if isinstance(values, str):
         return mask(values)
     return values
+
+
+def keep_masked(new: Any, old: Any) -> Any:
+    """`new` with every secret value that came back as MASK replaced by the one in `old`:
+    a config read (masked) and written back unchanged keeps its secrets."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        return {
+            k: old[k]
+            if v == MASK and k in old and isinstance(k, str) and is_secret_key(k)
+            else keep_masked(v, old.get(k))
+            for k, v in new.items()
+        }
+    return new
 
 
 def _masking_filter(record: Any) -> bool:

@@ -300,5 +300,7 @@ def test_bad_tokens_stop_the_agent_with_a_clear_message(
 
     wrong_env = start_agent(tmp_path / "scoped", sqlite_control_plane, env["id"], scoped)
     assert wrong_env.wait(60) == 2
-    assert "403" in wrong_env.output() and env["id"] in wrong_env.output()
+    # another environment looks missing to a scoped token (404, not 403): the hint names the scope
+    assert "404" in wrong_env.output() and env["id"] in wrong_env.output()
+    assert "agent token was created for this environment" in wrong_env.output()
     assert scoped not in wrong_env.output()

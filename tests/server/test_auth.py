@@ -85,9 +85,9 @@ def test_agent_is_limited_to_its_environments(api: TestClient, deployment: dict,
     assert api.get(f"/api/v1/deployments/{deployment['id']}", headers=agent).status_code == 200
     artifact = api.get(f"/api/v1/model-packages/{package['id']}/artifact", headers=agent)
     assert artifact.status_code == 200
-    # not its environment, not its business
-    assert api.get(f"{base}/{other['id']}/desired-state", headers=agent).status_code == 403
-    assert api.get(f"/api/v1/environments/{other['id']}", headers=agent).status_code == 403
+    # not its environment, not its business: as if it did not exist (404, not 403)
+    assert api.get(f"{base}/{other['id']}/desired-state", headers=agent).status_code == 404
+    assert api.get(f"/api/v1/environments/{other['id']}", headers=agent).status_code == 404
     assert api.get("/api/v1/events", headers=agent).status_code == 403
     assert api.get("/api/v1/model-packages", headers=agent).status_code == 403
     assert api.post("/api/v1/environments", json={"name": "y", "platform": "test"},
@@ -97,7 +97,7 @@ def test_agent_is_limited_to_its_environments(api: TestClient, deployment: dict,
         content=api.get(f"/api/v1/model-packages/{package['id']}/artifact").content,
     ).json()
     assert api.get(f"/api/v1/model-packages/{unused['id']}/artifact",
-                   headers=agent).status_code == 403  # fmt: skip
+                   headers=agent).status_code == 404  # fmt: skip
 
 
 def test_token_lifecycle_and_storage(api: TestClient, settings: ServerSettings) -> None:

@@ -20,7 +20,9 @@ import httpx
 import pytest
 
 from deckhand.client import ControlPlaneClient
+from deckhand.plugins.filesystem import layout
 from deckhand.server.testing import ServerProcess, free_port
+from deckhand.testing import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -103,7 +105,8 @@ def test_deployment_page_charts_follow_a_burst_of_predictions(
             dep = client.create_deployment(name="iris-ui", environment_id=env["id"], model_package_id=package["id"])
             viewer = client.create_token("ui-viewer", "read-only")["token"]
 
-            # A real prediction server with monitoring on, and the model uploaded into it.
+            # A real prediction server with monitoring on, and the model in its models dir (as the
+            # agent's filesystem plugin installs it).
             spool = tmp_path / "spool"
             port = free_port()
             serve = Child(
@@ -113,15 +116,14 @@ def test_deployment_page_charts_follow_a_burst_of_predictions(
             )  # fmt: skip
             children.append(serve)
             (tmp_path / "models").mkdir(exist_ok=True)
+            layout.install(tmp_path / "models", dep["id"], dep["id"], package["id"], demo_package)
             serve_url = f"http://127.0.0.1:{port}"
             _wait_http(f"{serve_url}/ping", serve)
-            uploaded = httpx.post(
-                f"{serve_url}/deployments/{dep['id']}",
-                params={"deploymentId": dep["id"], "modelId": package["id"]},
-                content=demo_package.read_bytes(),
-                timeout=60,
+            wait_until(
+                lambda: httpx.get(f"{serve_url}/deployments/{dep['id']}/info").json()["state"] == "ready",
+                60,
+                what="the model loaded",
             )
-            assert uploaded.status_code == 201, uploaded.text
             prediction_url = f"{serve_url}/deployments/{dep['id']}/predictions"
             # What the management agent reports once the deployment is up.
             client.report_status(
@@ -229,3 +231,23 @@ def test_deployment_page_charts_follow_a_burst_of_predictions(
         finally:
             for child in reversed(children):
                 child.stop()
+
+
+def test_api_docs_render_offline(tmp_path: Path, chromium: object) -> None:
+    """/docs draws every operation with nothing but the control plane to load from (the
+    page used to fetch Swagger UI from a public CDN and showed nothing offline)."""
+    admin = "dh_" + secrets.token_urlsafe(32)
+    with ServerProcess(tmp_path / "control-plane", bootstrap_token=admin, log_path=tmp_path / "cp.log") as cp:
+        page = chromium.new_page()  # type: ignore[attr-defined]
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        blocked: list[str] = []
+        page.on("console", lambda message: blocked.append(message.text) if "Security Policy" in message.text else None)
+        page.goto(cp.url + "/docs")
+        page.wait_for_selector(".opblock", timeout=30_000)
+        operations = page.locator(".opblock").count()
+        page.close()
+        spec = httpx.get(cp.url + "/openapi.json").json()
+    assert operations == sum(len(methods) for methods in spec["paths"].values()) > 20
+    assert all(url.startswith(cp.url) for url in requested), [u for u in requested if not u.startswith(cp.url)]
+    assert blocked == []

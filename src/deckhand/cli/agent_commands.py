@@ -67,6 +67,7 @@ def _explain(exc: Exception) -> str:
         "`deckhand tokens create NAME --role agent --env ENV`",
         403: "the token may not manage this environment; give it the environment (agent tokens are scoped "
         "to their environments) or use another token",
-        404: "no such prediction environment; check `environments[].id` (an id or a name)",
+        404: "no such prediction environment for this token; check `environments[].id` (an id or a name), "
+        "and that the agent token was created for this environment (others' look missing to it)",
     }.get(status or 0, "")
     return mask(f"{exc}" + (f" — {hint}" if hint else ""))

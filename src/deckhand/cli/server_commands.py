@@ -42,6 +42,8 @@ def server(
     """Run the control plane. The first start prints an admin token, once."""
     import logging
 
+    from pydantic import ValidationError
+
     from deckhand import listener
     from deckhand.server.app import create_app
     from deckhand.server.settings import ServerSettings
@@ -50,13 +52,18 @@ def server(
         level=log_level.upper(),
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
     )
-    settings = ServerSettings(
-        data_dir=data_dir,
-        host=host,
-        port=port,
-        database_url=database_url,
-        package_limits=pkg.package_limits(max_package_uncompressed_mb, max_package_ratio, max_package_members),
-    )
+    try:
+        settings = ServerSettings(
+            data_dir=data_dir,
+            host=host,
+            port=port,
+            database_url=database_url,
+            package_limits=pkg.package_limits(max_package_uncompressed_mb, max_package_ratio, max_package_members),
+        )
+    except ValidationError as exc:  # e.g. a weak DECKHAND_BOOTSTRAP_TOKEN: the message, no traceback
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        typer.echo(f"deckhand server: {problems}", err=True)
+        raise typer.Exit(2) from None
     try:
         application = create_app(settings)
     except Exception as exc:  # a bad URL or an unreachable database: say so, no traceback

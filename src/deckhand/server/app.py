@@ -10,11 +10,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from deckhand import __version__
+from deckhand.fsutil import private_dir
 from deckhand.server.db.migrate import upgrade_to_head
 from deckhand.server.db.session import Database, mask_database_url
+from deckhand.server.docs import install_docs
 from deckhand.server.errors import install_error_handlers
 from deckhand.server.routers import agent, deployments, environments, events, health, packages, tokens
 from deckhand.server.routers import monitoring as monitoring_router
+from deckhand.server.security_headers import SecurityHeaders
 from deckhand.server.services.artifacts import ArtifactStore
 from deckhand.server.services.notifier import RevisionNotifier
 from deckhand.server.services.tokens import BOOTSTRAP_TOKEN_NAME, ensure_bootstrap_token
@@ -23,6 +26,11 @@ from deckhand.server.state import ControlPlane
 from deckhand.server.ui import install_ui
 
 log = logging.getLogger(__name__)
+
+# Every router of the HTTP API (the UI and /docs add their own routes).
+API_ROUTERS = tuple(
+    module.router for module in (health, packages, environments, deployments, agent, events, tokens, monitoring_router)
+)
 
 DESCRIPTION = """The deckhand control plane: model packages, prediction environments,
 deployments and events, and the endpoints the management agent uses.
@@ -52,7 +60,7 @@ def _announce_bootstrap_token(token: str, preset: bool) -> None:
 
 def open_control_plane(settings: ServerSettings) -> ControlPlane:
     """Create the data directory, migrate the database and bootstrap the first token."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     assert settings.database_url is not None
     db = Database(settings.database_url)
     upgrade_to_head(db.engine)
@@ -85,14 +93,16 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         title="deckhand control plane",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # served by deckhand.server.docs, from the package
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
+    app.add_middleware(SecurityHeaders)
     app.state.control_plane = cp
     install_error_handlers(app)
-    for module in (health, packages, environments, deployments, agent, events, tokens):
-        app.include_router(module.router)
-    app.include_router(monitoring_router.router)
+    for router in API_ROUTERS:
+        app.include_router(router)
     install_ui(app)
+    install_docs(app)
 
     return app

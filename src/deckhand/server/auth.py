@@ -112,14 +112,6 @@ def require_agent(principal: Annotated[Principal, Depends(authenticate)]) -> Pri
     return principal
 
 
-def check_environment_scope(principal: Principal, environment_id: str) -> None:
-    if not principal.can_see_environment(environment_id):
-        raise Forbidden(
-            f"agent token {principal.name!r} is not allowed on environment {environment_id}; "
-            "create a token with this environment in environmentIds"
-        )
-
-
 # Dependency aliases for routers: `principal: AdminUser` etc.
 AdminUser = Annotated[Principal, Depends(require_admin)]
 Reader = Annotated[Principal, Depends(require_reader)]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from deckhand.package_limits import PackageLimits
 
 BOOTSTRAP_TOKEN_ENV = "DECKHAND_BOOTSTRAP_TOKEN"
+MIN_BOOTSTRAP_TOKEN_LENGTH = 24
+EXAMPLE_TOKEN_WORDS = ("change-me", "changeme", "replace-me", "example", "your-token")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
@@ -27,7 +29,9 @@ class ServerSettings(BaseModel):
     database_url: str | None = None
     host: str = DEFAULT_HOST
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
-    bootstrap_token: str | None = Field(default_factory=lambda: os.environ.get(BOOTSTRAP_TOKEN_ENV) or None)
+    bootstrap_token: str | None = Field(
+        default_factory=lambda: os.environ.get(BOOTSTRAP_TOKEN_ENV) or None, validate_default=True
+    )
     long_poll_default_seconds: float = 30.0
     long_poll_max_seconds: float = 60.0
     # How often a waiting long poll re-reads the revision from the database, so that
@@ -36,6 +40,25 @@ class ServerSettings(BaseModel):
     max_upload_bytes: int = 4 * 1024**3
     # What reading an uploaded package may inflate (`deckhand server --max-package-*`).
     package_limits: PackageLimits = Field(default_factory=PackageLimits)
+
+    @field_validator("bootstrap_token")
+    @classmethod
+    def _strong_bootstrap_token(cls, token: str | None) -> str | None:
+        """An admin token must be a secret: long, and not one printed in some example."""
+        if token is None:
+            return None
+        lowered = token.lower()
+        problem = None
+        if len(token) < MIN_BOOTSTRAP_TOKEN_LENGTH:
+            problem = f"has {len(token)} characters, fewer than {MIN_BOOTSTRAP_TOKEN_LENGTH}"
+        elif any(word in lowered for word in EXAMPLE_TOKEN_WORDS):
+            problem = "looks like an example from documentation"
+        if problem:
+            raise ValueError(
+                f"{BOOTSTRAP_TOKEN_ENV} {problem}; generate one with "
+                """python -c 'import secrets; print("dh_" + secrets.token_urlsafe(32))'"""
+            )
+        return token
 
     @model_validator(mode="after")
     def _default_database(self) -> ServerSettings:

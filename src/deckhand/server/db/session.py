@@ -19,6 +19,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from deckhand.fsutil import private_file
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -38,7 +40,9 @@ def mask_database_url(url: str) -> str:
 def _sqlite_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        database = Path(parsed.database).expanduser()
+        database.parent.mkdir(parents=True, exist_ok=True)
+        private_file(database)  # 0600 before SQLite creates it with the umask's mode
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **JSON_OPTIONS)
 
     @event.listens_for(engine, "connect")

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import ORJSONResponse
 
-from deckhand.server.auth import AgentUser, check_environment_scope
+from deckhand.secrets import mask_mapping
+from deckhand.server.auth import AgentUser
 from deckhand.server.routers.common import API_PREFIX, errors
 from deckhand.server.schemas.agent import AgentEvents, DesiredState, StatusReport
 from deckhand.server.services import agent as svc
@@ -36,8 +37,10 @@ async def desired_state(
 ) -> ORJSONResponse:
     """Long poll: returns at once when the revision differs from `revision`, otherwise
     when it changes or after `timeout` seconds (then with the same revision)."""
-    check_environment_scope(principal, environment_id)
+    svc.check_scope(principal, environment_id)
     state = await svc.wait_for_desired_state(cp, environment_id, revision, timeout)
+    if principal.role != "agent":  # secrets are for the environment's agent alone, not for admins
+        state["environment"]["pluginConfig"] = mask_mapping(state["environment"]["pluginConfig"])
     return ORJSONResponse(state)
 
 
@@ -48,8 +51,11 @@ def report_status(
     principal: AgentUser,
     cp: CP,
 ) -> Response:
-    check_environment_scope(principal, environment_id)
+    svc.check_scope(principal, environment_id)
     with cp.db.writing() as session:
+        svc.check_deployments_of(
+            session, environment_id, [(f"deployments.{i}.id", d.id) for i, d in enumerate(body.deployments)]
+        )
         counts = svc.report_status(session, environment_id, body)
     log.debug("status report environment=%s updated=%d purged=%d", environment_id, counts["updated"], counts["purged"])
     return Response(status_code=204)
@@ -62,8 +68,10 @@ def post_events(
     principal: AgentUser,
     cp: CP,
 ) -> Response:
-    check_environment_scope(principal, environment_id)
+    svc.check_scope(principal, environment_id)
     with cp.db.writing() as session:
         svc.current_revision(session, environment_id)  # 404 for an unknown environment
+        named = [(f"events.{i}.deploymentId", e.deployment_id) for i, e in enumerate(body.events) if e.deployment_id]
+        svc.check_deployments_of(session, environment_id, named)
         record_agent_events(session, principal, environment_id, body.events)
     return Response(status_code=204)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
-from deckhand.server.auth import AdminUser, Reader, check_environment_scope
+from deckhand.server.auth import AdminUser, Reader
 from deckhand.server.db.models import Deployment
 from deckhand.server.routers.common import API_PREFIX, errors
 from deckhand.server.schemas.deployments import (
@@ -56,8 +56,7 @@ def list_deployments(
     with cp.db.reading() as session:
         env_id = None
         if environment_id:
-            env_id = find_environment(session, environment_id, field="environmentId").id
-            check_environment_scope(principal, env_id)
+            env_id = find_environment(session, environment_id, field="environmentId", principal=principal).id
         return [svc.deployment_out(d) for d in svc.list_deployments(session, principal, env_id)]
 
 
@@ -69,9 +68,7 @@ def get_deployment(
 ) -> DeploymentOut:
     """By id, or by name when the name is unique."""
     with cp.db.reading() as session:
-        dep = find_deployment(session, ref)
-        check_environment_scope(principal, dep.environment_id)
-        return svc.deployment_out(dep)
+        return svc.deployment_out(find_deployment(session, ref, principal))
 
 
 @router.post("/{ref}/activate", response_model=DeploymentOut, responses=errors(403, 404))

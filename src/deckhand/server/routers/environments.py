@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from deckhand.server.auth import AdminUser, Reader, check_environment_scope
+from deckhand.server.auth import AdminUser, Reader
 from deckhand.server.routers.common import API_PREFIX, errors
 from deckhand.server.schemas.environments import EnvironmentCreate, EnvironmentOut, EnvironmentUpdate
 from deckhand.server.services import environments as svc
@@ -39,9 +39,7 @@ def get_environment(
 ) -> EnvironmentOut:
     """By id or by name."""
     with cp.db.reading() as session:
-        env = find_environment(session, ref)
-        check_environment_scope(principal, env.id)
-        return svc.environment_out(env)
+        return svc.environment_out(find_environment(session, ref, principal=principal))
 
 
 @router.patch("/{ref}", response_model=EnvironmentOut, responses=errors(403, 404, 409))

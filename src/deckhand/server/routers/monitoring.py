@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from deckhand.server.auth import AgentUser, Reader, check_environment_scope
+from deckhand.server.auth import AgentUser, Reader
 from deckhand.server.routers.common import API_PREFIX, errors
 from deckhand.server.schemas.monitoring import MonitoringBatch, MonitoringBatchResult
 from deckhand.server.services import monitoring as svc
@@ -71,8 +71,7 @@ def service_health(
     """Requests, rows, errors and latency p50/p99 per bucket and in total."""
     window = svc.window(start, end)
     with cp.db.reading() as session:
-        dep = find_deployment(session, ref)
-        check_environment_scope(principal, dep.environment_id)
+        dep = find_deployment(session, ref, principal)
         return svc.service_health(session, dep.id, *window, bucket_seconds)
 
 
@@ -83,8 +82,7 @@ def prediction_distribution(
     """Classes (classification) or bins (regression) of the predictions in the window."""
     window = svc.window(start, end)
     with cp.db.reading() as session:
-        dep = find_deployment(session, ref)
-        check_environment_scope(principal, dep.environment_id)
+        dep = find_deployment(session, ref, principal)
         return svc.predictions(session, dep, *window)
 
 
@@ -93,6 +91,5 @@ def feature_drift(ref: str, principal: Reader, cp: CP, start: Start = None, end:
     """PSI per feature against the package's training summary, else the first hour of data."""
     window = svc.window(start, end)
     with cp.db.reading() as session:
-        dep = find_deployment(session, ref)
-        check_environment_scope(principal, dep.environment_id)
+        dep = find_deployment(session, ref, principal)
         return svc.drift(session, dep, *window)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from deckhand.server.schemas.common import (
     ApiModel,
@@ -17,6 +18,11 @@ from deckhand.server.schemas.common import (
 )
 
 Text = Annotated[str, Field(max_length=100_000)]
+
+# Event times outside these are a sender's bug (a unit mix-up, an unset clock), not history.
+EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_EVENT = datetime(2100, 1, 1, tzinfo=UTC)
+_RANGE = f"between {EARLIEST_EVENT:%Y-%m-%d} and {LATEST_EVENT:%Y-%m-%d}"
 
 
 class DesiredEnvironment(ApiModel):
@@ -75,11 +81,30 @@ class AgentEventIn(RequestModel):
     deployment_id: Annotated[str, Field(max_length=100)] | None = None
     action: Annotated[str, Field(min_length=1, max_length=100)]
     result: Result
-    duration_seconds: Annotated[float, Field(ge=0)] | None = None
+    duration_seconds: Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)] | None = None
     message: Text | None = None
     timestamp: datetime | float | None = Field(
-        default=None, description="ISO 8601 time or Unix time (seconds or milliseconds)."
+        default=None,
+        description=f"ISO 8601 time or Unix time (seconds or milliseconds), {_RANGE}; default: when received.",
     )
+
+    @field_validator("timestamp")
+    @classmethod
+    def _event_time(cls, value: datetime | float | None) -> datetime | None:
+        """Unix seconds or milliseconds (the plugin protocol's unit) or ISO 8601, as UTC."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            if not math.isfinite(value):
+                raise ValueError("must be a finite number")
+            seconds = value / 1000.0 if abs(value) > 1e11 else value
+            if not EARLIEST_EVENT.timestamp() <= seconds < LATEST_EVENT.timestamp():
+                raise ValueError(f"{value:g} is not a Unix time (seconds or milliseconds) {_RANGE}")
+            return datetime.fromtimestamp(seconds, UTC)
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        if not EARLIEST_EVENT <= moment < LATEST_EVENT:
+            raise ValueError(f"{value.isoformat()} is not {_RANGE}")
+        return moment
 
 
 class AgentEvents(RequestModel):

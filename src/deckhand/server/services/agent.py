@@ -16,8 +16,9 @@ from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from deckhand.server.auth import Principal
 from deckhand.server.db.models import Deployment, Environment, ModelPackage, utcnow
-from deckhand.server.errors import NotFound
+from deckhand.server.errors import Forbidden, NotFound
 from deckhand.server.schemas.agent import StatusReport
 from deckhand.server.state import ControlPlane
 
@@ -32,6 +33,34 @@ def _not_found(environment_id: str) -> NotFound:
     return NotFound(
         f"environment: no prediction environment with id {environment_id!r}; check the agent's environment id"
     )
+
+
+def check_scope(principal: Principal, environment_id: str) -> None:
+    """An agent token's environments only; another one is "not found", as a missing one is."""
+    if not principal.can_see_environment(environment_id):
+        raise _not_found(environment_id)
+
+
+def check_deployments_of(session: Session, environment_id: str, named: list[tuple[str, str]]) -> None:
+    """Refuse (403) a report or event that names another environment's deployment.
+
+    `named` holds (field, deployment id) pairs. Ids the control plane does not know stay
+    allowed: an agent reports what its platform holds, orphans included (ignored by the
+    status update), and ids are random, so this cannot be used to probe for them."""
+    ids = {dep_id for _, dep_id in named}
+    if not ids:
+        return
+    foreign = set(
+        session.scalars(
+            select(Deployment.id).where(Deployment.id.in_(ids), Deployment.environment_id != environment_id)
+        )
+    )
+    for field, dep_id in named:
+        if dep_id in foreign:
+            raise Forbidden(
+                f"{field}: {dep_id!r} is not a deployment of prediction environment {environment_id!r}; "
+                "an agent reports only on its own environment's deployments"
+            )
 
 
 def current_revision(session: Session, environment_id: str) -> int:

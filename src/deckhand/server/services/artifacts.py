@@ -12,11 +12,13 @@ import secrets
 from pathlib import Path
 from typing import BinaryIO
 
+from deckhand.fsutil import private_dir
+
 
 class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
 
     def path_for(self, package_id: str) -> Path:
         return self.root / f"{package_id}.pkg"
@@ -40,7 +42,8 @@ class Upload:
         self.path = path
         self.sha256 = hashlib.sha256()
         self.size = 0
-        self._handle: BinaryIO | None = open(path, "wb")  # noqa: SIM115
+        # 0600: a package is the code a prediction server will run
+        self._handle: BinaryIO | None = os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb")
 
     def write(self, chunk: bytes) -> None:
         assert self._handle is not None

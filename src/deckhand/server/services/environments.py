@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from deckhand.secrets import keep_masked, mask_mapping
 from deckhand.server.auth import Principal
 from deckhand.server.db.models import Deployment, Environment, utcnow
 from deckhand.server.errors import Conflict
@@ -20,6 +21,8 @@ from deckhand.server.services.lookup import find_environment
 
 
 def environment_out(env: Environment) -> EnvironmentOut:
+    """What readers see: secret plugin config values are masked for everyone (write-only);
+    only the environment's agent gets them, through its desired state."""
     status = None
     if env.status is not None:
         status = EnvironmentStatusOut(
@@ -33,7 +36,7 @@ def environment_out(env: Environment) -> EnvironmentOut:
         description=env.description,
         platform=env.platform,
         plugin=env.plugin,
-        plugin_config=env.plugin_config,
+        plugin_config=mask_mapping(env.plugin_config or {}),
         key_value_config=env.key_value_config,
         monitoring_enabled=env.monitoring_enabled,
         revision=env.revision,
@@ -99,6 +102,8 @@ def update_environment(session: Session, principal: Principal, ref: str, body: E
             from deckhand.server.errors import InvalidField
 
             raise InvalidField("pluginConfig.command", "is required for platform 'custom'")
+    if body.plugin_config is not None:  # masked secrets sent back unchanged keep their values
+        changes["plugin_config"] = keep_masked(body.plugin_config, env.plugin_config or {})
     for key, value in changes.items():
         if value is not None:
             setattr(env, key, value)

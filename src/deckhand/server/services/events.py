@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -39,19 +38,10 @@ def record_api_event(
     )
 
 
-def _timestamp(value: datetime | float | None) -> datetime:
-    if value is None:
-        return utcnow()
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    seconds = value / 1000.0 if value > 1e11 else value  # the plugin protocol uses ms
-    return datetime.fromtimestamp(seconds, UTC)
-
-
 def record_agent_events(session: Session, principal: Principal, environment_id: str, events: list[AgentEventIn]) -> int:
     rows: list[dict[str, Any]] = [
         {
-            "timestamp": _timestamp(e.timestamp),
+            "timestamp": e.timestamp or utcnow(),  # validated and made UTC by the schema
             "environment_id": environment_id,
             "deployment_id": e.deployment_id,
             "kind": "agent",

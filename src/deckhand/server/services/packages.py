@@ -12,10 +12,10 @@ from starlette.concurrency import run_in_threadpool
 
 from deckhand.server.auth import Principal
 from deckhand.server.db.models import Deployment, ModelPackage, new_id
-from deckhand.server.errors import BadRequest, Conflict, Forbidden, InvalidField, PayloadTooLarge
+from deckhand.server.errors import BadRequest, Conflict, InvalidField, PayloadTooLarge
 from deckhand.server.schemas.packages import ModelPackageOut
 from deckhand.server.services.events import record_api_event
-from deckhand.server.services.lookup import find_package
+from deckhand.server.services.lookup import find_package, package_not_found
 from deckhand.server.state import ControlPlane
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,8 @@ def check_package_scope(session: Session, principal: Principal, package_id: str)
             )
         )
     )
-    if not used:
-        raise Forbidden(f"agent token {principal.name!r} may only read model packages deployed in its environments")
+    if not used:  # as if it did not exist: an agent learns nothing beyond its environments
+        raise package_not_found(package_id, "modelPackage")
 
 
 def delete_package(session: Session, principal: Principal, ref: str) -> ModelPackage:

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from deckhand.server import security_headers
 from deckhand.server.auth import mask_token
 from deckhand.server.ui.api import ApiCallError, UiApi
 from deckhand.server.ui.panels import (
@@ -43,18 +44,7 @@ EVENTS_SHOWN = 50
 MAX_LOGIN_BODY = 16 * 1024
 UI_DIR = Path(__file__).parent
 
-# No inline script or style anywhere: everything the page runs comes from /ui/static.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    # not no-referrer: with it, browsers send `Origin: null` on our own form posts
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
+SECURITY_HEADERS = security_headers.UI
 
 LOGIN_REASONS = {
     "expired": "Your token is no longer accepted (revoked, deleted or expired). Log in with a valid token.",
