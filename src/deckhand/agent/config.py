@@ -34,6 +34,8 @@ class AgentSettings(BaseModel):
     retry_base: float = Field(1.0, alias="retryBaseSeconds", gt=0)
     retry_max: float = Field(60.0, alias="retryMaxSeconds", gt=0)
     server_workers: int = Field(1, alias="predictionServerWorkers", ge=1)
+    # On stop, plugin threads (which cannot be killed) get this long to return.
+    shutdown_grace: float = Field(10.0, alias="shutdownGraceSeconds", gt=0)
 
     @field_validator("work_dir")
     @classmethod

@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import shutil
 import signal
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from deckhand.agent.clock import Clock, until
 from deckhand.agent.model import DesiredDeployment, EnvironmentInfo, ObservedDeployment
 from deckhand.fsutil import atomic_write_text
 from deckhand.plugin import yamlio
@@ -21,9 +25,47 @@ from deckhand.plugin.constants import BosunPluginActions as A
 from deckhand.plugin.constants import BosunPluginConfigConstants as K
 from deckhand.plugin.constants import DeploymentState
 
+STATUS_FILE = "status.yaml"  # in a subprocess action's temp dir, written by the runner
+
+
+class PluginCall(Protocol):
+    """One plugin action under way. `wait()` returns its result once the work has really
+    ended (the thread returned, the process was reaped); it may be awaited again, and
+    cancelling a wait leaves the work alone."""
+
+    killable: bool  # a process can be killed; a thread cannot
+
+    async def wait(self) -> ActionStatusInfo: ...
+
+    def kill(self) -> None: ...
+
 
 class PluginDriver(Protocol):
-    async def run(self, action: str, config: dict[str, Any], timeout: float) -> ActionStatusInfo: ...
+    async def start(self, action: str, config: dict[str, Any]) -> PluginCall: ...
+
+
+async def run_call(call: PluginCall, action: str, timeout: float, clock: Clock) -> ActionStatusInfo | None:
+    """`call`'s result if it ends within `timeout`. A process still running then is killed
+    with its process group and reaped before this returns a failure. A thread cannot be
+    killed: None says it still runs, and the caller must hold what the call holds (its
+    deployment's slot, its parallelism permit) until `call.wait()` returns. Cancelled (the
+    agent stops), a process is killed and reaped too; a thread runs on."""
+    waiter = asyncio.ensure_future(call.wait())
+    try:
+        if await until(clock, [waiter], clock.now() + timeout):
+            return waiter.result()
+        if not call.killable:
+            return None
+        call.kill()
+        await call.wait()
+        return failing(action, f"{action} did not finish within {timeout:g} s; plugin process killed")
+    except asyncio.CancelledError:
+        if call.killable:
+            call.kill()
+            await call.wait()
+        raise
+    finally:
+        waiter.cancel()
 
 
 def plugin_config_for(env: EnvironmentInfo, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -95,7 +137,7 @@ def failing(action: str, message: str) -> ActionStatusInfo:
 
 
 class InProcessDriver:
-    """A built-in (or importable) plugin class called in a worker thread."""
+    """A built-in (or importable) plugin class, each action called in a thread of its own."""
 
     def __init__(self, plugin: str, private_config: str | None = None):
         from deckhand.plugin.loader import load_plugin_class
@@ -103,7 +145,7 @@ class InProcessDriver:
         self._cls = load_plugin_class(plugin)  # conformance is checked now, at start-up
         self._private_config = private_config
 
-    async def run(self, action: str, config: dict[str, Any], timeout: float) -> ActionStatusInfo:
+    async def start(self, action: str, config: dict[str, Any]) -> PluginCall:
         def call() -> ActionStatusInfo:
             try:
                 parsed = parse_action_config(config, action, source="agent")
@@ -112,16 +154,47 @@ class InProcessDriver:
                 return failing(action, f"setting up plugin failed: {exc}")
             return instance.invoke(action, parsed.deployment_info)
 
-        try:
-            # A thread cannot be killed: on timeout the action is reported failed and the
-            # deployment stays busy until the thread returns (see EnvironmentAgent).
-            return await asyncio.wait_for(asyncio.to_thread(call), timeout)
-        except TimeoutError:
-            return failing(action, f"{action} did not finish within {timeout:.0f} s")
+        return ThreadCall(action, call)
+
+
+class ThreadCall:
+    """A plugin action in a daemon thread of its own. A thread cannot be killed, so one
+    past its timeout is waited for (see run_call); its own thread rather than the shared
+    executor's, so a hung plugin neither starves other work of workers nor keeps the
+    agent's process from exiting."""
+
+    killable = False
+
+    def __init__(self, action: str, fn: Callable[[], ActionStatusInfo]):
+        loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[ActionStatusInfo] = loop.create_future()
+
+        def deliver(status: ActionStatusInfo) -> None:
+            if not self._done.done():
+                self._done.set_result(status)
+
+        def target() -> None:
+            try:
+                status = fn()
+            except BaseException as exc:  # invoke() catches plugin errors; this is the agent's own
+                status = failing(action, f"{action} raised {type(exc).__name__}: {exc}")
+            try:
+                loop.call_soon_threadsafe(deliver, status)
+            except RuntimeError:  # the loop is closed: the agent stopped, nobody waits any more
+                pass
+
+        threading.Thread(target=target, name=f"plugin-{action}", daemon=True).start()
+
+    async def wait(self) -> ActionStatusInfo:
+        return await asyncio.shield(self._done)
+
+    def kill(self) -> None:
+        """A thread cannot be killed."""
 
 
 class SubprocessDriver:
-    """`<command> --action A --config F --status-file S` per action; killed at its timeout."""
+    """`<command> --action A --config F --status-file S` per action, in a process group of
+    its own that run_call kills at the timeout."""
 
     def __init__(self, command: str, work_dir: Path, env: dict[str, str] | None = None):
         self._argv = shlex.split(command)
@@ -130,37 +203,65 @@ class SubprocessDriver:
         self._work_dir = work_dir
         self._env = env or {}
 
-    async def run(self, action: str, config: dict[str, Any], timeout: float) -> ActionStatusInfo:
+    async def start(self, action: str, config: dict[str, Any]) -> PluginCall:
         self._work_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self._work_dir, prefix=f".{action}-") as tmp:
-            config_file = Path(tmp) / "action-config.yaml"
-            status_file = Path(tmp) / "status.yaml"
+        tmp = Path(tempfile.mkdtemp(dir=self._work_dir, prefix=f".{action}-"))
+        try:
+            config_file = tmp / "action-config.yaml"
             # JSON is YAML: any runner reads it, and ours skips importing a YAML library.
             atomic_write_text(config_file, yamlio.dumps(config))
+            status_file = tmp / STATUS_FILE
             argv = [*self._argv, "--action", action, "--config", str(config_file), "--status-file", str(status_file)]
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
                 env={**os.environ, **self._env},
-                start_new_session=True,  # its own process group, so a timeout kills children too
+                start_new_session=True,  # its own process group, so a kill reaches its children too
             )
-            try:
-                _, stderr = await asyncio.wait_for(proc.communicate(), timeout)
-            except TimeoutError:
-                _kill_group(proc.pid)
-                await proc.wait()
-                return failing(action, f"{action} did not finish within {timeout:.0f} s; plugin process killed")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return SubprocessCall(action, proc, tmp)
+
+
+class SubprocessCall:
+    """A runner process: its result is read from the status file once it has exited and
+    been reaped; `kill()` sends SIGKILL to its whole process group."""
+
+    killable = True
+
+    def __init__(self, action: str, proc: Any, tmp: Path, kill_group: Callable[[int], None] | None = None):
+        self._action = action
+        self._proc = proc
+        self._tmp = tmp
+        self._kill_group = kill_group or _kill_group
+        self._done = asyncio.ensure_future(self._reap())
+
+    async def _reap(self) -> ActionStatusInfo:
+        try:
+            _, stderr = await self._proc.communicate()  # returns once the process is reaped
+            status_file = self._tmp / STATUS_FILE
             if status_file.exists():
                 try:
                     values = yamlio.loads(status_file.read_text()) or {}
                     return ActionStatusInfo.from_dict(values)
                 except Exception as exc:
-                    return failing(action, f"plugin wrote an unreadable status file: {exc}")
+                    return failing(self._action, f"plugin wrote an unreadable status file: {exc}")
             tail = (stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
             return failing(
-                action, f"plugin exited with {proc.returncode} without a status file: {' | '.join(tail) or 'no output'}"
+                self._action,
+                f"plugin exited with {self._proc.returncode} without a status file: {' | '.join(tail) or 'no output'}",
             )
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    async def wait(self) -> ActionStatusInfo:
+        return await asyncio.shield(self._done)
+
+    def kill(self) -> None:
+        if self._proc.returncode is None:  # once reaped, its pid may belong to someone else
+            self._kill_group(self._proc.pid)
 
 
 def _kill_group(pid: int) -> None:

@@ -19,8 +19,9 @@ def plan(
     observed: Mapping[str, ObservedDeployment],
     busy: Collection[str] = (),
 ) -> list[Action]:
-    """Actions that move `observed` towards `desired`; deployments in `busy` (an action in
-    flight, or waiting for a retry) are left alone."""
+    """Actions that move `observed` towards `desired`; deployments in `busy` (their slot's
+    action is under way — a plugin thread past its timeout included — or waits for a retry;
+    see Slots.busy) are left alone."""
     actions: list[Action] = []
     for dep_id in sorted(set(desired) | set(observed)):
         if dep_id in busy:

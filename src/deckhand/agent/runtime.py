@@ -1,22 +1,29 @@
 """One prediction environment's control loop: follow the desired state, observe the
-plugin, run the reconciler's actions (one per deployment at a time, a bounded number in
-parallel, each with a timeout and retries with backoff), and report back."""
+plugin, plan, launch the planned actions and report back. Each deployment's action runs
+in its slot (agent/slots.py: one at a time per deployment, a bounded number holding a
+parallelism permit, timeouts and retries); reporting and platform set-up live in
+agent/reporting.py and agent/platform_setup.py."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import time
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from deckhand.agent import drivers, platforms
-from deckhand.agent.artifacts import ArtifactCache
+from deckhand.agent import drivers
+from deckhand.agent.clock import Clock, MonotonicClock, sleep_until, until
 from deckhand.agent.config import AgentSettings, EnvironmentSettings
 from deckhand.agent.model import Action, DesiredState, ObservedDeployment
+from deckhand.agent.platform_setup import Platform, SetUp, set_up_platform
+from deckhand.agent.platforms import PredictionServerSupervisor, TrackingAgentSupervisor
 from deckhand.agent.reconcile import plan
+from deckhand.agent.reporting import ClientSink, Reporter, ReportSink, status_payload
+from deckhand.agent.slots import Slot, Slots
 from deckhand.agent.sources import DesiredStateSource
+from deckhand.agent.tasks import TaskSet, cancel_and_wait
 from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo
 from deckhand.plugin.constants import BosunPluginActions as A
 from deckhand.plugin.constants import DeploymentState as S
@@ -24,9 +31,8 @@ from deckhand.secrets import mask
 
 log = logging.getLogger("deckhand.agent")
 
-REPORT_MIN_INTERVAL = 0.25  # seconds between two status reports to the control plane
-
 NEEDS_ARTIFACT = {A.DEPLOYMENT_START, A.DEPLOYMENT_REPLACE_MODEL, A.DEPLOYMENT_RELAUNCH}
+COALESCE_SECONDS = 0.01  # a pass waits this long after waking, so a burst of completions makes one pass
 
 
 class EnvironmentAgent:
@@ -37,123 +43,87 @@ class EnvironmentAgent:
         *,
         env_settings: EnvironmentSettings | None = None,
         client: Any | None = None,
+        set_up: SetUp | None = None,
+        sink: ReportSink | None = None,
+        clock: Clock | None = None,
     ):
+        """`set_up`, `sink` and `clock` replace the real platform, control plane reports
+        and time (tests pass fakes)."""
         self.settings = settings
         self.source = source
         self.env_settings = env_settings or EnvironmentSettings(id="file")
-        self.client = client
+        self.clock = clock or MonotonicClock()
         self.desired: DesiredState | None = None
-        self.observed: dict[str, ObservedDeployment] = {}
-        self.in_flight: set[str] = set()
-        self.failures: dict[str, int] = {}
-        self.retry_at: dict[str, float] = {}
+        self.platform: Platform | None = None
+        self.slots = Slots(settings.parallelism, self.clock)
+        self.reporter = Reporter(sink or (ClientSink(client) if client is not None else None), self.clock)
         self.env_status: dict[str, Any] = {"status": ActionStatus.UNKNOWN, "message": "starting"}
-        self.server: platforms.PredictionServerSupervisor | None = None
-        self.tracker: platforms.TrackingAgentSupervisor | None = None
-        self._events: list[dict[str, Any]] = []
-        self._wake = asyncio.Event()
-        self._desired_changed = True
-        self._last_report: Any = None
-        self._last_report_at = 0.0
-        self._report_due_at: float | None = None
-        self._last_status_at = 0.0
-        self._sem = asyncio.Semaphore(settings.parallelism)
-        self._driver: drivers.PluginDriver | None = None
-        self._plugin_overrides: dict[str, Any] = {}
         self.ready = asyncio.Event()
+        self._set_up = set_up or functools.partial(set_up_platform, settings, self.env_settings, client=client)
+        self._tasks = TaskSet()
+        self._env_overrun: asyncio.Task[Any] | None = None  # an environment-level plugin thread past its timeout
+        self._wake = asyncio.Event()
 
-    # ----- set-up ------------------------------------------------------------------------
-    async def _setup(self) -> None:
+    @property
+    def observed(self) -> dict[str, ObservedDeployment]:
+        return self.slots.observed()
+
+    @property
+    def server(self) -> PredictionServerSupervisor | None:
+        return self.platform.server if self.platform else None
+
+    @property
+    def tracker(self) -> TrackingAgentSupervisor | None:
+        return self.platform.tracker if self.platform else None
+
+    def status_payload(self) -> dict[str, Any]:
         assert self.desired is not None
-        env = self.desired.environment
-        work = self.settings.work_dir / _safe(env.id)
-        self.cache = ArtifactCache(self.settings.work_dir / "packages", self.client)
-        overrides = dict(self.env_settings.plugin_config)
-        if env.platform == "local":
-            base = work / "deployments"
-            port = int(env.plugin_config.get("port") or overrides.get("port") or 0) or None  # None: stable free port
-            # Monitoring (docs/monitoring.md): the server spools records, a tracking agent sends them.
-            url = self.settings.resolved_url()
-            monitored = platforms.local_monitoring_enabled(
-                overrides, {platforms.MONITORING_KEY: env.monitoring_enabled}
-            )
-            spool = work / "spool" if url and monitored else None
-            self.server = platforms.PredictionServerSupervisor(
-                base,
-                port,
-                work / "prediction-server.log",
-                workers=self.settings.server_workers,
-                env={"DECKHAND_MONITORING": f"spool:{spool}"} if spool else None,
-            )
-            await self.server.start()
-            overrides.update(platforms.local_plugin_config(base, self.server.url))
-            if spool and url:
-                self.tracker = platforms.TrackingAgentSupervisor(
-                    spool, url, self.settings.resolved_token(), work / "tracking-agent.log"
-                )
-                await self.tracker.start()
-        if env.platform == "docker":
-            # The tracking agent the plugin runs reports to this control plane as this agent.
-            overrides.setdefault("mlopsUrl", self.settings.resolved_url())
-            if not self.env_settings.command:  # a runner gets it as MLOPS_API_TOKEN instead
-                overrides.setdefault("mlopsApiToken", self.settings.resolved_token())
-        self._plugin_overrides = overrides
-        if self.env_settings.command:
-            token_env = {"MLOPS_API_TOKEN": self.settings.resolved_token() or ""}
-            self._driver = drivers.SubprocessDriver(self.env_settings.command, work / "actions", token_env)
-        else:
-            plugin = self.env_settings.plugin or env.plugin or platforms.DEFAULT_PLUGINS.get(env.platform)
-            if not plugin:
-                raise RuntimeError(
-                    f"environment {env.id}: platform {env.platform!r} has no built-in plugin; set `command` "
-                    "or `plugin` for it in the agent config"
-                )
-            self._driver = drivers.InProcessDriver(plugin, self.env_settings.private_config)
-        status = await self._run_plugin(A.PLUGIN_START, None)
-        self._event(None, A.PLUGIN_START, status)
-        self.env_status = {"status": status.status, "message": status.msg}
+        return status_payload(self.desired, self.observed, self.slots.running(), self.env_status)
 
     # ----- the loop ----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        self.desired = await self.source.next_state(None, 0)
-        await self._setup()
-        env = self.desired.environment
-        log.info("environment=%s platform=%s started revision=%s", env.id, env.platform, self.desired.revision)
-        follower = asyncio.create_task(self._follow_desired(stop), name="desired-state")
-        last_resync = 0.0
         try:
+            self.desired = await self.source.next_state(None, 0)
+            env = self.desired.environment
+            self.platform = await self._set_up(env)
+            status = await self._env_call(A.PLUGIN_START)
+            self.reporter.event(None, A.PLUGIN_START, status)
+            self.env_status = {"status": status.status, "message": status.msg}
+            log.info("environment=%s platform=%s started revision=%s", env.id, env.platform, self.desired.revision)
+            self._tasks.spawn(self._follow_desired(stop), name="desired-state")
+            last_resync: float | None = None
             while not stop.is_set():
-                now = time.monotonic()
                 # A new desired state is planned against the observed state held here, which
                 # every action's result keeps current; the plugin is asked again (a full
                 # deployment_list + pe_status) only at each resync. Observing on every change
                 # made 1,000 deployments created at once cost 1,000 full listings.
-                self._desired_changed = False
-                if now - last_resync >= self.settings.resync_interval:
+                now = self.clock.now()
+                if last_resync is None or now - last_resync >= self.settings.resync_interval:
                     last_resync = now
                     await self._observe()
-                self._launch(plan(self.desired.by_id(), self.observed, self._busy()))
-                await self._report()
+                self._launch(plan(self.desired.by_id(), self.observed, self.slots.busy()))
+                await self.reporter.report(env.id, self.status_payload)
                 self.ready.set()
                 await self._sleep_until_needed(stop, last_resync)
         finally:
-            follower.cancel()
-            await self._shutdown()
+            try:
+                await self._drain()
+            finally:
+                await self._shutdown()
 
     async def _sleep_until_needed(self, stop: asyncio.Event, last_resync: float) -> None:
-        now = time.monotonic()
-        wake_at = last_resync + self.settings.resync_interval
-        if self._report_due_at is not None:
-            wake_at = min(wake_at, self._report_due_at)
-        if self.retry_at:
-            wake_at = min(wake_at, min(self.retry_at.values()))
+        wake_at = min(
+            t
+            for t in (last_resync + self.settings.resync_interval, self.reporter.due_at, self.slots.next_retry())
+            if t is not None
+        )
         self._wake.clear()
-        stopper = asyncio.ensure_future(stop.wait())
-        waker = asyncio.ensure_future(self._wake.wait())
-        await asyncio.wait({stopper, waker}, timeout=max(0.0, wake_at - now), return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        waker.cancel()
-        await asyncio.sleep(0.01)  # coalesce bursts of completions into one pass
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await until(self.clock, waiters, wake_at)
+        finally:
+            await cancel_and_wait(waiters)
+        await sleep_until(self.clock, self.clock.now() + COALESCE_SECONDS)
 
     async def _follow_desired(self, stop: asyncio.Event) -> None:
         backoff = self.settings.retry_base
@@ -163,69 +133,85 @@ class EnvironmentAgent:
                 backoff = self.settings.retry_base
             except Exception as exc:  # control plane down: keep what we have, retry
                 log.warning("desired state fetch failed: %s", mask(str(exc)))
-                await asyncio.sleep(backoff)
+                await sleep_until(self.clock, self.clock.now() + backoff)
                 backoff = min(backoff * 2, self.settings.retry_max)
                 continue
             if self.desired is None or state.revision != self.desired.revision:
                 log.info("desired state revision=%s deployments=%d", state.revision, len(state.deployments))
                 self.desired = state
-                self._desired_changed = True
                 self._wake.set()
-
-    def _busy(self) -> set[str]:
-        now = time.monotonic()
-        for dep_id in [d for d, t in self.retry_at.items() if t <= now]:
-            del self.retry_at[dep_id]
-        return self.in_flight | set(self.retry_at)
 
     # ----- observing ---------------------------------------------------------------------
     async def _observe(self) -> None:
-        listed = await self._run_plugin(A.DEPLOYMENT_LIST, None)
+        listed = await self._env_call(A.DEPLOYMENT_LIST)
         if listed.status != ActionStatus.OK or not isinstance(listed.data, dict):
             self.env_status = {"status": listed.status, "message": f"deployment_list: {listed.msg}"}
             return
-        fresh: dict[str, ObservedDeployment] = {}
-        for dep_id, raw in listed.data.items():
-            if dep_id in self.in_flight and dep_id in self.observed:
-                fresh[dep_id] = self.observed[dep_id]
-                continue
-            fresh[str(dep_id)] = _observed_from_status(str(dep_id), raw or {}, self.observed.get(str(dep_id)))
-        for dep_id in self.in_flight:
-            if dep_id in self.observed and dep_id not in fresh:
-                fresh[dep_id] = self.observed[dep_id]
-        self.observed = fresh
-        pe = await self._run_plugin(A.PE_STATUS, None)
+        known = self.observed
+        self.slots.refresh(
+            {str(d): _observed_from_status(str(d), raw or {}, known.get(str(d))) for d, raw in listed.data.items()}
+        )
+        pe = await self._env_call(A.PE_STATUS)
         self.env_status = {"status": pe.status, "message": pe.msg}
 
     # ----- acting ------------------------------------------------------------------------
     def _launch(self, actions: list[Action]) -> None:
         for action in actions:
-            self.in_flight.add(action.deployment_id)
-            asyncio.create_task(self._execute(action), name=f"{action.kind}:{action.deployment_id}")
+            slot = self.slots.get(action.deployment_id)
+            slot.begin(action, self._tasks.spawn(self._execute(slot, action), f"{action.kind}:{action.deployment_id}"))
 
-    async def _execute(self, action: Action) -> None:
+    async def _execute(self, slot: Slot, action: Action) -> None:
         try:
-            async with self._sem:  # bounds plugin work; waiting for the server below does not count
+            # The permit bounds plugin work and is held until that work has really ended,
+            # past its timeout too; waiting for the prediction server below does not count.
+            async with self.slots.permits:
                 log.info("action=%s deployment=%s reason=%r", action.kind, action.deployment_id, action.reason)
-                self.observed[action.deployment_id] = _transient(action)
-                artifact = None
-                if action.kind in NEEDS_ARTIFACT and action.desired is not None:
-                    try:
-                        artifact = await self.cache.path_for(action.desired)
-                    except Exception as exc:
-                        status = drivers.failing(action.kind, f"model package {action.desired.model_id}: {exc}")
-                        self._finish(action, status)
-                        return
-                status = await self._run_plugin(action.kind, action, artifact)
+                slot.observed = _transient(action)
+                status = await self._act(slot, action)
             if self.server is not None and status.status == ActionStatus.OK:
                 status = await self._confirm_with_server(action, status)
-            self._finish(action, status)
+            self._finish(slot, action, status)
         except Exception as exc:  # never lose the loop to one action
             log.exception("action %s failed", action.kind)
-            self._finish(action, drivers.failing(action.kind, f"agent error: {exc}"))
+            self._finish(slot, action, drivers.failing(action.kind, f"agent error: {exc}"))
         finally:
-            self.in_flight.discard(action.deployment_id)
+            slot.end()
             self._wake.set()
+
+    async def _act(self, slot: Slot, action: Action) -> ActionStatusInfo:
+        assert self.platform is not None
+        artifact = None
+        if action.kind in NEEDS_ARTIFACT and action.desired is not None:
+            try:
+                artifact = await self.platform.cache.path_for(action.desired)
+            except Exception as exc:
+                return drivers.failing(action.kind, f"model package {action.desired.model_id}: {exc}")
+        timeout = self.settings.action_timeout
+        slot.call = call = await self._start_call(action.kind, action, artifact)
+        try:
+            status = await drivers.run_call(call, action.kind, timeout, self.clock)
+            if status is not None:
+                return status
+            self._overran(slot, action)
+            # Its real result, whenever the thread returns: recorded, not discarded — the
+            # observed state must say what the plugin did, and the next pass plans from
+            # there against whatever the desired state is by then.
+            status = await call.wait()
+            status.msg = f"{status.msg or status.status} (returned after its {timeout:g} s timeout)"
+            return status
+        finally:
+            slot.call = None
+
+    def _overran(self, slot: Slot, action: Action) -> None:
+        slot.overrunning = True
+        message = (
+            f"{action.kind} did not finish within {self.settings.action_timeout:g} s; timed out, still running "
+            "(a plugin thread cannot be killed): no other action for this deployment until it returns"
+        )
+        slot.observed = replace(slot.observed or _transient(action), message=message)
+        log.warning("action=%s deployment=%s timed out, still running", action.kind, action.deployment_id)
+        self.reporter.event(action.deployment_id, action.kind, ActionStatusInfo(ActionStatus.WARN, msg=message))
+        self._wake.set()  # report it now
 
     async def _confirm_with_server(self, action: Action, status: ActionStatusInfo) -> ActionStatusInfo:
         """Local platform: ready means the prediction server answers with this model, and
@@ -238,9 +224,9 @@ class EnvironmentAgent:
             problem = await self.server.wait_model_unloaded(action.deployment_id)
         return drivers.failing(action.kind, problem) if problem else status
 
-    def _finish(self, action: Action, status: ActionStatusInfo) -> None:
+    def _finish(self, slot: Slot, action: Action, status: ActionStatusInfo) -> None:
         dep_id = action.deployment_id
-        previous = self.observed.get(dep_id)
+        previous = slot.observed
         if (
             action.observed is not None
             and previous is not None
@@ -259,26 +245,23 @@ class EnvironmentAgent:
             )
         if action.kind == A.DEPLOYMENT_STOP and status.status == ActionStatus.OK:
             observed = ObservedDeployment(dep_id, S.STOPPED, None, None, status.msg)
-        self.observed[dep_id] = observed
-        if status.status in (ActionStatus.OK, ActionStatus.WARN):
-            self.failures.pop(dep_id, None)
-            self.retry_at.pop(dep_id, None)
-        else:
-            count = self.failures[dep_id] = self.failures.get(dep_id, 0) + 1
-            delay = min(self.settings.retry_base * 2 ** (count - 1), self.settings.retry_max)
-            self.retry_at[dep_id] = time.monotonic() + delay
+        slot.observed = observed
+        ok = status.status in (ActionStatus.OK, ActionStatus.WARN)
+        delay = slot.record(ok, self.clock.now(), self.settings.retry_base, self.settings.retry_max)
+        if delay is not None:
             log.warning(
                 "action=%s deployment=%s failed (%d): %s; retry in %.1fs",
                 action.kind,
                 dep_id,
-                count,
+                slot.failures,
                 mask(status.msg or ""),
                 delay,
             )
-        self._event(dep_id, action.kind, status)
+        self.reporter.event(dep_id, action.kind, status)
 
-    async def _run_plugin(self, kind: str, action: Action | None, artifact: Path | None = None) -> ActionStatusInfo:
-        assert self.desired is not None and self._driver is not None
+    # ----- calling the plugin ------------------------------------------------------------
+    async def _start_call(self, kind: str, action: Action | None, artifact: Path | None = None) -> drivers.PluginCall:
+        assert self.desired is not None and self.platform is not None
         env = self.desired.environment
         deployment = None
         if action is not None:
@@ -289,99 +272,77 @@ class EnvironmentAgent:
                 artifact,
                 replacing=kind == A.DEPLOYMENT_REPLACE_MODEL,
             )
-        pe_deployments = (
-            [
-                drivers.deployment_info(d, self.observed.get(d.id), d.id, None)
-                for d in self.desired.deployments
-                if d.active
+        pe_deployments = []
+        if kind == A.PE_STATUS:
+            observed = self.observed
+            pe_deployments = [
+                drivers.deployment_info(d, observed.get(d.id), d.id, None) for d in self.desired.deployments if d.active
             ]
-            if kind == A.PE_STATUS
-            else []
-        )
         config = drivers.action_config(
-            env, drivers.plugin_config_for(env, self._plugin_overrides), pe_deployments, deployment
+            env, drivers.plugin_config_for(env, self.platform.overrides), pe_deployments, deployment
         )
-        return await self._driver.run(kind, config, self.settings.action_timeout)
+        return await self.platform.driver.start(kind, config)
 
-    # ----- reporting ---------------------------------------------------------------------
-    def _event(self, dep_id: str | None, action: str, status: ActionStatusInfo) -> None:
-        self._events.append(
-            {
-                "deploymentId": dep_id,
-                "action": action,
-                "result": status.status,
-                "durationSeconds": status.duration,
-                "message": mask(status.msg or ""),
-                "timestamp": datetime.now(UTC).isoformat(),
-            }
-        )
+    async def _env_call(self, kind: str) -> ActionStatusInfo:
+        """An environment-level action (plugin_start, deployment_list, pe_status, plugin_stop),
+        awaited in the loop. One past its timeout in a thread is left to finish in the
+        background, and no other environment-level call starts until it has."""
+        if self._env_overrun is not None:
+            return drivers.failing(kind, f"not run: {self._env_overrun.get_name()} is still running past its timeout")
+        call = await self._start_call(kind, None)
+        status = await drivers.run_call(call, kind, self.settings.action_timeout, self.clock)
+        if status is not None:
+            return status
+        log.warning("action=%s timed out, still running", kind)
+        self._env_overrun = self._tasks.spawn(self._await_overrun(call), name=kind)
+        return drivers.failing(kind, f"{kind} did not finish within {self.settings.action_timeout:g} s; still running")
 
-    def status_payload(self) -> dict[str, Any]:
-        assert self.desired is not None
-        deployments = []
-        for desired in self.desired.deployments:
-            seen = self.observed.get(desired.id)
-            deployments.append(
-                {
-                    "id": desired.id,
-                    "state": seen.state if seen else S.STOPPED,
-                    "modelId": seen.model_id if seen else None,
-                    "predictionUrl": seen.prediction_url if seen else None,
-                    "message": mask(seen.message or "") if seen else "not started yet",
-                    "oldModelInUse": bool(seen.old_model_in_use) if seen else False,
-                }
-            )
-        # Deleted in the control plane but still running here: reported until stopped, so
-        # the control plane purges a deleted deployment only once it is really gone.
-        wanted = {d.id for d in self.desired.deployments}
-        for dep_id, seen in self.observed.items():
-            if dep_id not in wanted and (seen.state != S.STOPPED or dep_id in self.in_flight):
-                deployments.append(
-                    {
-                        "id": dep_id,
-                        "state": seen.state,
-                        "modelId": seen.model_id,
-                        "predictionUrl": seen.prediction_url,
-                        "message": mask(seen.message or ""),
-                        "oldModelInUse": bool(seen.old_model_in_use),
-                    }
-                )
-        return {"environment": dict(self.env_status), "deployments": deployments}
-
-    async def _report(self) -> None:
-        if self.client is None or self.desired is None:
-            self._events.clear()
-            return
-        # At most one report per REPORT_MIN_INTERVAL: while many actions finish, each pass
-        # would otherwise post every deployment's status again.
-        now = time.monotonic()
-        if now - self._last_report_at < REPORT_MIN_INTERVAL:
-            self._report_due_at = self._last_report_at + REPORT_MIN_INTERVAL
-            return
-        self._report_due_at = None
-        env_id = self.desired.environment.id
-        events, self._events = self._events, []
-        payload = self.status_payload()
+    async def _await_overrun(self, call: drivers.PluginCall) -> None:
         try:
-            if events:
-                await asyncio.to_thread(self.client.post_events, env_id, events)
-                self._last_report_at = now
-            if payload != self._last_report or now - self._last_status_at > 60:  # also a heartbeat
-                await asyncio.to_thread(self.client.report_status, env_id, payload)
-                self._last_report, self._last_report_at, self._last_status_at = payload, now, now
-        except Exception as exc:
-            self._events = events + self._events  # keep them for the next pass
-            log.warning("report to control plane failed: %s", mask(str(exc)))
+            await call.wait()
+        finally:
+            self._env_overrun = None
+
+    # ----- stopping ----------------------------------------------------------------------
+    async def _drain(self) -> None:
+        """Leave no task behind. Plugin threads cannot be killed, so they get up to
+        `shutdownGraceSeconds` to return; everything else is cancelled now (an action waiting
+        for its permit never starts; a plugin process is killed and reaped)."""
+        threads = {s.task for s in self.slots if s.in_thread and s.task is not None}
+        if self._env_overrun is not None:
+            threads.add(self._env_overrun)
+        await cancel_and_wait([t for t in self._tasks if t not in threads])
+        if not threads:
+            return
+        grace = self.settings.shutdown_grace
+        names = ", ".join(sorted(t.get_name() for t in threads))
+        log.info("stopping: waiting up to %g s for %d plugin thread(s): %s", grace, len(threads), names)
+        everything = asyncio.ensure_future(asyncio.wait(threads))
+        try:
+            await until(self.clock, [everything], self.clock.now() + grace)
+        finally:
+            everything.cancel()
+        left = [t for t in threads if not t.done()]
+        if left:
+            log.warning(
+                "stopping: %d plugin thread(s) still running after %g s, left behind: %s",
+                len(left),
+                grace,
+                ", ".join(sorted(t.get_name() for t in left)),
+            )
+        await cancel_and_wait(left)
 
     async def _shutdown(self) -> None:
+        if self.platform is None:
+            return
         try:
-            if self._driver is not None and self.desired is not None:
-                await self._run_plugin(A.PLUGIN_STOP, None)
+            if self.desired is not None:
+                status = await self._env_call(A.PLUGIN_STOP)
+                if status.status != ActionStatus.OK:
+                    log.warning("plugin_stop: %s", mask(status.msg or ""))
         finally:
-            if self.server is not None:
-                await self.server.stop()
-            if self.tracker is not None:  # after the server, so it can send what the server spooled last
-                await self.tracker.stop()
+            await cancel_and_wait(list(self._tasks))  # a plugin_stop thread past its timeout
+            await self.platform.stop()
 
 
 def _observed_from_status(dep_id: str, raw: dict[str, Any], previous: ObservedDeployment | None) -> ObservedDeployment:
@@ -409,7 +370,3 @@ def _transient(action: Action) -> ObservedDeployment:
         prev.prediction_url if prev else None,
         action.reason,
     )
-
-
-def _safe(value: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in value) or "env"

@@ -1,0 +1,101 @@
+"""Setting up what one environment's agent acts through: the plugin driver (in-process, or
+a subprocess through `command`), the plugin config the agent adds, the model package
+cache and, on the local platform, the prediction server and tracking agent it supervises."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deckhand.agent import drivers, platforms
+from deckhand.agent.artifacts import ArtifactCache
+from deckhand.agent.config import AgentSettings, EnvironmentSettings
+from deckhand.agent.model import EnvironmentInfo
+
+
+@dataclass
+class Platform:
+    driver: drivers.PluginDriver
+    cache: ArtifactCache
+    overrides: dict[str, Any] = field(default_factory=dict)  # plugin config the agent adds
+    server: platforms.PredictionServerSupervisor | None = None
+    tracker: platforms.TrackingAgentSupervisor | None = None
+
+    async def stop(self) -> None:
+        try:
+            if self.server is not None:
+                await self.server.stop()
+        finally:
+            if self.tracker is not None:  # after the server, so it can send what the server spooled last
+                await self.tracker.stop()
+
+
+SetUp = Callable[[EnvironmentInfo], Awaitable[Platform]]
+
+
+async def set_up_platform(
+    settings: AgentSettings, env_settings: EnvironmentSettings, env: EnvironmentInfo, client: Any | None
+) -> Platform:
+    """The platform for `env`; what it started is stopped again if a later step fails."""
+    work = settings.work_dir / safe_name(env.id)
+    platform = Platform(
+        _driver(settings, env_settings, env, work), ArtifactCache(settings.work_dir / "packages", client)
+    )
+    platform.overrides.update(env_settings.plugin_config)
+    try:
+        if env.platform == "local":
+            await _start_local(platform, settings, env, work)
+        if env.platform == "docker":
+            # The tracking agent the plugin runs reports to this control plane as this agent.
+            platform.overrides.setdefault("mlopsUrl", settings.resolved_url())
+            if not env_settings.command:  # a runner gets it as MLOPS_API_TOKEN instead
+                platform.overrides.setdefault("mlopsApiToken", settings.resolved_token())
+    except BaseException:
+        await platform.stop()
+        raise
+    return platform
+
+
+def _driver(
+    settings: AgentSettings, env_settings: EnvironmentSettings, env: EnvironmentInfo, work: Path
+) -> drivers.PluginDriver:
+    if env_settings.command:
+        token_env = {"MLOPS_API_TOKEN": settings.resolved_token() or ""}
+        return drivers.SubprocessDriver(env_settings.command, work / "actions", token_env)
+    plugin = env_settings.plugin or env.plugin or platforms.DEFAULT_PLUGINS.get(env.platform)
+    if not plugin:
+        raise RuntimeError(
+            f"environment {env.id}: platform {env.platform!r} has no built-in plugin; set `command` "
+            "or `plugin` for it in the agent config"
+        )
+    return drivers.InProcessDriver(plugin, env_settings.private_config)
+
+
+async def _start_local(platform: Platform, settings: AgentSettings, env: EnvironmentInfo, work: Path) -> None:
+    overrides = platform.overrides
+    base = work / "deployments"
+    port = int(env.plugin_config.get("port") or overrides.get("port") or 0) or None  # None: stable free port
+    # Monitoring (docs/monitoring.md): the server spools records, a tracking agent sends them.
+    url = settings.resolved_url()
+    monitored = platforms.local_monitoring_enabled(overrides, {platforms.MONITORING_KEY: env.monitoring_enabled})
+    spool = work / "spool" if url and monitored else None
+    platform.server = platforms.PredictionServerSupervisor(
+        base,
+        port,
+        work / "prediction-server.log",
+        workers=settings.server_workers,
+        env={"DECKHAND_MONITORING": f"spool:{spool}"} if spool else None,
+    )
+    await platform.server.start()
+    overrides.update(platforms.local_plugin_config(base, platform.server.url))
+    if spool and url:
+        platform.tracker = platforms.TrackingAgentSupervisor(
+            spool, url, settings.resolved_token(), work / "tracking-agent.log"
+        )
+        await platform.tracker.start()
+
+
+def safe_name(value: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in value) or "env"
