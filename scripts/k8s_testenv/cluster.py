@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shlex
 import shutil
 import socket
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -84,10 +86,40 @@ class EnvInfo:
         Path(self.state_dir, "env.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Below the NodePort range (30000-32767) and the kernel's usual ephemeral range (32768-60999).
+PORT_BAND = range(10000, 30000)
+
+
+def free_ports(names: Sequence[str]) -> dict[str, int]:
+    """Distinct free 127.0.0.1 ports, one per name, for components that bind them seconds later.
+
+    Each port is held until all are chosen: back-to-back bind(0) calls can hand out the same
+    port twice (about one `up` in 200), and the component that binds it second exits with
+    "bind: address already in use" (traefik, started last, most often). The ports are also
+    outside the ephemeral range, so nothing that binds port 0 or connects out in the meantime
+    (kwok, containerd, test servers) can take one before its component binds it.
+    """
+    low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    candidates = [p for p in PORT_BAND if not low <= p <= high]
+    random.shuffle(candidates)
+    held: list[socket.socket] = []
+    try:
+        for port in candidates:
+            if len(held) == len(names):
+                break
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))  # no SO_REUSEADDR: fails on a port in any use
+            except OSError:
+                s.close()
+                continue
+            held.append(s)
+        if len(held) < len(names):
+            raise EnvError(f"only {len(held)} of {len(names)} ports free in {PORT_BAND} outside {low}-{high}")
+        return {name: s.getsockname()[1] for name, s in zip(names, held, strict=True)}
+    finally:
+        for s in held:
+            s.close()
 
 
 def _run(cmd: list[str], *, check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -105,8 +137,11 @@ def wait_for(what: str, check, *, timeout: float, procs: Procs | None = None, lo
                 return
         except Exception:  # noqa: BLE001 - any failure means "not yet"
             pass
-        if procs and log and procs.names() and log in procs.names() and not procs.alive(log):
-            raise EnvError(f"{log} exited while waiting for {what}:\n{procs.log_tail(log)}")
+        if procs and log and log in procs.names() and not procs.alive(log):
+            raise EnvError(
+                f"{log} exited while waiting for {what} ({procs.exit_status(log)}); "
+                f"its output ({procs.logs / log}.log):\n{procs.log_tail(log)}"
+            )
         time.sleep(0.5)
     tail = procs.log_tail(log) if procs and log else ""
     raise EnvError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
@@ -194,11 +229,11 @@ class Cluster:
         for tool in tools:
             build.build(tool)
         self.state.mkdir(parents=True, exist_ok=True)
-        ports = {n: free_port() for n in (
+        ports = free_ports([
             "apiserver", "etcd", "etcd_peer", "controller_manager", "scheduler", "registry",
             "ingress_http", "traefik_api", "kubelet", "kubelet_healthz", "kube_proxy_healthz",
             "kube_proxy_metrics",
-        )}  # fmt: skip
+        ])  # fmt: skip
         api = f"https://127.0.0.1:{ports['apiserver']}"
         pki.make_pki(self.pki, node_name=NODE_NAME, node_ip=GATEWAY, service_ip=SERVICE_IP)
         p = self.pki

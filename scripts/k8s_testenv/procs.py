@@ -82,11 +82,26 @@ class Procs:
         for e in reversed(self._load()):
             self.stop(e["name"], timeout)
 
+    def exit_status(self, name: str) -> str:
+        """How a process this object started ended ("running" while it runs), for error messages."""
+        child = self._children.get(name)
+        if child is None:
+            return "exit status unknown: not started by this process"
+        code = child.poll()
+        if code is None:
+            return "running"
+        if code < 0:
+            return f"killed by signal {-code} ({signal.strsignal(-code) or 'unknown'})"
+        return f"exit status {code}"
+
     def log_tail(self, name: str, lines: int = 30) -> str:
+        """The last lines of the latest start's output (the log file keeps every start's)."""
         path = self.logs / f"{name}.log"
         if not path.exists():
             return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        text = path.read_text(errors="replace")
+        start = text.rfind("\n=== ")  # the marker start() writes before each start
+        return "\n".join(text[start + 1 if start >= 0 else 0 :].splitlines()[-lines:])
 
 
 def _is_ours(entry: dict) -> bool:
