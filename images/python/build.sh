@@ -75,12 +75,17 @@ if [ "$current" != "$key" ] || [ "${DECKHAND_IMAGE_REFRESH:-0}" = 1 ]; then
   # 3. Dependency wheels.
   requirement="deckhand[$extras] @ file://$app_wheel"
   mkdir -p "$wheelhouse"
+  # pip takes a wheel of the same file name already in the -w directory as the one asked
+  # for: a deckhand wheel left in the pool from an earlier build would stand in for this
+  # one, with its old dependencies. Only dependencies belong in the pool.
+  rm -f "$wheelhouse"/deckhand-*.whl
   rm -rf "$deps_ctx" && mkdir -p "$deps_ctx/deps"
   if [ "${DECKHAND_IMAGE_REFRESH:-0}" = 1 ] || ! "${pip[@]}" wheel -q --no-index \
       --find-links "$wheelhouse" -w "$deps_ctx/deps" "$requirement" >/dev/null 2>&1; then
     echo "python: resolving dependencies against the package index"
     "${pip[@]}" wheel -q --find-links "$wheelhouse" -w "$wheelhouse" "$requirement" \
       || die "pip wheel of the dependencies failed"
+    rm -f "$wheelhouse"/deckhand-*.whl
     rm -rf "$deps_ctx/deps" && mkdir -p "$deps_ctx/deps"
     "${pip[@]}" wheel -q --no-index --find-links "$wheelhouse" -w "$deps_ctx/deps" "$requirement" \
       || die "offline resolve from $wheelhouse failed right after filling it"
