@@ -186,3 +186,27 @@ def test_a_client_that_never_reads_its_answer_is_let_go(tmp_path: Path) -> None:
         sock.close()
         full = len(httpx.post(f"{url}/predictions", content=body, headers={"content-type": "text/csv"}).content)
     assert 0 < received < full / 2, (received, full)  # cut short, long before the end
+
+
+def test_at_the_cap_with_no_idle_connection_a_new_one_gets_a_503(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    args = ["--models-dir", str(tmp_path / "models"), "--max-connections", "5", "--body-timeout", "30"]
+    with ServeProcess(args, tmp_path / "serve.log") as serve:
+        serve.wait_ready()
+        target = Target(serve.url, "/ping", "/predictions")
+        busy = []
+        for _ in range(5):  # each in the middle of sending a body: none is idle
+            sock = target.connect()
+            sock.send(b"POST /predictions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx")
+            busy.append(sock)
+        try:
+            time.sleep(0.5)
+            extra = socket.create_connection(target.address, timeout=5)
+            answer = extra.recv(4096)
+            extra.close()
+        finally:
+            for sock in busy:
+                sock.close()
+        assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+        assert b"too many open connections" in answer
+        assert target.healthy_within(2.0)  # once they are gone, the server answers again
