@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -79,15 +80,8 @@ def open_control_plane(settings: ServerSettings) -> ControlPlane:
     return ControlPlane(settings=settings, db=db, artifacts=artifacts, notifier=RevisionNotifier())
 
 
-def create_app(settings: ServerSettings | None = None) -> FastAPI:
-    settings = settings or ServerSettings()
-    cp = open_control_plane(settings)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        cp.db.dispose()
-
+def _http_surface(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None) -> FastAPI:
+    """The routes, error handlers, UI and docs: everything but the control plane behind them."""
     app = FastAPI(
         lifespan=lifespan,
         title="deckhand control plane",
@@ -98,11 +92,28 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.add_middleware(SecurityHeaders)
-    app.state.control_plane = cp
     install_error_handlers(app)
     for router in API_ROUTERS:
         app.include_router(router)
     install_ui(app)
     install_docs(app)
+    return app
 
+
+def openapi_document() -> dict[str, Any]:
+    """What `/openapi.json` serves, without opening a database (for tools and tests)."""
+    return _http_surface().openapi()
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    settings = settings or ServerSettings()
+    cp = open_control_plane(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        cp.db.dispose()
+
+    app = _http_surface(lifespan)
+    app.state.control_plane = cp
     return app

@@ -2,11 +2,13 @@
 
 Services raise `ApiError` subclasses with a message that names the field or resource
 and says what to do; the handlers here turn them (and request validation errors) into
-responses.
+responses. A body that cannot be parsed as JSON is a 400, a parsed body that does not
+fit the schema a 422 that names each field.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -86,11 +88,27 @@ def _validation_errors(exc: RequestValidationError) -> tuple[str, list[dict[str,
             message = "unknown field; check its spelling (fields are camelCase)"
         elif err.get("type") == "missing":
             message = "field required"
+        elif err.get("type") == "bool_type":
+            message = f"expected true or false (a JSON boolean), found {json.dumps(err.get('input'), default=str)}"
         errors.append({"field": field, "message": message, "type": err.get("type")})
     detail = "; ".join(
         e["message"] if e["message"].startswith(e["field"] + ":") else f"{e['field']}: {e['message']}" for e in errors
     )
     return detail or "invalid request", errors
+
+
+SEND_JSON = "send a JSON object with 'Content-Type: application/json'"
+
+
+def _unparseable_json(exc: RequestValidationError) -> str | None:
+    """The 400 message for a body that is not JSON at all (FastAPI reports it as a 422 `json_invalid`)."""
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            loc = err.get("loc", ())
+            where = f" at character {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
+            reason = (err.get("ctx") or {}).get("error", "JSON decode error")
+            return f"body: not valid JSON ({reason}{where}); {SEND_JSON}"
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -100,10 +118,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        unparseable = _unparseable_json(exc)
+        if unparseable is not None:
+            return JSONResponse({"detail": unparseable}, status_code=BadRequest.status_code)
         detail, errors = _validation_errors(exc)
         return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == BadRequest.status_code and isinstance(exc.__cause__, ValueError):
+            # FastAPI could not decode the body at all (e.g. bytes that are not UTF-8).
+            detail = f"body: not JSON text ({type(exc.__cause__).__name__}); {SEND_JSON}"
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))

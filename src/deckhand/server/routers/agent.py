@@ -38,13 +38,14 @@ async def desired_state(
     """Long poll: returns at once when the revision differs from `revision`, otherwise
     when it changes or after `timeout` seconds (then with the same revision)."""
     svc.check_scope(principal, environment_id)
+    timeout = min(timeout, cp.settings.long_poll_max_seconds)
     state = await svc.wait_for_desired_state(cp, environment_id, revision, timeout)
     if principal.role != "agent":  # secrets are for the environment's agent alone, not for admins
         state["environment"]["pluginConfig"] = mask_mapping(state["environment"]["pluginConfig"])
     return ORJSONResponse(state)
 
 
-@router.post("/{environment_id}/status", status_code=204, responses=errors(403, 404))
+@router.post("/{environment_id}/status", status_code=204, responses=errors(400, 403, 404))
 def report_status(
     environment_id: str,
     body: StatusReport,
@@ -61,7 +62,7 @@ def report_status(
     return Response(status_code=204)
 
 
-@router.post("/{environment_id}/events", status_code=204, responses=errors(403, 404))
+@router.post("/{environment_id}/events", status_code=204, responses=errors(400, 403, 404))
 def post_events(
     environment_id: str,
     body: AgentEvents,

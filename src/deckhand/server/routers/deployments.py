@@ -35,7 +35,7 @@ def _write(cp: ControlPlane, change: Callable[[Session], Deployment]) -> Deploym
     return out
 
 
-@router.post("", status_code=201, response_model=DeploymentOut, responses=errors(403, 404, 409))
+@router.post("", status_code=201, response_model=DeploymentOut, responses=errors(400, 403, 404, 409))
 def create_deployment(
     body: DeploymentCreate,
     principal: AdminUser,
@@ -71,7 +71,7 @@ def get_deployment(
         return svc.deployment_out(find_deployment(session, ref, principal))
 
 
-@router.post("/{ref}/activate", response_model=DeploymentOut, responses=errors(403, 404))
+@router.post("/{ref}/activate", response_model=DeploymentOut, responses=errors(403, 404, 409))
 def activate(
     ref: str,
     principal: AdminUser,
@@ -80,7 +80,7 @@ def activate(
     return _write(cp, lambda s: svc.set_active(s, principal, ref, True))
 
 
-@router.post("/{ref}/deactivate", response_model=DeploymentOut, responses=errors(403, 404))
+@router.post("/{ref}/deactivate", response_model=DeploymentOut, responses=errors(403, 404, 409))
 def deactivate(
     ref: str,
     principal: AdminUser,
@@ -89,7 +89,7 @@ def deactivate(
     return _write(cp, lambda s: svc.set_active(s, principal, ref, False))
 
 
-@router.post("/{ref}/replace-model", response_model=DeploymentOut, responses=errors(403, 404))
+@router.post("/{ref}/replace-model", response_model=DeploymentOut, responses=errors(400, 403, 404, 409))
 def replace_model(
     ref: str,
     body: ReplaceModel,
@@ -99,7 +99,7 @@ def replace_model(
     return _write(cp, lambda s: svc.replace_model(s, principal, ref, body.model_package_id))
 
 
-@router.patch("/{ref}", response_model=DeploymentOut, responses=errors(403, 404))
+@router.patch("/{ref}", response_model=DeploymentOut, responses=errors(400, 403, 404, 409))
 def update_deployment(
     ref: str,
     body: DeploymentUpdate,
@@ -109,7 +109,7 @@ def update_deployment(
     return _write(cp, lambda s: svc.update_deployment(s, principal, ref, body))
 
 
-@router.delete("/{ref}", status_code=204, responses=errors(403, 404))
+@router.delete("/{ref}", status_code=204, responses=errors(403, 404, 409))
 def delete_deployment(
     ref: str,
     principal: AdminUser,

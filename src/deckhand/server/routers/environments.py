@@ -14,7 +14,7 @@ from deckhand.server.state import CP
 router = APIRouter(prefix=f"{API_PREFIX}/environments", tags=["prediction environments"])
 
 
-@router.post("", status_code=201, response_model=EnvironmentOut, responses=errors(403, 409))
+@router.post("", status_code=201, response_model=EnvironmentOut, responses=errors(400, 403, 409))
 def create_environment(
     body: EnvironmentCreate,
     principal: AdminUser,
@@ -42,7 +42,7 @@ def get_environment(
         return svc.environment_out(find_environment(session, ref, principal=principal))
 
 
-@router.patch("/{ref}", response_model=EnvironmentOut, responses=errors(403, 404, 409))
+@router.patch("/{ref}", response_model=EnvironmentOut, responses=errors(400, 403, 404, 409))
 def update_environment(
     ref: str,
     body: EnvironmentUpdate,

@@ -29,7 +29,7 @@ Start = Annotated[
 End = Annotated[datetime | None, Query(description="Window end, ISO 8601 (UTC if no zone). Default: now.")]
 
 
-@router.post("/monitoring/batches", response_model=MonitoringBatchResult, responses=errors(403))
+@router.post("/monitoring/batches", response_model=MonitoringBatchResult, responses=errors(400, 403))
 def ingest_batch(body: MonitoringBatch, principal: AgentUser, cp: CP) -> MonitoringBatchResult:
     """Merge a batch of monitoring aggregates; replaying a batchId (or a source) is a no-op."""
     for attempt in range(1, INGEST_ATTEMPTS + 1):
@@ -57,7 +57,7 @@ def ingest_batch(body: MonitoringBatch, principal: AgentUser, cp: CP) -> Monitor
     )
 
 
-@router.get("/deployments/{ref}/monitoring/service-health", responses=errors(403, 404))
+@router.get("/deployments/{ref}/monitoring/service-health", responses=errors(403, 404, 409))
 def service_health(
     ref: str,
     principal: Reader,
@@ -75,7 +75,7 @@ def service_health(
         return svc.service_health(session, dep.id, *window, bucket_seconds)
 
 
-@router.get("/deployments/{ref}/monitoring/predictions", responses=errors(403, 404))
+@router.get("/deployments/{ref}/monitoring/predictions", responses=errors(403, 404, 409))
 def prediction_distribution(
     ref: str, principal: Reader, cp: CP, start: Start = None, end: End = None
 ) -> dict[str, Any]:
@@ -86,7 +86,7 @@ def prediction_distribution(
         return svc.predictions(session, dep, *window)
 
 
-@router.get("/deployments/{ref}/monitoring/drift", responses=errors(403, 404))
+@router.get("/deployments/{ref}/monitoring/drift", responses=errors(403, 404, 409))
 def feature_drift(ref: str, principal: Reader, cp: CP, start: Start = None, end: End = None) -> dict[str, Any]:
     """PSI per feature against the package's training summary, else the first hour of data."""
     window = svc.window(start, end)

@@ -13,7 +13,7 @@ from deckhand.server.state import CP
 router = APIRouter(prefix=f"{API_PREFIX}/tokens", tags=["tokens"])
 
 
-@router.post("", status_code=201, response_model=TokenCreated, responses=errors(403, 404, 409))
+@router.post("", status_code=201, response_model=TokenCreated, responses=errors(400, 403, 404, 409))
 def create_token(
     body: TokenCreate,
     principal: AdminUser,

@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 
 from deckhand.server.schemas.common import (
     ApiModel,
@@ -69,7 +69,7 @@ class DeploymentStatusIn(RequestModel):
     model_id: Annotated[str, Field(max_length=100)] | None = None
     prediction_url: Annotated[str, Field(max_length=2000)] | None = None
     message: Text | None = None
-    old_model_in_use: bool | None = None
+    old_model_in_use: StrictBool | None = None
 
 
 class StatusReport(RequestModel):

@@ -38,7 +38,12 @@ class ApiModel(BaseModel):
 
 
 class RequestModel(BaseModel):
-    """Request model: camelCase aliases, unknown fields refused (a typo is an error)."""
+    """Request model: camelCase aliases, unknown fields refused (a typo is an error).
+
+    Boolean fields are `StrictBool`: pydantic's lax mode would read "yes", "off", 1 or "0"
+    as booleans, which the OpenAPI document (`type: boolean`) does not allow. (A strict
+    config for the whole model would also refuse ISO 8601 strings for datetimes.)
+    """
 
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", str_strip_whitespace=True

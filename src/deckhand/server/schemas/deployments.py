@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from deckhand.server.schemas.common import (
     NAME_PATTERN,
@@ -25,7 +25,7 @@ class DeploymentCreate(RequestModel):
     model_package_id: Ref
     description: Annotated[str, Field(max_length=10_000)] = ""
     key_value_config: JsonObject = Field(default_factory=dict)
-    active: bool = True
+    active: StrictBool = True
 
 
 class DeploymentUpdate(RequestModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from deckhand.server.schemas.common import (
     NAME_PATTERN,
@@ -28,7 +28,7 @@ class EnvironmentCreate(RequestModel):
     plugin: PluginName | None = Field(default=None, description="Defaults from the platform; required for `custom`.")
     plugin_config: JsonObject = Field(default_factory=dict)
     key_value_config: JsonObject = Field(default_factory=dict)
-    monitoring_enabled: bool | None = Field(
+    monitoring_enabled: StrictBool | None = Field(
         default=None, description="Report prediction statistics; default: on for `local`, off elsewhere."
     )
 
@@ -48,7 +48,7 @@ class EnvironmentUpdate(RequestModel):
     plugin: PluginName | None = None
     plugin_config: JsonObject | None = None
     key_value_config: JsonObject | None = None
-    monitoring_enabled: bool | None = None
+    monitoring_enabled: StrictBool | None = None
 
 
 class EnvironmentStatusOut(ApiModel):
