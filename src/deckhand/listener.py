@@ -15,6 +15,11 @@ enforce, and both the prediction server and the control plane listen through it:
 - at most `max_connections` are open; when a new one arrives at the cap, the oldest
   connection that is idle or still sending its headers is closed to make room (a
   slowloris cannot lock out real clients), and if none is idle the new one gets 503.
+
+`serve` also stops promptly: on shutdown, a request whose client has already gone (an
+agent's abandoned long poll, say) is cancelled at once rather than waited for until the
+graceful-shutdown timeout, since nobody can receive its response; so is a request to a
+path in `abort_on_shutdown` (long polls, which only wait, and which clients repeat).
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import resource
+import socket
 import time
 from collections import OrderedDict
 from typing import Any
 
+import uvicorn
 from pydantic import BaseModel, ConfigDict, Field
 from uvicorn import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -48,11 +56,24 @@ class ConnectionLimits(BaseModel):
 
 
 class GuardedConfig(Config):
-    """uvicorn's Config plus the limits (it is pickled to worker processes with them)."""
+    """uvicorn's Config plus the limits (it is pickled to worker processes with them).
+    `prompt_shutdown` (with GuardedServer) keeps track of each request's task, so that
+    shutdown can cancel the ones nobody waits for; `abort_on_shutdown` names paths whose
+    requests are ended at once on shutdown."""
 
-    def __init__(self, app: Any, *, limits: ConnectionLimits | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        limits: ConnectionLimits | None = None,
+        prompt_shutdown: bool = False,
+        abort_on_shutdown: re.Pattern[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(app, http=GuardedHttpToolsProtocol, **kwargs)
         self.connection_limits = limits or ConnectionLimits()
+        self.prompt_shutdown = prompt_shutdown or abort_on_shutdown is not None
+        self.abort_on_shutdown = abort_on_shutdown
 
 
 _HEAD, _BODY, _APP = "head", "body", "app"  # where a connection is: reading headers, body, or served
@@ -66,6 +87,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not hasattr(server_state, "deckhand_evictable"):
             server_state.deckhand_evictable = OrderedDict()
         self._evictable: OrderedDict[GuardedHttpToolsProtocol, None] = server_state.deckhand_evictable
+        if not hasattr(server_state, "deckhand_abandoned"):
+            server_state.deckhand_abandoned = set()
+            server_state.deckhand_shutting_down = False
+        self._server_state = server_state
+        self._request_task: asyncio.Task[Any] | None = None  # the ASGI task of the current request
+        self._track_tasks = bool(getattr(config, "prompt_shutdown", False))
+        self._abort_on_shutdown: re.Pattern[str] | None = getattr(config, "abort_on_shutdown", None)
+        self._abortable = False  # the current request is cancelled when the server shuts down
         self._phase = _HEAD
         self._timer: asyncio.TimerHandle | None = None
         self._send_timer: asyncio.TimerHandle | None = None
@@ -88,7 +117,37 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel()
         self._cancel_send_timer()
         self._evictable.pop(self, None)
+        abandoned = self.cycle is not None and not self.cycle.response_complete
         super().connection_lost(exc)
+        task = self._request_task
+        if abandoned and task is not None and not task.done():
+            if self._server_state.deckhand_shutting_down:
+                task.cancel()
+            else:
+                self._server_state.deckhand_abandoned.add(task)
+                task.add_done_callback(self._server_state.deckhand_abandoned.discard)
+
+    def abort_if_abortable(self) -> None:
+        """On shutdown: end the current request if its path is in `abort_on_shutdown`, with a
+        503 when it has not answered yet (the client retries), and cancel its task."""
+        task = self._request_task
+        if not self._abortable or task is None or task.done():
+            return
+        if self.cycle is not None and not self.cycle.response_started:
+            self.cycle.disconnected = True  # what the application still sends is dropped
+            _refuse(self.transport, 503, "the server is shutting down; retry")
+        task.cancel()
+
+    def _track_request_task(self, start: Any) -> None:
+        """Run `start` (uvicorn's, which may start the request's ASGI task) and remember the task."""
+        if not self._track_tasks:  # costs a copy of the in-flight set per request: only when used
+            start()
+            return
+        before = set(self.tasks)
+        start()
+        started = self.tasks - before
+        if started:
+            self._request_task = started.pop()
 
     def _make_room(self) -> bool:
         """Close the oldest idle or header-reading connection; False when there is none."""
@@ -119,7 +178,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._phase, self._head_bytes = _BODY, 0
         self._body_bytes, self._body_started = 0, time.monotonic()
         self._arm(self.limits.body_timeout_s)
-        super().on_headers_complete()
+        self._track_request_task(super().on_headers_complete)
+        pattern = self._abort_on_shutdown
+        self._abortable = pattern is not None and pattern.match(self.scope.get("path", "")) is not None
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -133,7 +194,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._idle()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
+        self._track_request_task(super().on_response_complete)  # it starts a pipelined request
         if self._phase == _APP:  # else the body is still arriving, under its own deadline
             self._idle()
 
@@ -235,9 +296,50 @@ def raise_open_files_limit(wanted: int) -> int:
     return soft
 
 
-def serve(app: Any, *, host: str, port: int, limits: ConnectionLimits, **options: Any) -> None:
-    """Run `app` on host:port through the guarded listener until interrupted."""
-    import uvicorn
+class _CancelledAtShutdown(logging.Filter):
+    """uvicorn logs a request task cancelled at shutdown as an error with a traceback; it is
+    an expected event, logged as one line."""
 
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+            record.msg, record.args, record.exc_info = "event=request_cancelled reason=server_shutdown", (), None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+class GuardedServer(uvicorn.Server):
+    """uvicorn's server; on shutdown, requests whose client has gone (or goes during the
+    graceful period) and requests to `abort_on_shutdown` paths are cancelled at once."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        state: Any = self.server_state  # with the deckhand_* attributes the protocol added
+        state.deckhand_shutting_down = True
+        quiet = _CancelledAtShutdown()
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        uvicorn_log.addFilter(quiet)
+        try:
+            for task in list(getattr(state, "deckhand_abandoned", ())):
+                task.cancel()
+            for connection in list(state.connections):
+                if isinstance(connection, GuardedHttpToolsProtocol):
+                    connection.abort_if_abortable()
+            await super().shutdown(sockets)
+        finally:
+            uvicorn_log.removeFilter(quiet)
+
+
+def serve(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    limits: ConnectionLimits,
+    abort_on_shutdown: re.Pattern[str] | None = None,
+    **options: Any,
+) -> None:
+    """Run `app` on host:port through the guarded listener until interrupted."""
     raise_open_files_limit(limits.max_connections + 256)
-    uvicorn.Server(GuardedConfig(app, host=host, port=port, limits=limits, **options)).run()
+    config = GuardedConfig(
+        app, host=host, port=port, limits=limits, prompt_shutdown=True, abort_on_shutdown=abort_on_shutdown, **options
+    )
+    GuardedServer(config).run()

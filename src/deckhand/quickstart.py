@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,13 @@ from deckhand.agent.runtime import EnvironmentAgent
 from deckhand.agent.sources import ControlPlaneSource
 
 Say = Callable[[str], None]
+
+# Backstops for a stuck component at shutdown; each stops in a fraction of a second
+# otherwise. The agent bounds its own stop (plugin threads: shutdownGraceSeconds; each
+# supervised process: deckhand.agent.platforms.STOP_GRACE_SECONDS before SIGKILL); the
+# control plane's graceful shutdown takes at most 1 s (deckhand.cli.server_commands).
+AGENT_STOP_SECONDS = 15.0
+CONTROL_PLANE_STOP_SECONDS = 3.0
 
 
 @dataclass
@@ -64,6 +72,16 @@ def start_control_plane(data_dir: Path, token: str, port: int) -> subprocess.Pop
     return proc
 
 
+def stop_control_plane(proc: subprocess.Popen, grace: float = CONTROL_PLANE_STOP_SECONDS) -> None:
+    """SIGTERM, then SIGKILL after `grace`; reaped either way."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -78,18 +96,53 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> No
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s; see {log}")
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived before the demo finished; what it started is stopped."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name} before the demo finished")
+        self.signum = signum
+
+
+class _Signals:
+    """SIGINT and SIGTERM, from the first line on: the first one sets `stop` (and, while the
+    demo still runs, cancels it); later ones are ignored, so the clean-up is never cut short
+    and no child process is left behind."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.stop = stop
+        self.received: int | None = None
+        self.demo: asyncio.Task[object] | None = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._handle, sig)
+
+    def _handle(self, signum: int) -> None:
+        if self.received is not None:
+            return
+        self.received = signum
+        self.stop.set()
+        if self.demo is not None:
+            self.demo.cancel()
+
+    def demo_done(self) -> None:
+        self.demo = None
+
+
 async def run_quickstart(data_dir: Path, say: Say, keep_running: bool) -> QuickstartResult:
     started = time.monotonic()
     from deckhand.client import ControlPlaneClient
     from deckhand.packages.demo import sample_rows, train_demo_package
 
+    stop = asyncio.Event()
+    signals = _Signals(stop)
     token = "dh_" + secrets.token_urlsafe(24)
     port = free_port()
     api_url = f"http://127.0.0.1:{port}"
     say(f"starting the control plane at {api_url} (data in {data_dir})")
     server = start_control_plane(data_dir, token, port)
     agent_task: asyncio.Task | None = None
-    stop = asyncio.Event()
+    source: ControlPlaneSource | None = None
     try:
         package = data_dir / "demo-iris.dhpkg"
         say("training a small model on scikit-learn's bundled iris data and packaging it")
@@ -105,9 +158,10 @@ async def run_quickstart(data_dir: Path, say: Say, keep_running: bool) -> Quicks
         settings = AgentSettings(
             url=api_url, token=token, work_dir=data_dir / "agent", long_poll_timeout=10, resync_interval=10
         )
+        source = ControlPlaneSource(client, env["id"])
         agent = EnvironmentAgent(
             settings,
-            ControlPlaneSource(client, env["id"]),
+            source,
             env_settings=EnvironmentSettings(id=env["id"]),
             client=client,
         )
@@ -124,22 +178,29 @@ async def run_quickstart(data_dir: Path, say: Say, keep_running: bool) -> Quicks
         result = QuickstartResult(api_url, token, url, prediction, data_dir, elapsed)
         _print_summary(result, rows, say)
         await _show_service_health(client, deployment["id"], api_url, say)
+        signals.demo_done()
         if keep_running:
             say("running; press Ctrl-C to stop")
-            await _wait_for_signal(stop)
+            await stop.wait()
         return result
+    except asyncio.CancelledError:
+        if signals.received is None:
+            raise
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]  # our own cancel, turned into Interrupted
+        raise Interrupted(signals.received) from None
     finally:
+        # In order: the agent (its prediction server, then its tracking agent, which sends
+        # what is left to the control plane), then the control plane. Each bound is for a
+        # stuck component only; all of it takes well under a second.
         stop.set()
         if agent_task is not None:
             try:
-                await asyncio.wait_for(agent_task, 15)
+                await asyncio.wait_for(agent_task, AGENT_STOP_SECONDS)
             except Exception:
                 agent_task.cancel()
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        if source is not None:
+            await source.aclose()
+        await asyncio.to_thread(stop_control_plane, server)
 
 
 async def _wait_ready(client, deployment_id: str, agent_task: asyncio.Task, timeout: float) -> str:
@@ -174,15 +235,6 @@ async def _show_service_health(client, deployment_id: str, api_url: str, say: Sa
         await asyncio.sleep(0.25)
     say(f"service health  {requests} request(s) recorded by monitoring")
     say(f"  {api_url}/api/v1/deployments/{deployment_id}/monitoring/service-health")
-
-
-async def _wait_for_signal(stop: asyncio.Event) -> None:
-    import signal
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
 
 
 def _print_summary(result: QuickstartResult, rows: list[dict], say: Say) -> None:

@@ -134,3 +134,45 @@ def peak_rss_mib(pid: int) -> float:
 def reset_peak_rss(pid: int) -> None:
     """Start measuring the peak afresh (Linux: writing 5 to clear_refs resets VmHWM)."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+# The process tree (Linux /proc): what a command started, directly or through its children.
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])  # after "pid (comm)": state, ppid, ...
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid`. Take it before stopping `pid`: once it exits, its
+    orphans are re-parented and no longer show as its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            parent = _parent(int(entry))
+            if parent is not None:
+                children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie (an exited child nobody reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""

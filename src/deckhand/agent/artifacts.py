@@ -4,6 +4,7 @@ renamed into place — so a file in the cache is always whole and checked."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,5 +28,26 @@ class ArtifactCache:
         async with lock:  # one download per package, however many deployments use it
             if not target.exists():
                 self._dir.mkdir(parents=True, exist_ok=True)
-                await asyncio.to_thread(self._client.download_package, desired.model_id, target)
+                await _download(self._client, desired.model_id, target)
         return target
+
+
+class DownloadAborted(Exception):
+    """Raised in the download thread once the task awaiting it was cancelled."""
+
+
+async def _download(client: Any, model_id: str, target: Path) -> None:
+    """The blocking download in a thread, abandoned at its next chunk when the awaiting task
+    is cancelled (a stopping agent): a thread cannot be killed, and the interpreter waits for
+    it at exit, so a large download would otherwise hold the agent up until it completed."""
+    cancelled = threading.Event()
+
+    def progress(done: int, total: int) -> None:
+        if cancelled.is_set():
+            raise DownloadAborted(f"download of model package {model_id} abandoned after {done} bytes: stopping")
+
+    try:
+        await asyncio.to_thread(client.download_package, model_id, target, progress)
+    except asyncio.CancelledError:
+        cancelled.set()
+        raise

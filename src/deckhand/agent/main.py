@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 from deckhand.agent.config import AgentSettings
+from deckhand.agent.platform_setup import require_plugin_extra
 from deckhand.agent.runtime import EnvironmentAgent
 from deckhand.agent.sources import ControlPlaneSource, FileSource
 
@@ -27,11 +28,16 @@ def build_agents(settings: AgentSettings, desired_state_file: Path | None = None
 
     register_secret(token)
     client = ControlPlaneClient(url, token, timeout=30.0)
-    agents = []
+    ids = []
     for env in settings.environments:
-        env_id = client.get_environment(env.id)["id"]  # accepts a name too
-        agents.append(EnvironmentAgent(settings, ControlPlaneSource(client, env_id), env_settings=env, client=client))
-    return agents
+        record = client.get_environment(env.id)  # accepts a name too
+        # Before anything starts: an environment whose plugin's extra is missing is refused.
+        require_plugin_extra(env, record["id"], record.get("plugin"), record.get("platform") or "local")
+        ids.append(record["id"])
+    return [
+        EnvironmentAgent(settings, ControlPlaneSource(client, env_id), env_settings=env, client=client)
+        for env, env_id in zip(settings.environments, ids, strict=True)
+    ]
 
 
 async def run_agents(agents: list[EnvironmentAgent], stop: asyncio.Event | None = None) -> None:
@@ -42,4 +48,7 @@ async def run_agents(agents: list[EnvironmentAgent], stop: asyncio.Event | None 
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
-    await asyncio.gather(*(agent.run(stop) for agent in agents))
+    try:
+        await asyncio.gather(*(agent.run(stop) for agent in agents))
+    finally:
+        await asyncio.gather(*(a.source.aclose() for a in agents if isinstance(a.source, ControlPlaneSource)))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deckhand import extras
 from deckhand.agent import drivers, platforms
 from deckhand.agent.artifacts import ArtifactCache
 from deckhand.agent.config import AgentSettings, EnvironmentSettings
@@ -64,13 +65,30 @@ def _driver(
     if env_settings.command:
         token_env = {"MLOPS_API_TOKEN": settings.resolved_token() or ""}
         return drivers.SubprocessDriver(env_settings.command, work / "actions", token_env)
-    plugin = env_settings.plugin or env.plugin or platforms.DEFAULT_PLUGINS.get(env.platform)
+    plugin = plugin_name(env_settings, env.plugin, env.platform)
     if not plugin:
         raise RuntimeError(
             f"environment {env.id}: platform {env.platform!r} has no built-in plugin; set `command` "
             "or `plugin` for it in the agent config"
         )
+    require_plugin_extra(env_settings, env.id, env.plugin, env.platform)
     return drivers.InProcessDriver(plugin, env_settings.private_config)
+
+
+def plugin_name(env_settings: EnvironmentSettings, env_plugin: str | None, platform: str) -> str | None:
+    """The plugin the agent runs in-process for an environment: the agent config's, else the
+    environment's, else its platform's built-in."""
+    return env_settings.plugin or env_plugin or platforms.DEFAULT_PLUGINS.get(platform)
+
+
+def require_plugin_extra(env_settings: EnvironmentSettings, env_id: str, env_plugin: str | None, platform: str) -> None:
+    """Refuse an environment whose in-process plugin needs an extra that is not installed
+    (MissingExtra, with the pip command). A `command` plugin runs in its own process, whose
+    runner checks the same when it loads the plugin."""
+    if env_settings.command:
+        return
+    plugin = plugin_name(env_settings, env_plugin, platform)
+    extras.require(extras.for_plugin(plugin), f"environment {env_id} (platform {platform}, plugin {plugin})")
 
 
 async def _start_local(platform: Platform, settings: AgentSettings, env: EnvironmentInfo, work: Path) -> None:

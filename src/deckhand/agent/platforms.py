@@ -29,6 +29,14 @@ DEFAULT_PLUGINS = {
 }
 
 
+# How long a supervised child gets to exit after SIGTERM before SIGKILL. Both exit in a
+# fraction of a second: the prediction server answers requests in milliseconds (one still
+# busy after this is stuck, and its clients lose the server either way), and the tracking
+# agent's only work in flight is one batch post, which its next run resends and the control
+# plane dedupes. Longer would only delay a stopping agent past its 2 s.
+STOP_GRACE_SECONDS = 1.0
+
+
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         try:
@@ -134,13 +142,19 @@ class SupervisedProcess:
         self._stopping = True
         if self._proc is not None and self._proc.returncode is None:
             try:
-                os.killpg(self._proc.pid, 15)
+                os.killpg(self._proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
             try:
-                await asyncio.wait_for(self._proc.wait(), 10)
+                await asyncio.wait_for(self._proc.wait(), STOP_GRACE_SECONDS)
             except TimeoutError:
-                os.killpg(self._proc.pid, 9)
+                log.warning(
+                    "%s pid=%s still running %g s after SIGTERM; killing it", self.name, self.pid, STOP_GRACE_SECONDS
+                )
+                try:
+                    os.killpg(self._proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
                 await self._proc.wait()
         if self._task is not None:
             self._task.cancel()

@@ -47,14 +47,20 @@ def state_from_api(body: dict[str, Any]) -> DesiredState:
 
 
 class ControlPlaneSource:
+    """The control plane's long poll, awaited rather than run in a thread: a stopping agent
+    cancels it and the connection closes at once. `aclose()` when done with it."""
+
     def __init__(self, client: Any, env_id: str):
-        self._client = client
+        self._poller = client.desired_state_poller()
         self._env_id = env_id
 
     async def next_state(self, current: DesiredState | None, timeout: float) -> DesiredState:
         revision = current.revision if current else None
-        body = await asyncio.to_thread(self._client.desired_state, self._env_id, revision, timeout)
+        body = await self._poller.desired_state(self._env_id, revision, timeout)
         return state_from_api(body)
+
+    async def aclose(self) -> None:
+        await self._poller.aclose()
 
 
 class FileSource:

@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
         from deckhand.agent.config import AgentSettings, load_settings
         from deckhand.agent.main import build_agents, run_agents
         from deckhand.client import ControlPlaneError
+        from deckhand.extras import MissingExtra
         from deckhand.plugin.errors import ConfigError
         from deckhand.secrets import install_masking
 
@@ -50,10 +51,14 @@ def register(app: typer.Typer) -> None:
         except ControlPlaneError as exc:
             typer.secho(f"error: control plane {settings.resolved_url()}: {_explain(exc)}", fg="red", err=True)
             raise typer.Exit(2) from None
-        except (ConfigError, ValueError, OSError) as exc:
+        except (ConfigError, MissingExtra, ValueError, OSError) as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
             raise typer.Exit(2) from None
-        asyncio.run(run_agents(agents))
+        try:
+            asyncio.run(run_agents(agents))
+        except MissingExtra as exc:  # an environment from a --desired-state file, refused at set-up
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None
 
 
 def _explain(exc: Exception) -> str:

@@ -320,6 +320,7 @@ def env_create(
     """Create a prediction environment."""
     if platform not in PLATFORMS:
         raise typer.BadParameter(f"{platform!r} is not one of {', '.join(PLATFORMS)}", param_hint="--platform")
+    _warn_if_plugin_extra_missing(platform, plugin)
     config = _load_mapping(plugin_config_file, "--plugin-config-file")
     config.update(parse_pairs(plugin_config, "--plugin-config"))
     body: dict[str, Any] = {
@@ -338,6 +339,22 @@ def env_create(
         _print_json(env)
     else:
         typer.echo(f"created environment {env['name']} id {env['id']} (plugin {env['plugin']})")
+
+
+def _warn_if_plugin_extra_missing(platform: str, plugin: str | None) -> None:
+    """A warning, not an error: the environment is a record in the control plane, and its
+    plugin runs where the agent runs, often another machine or an image (which then needs the
+    extra; the agent refuses the environment without it). Here it is likely the same machine."""
+    from deckhand import extras
+    from deckhand.agent.platforms import DEFAULT_PLUGINS
+
+    needed = extras.missing(extras.for_plugin(plugin or DEFAULT_PLUGINS.get(platform)))
+    if needed is not None:
+        typer.secho(
+            f"warning: {extras.describe(needed)} (here, or wherever the agent for this environment runs)",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
 
 
 @env_app.command("list")

@@ -29,6 +29,9 @@ def register(app: typer.Typer) -> None:
         console = Console(highlight=False)
         try:
             qs.main(exit_after_demo, data_dir, lambda line: console.print(line, markup=False, soft_wrap=True))
+        except qs.Interrupted as exc:
+            console.print(f"quickstart {exc}", markup=False)
+            raise typer.Exit(128 + exc.signum) from None
         except Exception as exc:
             console.print(f"quickstart failed: {exc}", style="red", markup=False)
             raise typer.Exit(1) from None

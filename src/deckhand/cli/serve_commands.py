@@ -65,6 +65,7 @@ def register(app: typer.Typer) -> None:
         """Serve predictions over HTTP (POST /predictions or /deployments/<id>/predictions)."""
         from pydantic import ValidationError
 
+        from deckhand import extras
         from deckhand.packages import PackageError
         from deckhand.serving.admin import token_sha256
         from deckhand.serving.config import ADMIN_TOKEN_ENV, ServeConfig
@@ -106,6 +107,9 @@ def register(app: typer.Typer) -> None:
             )
         except ValidationError as exc:
             raise fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+        needed = extras.missing(extras.for_channel(config.monitoring_spec()))
+        if needed is not None:  # before any worker starts
+            raise fail(f"--monitoring (or DECKHAND_MONITORING): {extras.describe(needed)}")
         admin = f"on {admin_host}:{admin_port} (token required)" if admin_port is not None else "off"
         typer.echo(f"deckhand serve: predictions on {host}:{port}; uploads and deletes {admin}", err=True)
         try:

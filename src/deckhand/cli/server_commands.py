@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,12 @@ import typer
 
 from deckhand.cli import listener_options as lo
 from deckhand.cli import package_limit_options as pkg
+
+# On SIGTERM/SIGINT, requests in flight get this long before they are cancelled. API calls
+# finish in milliseconds; the agents' long polls are ended at once (`_long_poll_path`); a
+# large package transfer would not be saved by a few more seconds either (an upload is sent
+# again, a download is atomic and verified). The control plane must stop within 2 s.
+GRACEFUL_SHUTDOWN_SECONDS = 1
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +51,7 @@ def server(
 
     from pydantic import ValidationError
 
-    from deckhand import listener
+    from deckhand import extras, listener
     from deckhand.server.app import create_app
     from deckhand.server.settings import ServerSettings
 
@@ -64,6 +71,10 @@ def server(
         problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
         typer.echo(f"deckhand server: {problems}", err=True)
         raise typer.Exit(2) from None
+    needed = extras.missing(extras.for_database_url(settings.database_url))
+    if needed is not None:
+        typer.echo(f"deckhand server: --database-url (or DECKHAND_DATABASE_URL): {extras.describe(needed)}", err=True)
+        raise typer.Exit(2)
     try:
         application = create_app(settings)
     except Exception as exc:  # a bad URL or an unreachable database: say so, no traceback
@@ -79,5 +90,18 @@ def server(
         port=port,
         limits=lo.limits(header_timeout, max_header_bytes, body_timeout, max_connections),
         log_level=log_level.lower(),
-        timeout_graceful_shutdown=3,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        abort_on_shutdown=_long_poll_path(),
     )
+
+
+def _long_poll_path() -> re.Pattern[str] | None:
+    """The agents' desired-state long poll: it only waits, and an agent repeats it against the
+    next control plane, so a stopping control plane ends it at once (the agent sees an error
+    and retries with backoff) instead of letting it hold the graceful period."""
+    from fastapi.routing import APIRoute
+
+    from deckhand.server.routers.agent import router
+
+    routes = (r for r in router.routes if isinstance(r, APIRoute) and r.name == "desired_state")
+    return next((r.path_regex for r in routes), None)

@@ -43,6 +43,12 @@ def _error_message(response: httpx.Response) -> str:
     return text[:500] or response.reason_phrase or f"HTTP {response.status_code}"
 
 
+def _transport_error(base_url: str, method: str, path: str, exc: httpx.TransportError) -> ControlPlaneError:
+    if isinstance(exc, httpx.TimeoutException):
+        return ControlPlaneError(0, f"control plane at {base_url} did not answer {method} {path} in time ({exc})")
+    return ControlPlaneError(0, f"cannot reach the control plane at {base_url}: {exc}; is it running?")
+
+
 class ControlPlaneClient:
     def __init__(self, base_url: str, token: str | None, timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -66,14 +72,8 @@ class ControlPlaneClient:
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise ControlPlaneError(
-                0, f"control plane at {self.base_url} did not answer {method} {path} in time ({exc})"
-            ) from exc
         except httpx.TransportError as exc:
-            raise ControlPlaneError(
-                0, f"cannot reach the control plane at {self.base_url}: {exc}; is it running?"
-            ) from exc
+            raise _transport_error(self.base_url, method, path, exc) from exc
         if response.status_code >= 400:
             raise ControlPlaneError(response.status_code, _error_message(response))
         return response
@@ -305,14 +305,20 @@ class ControlPlaneClient:
 
     def desired_state(self, env_id: str, revision: int | None = None, timeout: float = 30.0) -> dict[str, Any]:
         """Long poll: returns when the revision differs from `revision` or after `timeout`."""
-        params = self._params(revision=revision, timeout=timeout if revision is not None else None)
-        result: dict[str, Any] = self._json(
-            "GET",
-            f"{API}/agent/environments/{env_id}/desired-state",
-            params=params,
-            timeout=httpx.Timeout(self._timeout, read=timeout + self._timeout),
-        )
+        path, options = self._desired_state_request(env_id, revision, timeout)
+        result: dict[str, Any] = self._json("GET", path, **options)
         return result
+
+    def _desired_state_request(self, env_id: str, revision: int | None, timeout: float) -> tuple[str, dict[str, Any]]:
+        params = self._params(revision=revision, timeout=timeout if revision is not None else None)
+        return f"{API}/agent/environments/{env_id}/desired-state", {
+            "params": params,
+            "timeout": httpx.Timeout(self._timeout, read=timeout + self._timeout),
+        }
+
+    def desired_state_poller(self) -> DesiredStatePoller:
+        """The same long poll, awaitable and abortable (see DesiredStatePoller)."""
+        return DesiredStatePoller(self)
 
     def report_status(self, env_id: str, payload: dict[str, Any]) -> None:
         self._json("POST", f"{API}/agent/environments/{env_id}/status", json=payload)
@@ -360,3 +366,33 @@ class ControlPlaneClient:
             "GET", f"{API}/deployments/{deployment_id}/monitoring/drift", params=self._params(start=start, end=end)
         )
         return result
+
+
+class DesiredStatePoller:
+    """`desired_state` on an asyncio HTTP client of its own, for the agent. Cancelling the
+    awaiting task closes the connection at once; the blocking call in a worker thread could
+    not be interrupted, so a stopping agent (and the interpreter, which joins worker threads
+    at exit) waited for the long poll to time out, up to a minute."""
+
+    def __init__(self, client: ControlPlaneClient) -> None:
+        self._client = client
+        self._http: httpx.AsyncClient | None = None
+
+    async def desired_state(self, env_id: str, revision: int | None = None, timeout: float = 30.0) -> dict[str, Any]:
+        if self._http is None:
+            sync = self._client._http
+            self._http = httpx.AsyncClient(base_url=sync.base_url, headers=sync.headers, timeout=sync.timeout)
+        path, options = self._client._desired_state_request(env_id, revision, timeout)
+        try:
+            response = await self._http.request("GET", path, **options)
+        except httpx.TransportError as exc:
+            raise _transport_error(self._client.base_url, "GET", path, exc) from exc
+        if response.status_code >= 400:
+            raise ControlPlaneError(response.status_code, _error_message(response))
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None

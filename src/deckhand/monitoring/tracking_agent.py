@@ -28,6 +28,9 @@ log = logging.getLogger("deckhand.monitoring.tracking_agent")
 DEFAULT_BATCH_SIZE = 50_000
 DEFAULT_FLUSH_INTERVAL = 1.0
 MAX_BACKOFF = 30.0
+# An idle read waits at most this long, so a stop request (SIGTERM) is seen this fast. A
+# read returns as soon as records are there, so batching does not depend on it.
+STOP_CHECK_SECONDS = 0.1
 # Answers that will never succeed for this content: the batch is logged and dropped.
 POISON_STATUSES = (400, 413, 422)
 # Tests only: "exit-after-post:N" makes the process die (exit 137) right after its Nth
@@ -85,7 +88,8 @@ class TrackingAgent:
             while not self.stop_event.is_set():
                 try:
                     # while a batch is in flight, take what is there now rather than wait
-                    deliveries = self.channel.read(self.batch_size, self.flush_interval if pending is None else 0.0)
+                    wait = min(self.flush_interval, STOP_CHECK_SECONDS) if pending is None else 0.0
+                    deliveries = self.channel.read(self.batch_size, wait)
                 except ChannelError as exc:
                     self.counters.channel_failures += 1
                     backoff = min(max(backoff * 2, 0.5), MAX_BACKOFF)

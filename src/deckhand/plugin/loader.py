@@ -45,6 +45,11 @@ def load_plugin_class(spec: str) -> type[BosunPluginBase]:
     from deckhand.plugins import BUILTIN_PLUGINS
 
     if spec in BUILTIN_PLUGINS:
+        from deckhand import extras
+
+        needed = extras.missing(extras.for_plugin(spec))
+        if needed is not None:  # say which extra, rather than fail at its first import
+            raise PluginLoadError(extras.describe(needed))
         cls = _load_target(BUILTIN_PLUGINS[spec], what=f"built-in plugin {spec!r}")
     elif _looks_like_path(spec):
         cls = _single_plugin_class(_import_path(spec), spec)

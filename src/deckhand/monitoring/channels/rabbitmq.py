@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from deckhand import extras
 from deckhand.monitoring.channels.base import Channel, ChannelConfigError, ChannelError, Delivery
 from deckhand.monitoring.records import Record, decode_batch, encode_batch, record_count
 from deckhand.secrets import register_secret
@@ -40,12 +41,9 @@ class RabbitMQChannel(Channel):
     kind = "amqp"
 
     def __init__(self, url: str, queue: str = DEFAULT_QUEUE, *, prefetch: int = 2000, connect_timeout: float = 5.0):
-        try:
-            import pika  # noqa: F401
-        except ImportError as exc:
-            raise ChannelConfigError(
-                "the amqp:// monitoring channel needs pika: pip install 'deckhand[rabbitmq]'"
-            ) from exc
+        needed = extras.missing(extras.CHANNELS["amqp"])
+        if needed is not None:
+            raise ChannelConfigError(extras.describe(needed))
         self.url = url
         self.queue = queue
         self.prefetch = prefetch

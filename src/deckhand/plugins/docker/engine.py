@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from deckhand import extras
 from deckhand.plugin.errors import PluginError
 
 # API timeout (s) for one call; builds and waits have their own deadlines.
@@ -30,8 +31,8 @@ def connect(docker_host: str) -> Any:
     """A DockerClient that has answered a ping; EngineUnreachable otherwise."""
     try:
         import docker
-    except ImportError:  # pragma: no cover - the `docker` extra is missing
-        raise EngineError("the Docker SDK is not installed: pip install 'deckhand[docker]'") from None
+    except ImportError:  # pragma: no cover - the `docker` extra is missing (the loader checks first)
+        raise EngineError(extras.describe(extras.PLUGINS["docker"])) from None
     try:
         client = docker.DockerClient(base_url=docker_host, timeout=API_TIMEOUT)
         client.ping()

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from deckhand import extras
 from deckhand.plugin.errors import PluginError
 from deckhand.plugins.kubernetes.config import IN_CLUSTER, KubernetesConfig
 from deckhand.plugins.kubernetes.manifests import FIELD_MANAGER
@@ -46,10 +47,8 @@ class Kube:
     def connect(cls, cfg: KubernetesConfig) -> Kube:
         try:
             from kubernetes import client, config
-        except ImportError as exc:  # pragma: no cover - the extra is missing
-            raise KubeError(
-                "the kubernetes plugin needs the `kubernetes` package: pip install deckhand[kubernetes]"
-            ) from exc
+        except ImportError as exc:  # pragma: no cover - the extra is missing (the loader checks first)
+            raise KubeError(extras.describe(extras.PLUGINS["kubernetes"])) from exc
         namespace = cfg.namespace
         try:
             if cfg.context == IN_CLUSTER:
