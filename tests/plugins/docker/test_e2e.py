@@ -237,7 +237,9 @@ def test_engine_restart_under_the_agent(tmp_path: Path, control_plane: ServerPro
             "passing",
         )
         print(f"serving {time.monotonic() - back:.1f} s after the engine came back")
-        assert observed(admin, dep["id"])["state"] == "ready"
+        # The restarted container answers before Docker's first health check has run: it is
+        # reported launching ("health: starting") until then, and ready after, not relaunched.
+        wait_until(lambda: observed(admin, dep["id"])["state"] == "ready", 60, 0.5, "ready again")
         assert "action=deployment_relaunch" not in agent.output()
         admin.delete_deployment(dep["id"])
         wait_until(lambda: not [c for c in denv.containers() if c.labels[names.LABEL_ROLE] == "model"], 60)
