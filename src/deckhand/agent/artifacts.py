@@ -4,11 +4,52 @@ renamed into place — so a file in the cache is always whole and checked."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
 
 from deckhand.agent.model import DesiredDeployment
+
+log = logging.getLogger(__name__)
+
+# ControlPlaneClient.download_package writes `.<name>.<pid>.part` before the rename.
+_PART = re.compile(r"^\..+\.(\d+)\.part$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        pass
+    return True
+
+
+def remove_orphan_downloads(directory: Path) -> list[str]:
+    """Remove the partial downloads of agents that died mid-download (SIGKILL, OOM, power
+    loss): a `.part` whose writer pid is no longer running would otherwise stay for good,
+    as the next download of the same package writes under its own pid. Returns the names."""
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        found = _PART.match(entry.name)
+        if found is None or int(found.group(1)) == os.getpid() or _alive(int(found.group(1))):
+            continue
+        try:
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            continue
+        removed.append(entry.name)
+    if removed:
+        log.info("removed %d partial download(s) of a stopped agent from %s: %s", len(removed), directory, removed)
+    return removed
 
 
 class ArtifactCache:
@@ -16,6 +57,7 @@ class ArtifactCache:
         self._dir = Path(directory)
         self._client = client
         self._locks: dict[str, asyncio.Lock] = {}
+        remove_orphan_downloads(self._dir)
 
     async def path_for(self, desired: DesiredDeployment) -> Path:
         if desired.artifact_path:  # file source: the package is already local

@@ -1,0 +1,36 @@
+"""The agent's package cache: partial downloads of a dead agent do not outlive its restart."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from deckhand.agent.artifacts import ArtifactCache
+
+
+def test_partial_downloads_of_dead_agents_are_removed_at_start(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        names = {
+            "dead": f".abc.dhpkg.{dead.pid}.part",
+            "ours": f".abc.dhpkg.{os.getpid()}.part",  # another environment of this agent downloading
+            "live": f".abc.dhpkg.{live.pid}.part",
+            "whole": "abc.dhpkg",
+            "other": ".notes.part",
+        }
+        for name in names.values():
+            (tmp_path / name).write_bytes(b"x")
+        ArtifactCache(tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for k, n in names.items() if k != "dead")
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_missing_cache_dir_is_fine(tmp_path: Path) -> None:
+    ArtifactCache(tmp_path / "not-yet")
+    assert not (tmp_path / "not-yet").exists()
