@@ -137,6 +137,19 @@ class RabbitMQBroker:
             self._proc.wait(10)
         self._proc = None
 
+    def kill(self) -> int | None:
+        """SIGKILL the broker's whole process group (as a crash would); its pid, once reaped."""
+        if self._proc is None:
+            return None
+        pid = self._proc.pid
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._proc.wait(10)
+        self._proc = None
+        return pid
+
     def close(self) -> None:
         self.stop()
         epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
