@@ -390,6 +390,9 @@ class World:
                 seen = record.get("observed") or {}
                 if seen.get("state") != "ready" or seen.get("modelId") != models[dep]:
                     raise AssertionError(f"{dep} observed {seen.get('state')} {seen.get('modelId')}, not {models[dep]}")
+                if seen.get("predictionUrl") != f"{server}/deployments/{dep}/predictions":
+                    # a restarted agent's report is still to come
+                    raise AssertionError(f"{dep} reported at {seen.get('predictionUrl')}, the server is {server}")
             served = httpx.get(f"{server}/deployments", timeout=5).json()["data"]
             serving = {e["deploymentId"]: e["modelId"] for e in served if e["state"] == "ready"}
             if serving != models or len(served) != len(models):

@@ -38,7 +38,11 @@ STOP_GRACE_SECONDS = 1.0
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on `port` now. SO_REUSEADDR, as the prediction server
+    binds with it: connections of a stopped server in TIME_WAIT do not keep its port, so a
+    restarted agent gives the server the port (and prediction URLs) it had."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
