@@ -11,8 +11,10 @@ from deckhand.plugin import (
     DeploymentInfo,
     DeploymentState,
     PEInfo,
+    failing_status,
 )
 from deckhand.plugin.action_status import STATUS_FILE_KEYS
+from deckhand.plugin.constants import ACTIONS, ACTIONS_WITH_DEPLOYMENT
 from deckhand.plugin.errors import ConfigError
 
 
@@ -135,6 +137,20 @@ def test_invoke_turns_wrong_types_and_exceptions_into_failing_statuses():
     assert raised.status == ActionStatus.ERROR and raised.state == DeploymentState.ERROR
     assert "deployment_status raised RuntimeError: boom" in raised.msg
     assert raised.duration is not None and raised.duration >= 0
+
+
+@pytest.mark.parametrize("action", [*ACTIONS, "deployment_explode"])
+def test_failing_status_errors_a_deployment_only_for_deployment_actions(action):
+    status = failing_status(action, "it broke", data={"k": 1}, duration=0.5)
+    assert (status.status, status.msg, status.data, status.duration) == (ActionStatus.ERROR, "it broke", {"k": 1}, 0.5)
+    assert status.state == (DeploymentState.ERROR if action in ACTIONS_WITH_DEPLOYMENT else None)
+
+
+def test_invoke_failures_follow_the_failing_status_rule():
+    plugin = Recorder({})
+    di = DeploymentInfo({"id": "d"})
+    assert plugin.invoke("pe_status", di).state is None  # environment-level: no deployment errored
+    assert plugin.invoke("deployment_status", di).state == DeploymentState.ERROR
 
 
 def test_unknown_action_is_a_failing_status_naming_the_choices():

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 
-from deckhand.plugin.action_status import ActionStatus, ActionStatusInfo
-from deckhand.plugin.constants import ACTIONS, BosunPluginActions, DeploymentState
+from deckhand.plugin.action_status import ActionStatusInfo, failing_status
+from deckhand.plugin.constants import ACTIONS, BosunPluginActions
 from deckhand.plugin.deployment_info import DeploymentInfo, DeploymentRef
 from deckhand.plugin.errors import ConfigError, PluginError, describe
 from deckhand.plugin.pe_info import PEInfo
@@ -121,27 +121,15 @@ class BosunPluginBase(ABC):
         try:
             result = self._dispatch(action, deployment_info)
             if not isinstance(result, ActionStatusInfo):
-                result = ActionStatusInfo(
-                    ActionStatus.ERROR,
-                    msg=(
-                        f"plugin {type(self).__name__}.{action} returned {describe(result)}; "
-                        "expected an ActionStatusInfo"
-                    ),
-                    state=DeploymentState.ERROR if deployment_info else None,
+                result = failing_status(
+                    action,
+                    f"plugin {type(self).__name__}.{action} returned {describe(result)}; expected an ActionStatusInfo",
                 )
         except PluginError as exc:
-            result = ActionStatusInfo(
-                ActionStatus.ERROR,
-                msg=mask(str(exc)),
-                state=DeploymentState.ERROR if deployment_info else None,
-            )
+            result = failing_status(action, mask(str(exc)))
         except Exception as exc:  # a plugin bug must become a status, never a crash
             self._logger.exception("action %s raised", action)
-            result = ActionStatusInfo(
-                ActionStatus.ERROR,
-                msg=mask(f"{action} raised {type(exc).__name__}: {exc}"),
-                state=DeploymentState.ERROR if deployment_info else None,
-            )
+            result = failing_status(action, mask(f"{action} raised {type(exc).__name__}: {exc}"))
         if result.duration is None:
             result.duration = round(time.monotonic() - started, 6)
         return result
