@@ -172,3 +172,10 @@ def test_bosun_import_paths_are_the_same_classes():
 def test_secrets_are_masked_in_sanitized_config():
     cleaned = BosunPluginBase.get_sanitized_config({"mlopsApiToken": "abcd1234", "baseDir": "/x"})
     assert cleaned == {"mlopsApiToken": "****", "baseDir": "/x"}
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_every_action_documents_its_contract(action):
+    doc = getattr(BosunPluginBase, action).__doc__ or ""
+    assert "Returns" in doc or "returns" in doc, f"{action}: say what it returns"
+    assert "dempotent" in doc, f"{action}: say whether it must be idempotent"
