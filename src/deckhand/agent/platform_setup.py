@@ -14,6 +14,7 @@ from deckhand.agent import drivers, platforms
 from deckhand.agent.artifacts import ArtifactCache
 from deckhand.agent.config import AgentSettings, EnvironmentSettings
 from deckhand.agent.model import EnvironmentInfo
+from deckhand.plugin.platforms import DEFAULT_PLUGIN_BY_PLATFORM
 
 
 @dataclass
@@ -78,7 +79,7 @@ def _driver(
 def plugin_name(env_settings: EnvironmentSettings, env_plugin: str | None, platform: str) -> str | None:
     """The plugin the agent runs in-process for an environment: the agent config's, else the
     environment's, else its platform's built-in."""
-    return env_settings.plugin or env_plugin or platforms.DEFAULT_PLUGINS.get(platform)
+    return env_settings.plugin or env_plugin or DEFAULT_PLUGIN_BY_PLATFORM.get(platform)
 
 
 def require_plugin_extra(env_settings: EnvironmentSettings, env_id: str, env_plugin: str | None, platform: str) -> None:

@@ -19,16 +19,6 @@ from deckhand.fsutil import atomic_write_text
 
 log = logging.getLogger("deckhand.agent.platforms")
 
-# Platform -> plugin used when the environment names none.
-DEFAULT_PLUGINS = {
-    "local": "filesystem",
-    "filesystem": "filesystem",
-    "test": "test",
-    "docker": "docker",
-    "kubernetes": "kubernetes",
-}
-
-
 # How long a supervised child gets to exit after SIGTERM before SIGKILL. Both exit in a
 # fraction of a second: the prediction server answers requests in milliseconds (one still
 # busy after this is stuck, and its clients lose the server either way), and the tracking
