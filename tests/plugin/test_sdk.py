@@ -13,6 +13,7 @@ from deckhand.plugin import (
     PEInfo,
     failing_status,
 )
+from deckhand.plugin.action_config import truthy
 from deckhand.plugin.action_status import STATUS_FILE_KEYS
 from deckhand.plugin.constants import ACTIONS, ACTIONS_WITH_DEPLOYMENT
 from deckhand.plugin.errors import ConfigError
@@ -179,3 +180,15 @@ def test_every_action_documents_its_contract(action):
     doc = getattr(BosunPluginBase, action).__doc__ or ""
     assert "Returns" in doc or "returns" in doc, f"{action}: say what it returns"
     assert "dempotent" in doc, f"{action}: say whether it must be idempotent"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        *[(word, True) for word in ("1", "true", "True", " YES ", "on", True, 1)],
+        *[(word, False) for word in ("0", "false", "off", "no", "", "maybe", "enabled", None, False, 0)],
+    ],
+)
+def test_truthy_is_true_only_for_a_word_that_says_so(value, expected):
+    # An unclear string ("maybe") is false: it must never switch something on.
+    assert truthy(value) is expected
