@@ -25,6 +25,7 @@ from deckhand.agent.slots import Slot, Slots
 from deckhand.agent.sources import DesiredStateSource
 from deckhand.agent.tasks import TaskSet, cancel_and_wait
 from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo, failing_status
+from deckhand.plugin.constants import TRANSIENT_STATES
 from deckhand.plugin.constants import BosunPluginActions as A
 from deckhand.plugin.constants import DeploymentState as S
 from deckhand.secrets import mask
@@ -227,11 +228,7 @@ class EnvironmentAgent:
     def _finish(self, slot: Slot, action: Action, status: ActionStatusInfo) -> None:
         dep_id = action.deployment_id
         previous = slot.observed
-        if (
-            action.observed is not None
-            and previous is not None
-            and previous.state in (S.LAUNCHING, S.REPLACING_MODEL, S.SHUTTING_DOWN)
-        ):
+        if action.observed is not None and previous is not None and previous.state in TRANSIENT_STATES:
             previous = action.observed
         observed = _observed_from_status(dep_id, status.to_dict(), previous)
         if status.status == ActionStatus.OK and action.kind in NEEDS_ARTIFACT and action.desired is not None:
