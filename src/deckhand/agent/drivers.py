@@ -22,6 +22,7 @@ from deckhand.plugin import yamlio
 from deckhand.plugin.action_config import parse_action_config
 from deckhand.plugin.action_status import ActionStatusInfo, failing_status
 from deckhand.plugin.constants import BosunPluginConfigConstants as K
+from deckhand.plugin.constants import DeploymentInfoConfigConstants, PeInfoConfigConstants
 
 STATUS_FILE = "status.yaml"  # in a subprocess action's temp dir, written by the runner
 
@@ -112,7 +113,7 @@ def action_config(
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         K.PLUGIN_CONFIG_KEY: plugin_config,
-        "peInfo": {
+        PeInfoConfigConstants.PE_INFO_KEY: {
             "id": env.id,
             "name": env.name,
             "description": env.description,
@@ -123,7 +124,7 @@ def action_config(
         },
     }
     if deployment is not None:
-        config["deploymentInfo"] = deployment
+        config[DeploymentInfoConfigConstants.DEPLOYMENT_INFO_KEY] = deployment
     return config
 
 

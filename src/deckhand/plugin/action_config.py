@@ -14,6 +14,8 @@ from deckhand.plugin.constants import (
     ACTIONS_WITH_MODEL,
     BosunPluginActions,
     BosunPluginConfigConstants,
+    DeploymentInfoConfigConstants,
+    PeInfoConfigConstants,
 )
 from deckhand.plugin.deployment_info import DeploymentInfo
 from deckhand.plugin.errors import ConfigError, describe
@@ -25,8 +27,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 PLUGIN_CONFIG = BosunPluginConfigConstants.PLUGIN_CONFIG_KEY
-PE_INFO = "peInfo"
-DEPLOYMENT_INFO = "deploymentInfo"
+PE_INFO = PeInfoConfigConstants.PE_INFO_KEY
+DEPLOYMENT_INFO = DeploymentInfoConfigConstants.DEPLOYMENT_INFO_KEY
 
 
 class ActionConfig:
