@@ -11,8 +11,11 @@ from deckhand.plugin import (
     DeploymentInfo,
     DeploymentState,
     PEInfo,
+    failing_status,
 )
+from deckhand.plugin.action_config import truthy
 from deckhand.plugin.action_status import STATUS_FILE_KEYS
+from deckhand.plugin.constants import ACTIONS, ACTIONS_WITH_DEPLOYMENT
 from deckhand.plugin.errors import ConfigError
 
 
@@ -137,6 +140,20 @@ def test_invoke_turns_wrong_types_and_exceptions_into_failing_statuses():
     assert raised.duration is not None and raised.duration >= 0
 
 
+@pytest.mark.parametrize("action", [*ACTIONS, "deployment_explode"])
+def test_failing_status_errors_a_deployment_only_for_deployment_actions(action):
+    status = failing_status(action, "it broke", data={"k": 1}, duration=0.5)
+    assert (status.status, status.msg, status.data, status.duration) == (ActionStatus.ERROR, "it broke", {"k": 1}, 0.5)
+    assert status.state == (DeploymentState.ERROR if action in ACTIONS_WITH_DEPLOYMENT else None)
+
+
+def test_invoke_failures_follow_the_failing_status_rule():
+    plugin = Recorder({})
+    di = DeploymentInfo({"id": "d"})
+    assert plugin.invoke("pe_status", di).state is None  # environment-level: no deployment errored
+    assert plugin.invoke("deployment_status", di).state == DeploymentState.ERROR
+
+
 def test_unknown_action_is_a_failing_status_naming_the_choices():
     status = Recorder({}).invoke("deployment_explode")
     assert status.status == ActionStatus.ERROR
@@ -156,3 +173,22 @@ def test_bosun_import_paths_are_the_same_classes():
 def test_secrets_are_masked_in_sanitized_config():
     cleaned = BosunPluginBase.get_sanitized_config({"mlopsApiToken": "abcd1234", "baseDir": "/x"})
     assert cleaned == {"mlopsApiToken": "****", "baseDir": "/x"}
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_every_action_documents_its_contract(action):
+    doc = getattr(BosunPluginBase, action).__doc__ or ""
+    assert "Returns" in doc or "returns" in doc, f"{action}: say what it returns"
+    assert "dempotent" in doc, f"{action}: say whether it must be idempotent"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        *[(word, True) for word in ("1", "true", "True", " YES ", "on", True, 1)],
+        *[(word, False) for word in ("0", "false", "off", "no", "", "maybe", "enabled", None, False, 0)],
+    ],
+)
+def test_truthy_is_true_only_for_a_word_that_says_so(value, expected):
+    # An unclear string ("maybe") is false: it must never switch something on.
+    assert truthy(value) is expected

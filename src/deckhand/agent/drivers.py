@@ -20,10 +20,9 @@ from deckhand.agent.model import DesiredDeployment, EnvironmentInfo, ObservedDep
 from deckhand.fsutil import atomic_write_text
 from deckhand.plugin import yamlio
 from deckhand.plugin.action_config import parse_action_config
-from deckhand.plugin.action_status import ActionStatus, ActionStatusInfo
-from deckhand.plugin.constants import BosunPluginActions as A
+from deckhand.plugin.action_status import ActionStatusInfo, failing_status
 from deckhand.plugin.constants import BosunPluginConfigConstants as K
-from deckhand.plugin.constants import DeploymentState
+from deckhand.plugin.constants import DeploymentInfoConfigConstants, PeInfoConfigConstants
 
 STATUS_FILE = "status.yaml"  # in a subprocess action's temp dir, written by the runner
 
@@ -58,7 +57,7 @@ async def run_call(call: PluginCall, action: str, timeout: float, clock: Clock) 
             return None
         call.kill()
         await call.wait()
-        return failing(action, f"{action} did not finish within {timeout:g} s; plugin process killed")
+        return failing_status(action, f"{action} did not finish within {timeout:g} s; plugin process killed")
     except asyncio.CancelledError:
         if call.killable:
             call.kill()
@@ -114,7 +113,7 @@ def action_config(
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         K.PLUGIN_CONFIG_KEY: plugin_config,
-        "peInfo": {
+        PeInfoConfigConstants.PE_INFO_KEY: {
             "id": env.id,
             "name": env.name,
             "description": env.description,
@@ -125,15 +124,8 @@ def action_config(
         },
     }
     if deployment is not None:
-        config["deploymentInfo"] = deployment
+        config[DeploymentInfoConfigConstants.DEPLOYMENT_INFO_KEY] = deployment
     return config
-
-
-def failing(action: str, message: str) -> ActionStatusInfo:
-    state = (
-        DeploymentState.ERROR if action not in (A.PLUGIN_START, A.PLUGIN_STOP, A.PE_STATUS, A.DEPLOYMENT_LIST) else None
-    )
-    return ActionStatusInfo(ActionStatus.ERROR, msg=message, state=state)
 
 
 class InProcessDriver:
@@ -151,7 +143,7 @@ class InProcessDriver:
                 parsed = parse_action_config(config, action, source="agent")
                 instance = self._cls(parsed.plugin_config, self._private_config, parsed.pe_info, False)
             except Exception as exc:
-                return failing(action, f"setting up plugin failed: {exc}")
+                return failing_status(action, f"setting up plugin failed: {exc}")
             return instance.invoke(action, parsed.deployment_info)
 
         return ThreadCall(action, call)
@@ -177,7 +169,7 @@ class ThreadCall:
             try:
                 status = fn()
             except BaseException as exc:  # invoke() catches plugin errors; this is the agent's own
-                status = failing(action, f"{action} raised {type(exc).__name__}: {exc}")
+                status = failing_status(action, f"{action} raised {type(exc).__name__}: {exc}")
             try:
                 loop.call_soon_threadsafe(deliver, status)
             except RuntimeError:  # the loop is closed: the agent stopped, nobody waits any more
@@ -247,9 +239,9 @@ class SubprocessCall:
                     values = yamlio.loads(status_file.read_text()) or {}
                     return ActionStatusInfo.from_dict(values)
                 except Exception as exc:
-                    return failing(self._action, f"plugin wrote an unreadable status file: {exc}")
+                    return failing_status(self._action, f"plugin wrote an unreadable status file: {exc}")
             tail = (stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
-            return failing(
+            return failing_status(
                 self._action,
                 f"plugin exited with {self._proc.returncode} without a status file: {' | '.join(tail) or 'no output'}",
             )

@@ -14,6 +14,8 @@ from deckhand.agent import drivers, platforms
 from deckhand.agent.artifacts import ArtifactCache
 from deckhand.agent.config import AgentSettings, EnvironmentSettings
 from deckhand.agent.model import EnvironmentInfo
+from deckhand.plugin.constants import BosunPluginConfigConstants as K
+from deckhand.plugin.platforms import DEFAULT_PLUGIN_BY_PLATFORM
 
 
 @dataclass
@@ -50,9 +52,9 @@ async def set_up_platform(
             await _start_local(platform, settings, env, work)
         if env.platform == "docker":
             # The tracking agent the plugin runs reports to this control plane as this agent.
-            platform.overrides.setdefault("mlopsUrl", settings.resolved_url())
+            platform.overrides.setdefault(K.MLOPS_URL, settings.resolved_url())
             if not env_settings.command:  # a runner gets it as MLOPS_API_TOKEN instead
-                platform.overrides.setdefault("mlopsApiToken", settings.resolved_token())
+                platform.overrides.setdefault(K.MLOPS_API_TOKEN_KEY, settings.resolved_token())
     except BaseException:
         await platform.stop()
         raise
@@ -63,7 +65,7 @@ def _driver(
     settings: AgentSettings, env_settings: EnvironmentSettings, env: EnvironmentInfo, work: Path
 ) -> drivers.PluginDriver:
     if env_settings.command:
-        token_env = {"MLOPS_API_TOKEN": settings.resolved_token() or ""}
+        token_env = {K.MLOPS_API_TOKEN_ENV: settings.resolved_token() or ""}
         return drivers.SubprocessDriver(env_settings.command, work / "actions", token_env)
     plugin = plugin_name(env_settings, env.plugin, env.platform)
     if not plugin:
@@ -78,7 +80,7 @@ def _driver(
 def plugin_name(env_settings: EnvironmentSettings, env_plugin: str | None, platform: str) -> str | None:
     """The plugin the agent runs in-process for an environment: the agent config's, else the
     environment's, else its platform's built-in."""
-    return env_settings.plugin or env_plugin or platforms.DEFAULT_PLUGINS.get(platform)
+    return env_settings.plugin or env_plugin or DEFAULT_PLUGIN_BY_PLATFORM.get(platform)
 
 
 def require_plugin_extra(env_settings: EnvironmentSettings, env_id: str, env_plugin: str | None, platform: str) -> None:

@@ -16,18 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from deckhand.fsutil import atomic_write_text
+from deckhand.plugin.action_config import truthy
 
 log = logging.getLogger("deckhand.agent.platforms")
-
-# Platform -> plugin used when the environment names none.
-DEFAULT_PLUGINS = {
-    "local": "filesystem",
-    "filesystem": "filesystem",
-    "test": "test",
-    "docker": "docker",
-    "kubernetes": "kubernetes",
-}
-
 
 # How long a supervised child gets to exit after SIGTERM before SIGKILL. Both exit in a
 # fraction of a second: the prediction server answers requests in milliseconds (one still
@@ -336,14 +327,12 @@ MONITORING_KEY = "monitoring"  # plugin config key of a local environment; defau
 
 def local_monitoring_enabled(*configs: dict[str, Any]) -> bool:
     """`monitoring` from the first config that sets it (agent.yaml pluginConfig, then the
-    environment's plugin config); the local platform monitors unless told `false`."""
+    environment's plugin config), read by `truthy`; the local platform monitors when no
+    config sets it."""
     for config in configs:
         value = config.get(MONITORING_KEY)
-        if value is None:
-            continue
-        if isinstance(value, str):
-            return value.strip().lower() not in ("false", "0", "no", "off")
-        return bool(value)
+        if value is not None:
+            return truthy(value)
     return True
 
 

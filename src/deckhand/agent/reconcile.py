@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from deckhand.agent.model import Action, DesiredDeployment, ObservedDeployment
+from deckhand.plugin.constants import TRANSIENT_STATES
 from deckhand.plugin.constants import BosunPluginActions as A
 from deckhand.plugin.constants import DeploymentState as S
 
-# States in which the plugin is still working; the next pass looks again.
-TRANSIENT = frozenset({S.LAUNCHING, S.REPLACING_MODEL, S.SHUTTING_DOWN})
 ABSENT = frozenset({S.STOPPED})
 
 
@@ -44,7 +43,7 @@ def _decide(want: DesiredDeployment | None, have: ObservedDeployment | None) -> 
         return None
     if not running or have is None:
         return A.DEPLOYMENT_START, "deployment is not running"
-    if have.state in TRANSIENT:
+    if have.state in TRANSIENT_STATES:
         return None
     if have.state == S.ERROR:
         return A.DEPLOYMENT_RELAUNCH, f"deployment is errored: {have.message or 'no message'}"

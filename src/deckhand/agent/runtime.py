@@ -24,7 +24,8 @@ from deckhand.agent.reporting import ClientSink, Reporter, ReportSink, status_pa
 from deckhand.agent.slots import Slot, Slots
 from deckhand.agent.sources import DesiredStateSource
 from deckhand.agent.tasks import TaskSet, cancel_and_wait
-from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo
+from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo, failing_status
+from deckhand.plugin.constants import TRANSIENT_STATES
 from deckhand.plugin.constants import BosunPluginActions as A
 from deckhand.plugin.constants import DeploymentState as S
 from deckhand.secrets import mask
@@ -173,7 +174,7 @@ class EnvironmentAgent:
             self._finish(slot, action, status)
         except Exception as exc:  # never lose the loop to one action
             log.exception("action %s failed", action.kind)
-            self._finish(slot, action, drivers.failing(action.kind, f"agent error: {exc}"))
+            self._finish(slot, action, failing_status(action.kind, f"agent error: {exc}"))
         finally:
             slot.end()
             self._wake.set()
@@ -185,7 +186,7 @@ class EnvironmentAgent:
             try:
                 artifact = await self.platform.cache.path_for(action.desired)
             except Exception as exc:
-                return drivers.failing(action.kind, f"model package {action.desired.model_id}: {exc}")
+                return failing_status(action.kind, f"model package {action.desired.model_id}: {exc}")
         timeout = self.settings.action_timeout
         slot.call = call = await self._start_call(action.kind, action, artifact)
         try:
@@ -222,16 +223,12 @@ class EnvironmentAgent:
             problem = await self.server.wait_model_loaded(action.deployment_id, action.desired.model_id)
         elif action.kind == A.DEPLOYMENT_STOP:
             problem = await self.server.wait_model_unloaded(action.deployment_id)
-        return drivers.failing(action.kind, problem) if problem else status
+        return failing_status(action.kind, problem) if problem else status
 
     def _finish(self, slot: Slot, action: Action, status: ActionStatusInfo) -> None:
         dep_id = action.deployment_id
         previous = slot.observed
-        if (
-            action.observed is not None
-            and previous is not None
-            and previous.state in (S.LAUNCHING, S.REPLACING_MODEL, S.SHUTTING_DOWN)
-        ):
+        if action.observed is not None and previous is not None and previous.state in TRANSIENT_STATES:
             previous = action.observed
         observed = _observed_from_status(dep_id, status.to_dict(), previous)
         if status.status == ActionStatus.OK and action.kind in NEEDS_ARTIFACT and action.desired is not None:
@@ -288,14 +285,14 @@ class EnvironmentAgent:
         awaited in the loop. One past its timeout in a thread is left to finish in the
         background, and no other environment-level call starts until it has."""
         if self._env_overrun is not None:
-            return drivers.failing(kind, f"not run: {self._env_overrun.get_name()} is still running past its timeout")
+            return failing_status(kind, f"not run: {self._env_overrun.get_name()} is still running past its timeout")
         call = await self._start_call(kind, None)
         status = await drivers.run_call(call, kind, self.settings.action_timeout, self.clock)
         if status is not None:
             return status
         log.warning("action=%s timed out, still running", kind)
         self._env_overrun = self._tasks.spawn(self._await_overrun(call), name=kind)
-        return drivers.failing(kind, f"{kind} did not finish within {self.settings.action_timeout:g} s; still running")
+        return failing_status(kind, f"{kind} did not finish within {self.settings.action_timeout:g} s; still running")
 
     async def _await_overrun(self, call: drivers.PluginCall) -> None:
         try:

@@ -4,7 +4,6 @@ YAML file (GitOps-style, re-read when it changes)."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -100,7 +99,12 @@ class FileSource:
             path = (self._path.parent / str(package)).resolve()
             if not path.is_file():
                 raise ConfigError(f"{where}.modelPackage", f"{path} is not a file")
-            model_id = item.get("modelId") or _file_digest(path)[:16]
+            if item.get("modelId"):
+                model_id = item["modelId"]
+            else:
+                from deckhand.packages.container import file_sha256  # here: deckhand.packages imports numpy
+
+                model_id = file_sha256(path)[:16]
             deployments.append(
                 DesiredDeployment(
                     id=str(item["id"]),
@@ -135,11 +139,3 @@ class FileSource:
                 pass
             await asyncio.sleep(self._poll)
         return current
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from deckhand.plugin.platforms import PLATFORMS
+
 if TYPE_CHECKING:
     from deckhand.client import ControlPlaneClient
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-PLATFORMS = ("local", "filesystem", "test", "docker", "kubernetes", "custom")
 ROLES = ("admin", "agent", "read-only")
 
 
@@ -346,9 +347,9 @@ def _warn_if_plugin_extra_missing(platform: str, plugin: str | None) -> None:
     plugin runs where the agent runs, often another machine or an image (which then needs the
     extra; the agent refuses the environment without it). Here it is likely the same machine."""
     from deckhand import extras
-    from deckhand.agent.platforms import DEFAULT_PLUGINS
+    from deckhand.plugin.platforms import DEFAULT_PLUGIN_BY_PLATFORM
 
-    needed = extras.missing(extras.for_plugin(plugin or DEFAULT_PLUGINS.get(platform)))
+    needed = extras.missing(extras.for_plugin(plugin or DEFAULT_PLUGIN_BY_PLATFORM.get(platform)))
     if needed is not None:
         typer.secho(
             f"warning: {extras.describe(needed)} (here, or wherever the agent for this environment runs)",

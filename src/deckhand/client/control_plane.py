@@ -23,14 +23,6 @@ CHUNK = 1 << 20
 Progress = Callable[[int, int], None]
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _error_message(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -101,7 +93,9 @@ class ControlPlaneClient:
         if not path.is_file():
             raise ControlPlaneError(0, f"{path}: no such package file")
         size = path.stat().st_size
-        sha256 = _sha256_file(path)
+        from deckhand.packages.container import file_sha256  # here: deckhand.packages imports numpy
+
+        sha256 = file_sha256(path)
 
         def body() -> Iterator[bytes]:
             done = 0

@@ -1,7 +1,7 @@
 """The plugin SDK: the documented bosun interface (BosunPluginBase, ActionStatus,
 ActionStatusInfo, DeploymentInfo, PEInfo, constants) and the runner."""
 
-from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo
+from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo, failing_status
 from deckhand.plugin.base import BosunPluginBase
 from deckhand.plugin.constants import BosunPluginActions, DeploymentState
 from deckhand.plugin.deployment_info import DeploymentInfo
@@ -16,4 +16,5 @@ __all__ = [
     "DeploymentInfo",
     "DeploymentState",
     "PEInfo",
+    "failing_status",
 ]

@@ -14,6 +14,8 @@ from deckhand.plugin.constants import (
     ACTIONS_WITH_MODEL,
     BosunPluginActions,
     BosunPluginConfigConstants,
+    DeploymentInfoConfigConstants,
+    PeInfoConfigConstants,
 )
 from deckhand.plugin.deployment_info import DeploymentInfo
 from deckhand.plugin.errors import ConfigError, describe
@@ -25,8 +27,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 PLUGIN_CONFIG = BosunPluginConfigConstants.PLUGIN_CONFIG_KEY
-PE_INFO = "peInfo"
-DEPLOYMENT_INFO = "deploymentInfo"
+PE_INFO = PeInfoConfigConstants.PE_INFO_KEY
+DEPLOYMENT_INFO = DeploymentInfoConfigConstants.DEPLOYMENT_INFO_KEY
 
 
 class ActionConfig:
@@ -45,6 +47,22 @@ class ActionConfig:
         self.pe_info = pe_info
         self.deployment_info = deployment_info
         self.raw = raw
+
+
+# The strings a boolean config value is true for (any case, spaces around ignored).
+TRUE_WORDS: tuple[str, ...] = ("1", "true", "yes", "on")
+
+
+def truthy(value: Any) -> bool:
+    """A boolean config value (pluginConfig, agent.yaml), which YAML, JSON or an environment
+    variable may give as a string. A string is true only when it is one of TRUE_WORDS; any
+    other string is false — "false", "off", "" and a word nobody expected such as "maybe"
+    alike — so an unclear value never switches something on. Anything else goes by Python's
+    truth (True, 1; not None, 0 or False). A caller that defaults to true checks for None
+    (unset) before it calls this."""
+    if isinstance(value, str):
+        return value.strip().lower() in TRUE_WORDS
+    return bool(value)
 
 
 def load_mapping_file(path: str, *, what: str) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from deckhand.plugin.constants import ACTIONS_WITH_DEPLOYMENT, DeploymentState
+
 TYPE_CHECKING = False  # typing costs a runner subprocess ~3 ms; only type checkers need it here
 if TYPE_CHECKING:
     from typing import Any
@@ -93,3 +95,27 @@ class ActionStatusInfo:
 
     def __repr__(self) -> str:
         return f"ActionStatusInfo(status={self.status!r}, state={self.state!r}, msg={self.msg!r})"
+
+
+def failing_status(
+    action: str,
+    msg: str,
+    *,
+    data: dict[str, Any] | None = None,
+    duration: float | None = None,
+) -> ActionStatusInfo:
+    """The failing result of `action`, with `msg` saying why.
+
+    One rule sets `state`: an action about one deployment (ACTIONS_WITH_DEPLOYMENT:
+    deployment_start, deployment_stop, deployment_replace_model, deployment_status,
+    deployment_relaunch) that failed leaves that deployment `errored` — nobody knows what it
+    left behind, and an errored deployment is relaunched by the agent's next pass. Any other
+    action (plugin_start, plugin_stop, pe_status, deployment_list, or a name that is no
+    action) is about no single deployment, so `state` stays None.
+
+    A plugin that knows better says so with its own ActionStatusInfo (a failed model
+    replacement that left the old model serving reports `ready`). `msg` is used as given:
+    mask it (deckhand.secrets.mask) when it may hold a secret.
+    """
+    state = DeploymentState.ERROR if action in ACTIONS_WITH_DEPLOYMENT else None
+    return ActionStatusInfo(ActionStatus.ERROR, msg=msg, state=state, duration=duration, data=data)

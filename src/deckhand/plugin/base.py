@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 
-from deckhand.plugin.action_status import ActionStatus, ActionStatusInfo
-from deckhand.plugin.constants import ACTIONS, BosunPluginActions, DeploymentState
+from deckhand.plugin.action_status import ActionStatusInfo, failing_status
+from deckhand.plugin.constants import ACTIONS, BosunPluginActions
 from deckhand.plugin.deployment_info import DeploymentInfo, DeploymentRef
 from deckhand.plugin.errors import ConfigError, PluginError, describe
 from deckhand.plugin.pe_info import PEInfo
@@ -26,6 +26,39 @@ on_first_logger: Callable[[], None] | None = None
 
 
 class BosunPluginBase(ABC):
+    """A prediction environment as the agent drives it: one method per action.
+
+    What holds for every action (each method's docstring adds its own):
+
+    - **Returns** an ActionStatusInfo: `status` passing, warning, failing or unknown; `msg`
+      one line a person can act on (it reaches the control plane, events and the UI);
+      for an action about one deployment, `state` is that deployment's state afterwards
+      (DeploymentState: ready, stopped, errored, or launching / replacingModel /
+      shuttingDown while the plugin is still at work) and `data` may carry the
+      ActionDataFields keys (predictionUrl, currentModelId, oldModelInUse). Anything else
+      returned, and any exception raised, becomes a failing status in `invoke` (see
+      `failing_status` for its `state`): raise a PluginError (ConfigError, ...) whose text
+      says what is wrong and what to do, and it is the message as it stands.
+    - **Blocking**: an action may block until its work is done, for at most the agent's
+      `actionTimeoutSeconds` (300 s unless configured). Past it, a plugin run through the
+      runner is killed with its process group; one run in process cannot be killed, so its
+      thread keeps the deployment (no other action on it) until it returns, and its late
+      result is recorded. A killed action counts as failed and is retried after a backoff.
+    - **Idempotent**: every action may be called again with the same input — after a
+      failure, a timeout, a kill, or an agent restart (a SIGKILLed agent runs no
+      plugin_stop) — and must then converge on the same result, finishing or clearing up
+      whatever an interrupted earlier call left behind.
+    - **Concurrency**: each action runs on a fresh instance (a thread of its own in
+      process, a process of its own through the runner), so nothing kept on `self`
+      survives to the next action: what the plugin must remember lives in the environment
+      (container labels, directories). There is at most one action at a time per
+      deployment; actions on different deployments run at once (up to the agent's
+      `parallelism`), and deployment_list and pe_status may run while they do.
+      Environment-level actions (plugin_start, plugin_stop, deployment_list, pe_status)
+      run one at a time.
+    - **Dry run** (`self.dry_run`): change nothing, and say in `msg` what would be done.
+    """
+
     __logger: Any = None  # see _logger
 
     def __init__(
@@ -60,31 +93,135 @@ class BosunPluginBase(ABC):
 
     # ----- the documented interface -------------------------------------------------
     @abstractmethod
-    def plugin_start(self) -> ActionStatusInfo: ...
+    def plugin_start(self) -> ActionStatusInfo:
+        """Get the environment ready, and say whether it is usable.
+
+        Called when the agent starts the environment, before any other action; typically
+        once per agent run, but again after every agent restart, so it must be idempotent
+        (what it sets up may already be there; leftovers of interrupted work are cleared
+        here). It may check that the environment is reachable (the Docker engine, the
+        cluster, baseDir) and set up what every deployment shares (a network, a proxy),
+        blocking until that is done, within the action timeout.
+
+        Returns passing when the environment is usable, else failing with what to fix;
+        `state` None. The agent reports the result as the environment's status and goes
+        on: deployments are still started, and the next pe_status replaces that status.
+        """
 
     @abstractmethod
-    def plugin_stop(self) -> ActionStatusInfo: ...
+    def plugin_stop(self) -> ActionStatusInfo:
+        """Tear down what the plugin holds for this agent run (connections, shared pieces no
+        deployment uses any more).
+
+        Called once when the agent stops, after every deployment action has ended (or was
+        left behind past `shutdownGraceSeconds`); not called at all when the agent is
+        killed. It must not stop deployments: they keep serving while no agent runs, and
+        the next agent adopts them through deployment_list. Idempotent: nothing left to
+        tear down is success. May block, within the action timeout, but keep it short:
+        `deckhand agent` is expected to stop within 2 s of SIGTERM (docs/agent.md).
+
+        Returns passing (or failing with what was left behind); `state` None.
+        """
 
     @abstractmethod
-    def deployment_list(self) -> ActionStatusInfo: ...
+    def deployment_list(self) -> ActionStatusInfo:
+        """Every deployment present in the environment, as the environment says it is.
+
+        Called at start-up and then every `resyncIntervalSeconds` (10 s); the agent plans
+        from it, so it must list deployments the agent does not know (a deleted one is then
+        stopped) and must not change anything. Read-only, hence idempotent; it should
+        answer in seconds — it runs while deployment actions are under way.
+
+        Returns passing with `data` = {deployment id: status dict} (an ActionStatusInfo's
+        `to_dict()` per deployment: its `state`, `msg` and `data` with currentModelId and
+        predictionUrl); an empty mapping when there is none. Anything but passing with a
+        mapping leaves the agent with what it knew, and the status is reported as the
+        environment's.
+        """
 
     @abstractmethod
-    def deployment_start(self, deployment_info: DeploymentInfo) -> ActionStatusInfo: ...
+    def deployment_start(self, deployment_info: DeploymentInfo) -> ActionStatusInfo:
+        """Make `deployment_info.id` serve model `current_model_id` from the package at
+        `model_artifact` (a local path the agent has filled before the call).
+
+        Called when a deployment is created or activated and the environment does not
+        run it. Blocks until the model serves (or has clearly failed), within the action
+        timeout; a platform that takes longer may return early with `state` launching and
+        the agent follows the deployment through deployment_list. Idempotent: a deployment
+        already serving this model is left alone and reported ready; pieces left by an
+        interrupted earlier start are reused or replaced, never doubled.
+
+        Returns passing with `state` ready and `data` {predictionUrl, currentModelId};
+        failing with `state` errored (the agent relaunches it after a backoff).
+        """
 
     @abstractmethod
-    def deployment_stop(self, deployment_id: str) -> ActionStatusInfo: ...
+    def deployment_stop(self, deployment_id: str) -> ActionStatusInfo:
+        """Stop serving deployment `deployment_id` and remove what deployment_start made.
+
+        `deployment_id` is the id as a string (the protocol); it also answers
+        DeploymentInfo's attributes, for plugins written against the documentation's
+        `deployment_stop(self, deployment_info)`. Called when a deployment is deleted or
+        deactivated, or one the agent does not know is found. Blocks until the deployment
+        no longer serves, within the action timeout. Idempotent: a deployment that is
+        already gone is success.
+
+        Returns passing with `state` stopped; failing with `state` errored when something
+        could not be removed (the agent tries again).
+        """
 
     @abstractmethod
-    def deployment_replace_model(self, deployment_info: DeploymentInfo) -> ActionStatusInfo: ...
+    def deployment_replace_model(self, deployment_info: DeploymentInfo) -> ActionStatusInfo:
+        """Make running deployment `deployment_info.id` serve model `current_model_id`
+        (newModelId, else modelId) from the package at `model_artifact`.
+
+        Called when the deployment should run another model than the one it serves.
+        Blocks until the new model serves, within the action timeout; the old model should
+        keep answering until then where the platform allows. Idempotent: a deployment
+        already serving this model is success.
+
+        Returns passing with `state` ready and `data` {predictionUrl, currentModelId}. When
+        the new model cannot serve but the old one still does, failing with `state` ready
+        and `data` {oldModelInUse: true, currentModelId: the old model}; otherwise failing
+        with `state` errored.
+        """
 
     @abstractmethod
-    def pe_status(self) -> ActionStatusInfo: ...
+    def pe_status(self) -> ActionStatusInfo:
+        """The health of the environment, and of the deployments it should run.
+
+        Called by the agent after each deployment_list that passed. `self.pe_info.deployments`
+        holds the deployments the agent expects to be active. Read-only, hence idempotent;
+        it should answer in seconds.
+
+        Returns passing (usable, every listed deployment ready), warning (usable, some not
+        ready) or failing (not usable, with what to fix); `state` None. `data` may hold
+        {deploymentsStatus: {deployment id: status dict}} for the listed deployments. The
+        agent reports it as the environment's status.
+        """
 
     @abstractmethod
-    def deployment_status(self, deployment_info: DeploymentInfo) -> ActionStatusInfo: ...
+    def deployment_status(self, deployment_info: DeploymentInfo) -> ActionStatusInfo:
+        """The state of deployment `deployment_info.id`, as the environment says it is.
+
+        Read-only, hence idempotent; it should answer in seconds. The agent learns states
+        through deployment_list; this is for the runner and for other callers asking about
+        one deployment.
+
+        Returns passing with `state` ready (and `data` {predictionUrl, currentModelId}) or
+        stopped (no such deployment); warning or passing with `state` launching while it
+        comes up; failing with `state` errored and why.
+        """
 
     def deployment_relaunch(self, deployment_info: DeploymentInfo) -> ActionStatusInfo:
-        """Stop, then start, whatever stop returned."""
+        """Bring errored deployment `deployment_info.id` back, serving model
+        `current_model_id` from `model_artifact`.
+
+        Called when a deployment the agent should run is errored. This default stops it,
+        then starts it whatever the stop returned, and returns the start's result; a plugin
+        with a better way (restarting a container in place) overrides it. Blocks and must
+        be idempotent as deployment_start does; returns what deployment_start returns.
+        """
         stop_status = self.deployment_stop(DeploymentRef(deployment_info))
         self._logger.info("relaunch: stop returned %s", getattr(stop_status, "status", stop_status))
         return self.deployment_start(deployment_info)
@@ -121,27 +258,15 @@ class BosunPluginBase(ABC):
         try:
             result = self._dispatch(action, deployment_info)
             if not isinstance(result, ActionStatusInfo):
-                result = ActionStatusInfo(
-                    ActionStatus.ERROR,
-                    msg=(
-                        f"plugin {type(self).__name__}.{action} returned {describe(result)}; "
-                        "expected an ActionStatusInfo"
-                    ),
-                    state=DeploymentState.ERROR if deployment_info else None,
+                result = failing_status(
+                    action,
+                    f"plugin {type(self).__name__}.{action} returned {describe(result)}; expected an ActionStatusInfo",
                 )
         except PluginError as exc:
-            result = ActionStatusInfo(
-                ActionStatus.ERROR,
-                msg=mask(str(exc)),
-                state=DeploymentState.ERROR if deployment_info else None,
-            )
+            result = failing_status(action, mask(str(exc)))
         except Exception as exc:  # a plugin bug must become a status, never a crash
             self._logger.exception("action %s raised", action)
-            result = ActionStatusInfo(
-                ActionStatus.ERROR,
-                msg=mask(f"{action} raised {type(exc).__name__}: {exc}"),
-                state=DeploymentState.ERROR if deployment_info else None,
-            )
+            result = failing_status(action, mask(f"{action} raised {type(exc).__name__}: {exc}"))
         if result.duration is None:
             result.duration = round(time.monotonic() - started, 6)
         return result

@@ -102,3 +102,9 @@ class DeploymentState:
 
 
 DEPLOYMENT_STATES: frozenset[str] = frozenset(v for k, v in vars(DeploymentState).items() if not k.startswith("_"))
+
+# States in which the plugin is still at work on a deployment: the agent plans nothing
+# for it and looks again at its next pass.
+TRANSIENT_STATES: frozenset[str] = frozenset(
+    {DeploymentState.LAUNCHING, DeploymentState.REPLACING_MODEL, DeploymentState.SHUTTING_DOWN}
+)

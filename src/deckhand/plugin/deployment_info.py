@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from deckhand.plugin.constants import DeploymentInfoConfigConstants
 from deckhand.plugin.errors import ConfigError, describe
 
 TYPE_CHECKING = False  # typing costs a runner subprocess ~3 ms; only type checkers need it here
 if TYPE_CHECKING:
     from typing import Any
 
-SECTION = "deploymentInfo"
+SECTION = DeploymentInfoConfigConstants.DEPLOYMENT_INFO_KEY
 
 _OPTIONAL_STRINGS = (
     "name",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from deckhand.plugin.constants import PeInfoConfigConstants
 from deckhand.plugin.deployment_info import DeploymentInfo
 from deckhand.plugin.errors import ConfigError, describe
 
@@ -9,7 +10,7 @@ TYPE_CHECKING = False  # typing costs a runner subprocess ~3 ms; only type check
 if TYPE_CHECKING:
     from typing import Any
 
-SECTION = "peInfo"
+SECTION = PeInfoConfigConstants.PE_INFO_KEY
 
 
 class PEInfo:

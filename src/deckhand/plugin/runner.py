@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deckhand.plugin.action_status import ActionStatus, ActionStatusInfo
-from deckhand.plugin.constants import ACTIONS, ACTIONS_WITH_DEPLOYMENT, DeploymentState
+from deckhand.plugin.action_status import ActionStatus, ActionStatusInfo, failing_status
+from deckhand.plugin.constants import ACTIONS
 from deckhand.plugin.errors import ConfigError, PluginError
 
 TYPE_CHECKING = False  # typing costs a runner subprocess ~3 ms; only type checkers need it here
@@ -156,8 +156,7 @@ def _log() -> Any:
 def _failure(action: str, message: str) -> ActionStatusInfo:
     from deckhand.secrets import mask
 
-    state = DeploymentState.ERROR if action in ACTIONS_WITH_DEPLOYMENT else None
-    return ActionStatusInfo(ActionStatus.ERROR, msg=mask(message), state=state, duration=0.0)
+    return failing_status(action, mask(message), duration=0.0)
 
 
 def _finish(status: ActionStatusInfo, args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from deckhand import __version__
+from deckhand.plugin.action_config import truthy
 from deckhand.plugin.constants import BosunPluginConfigConstants as K
 from deckhand.plugin.errors import ConfigError, describe
 from deckhand.plugins.public_routes import prediction_path
@@ -61,12 +62,6 @@ DEFAULTS: dict[str, Any] = {
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]*$")
 _REPO = re.compile(r"^[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*$")
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
 
 
 def _port_mapping(key: str, value: Any, known: tuple[int, ...]) -> dict[int, int]:
@@ -190,7 +185,7 @@ class DockerConfig:
             docker_host=docker_host,
             bind_address=bind,
             start_timeout=timeout,
-            monitoring=_truthy(monitoring),
+            monitoring=truthy(monitoring),
             mlops_url=mlops_url,
             monitoring_server_url=monitoring_url,
             api_token=values.get(K.MLOPS_API_TOKEN_KEY),

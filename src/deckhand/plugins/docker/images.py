@@ -8,7 +8,6 @@ reused when its package digest label matches the artifact.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import tarfile
@@ -29,14 +28,6 @@ class ModelImage:
     reference: str
     built: bool
     seconds: float
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def dockerfile(base_image: str, model_id: str, package_sha: str) -> str:
@@ -67,9 +58,11 @@ def ensure_model_image(client: Any, repository: str, base_image: str, model_id: 
     """The image for this model, built now if missing or built from another package."""
     import docker.errors
 
+    from deckhand.packages.container import file_sha256  # here: deckhand.packages imports numpy
+
     reference = f"{repository}:{names.image_tag(model_id)}"
     started = time.monotonic()
-    package_sha = sha256_of(artifact)
+    package_sha = file_sha256(artifact)
     try:
         existing = client.images.get(reference)
         if (existing.labels or {}).get(names.LABEL_PACKAGE_SHA) == package_sha:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo
+from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo, failing_status
 from deckhand.plugin.base import BosunPluginBase
+from deckhand.plugin.constants import BosunPluginActions as A
 from deckhand.plugin.constants import DeploymentState
 from deckhand.plugin.deployment_info import DeploymentInfo
 from deckhand.plugin.errors import ConfigError, PluginError
@@ -99,29 +101,25 @@ class DockerPlugin(BosunPluginBase):
             self._client = connect(self._config.docker_host)
         return self._client
 
-    def _guarded(self, action: Any, *, deployment: bool = False) -> ActionStatusInfo:
-        """Run `action`; an engine that stops answering midway becomes a clear status."""
+    def _guarded(self, action: str, run: Callable[[], ActionStatusInfo]) -> ActionStatusInfo:
+        """Run `action` (its work is `run`); an engine that stops answering midway becomes a
+        clear status."""
         import docker.errors
 
         try:
-            return action()
+            return run()
         except (EngineUnreachable, ConfigError, EngineError) as exc:
-            return self._failing(str(exc), deployment)
+            return failing_status(action, str(exc))
         except docker.errors.APIError as exc:
-            return self._failing(f"Docker engine error: {describe_api_error(exc)}", deployment)
+            return failing_status(action, f"Docker engine error: {describe_api_error(exc)}")
         except Exception as exc:
             if is_connection_error(exc):
-                return self._failing(unreachable_message(self._config.docker_host, exc), deployment)
+                return failing_status(action, unreachable_message(self._config.docker_host, exc))
             raise
         finally:
             if self._client is not None:
                 self._client.close()
                 self._client = None
-
-    @staticmethod
-    def _failing(message: str, deployment: bool, **data: Any) -> ActionStatusInfo:
-        state = DeploymentState.ERROR if deployment else None
-        return ActionStatusInfo(ActionStatus.ERROR, msg=message, state=state, data=data or None)
 
     def _model_containers(self, deployment_id: str | None = None) -> list[Any]:
         filters = {"label": names.label_filter(self._config.environment_id, names.ROLE_MODEL, deployment_id)}
@@ -343,7 +341,7 @@ class DockerPlugin(BosunPluginBase):
                 data={ActionDataFields.DASHBOARD_URL: self._dashboard_url()},
             )
 
-        return self._guarded(run)
+        return self._guarded(A.PLUGIN_START, run)
 
     def _dashboard_url(self) -> str | None:
         from deckhand.plugins.docker.config import TRAEFIK_API_PORT
@@ -374,7 +372,7 @@ class DockerPlugin(BosunPluginBase):
                 removed.append(f"network {network}")
             return ActionStatusInfo(ActionStatus.OK, msg=f"removed {', '.join(removed) or 'nothing (none left)'}")
 
-        return self._guarded(run)
+        return self._guarded(A.PLUGIN_STOP, run)
 
     def deployment_list(self) -> ActionStatusInfo:
         def run() -> ActionStatusInfo:
@@ -382,11 +380,12 @@ class DockerPlugin(BosunPluginBase):
             data = {dep: self._status_of(dep, containers).to_dict() for dep, containers in sorted(grouped.items())}
             return ActionStatusInfo(ActionStatus.OK, msg=f"{len(data)} deployment(s)", data=data)
 
-        return self._guarded(run)
+        return self._guarded(A.DEPLOYMENT_LIST, run)
 
     def deployment_status(self, deployment_info: DeploymentInfo) -> ActionStatusInfo:
         return self._guarded(
-            lambda: self._status_of(deployment_info.id, self._model_containers(deployment_info.id)), deployment=True
+            A.DEPLOYMENT_STATUS,
+            lambda: self._status_of(deployment_info.id, self._model_containers(deployment_info.id)),
         )
 
     def deployment_start(self, deployment_info: DeploymentInfo) -> ActionStatusInfo:
@@ -409,7 +408,7 @@ class DockerPlugin(BosunPluginBase):
             self._logger.info("event=deployment_started deployment=%s model=%s timings=%s", di.id, model_id, timings)
             return self._ready(di, model_id, msg, timings)
 
-        return self._guarded(run, deployment=True)
+        return self._guarded(A.DEPLOYMENT_START, run)
 
     def deployment_replace_model(self, deployment_info: DeploymentInfo) -> ActionStatusInfo:
         di = deployment_info
@@ -449,7 +448,7 @@ class DockerPlugin(BosunPluginBase):
             self._logger.info("event=model_replaced deployment=%s model=%s timings=%s", di.id, model_id, timings)
             return self._ready(di, model_id, msg, timings)
 
-        return self._guarded(run, deployment=True)
+        return self._guarded(A.DEPLOYMENT_REPLACE_MODEL, run)
 
     def deployment_stop(self, deployment_id: str) -> ActionStatusInfo:
         dep_id = str(deployment_id)
@@ -467,7 +466,7 @@ class DockerPlugin(BosunPluginBase):
             msg = f"removed {', '.join(c.name for c in containers)}" if containers else "no container was running"
             return ActionStatusInfo(ActionStatus.OK, msg=msg, state=DeploymentState.STOPPED)
 
-        return self._guarded(run, deployment=True)
+        return self._guarded(A.DEPLOYMENT_STOP, run)
 
     def pe_status(self) -> ActionStatusInfo:
         def run() -> ActionStatusInfo:
@@ -502,7 +501,7 @@ class DockerPlugin(BosunPluginBase):
                 data=data,
             )
 
-        return self._guarded(run)
+        return self._guarded(A.PE_STATUS, run)
 
 
 def _now_generation() -> int:

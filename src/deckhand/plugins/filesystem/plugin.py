@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo
+from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo, failing_status
 from deckhand.plugin.base import BosunPluginBase
+from deckhand.plugin.constants import BosunPluginActions as A
 from deckhand.plugin.constants import DeploymentState
 from deckhand.plugin.deployment_info import DeploymentInfo
 from deckhand.plugins.filesystem import layout
@@ -39,7 +40,7 @@ class FilesystemPlugin(BosunPluginBase):
 
     def _status_of(self, entry: layout.DeploymentDir | layout.LayoutError) -> ActionStatusInfo:
         if isinstance(entry, layout.LayoutError):
-            return ActionStatusInfo(ActionStatus.ERROR, msg=str(entry), state=DeploymentState.ERROR)
+            return failing_status(A.DEPLOYMENT_STATUS, str(entry))
         return ActionStatusInfo(
             ActionStatus.OK,
             msg=f"model {entry.model_id} in place",
@@ -58,9 +59,6 @@ class FilesystemPlugin(BosunPluginBase):
         except layout.LayoutError as exc:
             entry = exc
         return self._status_of(entry)
-
-    def _failing(self, message: str, **data: Any) -> ActionStatusInfo:
-        return ActionStatusInfo(ActionStatus.ERROR, msg=message, state=DeploymentState.ERROR, data=data or None)
 
     # ----- actions ---------------------------------------------------------------------
     def plugin_start(self) -> ActionStatusInfo:
@@ -112,7 +110,7 @@ class FilesystemPlugin(BosunPluginBase):
                     state=DeploymentState.READY,
                     data={**(current.data or {}), ActionDataFields.OLD_MODEL_IN_USE: True},
                 )
-            return self._failing(str(exc))
+            return failing_status(A.DEPLOYMENT_REPLACE_MODEL if replacing else A.DEPLOYMENT_START, str(exc))
         url = self._config.prediction_url(di.id)
         target = self._config.base_dir / dir_name
         if self._dry_run:
@@ -157,7 +155,7 @@ class FilesystemPlugin(BosunPluginBase):
         try:
             dir_name = self._dir_name(str(deployment_id))
         except layout.LayoutError as exc:
-            return self._failing(str(exc))
+            return failing_status(A.DEPLOYMENT_STOP, str(exc))
         target = self._config.base_dir / dir_name
         if self._dry_run:
             verb = "remove" if target.exists() else "leave absent"
@@ -167,7 +165,7 @@ class FilesystemPlugin(BosunPluginBase):
         try:
             existed = layout.remove(self._config.base_dir, dir_name)
         except OSError as exc:
-            return self._failing(f"cannot remove {target}: {exc.strerror}")
+            return failing_status(A.DEPLOYMENT_STOP, f"cannot remove {target}: {exc.strerror}")
         msg = f"removed {target}" if existed else f"{target} was already absent"
         return ActionStatusInfo(ActionStatus.OK, msg=msg, state=DeploymentState.STOPPED)
 
@@ -175,7 +173,7 @@ class FilesystemPlugin(BosunPluginBase):
         try:
             return self._deployment_status(deployment_info.id)
         except layout.LayoutError as exc:
-            return self._failing(str(exc))
+            return failing_status(A.DEPLOYMENT_STATUS, str(exc))
 
     def pe_status(self) -> ActionStatusInfo:
         problem = self._check_base_dir()
@@ -186,7 +184,7 @@ class FilesystemPlugin(BosunPluginBase):
             try:
                 statuses[di.id] = self._deployment_status(di.id).to_dict()
             except layout.LayoutError as exc:
-                statuses[di.id] = self._failing(str(exc)).to_dict()
+                statuses[di.id] = failing_status(A.DEPLOYMENT_STATUS, str(exc)).to_dict()
         not_ready = sorted(d for d, s in statuses.items() if s["state"] != DeploymentState.READY)
         if not_ready:
             return ActionStatusInfo(

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from deckhand import __version__
+from deckhand.plugin.action_config import truthy
 from deckhand.plugin.constants import BosunPluginConfigConstants as K
 from deckhand.plugin.errors import ConfigError, describe
 from deckhand.plugins.public_routes import prediction_path
@@ -278,7 +279,7 @@ class KubernetesConfig:
             progress_deadline=s.int_(PROGRESS_DEADLINE, minimum=10),
             mlops_url=_opt(values.get(K.MLOPS_URL)) or _opt(os.environ.get("DECKHAND_URL")),
             environment_id=_opt(values.get(K.MLOPS_BOSUN_PRED_ENV_ID_KEY)),
-            monitoring=_truthy(values.get(K.MLOPS_BOSUN_PRED_ENV_ENABLE_MONITORING_KEY)),
+            monitoring=truthy(values.get(K.MLOPS_BOSUN_PRED_ENV_ENABLE_MONITORING_KEY)),
         )
 
     # ----- what actions need, checked when they need it --------------------------------
@@ -329,12 +330,6 @@ class KubernetesConfig:
 
 def _opt(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
 
 
 def _autoscaling(value: Any) -> Autoscaling | None:

@@ -7,16 +7,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-Platform = Literal["local", "filesystem", "test", "docker", "kubernetes", "custom"]
-PLATFORMS: tuple[str, ...] = ("local", "filesystem", "test", "docker", "kubernetes", "custom")
-# The plugin an environment runs when none is given; `custom` has no default.
-DEFAULT_PLUGIN_BY_PLATFORM: dict[str, str] = {
-    "local": "filesystem",
-    "filesystem": "filesystem",
-    "test": "test",
-    "docker": "docker",
-    "kubernetes": "kubernetes",
-}
 Role = Literal["admin", "agent", "read-only"]
 ROLES: tuple[str, ...] = ("admin", "agent", "read-only")
 Result = Literal["passing", "warning", "failing", "unknown"]

@@ -7,12 +7,12 @@ from typing import Annotated
 
 from pydantic import Field, StrictBool, model_validator
 
+from deckhand.plugin.platforms import Platform
 from deckhand.server.schemas.common import (
     NAME_PATTERN,
     ApiModel,
     EnvironmentHealth,
     JsonObject,
-    Platform,
     RequestModel,
 )
 

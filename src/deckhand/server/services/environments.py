@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from deckhand.plugin.platforms import DEFAULT_PLUGIN_BY_PLATFORM
 from deckhand.secrets import keep_masked, mask_mapping
 from deckhand.server.auth import Principal
 from deckhand.server.db.models import Deployment, Environment, utcnow
 from deckhand.server.errors import Conflict
-from deckhand.server.schemas.common import DEFAULT_PLUGIN_BY_PLATFORM
 from deckhand.server.schemas.environments import (
     EnvironmentCreate,
     EnvironmentOut,
