@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 
+from deckhand import deployment_dirs
 from deckhand.packages.demo import sample_rows
-from deckhand.plugins.filesystem import layout
 from deckhand.serving.admin import token_sha256
 from deckhand.serving.config import ServeConfig
 
@@ -25,7 +25,7 @@ def test_new_replaced_and_removed_deployments_are_followed(
 ) -> None:
     models = tmp_path / "models"
     models.mkdir()
-    layout.install(models, f"{PREFIX}d1", "d1", "model-a", demo_package)
+    deployment_dirs.install(models, f"{PREFIX}d1", "d1", "model-a", demo_package)
     (models / "not_a_deployment").mkdir()  # ignored: no prefix
     config = ServeConfig(models_dir=models, deployment_dir_prefix=PREFIX, poll_interval_s=0.1)
     with serve(config) as (url, _app):
@@ -36,12 +36,12 @@ def test_new_replaced_and_removed_deployments_are_followed(
         assert [(d["directory"], d["deploymentId"], d["state"]) for d in listed] == [(f"{PREFIX}d1", "d1", "ready")]
 
         # a new deployment appears within 1 s
-        layout.install(models, f"{PREFIX}d2", "d2", "model-b", binary_package)
+        deployment_dirs.install(models, f"{PREFIX}d2", "d2", "model-b", binary_package)
         took = wait_for(lambda: _predict(client, url, "d2", "binary").status_code == 200)
         assert took < 1.0
 
         # replace d1's model: the old one serves until the new one is up
-        layout.install(models, f"{PREFIX}d1", "d1", "model-c", binary_package)
+        deployment_dirs.install(models, f"{PREFIX}d1", "d1", "model-c", binary_package)
         wait_for(lambda: client.get(f"{url}/deployments/d1/info").json().get("modelId") == "model-c")
         assert _predict(client, url, "d1", "binary").json()["data"][0]["predictionThreshold"] == 0.5
 
@@ -49,7 +49,7 @@ def test_new_replaced_and_removed_deployments_are_followed(
         broken = tmp_path / "broken.dhpkg"
         data = demo_package.read_bytes()
         broken.write_bytes(data[: len(data) // 2])
-        layout.install(models, f"{PREFIX}d1", "d1", "model-bad", broken)
+        deployment_dirs.install(models, f"{PREFIX}d1", "d1", "model-bad", broken)
         wait_for(lambda: client.get(f"{url}/deployments/d1/info").json()["lastError"] is not None)
         info = client.get(f"{url}/deployments/d1/info").json()
         assert info["state"] == "ready" and info["modelId"] == "model-c"
@@ -57,7 +57,7 @@ def test_new_replaced_and_removed_deployments_are_followed(
         assert _predict(client, url, "d1", "binary").status_code == 200
 
         # removing the directory unloads the deployment
-        layout.remove(models, f"{PREFIX}d2")
+        deployment_dirs.remove(models, f"{PREFIX}d2")
         wait_for(lambda: _predict(client, url, "d2", "binary").status_code == 404)
         assert "no deployment 'd2'" in _predict(client, url, "d2").json()["message"]
 
@@ -67,7 +67,7 @@ def test_a_deployment_that_never_loaded_is_errored(serve, tmp_path: Path, client
     bad = tmp_path / "bad.dhpkg"
     bad.write_text("not a package")
     models.mkdir()
-    layout.install(models, "x1", "x1", "m", bad)
+    deployment_dirs.install(models, "x1", "x1", "m", bad)
     with serve(ServeConfig(models_dir=models)) as (url, _app):
         info = client.get(f"{url}/deployments/x1/info").json()
         assert info["state"] == "errored" and "unknown format" in info["lastError"]
@@ -124,8 +124,8 @@ def test_ambiguous_deployment_id_needs_the_directory_name(
 ) -> None:
     models = tmp_path / "models"
     models.mkdir()
-    layout.install(models, "a", "same", "m1", demo_package)
-    layout.install(models, "b", "same", "m2", demo_package)
+    deployment_dirs.install(models, "a", "same", "m1", demo_package)
+    deployment_dirs.install(models, "b", "same", "m2", demo_package)
     with serve(ServeConfig(models_dir=models)) as (url, _app):
         assert _predict(client, url, "same").status_code == 404
         assert _predict(client, url, "a").status_code == 200
@@ -141,7 +141,7 @@ def test_every_public_route_the_plugins_expose_is_served(
 
     models = tmp_path / "models"
     models.mkdir()
-    layout.install(models, "d1", "d1", "m-1", demo_package)
+    deployment_dirs.install(models, "d1", "d1", "m-1", demo_package)
     with serve(ServeConfig(models_dir=models)) as (url, _app):
         for route in public_routes.PUBLIC_ROUTES:
             body = sample_rows(1) if route.method == "POST" else None

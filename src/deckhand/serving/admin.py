@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from deckhand import deployment_dirs
 from deckhand.packages import PackageError, read_manifest
-from deckhand.plugins.filesystem import layout
 from deckhand.serving.http import HttpError, Scope, body_chunks, header, json_body, send_response
 
 if TYPE_CHECKING:
@@ -111,8 +111,8 @@ class AdminApp:
     async def _upload(self, scope: Scope, receive: Any, send: Any, ref: str) -> None:
         name = self._dir_name(ref)
         try:
-            layout.check_dir_name(name)
-        except layout.LayoutError as exc:
+            deployment_dirs.check_dir_name(name)
+        except deployment_dirs.LayoutError as exc:
             raise HttpError(422, str(exc)) from exc
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         deployment_id = query.get("deploymentId", [name.removeprefix(self.config.deployment_dir_prefix)])[0]
@@ -124,14 +124,14 @@ class AdminApp:
             def install() -> tuple[bool, dict[str, Any]]:
                 manifest = read_manifest(package, self.config.package_limits)  # bounded before inflating
                 model_id = query.get("modelId", [manifest.name])[0]
-                layout.install(self.models_dir, name, deployment_id, model_id, package)
+                deployment_dirs.install(self.models_dir, name, deployment_id, model_id, package)
                 ok = self.server.watcher.sync_dir(name)  # type: ignore[union-attr]
                 entry = self.server.repository.resolve(name)
                 return ok, entry.info() if entry else {}
 
             try:
                 ok, info = await asyncio.get_running_loop().run_in_executor(None, install)
-            except (PackageError, layout.LayoutError) as exc:
+            except (PackageError, deployment_dirs.LayoutError) as exc:
                 raise HttpError(400 if isinstance(exc, PackageError) else 422, str(exc)) from exc
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -139,6 +139,6 @@ class AdminApp:
 
     async def _delete(self, send: Any, ref: str) -> None:
         entry = self.server.entry(ref)
-        await asyncio.get_running_loop().run_in_executor(None, layout.remove, self.models_dir, entry.key)
+        await asyncio.get_running_loop().run_in_executor(None, deployment_dirs.remove, self.models_dir, entry.key)
         self.server.repository.remove(entry.key)
         await send_response(send, 200, json_body({"message": f"deployment {entry.key} removed"}))
