@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import httpx
+import pytest
 
 from deckhand import deployment_dirs
 from deckhand.packages.demo import sample_rows
@@ -110,6 +111,51 @@ def test_upload_and_delete_over_the_admin_listener(
         assert client.post(f"{admin}/deployments/up1/predictions", json=[], headers=auth).status_code == 404
 
 
+WRONG_METHODS = {
+    "public": [
+        ("GET", "/deployments/d1/predictions", "POST"),
+        ("PUT", "/deployments/d1/predict/", "POST"),
+        ("POST", "/deployments/d1/info", "GET"),
+        ("DELETE", "/deployments/d1", "GET"),
+        ("POST", "/deployments", "GET"),
+        ("POST", "/ping", "GET"),
+        ("HEAD", "/metrics", "GET"),
+        ("GET", "/predictions", "POST"),
+        ("DELETE", "/info", "GET"),
+    ],
+    "admin": [
+        ("GET", "/deployments/d1", "DELETE, POST"),
+        ("PUT", "/deployments/d1", "DELETE, POST"),
+        ("DELETE", "/deployments", "GET"),
+        ("POST", "/ping", "GET"),
+    ],
+}
+
+
+@pytest.mark.parametrize("listener", sorted(WRONG_METHODS))
+def test_a_served_path_with_a_wrong_method_is_a_405_naming_the_allowed_methods(
+    serve, demo_package: Path, tmp_path: Path, client: httpx.Client, listener: str
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    deployment_dirs.install(models, "d1", "d1", "m-1", demo_package)
+    token = secrets.token_urlsafe(32)
+    config = ServeConfig(models_dir=models, admin_port=0, admin_token_sha256=token_sha256(token))
+    with serve(config) as (url, app):
+        auth = {"authorization": f"Bearer {token}"}
+        base, headers = (url, {}) if listener == "public" else (f"http://127.0.0.1:{app.config.admin_port}", auth)
+        for method, path, allow in WRONG_METHODS[listener]:
+            response = client.request(method, base + path, headers=headers)
+            assert (response.status_code, response.headers.get("allow")) == (405, allow), (method, path)
+            if method != "HEAD":
+                assert response.json()["message"].startswith(f"{method} /"), response.text
+        for method, path in (("GET", "/deployments/d1/nothing"), ("POST", "/nothing"), ("GET", "/deploymentsx")):
+            response = client.request(method, base + path, headers=headers)
+            assert response.status_code == 404 and "allow" not in response.headers, (method, path)
+        if listener == "admin":  # the token is checked before routing: no route is revealed without it
+            assert client.get(f"{base}/deployments/d1").status_code == 401
+
+
 def test_single_model_mode_refuses_uploads(serve, demo_package: Path, client: httpx.Client) -> None:
     with serve(ServeConfig(package=demo_package)) as (url, _app):
         response = client.post(f"{url}/deployments/x", content=demo_package.read_bytes())
@@ -142,8 +188,12 @@ def test_every_public_route_the_plugins_expose_is_served(
     models = tmp_path / "models"
     models.mkdir()
     deployment_dirs.install(models, "d1", "d1", "m-1", demo_package)
-    with serve(ServeConfig(models_dir=models)) as (url, _app):
+    with serve(ServeConfig(models_dir=models)) as (url, app):
         for route in public_routes.PUBLIC_ROUTES:
             body = sample_rows(1) if route.method == "POST" else None
             response = client.request(route.method, url + route.path("d1"), json=body)
             assert response.status_code == 200, (route, response.text)
+        # and the other way round: a per-deployment route the proxies do not expose is unreachable
+        prefix = public_routes.deployment_path("{id}")
+        served = {(r.method, r.pattern) for r in app.public.routes.routes if r.pattern.startswith(prefix)}
+        assert served == {(r.method, r.path("{id}")) for r in public_routes.PUBLIC_ROUTES}
