@@ -21,7 +21,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("deckhand",),
     ("fsutil", "secrets", "extras", "package_limits", "listener", "testing"),
-    ("plugin", "packages"),
+    ("plugin", "packages", "deployment_dirs"),
     ("client",),
     ("monitoring",),
     ("serving",),
@@ -41,10 +41,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
 # Known violations, to be deleted by the changes that remove them. Delete an entry when its
 # import is gone (test_known_violations_still_exist says when).
 KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
-    # The prediction server reads the filesystem plugin's directory layout; the layout
-    # moves below both of them.
-    ("deckhand.serving.admin", "deckhand.plugins.filesystem.layout"): "layout moves out of plugins",
-    ("deckhand.serving.watcher", "deckhand.plugins.filesystem.layout"): "layout moves out of plugins",
     # Importing deckhand.monitoring registers its channels with the prediction server's
     # hooks; the registry that replaces this side effect lives below both.
     ("deckhand.monitoring", "deckhand.serving.hooks"): "channel registration side effect goes",
@@ -56,7 +52,7 @@ LAYER_OF: dict[str, int] = {part: index for index, layer in enumerate(LAYERS) fo
 @dataclass(frozen=True)
 class Import:
     module: str  # the importing module, e.g. deckhand.serving.watcher
-    target: str  # the imported module, e.g. deckhand.plugins.filesystem.layout
+    target: str  # the imported module, e.g. deckhand.deployment_dirs
     path: Path
     line: int
 

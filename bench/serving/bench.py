@@ -794,8 +794,8 @@ def memory_of(pid: int) -> tuple[int, int, int]:
 
 
 def memory_mode(args: argparse.Namespace, workdir: Path) -> int:
+    from deckhand.deployment_dirs import install
     from deckhand.packages.demo import sample_rows, train_demo_package
-    from deckhand.plugins.filesystem.layout import install
 
     count = args.deployments
     models_dir = workdir / "deployments"

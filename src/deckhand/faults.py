@@ -377,10 +377,10 @@ class Stack:
         for path in sorted(self.package_cache.glob("*.dhpkg")):
             if file_sha256(path) != path.name.removesuffix(".dhpkg"):
                 problems.append(f"{path}: cached package whose sha256 is {file_sha256(path)}")
-        from deckhand.plugins.filesystem import layout
+        from deckhand import deployment_dirs
 
-        for name, found in sorted(layout.scan(self.models_dir).items()):
-            if isinstance(found, layout.LayoutError):
+        for name, found in sorted(deployment_dirs.scan(self.models_dir).items()):
+            if isinstance(found, deployment_dirs.LayoutError):
                 problems.append(f"deployment directory {name}: {found}")
             elif found.model_id not in recorded:
                 problems.append(f"deployment directory {name}: model {found.model_id} is no package")

@@ -45,12 +45,12 @@ from typing import Any
 
 import httpx
 
+from deckhand import deployment_dirs
 from deckhand.client.errors import ControlPlaneError
 from deckhand.faults import CONTROL_PLANE, PREDICTION_SERVER, Kill, Stack
 from deckhand.packages.container import MANIFEST_NAME, PAYLOAD_DIR, file_sha256, payload_digest, write_package
 from deckhand.packages.demo import sample_rows
 from deckhand.packages.manifest import Manifest
-from deckhand.plugins.filesystem import layout
 from deckhand.testing import wait_until
 
 ROW = sample_rows(1)  # one row per request: rows must equal requests in monitoring
@@ -397,7 +397,7 @@ class World:
             serving = {e["deploymentId"]: e["modelId"] for e in served if e["state"] == "ready"}
             if serving != models or len(served) != len(models):
                 raise AssertionError(f"the prediction server serves {serving}, the control plane has {models}")
-            scanned = layout.scan(self.stack.models_dir)
+            scanned = deployment_dirs.scan(self.stack.models_dir)
             on_disk = {n: d.model_id for n, d in scanned.items() if not isinstance(d, Exception)}
             if on_disk != models:
                 raise AssertionError(f"{self.stack.models_dir} holds {on_disk}")

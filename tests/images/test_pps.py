@@ -24,13 +24,13 @@ MODEL_IMAGE_LIMIT_S = 60
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     demo = pytest.importorskip("deckhand.packages.demo")
-    layout = pytest.importorskip("deckhand.plugins.filesystem.layout")
+    deployment_dirs = pytest.importorskip("deckhand.deployment_dirs")
     work = tmp_path_factory.mktemp("pps")
     package = work / "iris.dhpkg"
     demo.train_demo_package(package)
     models = work / "models"
     models.mkdir()
-    layout.install(models, "deployment_d1", "d1", "m1", package)
+    deployment_dirs.install(models, "deployment_d1", "d1", "m1", package)
     # The container runs as the unprivileged `deckhand` user: let it read the files.
     for path in [models, *models.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)

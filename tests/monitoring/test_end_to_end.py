@@ -55,7 +55,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def test_prediction_server_to_control_plane(
     channel: str, tmp_path: Path, request, control_plane, cp_deployment, demo_package
 ) -> None:  # type: ignore[no-untyped-def]
-    from deckhand.plugins.filesystem import layout
+    from deckhand import deployment_dirs
 
     dep = cp_deployment["id"]
     spec = f"spool:{tmp_path / 'spool'}"
@@ -63,7 +63,7 @@ def test_prediction_server_to_control_plane(
         spec = request.getfixturevalue("rabbitmq").spec(queue=f"e2e-{dep}")
     models = tmp_path / "models"
     models.mkdir()
-    layout.install(models, dep, dep, "iris-model", demo_package)
+    deployment_dirs.install(models, dep, dep, "iris-model", demo_package)
     port = free_port()
     server = _serve(models, port, spec, tmp_path / "serve.log")
     try:

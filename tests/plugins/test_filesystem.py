@@ -14,8 +14,8 @@ import pytest
 import yaml
 from tests.plugin.helpers import run_runner, write_yaml
 
+from deckhand import deployment_dirs
 from deckhand.plugin import ActionStatus, DeploymentInfo, DeploymentState, PEInfo
-from deckhand.plugins.filesystem import layout
 from deckhand.plugins.filesystem.plugin import FilesystemPlugin
 
 
@@ -101,7 +101,7 @@ def test_replace_model_swaps_and_removes_old_artifact(base, artifacts):
     same_name.parent.mkdir()
     same_name.write_bytes(b"C" * 10)
     p.invoke("deployment_replace_model", di(artifact=same_name, newModelId="model-C"))
-    entry = layout.read_deployment_dir(base / "deployment_d1")
+    entry = deployment_dirs.read_deployment_dir(base / "deployment_d1")
     assert entry.model_id == "model-C" and entry.artifact.read_bytes() == b"C" * 10
     assert len(list((base / "deployment_d1").iterdir())) == 2
 
@@ -244,7 +244,7 @@ def test_crash_mid_copy_never_leaves_a_ready_partial_deployment(base, tmp_path):
         and ((base / "deployment_big").exists())
     )
     if "big" in listed.data:  # the copy finished before the kill: then it is whole
-        entry = layout.read_deployment_dir(base / "deployment_big")
+        entry = deployment_dirs.read_deployment_dir(base / "deployment_big")
         assert entry.artifact.stat().st_size == big.stat().st_size
     # The next start cleans up leftovers and succeeds.
     assert p.invoke("plugin_start").status == ActionStatus.OK

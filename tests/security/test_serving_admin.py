@@ -14,9 +14,9 @@ import pytest
 from tests.security.conftest import hostile_package
 from typer.testing import CliRunner
 
+from deckhand import deployment_dirs
 from deckhand.cli.app import build_app
 from deckhand.packages.demo import sample_rows
-from deckhand.plugins.filesystem import layout
 from deckhand.serving.testing import ServeProcess
 from deckhand.testing import free_port, peak_rss_mib, reset_peak_rss, rss_mib, wait_until
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 def _models_dir_with_one_deployment(tmp_path: Path, package: Path) -> Path:
     models = tmp_path / "models"
     models.mkdir()
-    layout.install(models, "keep", "keep", "m-1", package)
+    deployment_dirs.install(models, "keep", "keep", "m-1", package)
     return models
 
 

@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 import httpx
+import pytest
 
+from deckhand import deployment_dirs
 from deckhand.packages.demo import sample_rows
-from deckhand.plugins.filesystem import layout
 from deckhand.serving.admin import token_sha256
 from deckhand.serving.config import ServeConfig
 
@@ -25,7 +26,7 @@ def test_new_replaced_and_removed_deployments_are_followed(
 ) -> None:
     models = tmp_path / "models"
     models.mkdir()
-    layout.install(models, f"{PREFIX}d1", "d1", "model-a", demo_package)
+    deployment_dirs.install(models, f"{PREFIX}d1", "d1", "model-a", demo_package)
     (models / "not_a_deployment").mkdir()  # ignored: no prefix
     config = ServeConfig(models_dir=models, deployment_dir_prefix=PREFIX, poll_interval_s=0.1)
     with serve(config) as (url, _app):
@@ -36,12 +37,12 @@ def test_new_replaced_and_removed_deployments_are_followed(
         assert [(d["directory"], d["deploymentId"], d["state"]) for d in listed] == [(f"{PREFIX}d1", "d1", "ready")]
 
         # a new deployment appears within 1 s
-        layout.install(models, f"{PREFIX}d2", "d2", "model-b", binary_package)
+        deployment_dirs.install(models, f"{PREFIX}d2", "d2", "model-b", binary_package)
         took = wait_for(lambda: _predict(client, url, "d2", "binary").status_code == 200)
         assert took < 1.0
 
         # replace d1's model: the old one serves until the new one is up
-        layout.install(models, f"{PREFIX}d1", "d1", "model-c", binary_package)
+        deployment_dirs.install(models, f"{PREFIX}d1", "d1", "model-c", binary_package)
         wait_for(lambda: client.get(f"{url}/deployments/d1/info").json().get("modelId") == "model-c")
         assert _predict(client, url, "d1", "binary").json()["data"][0]["predictionThreshold"] == 0.5
 
@@ -49,7 +50,7 @@ def test_new_replaced_and_removed_deployments_are_followed(
         broken = tmp_path / "broken.dhpkg"
         data = demo_package.read_bytes()
         broken.write_bytes(data[: len(data) // 2])
-        layout.install(models, f"{PREFIX}d1", "d1", "model-bad", broken)
+        deployment_dirs.install(models, f"{PREFIX}d1", "d1", "model-bad", broken)
         wait_for(lambda: client.get(f"{url}/deployments/d1/info").json()["lastError"] is not None)
         info = client.get(f"{url}/deployments/d1/info").json()
         assert info["state"] == "ready" and info["modelId"] == "model-c"
@@ -57,7 +58,7 @@ def test_new_replaced_and_removed_deployments_are_followed(
         assert _predict(client, url, "d1", "binary").status_code == 200
 
         # removing the directory unloads the deployment
-        layout.remove(models, f"{PREFIX}d2")
+        deployment_dirs.remove(models, f"{PREFIX}d2")
         wait_for(lambda: _predict(client, url, "d2", "binary").status_code == 404)
         assert "no deployment 'd2'" in _predict(client, url, "d2").json()["message"]
 
@@ -67,7 +68,7 @@ def test_a_deployment_that_never_loaded_is_errored(serve, tmp_path: Path, client
     bad = tmp_path / "bad.dhpkg"
     bad.write_text("not a package")
     models.mkdir()
-    layout.install(models, "x1", "x1", "m", bad)
+    deployment_dirs.install(models, "x1", "x1", "m", bad)
     with serve(ServeConfig(models_dir=models)) as (url, _app):
         info = client.get(f"{url}/deployments/x1/info").json()
         assert info["state"] == "errored" and "unknown format" in info["lastError"]
@@ -110,6 +111,51 @@ def test_upload_and_delete_over_the_admin_listener(
         assert client.post(f"{admin}/deployments/up1/predictions", json=[], headers=auth).status_code == 404
 
 
+WRONG_METHODS = {
+    "public": [
+        ("GET", "/deployments/d1/predictions", "POST"),
+        ("PUT", "/deployments/d1/predict/", "POST"),
+        ("POST", "/deployments/d1/info", "GET"),
+        ("DELETE", "/deployments/d1", "GET"),
+        ("POST", "/deployments", "GET"),
+        ("POST", "/ping", "GET"),
+        ("HEAD", "/metrics", "GET"),
+        ("GET", "/predictions", "POST"),
+        ("DELETE", "/info", "GET"),
+    ],
+    "admin": [
+        ("GET", "/deployments/d1", "DELETE, POST"),
+        ("PUT", "/deployments/d1", "DELETE, POST"),
+        ("DELETE", "/deployments", "GET"),
+        ("POST", "/ping", "GET"),
+    ],
+}
+
+
+@pytest.mark.parametrize("listener", sorted(WRONG_METHODS))
+def test_a_served_path_with_a_wrong_method_is_a_405_naming_the_allowed_methods(
+    serve, demo_package: Path, tmp_path: Path, client: httpx.Client, listener: str
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    deployment_dirs.install(models, "d1", "d1", "m-1", demo_package)
+    token = secrets.token_urlsafe(32)
+    config = ServeConfig(models_dir=models, admin_port=0, admin_token_sha256=token_sha256(token))
+    with serve(config) as (url, app):
+        auth = {"authorization": f"Bearer {token}"}
+        base, headers = (url, {}) if listener == "public" else (f"http://127.0.0.1:{app.config.admin_port}", auth)
+        for method, path, allow in WRONG_METHODS[listener]:
+            response = client.request(method, base + path, headers=headers)
+            assert (response.status_code, response.headers.get("allow")) == (405, allow), (method, path)
+            if method != "HEAD":
+                assert response.json()["message"].startswith(f"{method} /"), response.text
+        for method, path in (("GET", "/deployments/d1/nothing"), ("POST", "/nothing"), ("GET", "/deploymentsx")):
+            response = client.request(method, base + path, headers=headers)
+            assert response.status_code == 404 and "allow" not in response.headers, (method, path)
+        if listener == "admin":  # the token is checked before routing: no route is revealed without it
+            assert client.get(f"{base}/deployments/d1").status_code == 401
+
+
 def test_single_model_mode_refuses_uploads(serve, demo_package: Path, client: httpx.Client) -> None:
     with serve(ServeConfig(package=demo_package)) as (url, _app):
         response = client.post(f"{url}/deployments/x", content=demo_package.read_bytes())
@@ -124,8 +170,8 @@ def test_ambiguous_deployment_id_needs_the_directory_name(
 ) -> None:
     models = tmp_path / "models"
     models.mkdir()
-    layout.install(models, "a", "same", "m1", demo_package)
-    layout.install(models, "b", "same", "m2", demo_package)
+    deployment_dirs.install(models, "a", "same", "m1", demo_package)
+    deployment_dirs.install(models, "b", "same", "m2", demo_package)
     with serve(ServeConfig(models_dir=models)) as (url, _app):
         assert _predict(client, url, "same").status_code == 404
         assert _predict(client, url, "a").status_code == 200
@@ -141,9 +187,13 @@ def test_every_public_route_the_plugins_expose_is_served(
 
     models = tmp_path / "models"
     models.mkdir()
-    layout.install(models, "d1", "d1", "m-1", demo_package)
-    with serve(ServeConfig(models_dir=models)) as (url, _app):
+    deployment_dirs.install(models, "d1", "d1", "m-1", demo_package)
+    with serve(ServeConfig(models_dir=models)) as (url, app):
         for route in public_routes.PUBLIC_ROUTES:
             body = sample_rows(1) if route.method == "POST" else None
             response = client.request(route.method, url + route.path("d1"), json=body)
             assert response.status_code == 200, (route, response.text)
+        # and the other way round: a per-deployment route the proxies do not expose is unreachable
+        prefix = public_routes.deployment_path("{id}")
+        served = {(r.method, r.pattern) for r in app.public.routes.routes if r.pattern.startswith(prefix)}
+        assert served == {(r.method, r.path("{id}")) for r in public_routes.PUBLIC_ROUTES}

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from deckhand import deployment_dirs
 from deckhand.client import ControlPlaneClient
-from deckhand.plugins.filesystem import layout
 from deckhand.server.testing import ServerProcess, free_port
 from deckhand.testing import wait_until
 
@@ -116,7 +116,7 @@ def test_deployment_page_charts_follow_a_burst_of_predictions(
             )  # fmt: skip
             children.append(serve)
             (tmp_path / "models").mkdir(exist_ok=True)
-            layout.install(tmp_path / "models", dep["id"], dep["id"], package["id"], demo_package)
+            deployment_dirs.install(tmp_path / "models", dep["id"], dep["id"], package["id"], demo_package)
             serve_url = f"http://127.0.0.1:{port}"
             _wait_http(f"{serve_url}/ping", serve)
             wait_until(

@@ -26,12 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from deckhand import deployment_dirs
 from deckhand.packages import PackageError, read_manifest
-from deckhand.plugins.filesystem import layout
+from deckhand.serving.config import ServeConfig
+from deckhand.serving.dataplane import DataPlane
 from deckhand.serving.http import HttpError, Scope, body_chunks, header, json_body, send_response
+from deckhand.serving.routing import Request, Route, RouteTable
 
 if TYPE_CHECKING:
-    from deckhand.serving.app import PredictionServer
+    from deckhand.serving.watcher import ModelsDirWatcher
 
 MIN_TOKEN_LENGTH = 24
 
@@ -50,36 +53,28 @@ def token_sha256(token: str) -> str:
 class AdminApp:
     """ASGI handler for requests that arrived on the admin socket."""
 
-    def __init__(self, server: PredictionServer) -> None:
-        self.server = server
-        self.config = server.config
-        assert self.config.models_dir is not None and self.config.admin_token_sha256 is not None
-        self.models_dir: Path = self.config.models_dir
-        self._token_sha256 = self.config.admin_token_sha256
+    def __init__(self, config: ServeConfig, plane: DataPlane, watcher: ModelsDirWatcher | None) -> None:
+        assert config.models_dir is not None and config.admin_token_sha256 is not None and watcher is not None
+        self.config = config
+        self.plane = plane
+        self.watcher = watcher
+        self.models_dir: Path = config.models_dir
+        self._token_sha256 = config.admin_token_sha256
+        self.routes = RouteTable(
+            [
+                Route("GET", "/ping", self.ping),
+                Route("GET", "/deployments", self.deployments),
+                Route("POST", "/deployments/{id}", self.upload),
+                Route("DELETE", "/deployments/{id}", self.delete),
+            ],
+            listener="admin",
+            not_found_hint="it serves GET /deployments and POST|DELETE /deployments/<id> "
+            "(predictions are on the public listener)",
+            guard=self._authorize,
+        )
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        method = scope["method"]
-        path = scope["path"].rstrip("/") or "/"
-        try:
-            self._authorize(scope)
-            parts = path.split("/")[1:]
-            if path == "/ping" and method == "GET":
-                await send_response(send, 200, json_body({"message": "OK"}))
-            elif path == "/deployments" and method == "GET":
-                entries = self.server.repository.entries()
-                await send_response(send, 200, json_body({"data": [e.info() for e in entries]}))
-            elif len(parts) == 2 and parts[0] == "deployments" and method == "POST":
-                await self._upload(scope, receive, send, parts[1])
-            elif len(parts) == 2 and parts[0] == "deployments" and method == "DELETE":
-                await self._delete(send, parts[1])
-            else:
-                raise HttpError(
-                    404,
-                    f"no route {method} {path} on the admin listener; it serves GET /deployments and "
-                    "POST|DELETE /deployments/<id> (predictions are on the public listener)",
-                )
-        except HttpError as exc:
-            await send_response(send, exc.status, json_body({"message": exc.message}), headers=exc.headers)
+        await self.routes(scope, receive, send)
 
     def _authorize(self, scope: Scope) -> None:
         scheme, _, token = header(scope, b"authorization").partition(" ")
@@ -94,7 +89,7 @@ class AdminApp:
             raise HttpError(401, "wrong admin token", headers=[(b"www-authenticate", b"Bearer")])
 
     def _dir_name(self, ref: str) -> str:
-        entry = self.server.repository.resolve(ref)
+        entry = self.plane.repository.resolve(ref)
         if entry is not None:
             return entry.key
         prefix = self.config.deployment_dir_prefix
@@ -108,11 +103,21 @@ class AdminApp:
             handle.flush()
             os.fsync(handle.fileno())
 
-    async def _upload(self, scope: Scope, receive: Any, send: Any, ref: str) -> None:
-        name = self._dir_name(ref)
+    # -- the routes ---------------------------------------------------------------------
+    async def ping(self, request: Request) -> None:
+        await send_response(request.send, 200, json_body({"message": "OK"}))
+
+    async def deployments(self, request: Request) -> None:
+        await send_response(request.send, 200, json_body({"data": self.plane.deployments()}))
+
+    async def upload(self, request: Request) -> None:
+        """Stream the package to disk, check it, install it as the deployment's directory
+        and load it: 201 when it serves, 422 when it does not load (the error in the body)."""
+        scope, receive = request.scope, request.receive
+        name = self._dir_name(request.params["id"])
         try:
-            layout.check_dir_name(name)
-        except layout.LayoutError as exc:
+            deployment_dirs.check_dir_name(name)
+        except deployment_dirs.LayoutError as exc:
             raise HttpError(422, str(exc)) from exc
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         deployment_id = query.get("deploymentId", [name.removeprefix(self.config.deployment_dir_prefix)])[0]
@@ -124,21 +129,21 @@ class AdminApp:
             def install() -> tuple[bool, dict[str, Any]]:
                 manifest = read_manifest(package, self.config.package_limits)  # bounded before inflating
                 model_id = query.get("modelId", [manifest.name])[0]
-                layout.install(self.models_dir, name, deployment_id, model_id, package)
-                ok = self.server.watcher.sync_dir(name)  # type: ignore[union-attr]
-                entry = self.server.repository.resolve(name)
+                deployment_dirs.install(self.models_dir, name, deployment_id, model_id, package)
+                ok = self.watcher.sync_dir(name)
+                entry = self.plane.repository.resolve(name)
                 return ok, entry.info() if entry else {}
 
             try:
                 ok, info = await asyncio.get_running_loop().run_in_executor(None, install)
-            except (PackageError, layout.LayoutError) as exc:
+            except (PackageError, deployment_dirs.LayoutError) as exc:
                 raise HttpError(400 if isinstance(exc, PackageError) else 422, str(exc)) from exc
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        await send_response(send, 201 if ok else 422, json_body(info))
+        await send_response(request.send, 201 if ok else 422, json_body(info))
 
-    async def _delete(self, send: Any, ref: str) -> None:
-        entry = self.server.entry(ref)
-        await asyncio.get_running_loop().run_in_executor(None, layout.remove, self.models_dir, entry.key)
-        self.server.repository.remove(entry.key)
-        await send_response(send, 200, json_body({"message": f"deployment {entry.key} removed"}))
+    async def delete(self, request: Request) -> None:
+        entry = self.plane.deployment(request.params["id"])
+        await asyncio.get_running_loop().run_in_executor(None, deployment_dirs.remove, self.models_dir, entry.key)
+        self.plane.repository.remove(entry.key)
+        await send_response(request.send, 200, json_body({"message": f"deployment {entry.key} removed"}))

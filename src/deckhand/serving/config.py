@@ -29,7 +29,7 @@ class ServeConfig(BaseModel):
     # single-model mode
     deployment_id: str = "default"
     model_id: str | None = None
-    # multi-model mode (the filesystem plugin's layout)
+    # multi-model mode (deployment directories: deckhand.deployment_dirs)
     deployment_dir_prefix: str = ""
     info_file: str = "config.yml"
     poll_interval_s: float = Field(default=0.25, gt=0)

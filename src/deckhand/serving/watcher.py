@@ -1,4 +1,4 @@
-"""Keeps the repository in step with a models directory (the filesystem plugin's layout).
+"""Keeps the repository in step with a models directory (`deckhand.deployment_dirs`).
 
 Every `interval` seconds it lists the deployment directories and stats each one; only a
 directory whose stats changed is re-read. The filesystem plugin changes a deployment only
@@ -19,7 +19,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from deckhand.plugins.filesystem.layout import LayoutError, read_deployment_dir
+from deckhand.deployment_dirs import LayoutError, read_deployment_dir
 from deckhand.serving.repository import ModelRepository
 
 log = logging.getLogger("deckhand.serving")

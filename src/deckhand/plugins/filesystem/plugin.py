@@ -1,17 +1,17 @@
 """The filesystem plugin: one directory per deployment under baseDir, read by a
-prediction server in multi-model mode (see layout.py for the crash-safe writes)."""
+prediction server in multi-model mode (see deckhand.deployment_dirs for the crash-safe writes)."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
+from deckhand import deployment_dirs
 from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo, failing_status
 from deckhand.plugin.base import BosunPluginBase
 from deckhand.plugin.constants import BosunPluginActions as A
 from deckhand.plugin.constants import DeploymentState
 from deckhand.plugin.deployment_info import DeploymentInfo
-from deckhand.plugins.filesystem import layout
 from deckhand.plugins.filesystem.config import FilesystemConfig
 
 
@@ -23,7 +23,7 @@ class FilesystemPlugin(BosunPluginBase):
 
     # ----- helpers -------------------------------------------------------------------
     def _dir_name(self, deployment_id: str) -> str:
-        return layout.check_dir_name(f"{self._config.dir_prefix}{deployment_id}")
+        return deployment_dirs.check_dir_name(f"{self._config.dir_prefix}{deployment_id}")
 
     def _check_base_dir(self) -> ActionStatusInfo | None:
         base = self._config.base_dir
@@ -38,8 +38,8 @@ class FilesystemPlugin(BosunPluginBase):
             return ActionStatusInfo(ActionStatus.ERROR, msg=f"baseDir {base} is not writable")
         return None
 
-    def _status_of(self, entry: layout.DeploymentDir | layout.LayoutError) -> ActionStatusInfo:
-        if isinstance(entry, layout.LayoutError):
+    def _status_of(self, entry: deployment_dirs.DeploymentDir | deployment_dirs.LayoutError) -> ActionStatusInfo:
+        if isinstance(entry, deployment_dirs.LayoutError):
             return failing_status(A.DEPLOYMENT_STATUS, str(entry))
         return ActionStatusInfo(
             ActionStatus.OK,
@@ -53,10 +53,10 @@ class FilesystemPlugin(BosunPluginBase):
 
     def _deployment_status(self, deployment_id: str) -> ActionStatusInfo:
         try:
-            entry: layout.DeploymentDir | layout.LayoutError = layout.read_deployment_dir(
+            entry: deployment_dirs.DeploymentDir | deployment_dirs.LayoutError = deployment_dirs.read_deployment_dir(
                 self._config.base_dir / self._dir_name(deployment_id), self._config.info_file
             )
-        except layout.LayoutError as exc:
+        except deployment_dirs.LayoutError as exc:
             entry = exc
         return self._status_of(entry)
 
@@ -66,7 +66,7 @@ class FilesystemPlugin(BosunPluginBase):
         if problem:
             return problem
         if not self._dry_run:
-            removed = layout.remove_stale_work(self._config.base_dir)
+            removed = deployment_dirs.remove_stale_work(self._config.base_dir)
             if removed:
                 self._logger.info("removed leftovers of interrupted work: %s", ", ".join(removed))
         return ActionStatusInfo(ActionStatus.OK, msg=f"baseDir {self._config.base_dir} is usable")
@@ -78,7 +78,7 @@ class FilesystemPlugin(BosunPluginBase):
         problem = self._check_base_dir()
         if problem:
             return problem
-        entries = layout.scan(self._config.base_dir, self._config.dir_prefix, self._config.info_file)
+        entries = deployment_dirs.scan(self._config.base_dir, self._config.dir_prefix, self._config.info_file)
         data = {}
         for dir_name, entry in sorted(entries.items()):
             deployment_id = dir_name[len(self._config.dir_prefix) :]
@@ -99,8 +99,8 @@ class FilesystemPlugin(BosunPluginBase):
         model_id = di.current_model_id
         try:
             dir_name = self._dir_name(di.id)
-            artifact = layout.check_artifact(di.model_artifact)
-        except layout.LayoutError as exc:
+            artifact = deployment_dirs.check_artifact(di.model_artifact)
+        except deployment_dirs.LayoutError as exc:
             current = self._deployment_status(di.id) if replacing else None
             if current is not None and current.state == DeploymentState.READY:
                 # The old model keeps serving; say so.
@@ -133,7 +133,7 @@ class FilesystemPlugin(BosunPluginBase):
                 state=DeploymentState.READY,
                 data={ActionDataFields.PREDICTION_URL: url, ActionDataFields.CURRENT_MODEL_ID: model_id},
             )
-        entry = layout.install(
+        entry = deployment_dirs.install(
             self._config.base_dir,
             dir_name,
             di.id,
@@ -154,7 +154,7 @@ class FilesystemPlugin(BosunPluginBase):
     def deployment_stop(self, deployment_id: str) -> ActionStatusInfo:
         try:
             dir_name = self._dir_name(str(deployment_id))
-        except layout.LayoutError as exc:
+        except deployment_dirs.LayoutError as exc:
             return failing_status(A.DEPLOYMENT_STOP, str(exc))
         target = self._config.base_dir / dir_name
         if self._dry_run:
@@ -163,7 +163,7 @@ class FilesystemPlugin(BosunPluginBase):
                 ActionStatus.OK, msg=f"dry run: would {verb} {target}", state=DeploymentState.STOPPED
             )
         try:
-            existed = layout.remove(self._config.base_dir, dir_name)
+            existed = deployment_dirs.remove(self._config.base_dir, dir_name)
         except OSError as exc:
             return failing_status(A.DEPLOYMENT_STOP, f"cannot remove {target}: {exc.strerror}")
         msg = f"removed {target}" if existed else f"{target} was already absent"
@@ -172,7 +172,7 @@ class FilesystemPlugin(BosunPluginBase):
     def deployment_status(self, deployment_info: DeploymentInfo) -> ActionStatusInfo:
         try:
             return self._deployment_status(deployment_info.id)
-        except layout.LayoutError as exc:
+        except deployment_dirs.LayoutError as exc:
             return failing_status(A.DEPLOYMENT_STATUS, str(exc))
 
     def pe_status(self) -> ActionStatusInfo:
@@ -183,7 +183,7 @@ class FilesystemPlugin(BosunPluginBase):
         for di in self._pe_info.deployments if self._pe_info else []:
             try:
                 statuses[di.id] = self._deployment_status(di.id).to_dict()
-            except layout.LayoutError as exc:
+            except deployment_dirs.LayoutError as exc:
                 statuses[di.id] = failing_status(A.DEPLOYMENT_STATUS, str(exc)).to_dict()
         not_ready = sorted(d for d, s in statuses.items() if s["state"] != DeploymentState.READY)
         if not_ready:

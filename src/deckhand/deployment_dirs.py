@@ -1,4 +1,5 @@
-"""The on-disk layout shared by the filesystem plugin and the multi-model prediction server.
+"""Deployment directories: the on-disk layout the filesystem plugin writes and the
+multi-model prediction server reads (its watcher and admin listener), kept apart from both.
 
 One directory per deployment under a base dir, holding the model artifact and an info
 file (`config.yml`: deployment_id, model_id, model_artifact, model_artifact_size).

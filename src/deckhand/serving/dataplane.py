@@ -1,0 +1,226 @@
+"""What the prediction server does, free of any protocol (like KServe's `DataPlane`).
+
+Plain methods over the model repository: list deployments, read one's info, tell whether
+the server is ready, render metrics, decode a body, score a batch, and count what a
+request did (metrics, tallies, monitoring records and feature samples). They take parsed
+inputs and return results or raise typed errors (`UnknownDeployment`, `ModelNotLoaded`,
+`codecs.RequestError`, `ModelInputError`); the listeners (`public`, `admin`) turn HTTP
+into these calls and the errors into statuses (`routing.ERROR_STATUS`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+
+from deckhand.packages import LoadedModel, Manifest, Predictions
+from deckhand.serving import codecs
+from deckhand.serving.config import ServeConfig
+from deckhand.serving.hooks import BackgroundReporter, PredictionRecord
+from deckhand.serving.metrics import ServerMetrics
+from deckhand.serving.repository import DeploymentEntry, ModelRepository, ServingModel
+from deckhand.serving.tally import RequestTally
+
+log = logging.getLogger("deckhand.serving")
+
+T = TypeVar("T")
+Scored = tuple[Predictions, Any]  # predictions and their labels (a list, or an array of values)
+
+
+class OperationError(Exception):
+    """An operation could not be done; the message says why and what to do."""
+
+
+class UnknownDeployment(OperationError):
+    """No deployment answers to the reference given."""
+
+
+class ModelNotLoaded(OperationError):
+    """The deployment exists but has no model to score with (yet, or any more)."""
+
+
+class DataPlane:
+    """The prediction server's operations over one model repository."""
+
+    def __init__(
+        self, config: ServeConfig, repository: ModelRepository, reporter: BackgroundReporter | None = None
+    ) -> None:
+        self.config = config
+        self.repository = repository
+        self.reporter = reporter
+        # feature samples: at most this many requests a second (reporters that do not say: all)
+        rate = getattr(reporter, "feature_samples_per_second", None)
+        self._sample_interval = 1.0 / rate if rate else 0.0
+        self._next_sample_at = 0.0
+        self.metrics = ServerMetrics()
+        # each request is counted once, for /metrics and for a reporter that takes the
+        # server's tallies (hooks.TallyReporter); other reporters get a PredictionRecord each
+        self._takes_tallies = hasattr(reporter, "count_tallies")
+        self.tally = RequestTally(count_predictions=self._takes_tallies)
+        self.tally.add_sink(self.metrics.absorb)
+        if self._takes_tallies:
+            self.tally.add_sink(reporter.count_tallies)  # type: ignore[union-attr]
+            reporter.add_source(self.tally.drain)  # type: ignore[union-attr]
+
+    # -- deployments ----------------------------------------------------------------------
+    def deployment(self, ref: str) -> DeploymentEntry:
+        """The deployment `ref` names: its directory name, or a deployment_id only it has."""
+        entry = self.repository.resolve(ref)
+        if entry is None:
+            raise UnknownDeployment(
+                f"no deployment {ref!r}; known: {sorted(self.repository.keys())[:20]} "
+                "(use the directory name or its deployment_id)"
+            )
+        return entry
+
+    def loaded_model(self, entry: DeploymentEntry, ref: str) -> ServingModel:
+        """The model `entry` serves now (`ref` is how the caller named it, for the message)."""
+        serving = entry.current
+        if serving is None:
+            raise ModelNotLoaded(
+                f"deployment {ref!r} has no model loaded (state {entry.state}"
+                + (f", last error: {entry.last_error}" if entry.last_error else "")
+                + ")"
+            )
+        return serving
+
+    def info(self, ref: str) -> dict[str, Any]:
+        return self.deployment(ref).info()
+
+    def deployments(self) -> list[dict[str, Any]]:
+        return [entry.info() for entry in self.repository.entries()]
+
+    def ready(self) -> bool:
+        """Single-model mode: the model is loaded. Multi-model mode: always (an empty
+        models directory is a working server)."""
+        if self.config.multi_model:
+            return True
+        entry = self.repository.resolve(self.config.deployment_id)
+        return entry is not None and entry.current is not None
+
+    def metrics_text(self) -> bytes:
+        """Prometheus text format (`self.metrics.content_type`), tallies drained first."""
+        self.tally.drain()
+        loaded = sum(1 for e in self.repository.entries() if e.current is not None)
+        return self.metrics.render(loaded, self.repository.load_failures)
+
+    # -- predictions ------------------------------------------------------------------------
+    async def offload(self, function: Callable[..., T], *args: Any) -> T:
+        """Run `function(*args)` in the prediction worker threads, off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.repository.executor, function, *args)
+
+    async def decode(self, body: bytes, content_type: str, manifest: Manifest) -> codecs.Batch:
+        """The body as a batch of rows (raises codecs.RequestError); large bodies are
+        decoded off the event loop."""
+        if len(body) <= codecs.LARGE_BODY:
+            return codecs.decode(body, content_type, manifest, self.config.max_rows)
+        return await self.offload(codecs.decode, body, content_type, manifest, self.config.max_rows)
+
+    async def predict(self, serving: ServingModel, batch: codecs.Batch) -> Scored:
+        """Score a batch through the model's micro-batcher (raises ModelInputError for
+        input the model cannot take). Labels are computed once: response and monitoring."""
+        predictions = await serving.batcher.predict(batch)
+        return predictions, codecs.prediction_labels(predictions, serving.manifest)
+
+    async def predict_in_chunks(self, serving: ServingModel, batch: codecs.Batch) -> list[Scored]:
+        """Score a large batch `stream_chunk_rows` rows at a time in a worker thread."""
+        return await self.offload(_score_in_chunks, serving.model, batch, self.config.stream_chunk_rows)
+
+    def record(
+        self,
+        entry: DeploymentEntry,
+        serving: ServingModel,
+        batch: codecs.Batch | None,
+        chosen: Any,
+        rows: int,
+        seconds: float,
+        status: int,
+        error: str | None,
+    ) -> None:
+        """Count one prediction request: metrics and tallies, and monitoring when it is on.
+        `chosen` is what was predicted (labels, or an array of values); `error` is None,
+        "user" or "system"."""
+        now = time.time()
+        self.tally.observe(entry.key, entry.deployment_id, serving.model_id, now, status, rows, seconds, error, chosen)
+        if self._takes_tallies:
+            if now >= self._next_sample_at:  # most requests: no call at all
+                self._report_features(entry, serving, batch, now)
+        elif self.reporter is not None:
+            labels = chosen.tolist() if isinstance(chosen, np.ndarray) else chosen
+            self._report(entry, serving, batch, labels, rows, seconds, status, error)
+
+    # -- monitoring ---------------------------------------------------------------------------
+    def _feature_sample(self, batch: Any, now: float) -> list[dict[str, Any]] | None:
+        """The first rows of this request's input, taken at most `feature_samples_per_second`
+        times a second (evenly spaced: one request every 1/rate seconds)."""
+        if now < self._next_sample_at or batch is None or not self.config.feature_sample_rows:
+            return None
+        self._next_sample_at = now + self._sample_interval
+        try:
+            return batch.head_records(self.config.feature_sample_rows) or None
+        except Exception as exc:  # monitoring must never fail a request
+            log.warning("event=monitoring_sample_failed error=%r", exc)
+            return None
+
+    def _report_features(self, entry: DeploymentEntry, serving: Any, batch: Any, now: float) -> None:
+        sample = self._feature_sample(batch, now)
+        if sample:
+            try:
+                self.reporter.report_features(entry.deployment_id, serving.model_id, sample, now)  # type: ignore[union-attr]
+            except Exception as exc:  # monitoring must never fail a request
+                log.warning("event=monitoring_sample_failed error=%r", exc)
+
+    def _report(
+        self,
+        entry: DeploymentEntry,
+        serving: Any,
+        batch: Any,
+        chosen: list[Any],
+        rows: int,
+        seconds: float,
+        status: int,
+        error: str | None,
+    ) -> None:
+        """Hand this request's PredictionRecord to a reporter that does not take tallies."""
+        try:
+            now = time.time()
+            sample = self._feature_sample(batch, now)
+            self.reporter.submit(  # type: ignore[union-attr]
+                PredictionRecord(
+                    entry.deployment_id,
+                    serving.model_id,
+                    rows,
+                    seconds * 1000.0,
+                    status,
+                    error,  # type: ignore[arg-type]
+                    chosen,
+                    sample or [],
+                    serving.manifest.class_labels,
+                    now,
+                )
+            )
+        except Exception as exc:  # monitoring must never fail a request
+            log.warning("event=monitoring_record_failed error=%r", exc)
+
+
+def _score_in_chunks(model: LoadedModel, batch: codecs.Batch, size: int) -> list[Scored]:
+    """Predictions and their labels, `size` rows at a time (a worker thread)."""
+    manifest = model.manifest
+    scored = []
+    for start in range(0, len(batch), size):
+        predictions = model.predict(batch.slice(start, start + size))
+        scored.append((predictions, codecs.prediction_labels(predictions, manifest)))
+    return scored
+
+
+def predicted(scored: list[Scored], manifest: Manifest) -> Any:
+    """What monitoring counts of a request scored in chunks: the predicted labels, or an
+    array of the predicted values."""
+    if manifest.class_labels:
+        return [label for _, labels in scored for label in labels]
+    return np.concatenate([predictions.values for predictions, _ in scored])  # type: ignore[misc]
