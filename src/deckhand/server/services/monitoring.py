@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from deckhand.monitoring import sketch
 from deckhand.monitoring.aggregate import Aggregator, cap_categories, merge_distribution
+from deckhand.monitoring.drift import PSI_DRIFT, PSI_WARNING, FeatureDrift, compare
 from deckhand.server.auth import Principal
 from deckhand.server.db.models import (
     Deployment,
@@ -40,9 +41,6 @@ PREDICTION_NAME = "__prediction__"
 SOURCE_RETENTION = timedelta(days=7)
 MAX_BUCKETS = 10_000
 FIRST_WINDOW_SECONDS = 3600
-PSI_WARNING = 0.1
-PSI_DRIFT = 0.25
-PSI_FLOOR = 1e-4
 _CHUNK = 500
 _last_prune = 0.0
 
@@ -402,72 +400,17 @@ def predictions(session: Session, deployment: Deployment, start: int, end: int) 
     return out
 
 
-def psi(baseline: list[float], current: list[float]) -> float:
-    value = 0.0
-    for b, c in zip(baseline, current, strict=True):
-        b, c = max(b, PSI_FLOOR), max(c, PSI_FLOOR)
-        value += (c - b) * math.log(c / b)
-    return value
-
-
-def drift_status(value: float) -> str:
-    return "ok" if value < PSI_WARNING else ("warning" if value < PSI_DRIFT else "drift")
-
-
-def _shares(counts: list[int]) -> list[float]:
-    total = sum(counts)
-    return [c / total if total else 0.0 for c in counts]
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.4g}"
-
-
-def _feature_drift(name: str, base: dict[str, Any], current: dict[str, Any]) -> dict[str, Any] | None:
-    """One feature's PSI; base is a package summary ({"kind", ...}) or a wire distribution."""
-    if base.get("kind") == "numeric" or (base.get("num") and not base.get("cat")):
-        if base.get("kind") == "numeric":
-            edges = [float(e) for e in base["edges"]]
-            base_counts = [int(c) for c in base["counts"]]
-        else:
-            edges = sketch.quantile_edges(base["num"], 10)
-            base_counts = sketch.histogram(base["num"], edges)
-        current_counts = sketch.histogram(current.get("num") or {}, edges)
-        labels = [f"{_fmt(edges[i])}..{_fmt(edges[i + 1])}" for i in range(len(edges) - 1)]
-        kind = "numeric"
-    else:
-        if base.get("kind") == "categorical":
-            base_map = dict(base.get("counts") or {})
-            if base.get("other"):
-                base_map["__other__"] = int(base["other"])
-        else:
-            base_map = dict(base.get("cat") or {})
-        labels = list(base_map)
-        if "__other__" not in labels:
-            labels.append("__other__")
-        current_map = dict(current.get("cat") or {})
-        for value, n in sketch.sorted_buckets(current.get("num") or {}):  # numbers seen as categories
-            key = f"{value:g}"
-            current_map[key] = current_map.get(key, 0) + n
-        base_counts = [int(base_map.get(label, 0)) for label in labels]
-        current_counts = [0] * len(labels)
-        for key, n in current_map.items():
-            current_counts[labels.index(key) if key in labels else labels.index("__other__")] += n
-        kind = "categorical"
-    if sum(current_counts) == 0:
-        return None
-    base_share, current_share = _shares(base_counts), _shares(current_counts)
-    value = psi(base_share, current_share) if sum(base_counts) else 0.0
+def _feature_out(result: FeatureDrift) -> dict[str, Any]:
     return {
-        "name": name,
-        "kind": kind,
-        "psi": round(value, 6),
-        "status": drift_status(value),
-        "bins": labels,
-        "baselineShare": base_share,
-        "currentShare": current_share,
-        "baselineCount": sum(base_counts),
-        "currentCount": sum(current_counts),
+        "name": result.name,
+        "kind": result.kind,
+        "psi": result.psi,
+        "status": result.status,
+        "bins": result.bins,
+        "baselineShare": result.baseline_share,
+        "currentShare": result.current_share,
+        "baselineCount": result.baseline_count,
+        "currentCount": result.current_count,
     }
 
 
@@ -491,20 +434,14 @@ def drift(session: Session, deployment: Deployment, start: int, end: int) -> dic
         if first is not None:
             base_window = (first, first + FIRST_WINDOW_SECONDS)
             base_features = _distributions(session, deployment.id, ROLE_FEATURE, *base_window)
-    features, missing = [], []
-    for name, base in base_features.items():
-        result = _feature_drift(name, base, current.get(name, {}))
-        if result is None:
-            missing.append(name)
-        else:
-            features.append(result)
+    report = compare(base_features, current)
     out: dict[str, Any] = {
         "deploymentId": deployment.id,
         "start": iso(start),
         "end": iso(end),
         "baseline": baseline_kind,
-        "features": features,
-        "featuresWithoutData": missing,
+        "features": [_feature_out(f) for f in report.features],
+        "featuresWithoutData": report.features_without_data,
         "thresholds": {"warning": PSI_WARNING, "drift": PSI_DRIFT},
     }
     if base_window is not None:
