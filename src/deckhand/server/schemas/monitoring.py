@@ -1,4 +1,4 @@
-"""Monitoring: the ingest body and the records in it (queries answer plain JSON documented in docs/monitoring.md).
+"""Monitoring: the ingest body, the records in it, and the answers of the queries.
 
 The records of a batch stay plain JSON objects in the body (a batch may hold 200,000
 raw records; the service checks each, see `deckhand.server.services.monitoring.ingest`)
@@ -8,7 +8,8 @@ ones `deckhand.monitoring.records` defines.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
@@ -133,3 +134,89 @@ def first_error(exc: ValidationError) -> tuple[str, str]:
     if err["type"] == "missing":
         return key, f"{REQUIRED} {WHAT.get(key, 'a value')}"
     return key, str(err["msg"]).removeprefix("Value error, ")
+
+
+# ----- the answers of the queries --------------------------------------------------------------
+
+
+class HealthCounts(ApiModel):
+    requests: int
+    rows: int
+    user_errors: int
+    system_errors: int
+    latency_p50_ms: float | None = Field(description="Median latency (ms); null without requests.")
+    latency_p99_ms: float | None = Field(description="99th percentile latency (ms); null without requests.")
+
+
+class HealthBucket(HealthCounts):
+    start: datetime
+
+
+class ServiceHealth(ApiModel):
+    """Every bucket of the window is present (zeros and null latencies when idle)."""
+
+    deployment_id: str
+    start: datetime
+    end: datetime
+    bucket_seconds: int
+    totals: HealthCounts
+    buckets: list[HealthBucket]
+
+
+class PredictionClass(ApiModel):
+    label: str
+    count: int
+    share: float
+
+
+class PredictionBin(ApiModel):
+    start: float
+    end: float
+    count: int
+    share: float
+
+
+class PredictionDistribution(ApiModel):
+    """`classes` for classification (the package's class labels first), else `bins` (10
+    equal-width bins between the smallest and the largest prediction)."""
+
+    deployment_id: str
+    start: datetime
+    end: datetime
+    target_type: str
+    missing: int = Field(description="Predictions without a value.")
+    count: int
+    classes: list[PredictionClass] | None = Field(default=None, description="Classification only.")
+    bins: list[PredictionBin] | None = Field(default=None, description="Regression (and other numbers) only.")
+
+
+class FeatureDriftOut(ApiModel):
+    name: str
+    kind: Literal["numeric", "categorical"]
+    psi: float
+    status: Literal["ok", "warning", "drift"]
+    bins: list[str] = Field(description="Bin labels: `low..high` (numeric) or categories and `__other__`.")
+    baseline_share: list[float]
+    current_share: list[float]
+    baseline_count: int
+    current_count: int
+
+
+class DriftThresholds(ApiModel):
+    warning: float
+    drift: float
+
+
+class FeatureDriftReport(ApiModel):
+    """PSI per feature against the package's training summary, else the first hour of data
+    (`baselineStart`/`baselineEnd` say which hour)."""
+
+    deployment_id: str
+    start: datetime
+    end: datetime
+    baseline: Literal["package", "first-window"]
+    baseline_start: datetime | None = Field(default=None, description="First-window baseline only.")
+    baseline_end: datetime | None = Field(default=None, description="First-window baseline only.")
+    features: list[FeatureDriftOut]
+    features_without_data: list[str] = Field(description="Baseline features without values in the window.")
+    thresholds: DriftThresholds

@@ -6,20 +6,32 @@ from __future__ import annotations
 import math
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from deckhand.monitoring import sketch
 from deckhand.monitoring.aggregate import merge_distribution
-from deckhand.monitoring.drift import PSI_DRIFT, PSI_WARNING, FeatureDrift, compare
+from deckhand.monitoring.drift import PSI_DRIFT, PSI_WARNING, compare
 from deckhand.server.db.models import Deployment, MonitoringDistribution, MonitoringServiceBucket
 from deckhand.server.errors import InvalidField
+from deckhand.server.schemas.monitoring import (
+    DriftThresholds,
+    FeatureDriftOut,
+    FeatureDriftReport,
+    HealthBucket,
+    HealthCounts,
+    PredictionBin,
+    PredictionClass,
+    PredictionDistribution,
+    ServiceHealth,
+)
 from deckhand.server.services.monitoring.storage import PREDICTION_NAME, ROLE_FEATURE, ROLE_PREDICTION
 
 MAX_BUCKETS = 10_000
 FIRST_WINDOW_SECONDS = 3600
+PREDICTION_BINS = 10
 
 
 def window(start: datetime | None, end: datetime | None) -> tuple[int, int]:
@@ -39,17 +51,41 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def iso(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+def _at(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
 
 
-def _percentiles(latency: dict[str, int]) -> tuple[float | None, float | None]:
-    p50 = sketch.quantile(latency, 0.50)
-    p99 = sketch.quantile(latency, 0.99)
-    return (round(p50, 3) if p50 is not None else None, round(p99, 3) if p99 is not None else None)
+def _percentile(latency: dict[str, int], q: float) -> float | None:
+    value = sketch.quantile(latency, q)
+    return round(value, 3) if value is not None else None
 
 
-def service_health(session: Session, deployment_id: str, start: int, end: int, bucket_seconds: int) -> dict[str, Any]:
+class _Tally:
+    """Counts and a latency sketch, summed over buckets."""
+
+    def __init__(self) -> None:
+        self.requests = self.rows = self.user_errors = self.system_errors = 0
+        self.latency: dict[str, int] = {}
+
+    def add(self, row: MonitoringServiceBucket) -> None:
+        self.requests += row.requests
+        self.rows += row.rows
+        self.user_errors += row.user_errors
+        self.system_errors += row.system_errors
+        sketch.merge(self.latency, row.latency or {})
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "rows": self.rows,
+            "user_errors": self.user_errors,
+            "system_errors": self.system_errors,
+            "latency_p50_ms": _percentile(self.latency, 0.50),
+            "latency_p99_ms": _percentile(self.latency, 0.99),
+        }
+
+
+def service_health(session: Session, deployment_id: str, start: int, end: int, bucket_seconds: int) -> ServiceHealth:
     if bucket_seconds % 60:
         raise InvalidField("bucketSeconds", f"must be a multiple of 60 (one minute), found {bucket_seconds}")
     count = math.ceil((end - start) / bucket_seconds)
@@ -59,10 +95,8 @@ def service_health(session: Session, deployment_id: str, start: int, end: int, b
             f"the window holds {count} buckets of {bucket_seconds} s; at most {MAX_BUCKETS}: "
             "use a larger bucketSeconds or a shorter window",
         )
-    buckets: list[dict[str, Any]] = [
-        {"requests": 0, "rows": 0, "userErrors": 0, "systemErrors": 0, "latency": {}} for _ in range(count)
-    ]
-    total: dict[str, Any] = {"requests": 0, "rows": 0, "userErrors": 0, "systemErrors": 0, "latency": {}}
+    buckets = [_Tally() for _ in range(count)]
+    total = _Tally()
     rows = session.scalars(
         select(MonitoringServiceBucket).where(
             MonitoringServiceBucket.deployment_id == deployment_id,
@@ -71,26 +105,16 @@ def service_health(session: Session, deployment_id: str, start: int, end: int, b
         )
     )
     for row in rows:
-        index = (row.minute - start) // bucket_seconds
-        for target in (buckets[index], total):
-            target["requests"] += row.requests
-            target["rows"] += row.rows
-            target["userErrors"] += row.user_errors
-            target["systemErrors"] += row.system_errors
-            sketch.merge(target["latency"], row.latency or {})
-
-    def finish(data: dict[str, Any]) -> dict[str, Any]:
-        p50, p99 = _percentiles(data.pop("latency"))
-        return {**data, "latencyP50Ms": p50, "latencyP99Ms": p99}
-
-    return {
-        "deploymentId": deployment_id,
-        "start": iso(start),
-        "end": iso(end),
-        "bucketSeconds": bucket_seconds,
-        "totals": finish(total),
-        "buckets": [{"start": iso(start + i * bucket_seconds), **finish(b)} for i, b in enumerate(buckets)],
-    }
+        buckets[(row.minute - start) // bucket_seconds].add(row)
+        total.add(row)
+    return ServiceHealth(
+        deployment_id=deployment_id,
+        start=_at(start),
+        end=_at(end),
+        bucket_seconds=bucket_seconds,
+        totals=HealthCounts(**total.counts()),
+        buckets=[HealthBucket(start=_at(start + i * bucket_seconds), **b.counts()) for i, b in enumerate(buckets)],
+    )
 
 
 def _distributions(session: Session, deployment_id: str, role: str, start: int, end: int) -> dict[str, dict[str, Any]]:
@@ -108,15 +132,15 @@ def _distributions(session: Session, deployment_id: str, role: str, start: int, 
     return merged
 
 
-def predictions(session: Session, deployment: Deployment, start: int, end: int) -> dict[str, Any]:
+def predictions(session: Session, deployment: Deployment, start: int, end: int) -> PredictionDistribution:
     package = deployment.model_package
     target_type = package.target_type if package is not None else "unknown"
     data = _distributions(session, deployment.id, ROLE_PREDICTION, start, end).get(PREDICTION_NAME, {})
-    out: dict[str, Any] = {
-        "deploymentId": deployment.id,
-        "start": iso(start),
-        "end": iso(end),
-        "targetType": target_type,
+    head: dict[str, Any] = {
+        "deployment_id": deployment.id,
+        "start": _at(start),
+        "end": _at(end),
+        "target_type": target_type,
         "missing": int(data.get("missing") or 0),
     }
     categories: dict[str, int] = dict(data.get("cat") or {})
@@ -129,59 +153,43 @@ def predictions(session: Session, deployment: Deployment, start: int, end: int) 
                 categories[label] = categories.get(label, 0) + n
         names = labels + sorted(k for k in categories if k not in labels)
         total = sum(categories.values())
-        out["classes"] = [
-            {
-                "label": name,
-                "count": categories.get(name, 0),
-                "share": (categories.get(name, 0) / total) if total else 0.0,
-            }
+        classes = [
+            PredictionClass(
+                label=name,
+                count=categories.get(name, 0),
+                share=(categories.get(name, 0) / total) if total else 0.0,
+            )
             for name in names
         ]
-        out["count"] = total
-        return out
+        return PredictionDistribution(**head, classes=classes, count=total)
     items = sketch.sorted_buckets(numbers)
     total = sum(n for _, n in items)
-    out["count"] = total
     if not items:
-        out["bins"] = []
-        return out
+        return PredictionDistribution(**head, count=total, bins=[])
     low, high = items[0][0], items[-1][0]
     if high <= low:
         high = low + 1.0
-    edges = [low + (high - low) * i / 10 for i in range(11)]
+    edges = [low + (high - low) * i / PREDICTION_BINS for i in range(PREDICTION_BINS + 1)]
     counts = sketch.histogram(numbers, edges)
-    out["bins"] = [
-        {"start": edges[i], "end": edges[i + 1], "count": counts[i], "share": counts[i] / total}
+    bins = [
+        PredictionBin(start=edges[i], end=edges[i + 1], count=counts[i], share=counts[i] / total)
         for i in range(len(counts))
     ]
-    return out
+    return PredictionDistribution(**head, count=total, bins=bins)
 
 
-def _feature_out(result: FeatureDrift) -> dict[str, Any]:
-    return {
-        "name": result.name,
-        "kind": result.kind,
-        "psi": result.psi,
-        "status": result.status,
-        "bins": result.bins,
-        "baselineShare": result.baseline_share,
-        "currentShare": result.current_share,
-        "baselineCount": result.baseline_count,
-        "currentCount": result.current_count,
-    }
-
-
-def drift(session: Session, deployment: Deployment, start: int, end: int) -> dict[str, Any]:
+def drift(session: Session, deployment: Deployment, start: int, end: int) -> FeatureDriftReport:
+    """Drift against the package's training summary, else the first hour of data the deployment reported."""
     current = _distributions(session, deployment.id, ROLE_FEATURE, start, end)
     manifest = (deployment.model_package.manifest or {}) if deployment.model_package else {}
     summary = manifest.get("training_summary") or manifest.get("trainingSummary")
-    baseline_kind = "package"
-    base_features: dict[str, dict[str, Any]] = {}
-    base_window: tuple[int, int] | None = None
+    extra: dict[str, Any] = {}
+    baseline: Literal["package", "first-window"]
     if summary and summary.get("features"):
-        base_features = dict(summary["features"])
+        baseline = "package"
+        base_features: dict[str, dict[str, Any]] = dict(summary["features"])
     else:
-        baseline_kind = "first-window"
+        baseline, base_features = "first-window", {}
         first = session.scalar(
             select(MonitoringDistribution.minute)
             .where(MonitoringDistribution.deployment_id == deployment.id, MonitoringDistribution.role == ROLE_FEATURE)
@@ -191,16 +199,15 @@ def drift(session: Session, deployment: Deployment, start: int, end: int) -> dic
         if first is not None:
             base_window = (first, first + FIRST_WINDOW_SECONDS)
             base_features = _distributions(session, deployment.id, ROLE_FEATURE, *base_window)
+            extra = {"baseline_start": _at(base_window[0]), "baseline_end": _at(base_window[1])}
     report = compare(base_features, current)
-    out: dict[str, Any] = {
-        "deploymentId": deployment.id,
-        "start": iso(start),
-        "end": iso(end),
-        "baseline": baseline_kind,
-        "features": [_feature_out(f) for f in report.features],
-        "featuresWithoutData": report.features_without_data,
-        "thresholds": {"warning": PSI_WARNING, "drift": PSI_DRIFT},
-    }
-    if base_window is not None:
-        out["baselineStart"], out["baselineEnd"] = iso(base_window[0]), iso(base_window[1])
-    return out
+    return FeatureDriftReport(
+        deployment_id=deployment.id,
+        start=_at(start),
+        end=_at(end),
+        baseline=baseline,
+        features=[FeatureDriftOut.model_validate(f) for f in report.features],
+        features_without_data=report.features_without_data,
+        thresholds=DriftThresholds(warning=PSI_WARNING, drift=PSI_DRIFT),
+        **extra,
+    )
