@@ -11,7 +11,7 @@ import pytest
 from deckhand.monitoring import records as R
 from deckhand.monitoring import sketch
 from deckhand.monitoring.aggregate import Aggregator, merge_distribution
-from deckhand.server.services.monitoring import drift_status, psi
+from deckhand.monitoring.drift import drift_status, psi
 
 
 def test_sketch_quantiles_are_within_two_percent() -> None:

@@ -8,8 +8,8 @@ import zipfile
 from pathlib import Path
 
 from deckhand.monitoring import sketch
+from deckhand.monitoring.drift import PSI_WARNING, feature_drift
 from deckhand.packages.demo import sample_rows, train_demo_package
-from deckhand.server.services.monitoring import PSI_WARNING, _feature_drift
 
 
 def test_rows_from_the_training_data_show_no_drift(tmp_path: Path) -> None:
@@ -21,8 +21,8 @@ def test_rows_from_the_training_data_show_no_drift(tmp_path: Path) -> None:
     for name, baseline in features.items():
         counts: dict[str, int] = {}
         sketch.add_values(counts, [row[name] for row in rows])
-        drift = _feature_drift(name, baseline, {"num": counts})
-        assert drift is not None and drift["psi"] < PSI_WARNING, (name, drift)
+        drift = feature_drift(name, baseline, {"num": counts})
+        assert drift is not None and drift.psi < PSI_WARNING, (name, drift)
 
 
 def test_a_value_on_an_edge_goes_right_as_in_numpy() -> None:

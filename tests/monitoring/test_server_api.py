@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from deckhand.monitoring import records as R
@@ -141,3 +142,34 @@ def test_agent_tokens_are_scoped(api: TestClient, deployment: dict) -> None:
     assert denied.status_code == 403 and deployment["id"] in denied.json()["detail"]
     read = api.get(f"/api/v1/deployments/{deployment['id']}/monitoring/service-health", headers=headers)
     assert read.status_code == 404  # another environment's deployment looks missing to an agent
+
+
+MINUTE = "records[1].minute: expected epoch seconds at a whole minute, found "
+
+
+@pytest.mark.parametrize(
+    ("record", "detail"),
+    [
+        ({"minute": 60}, "records[1].deploymentId: required: the deployment id the statistics belong to"),
+        ({"deploymentId": "", "minute": 60}, "records[1].deploymentId: required: the deployment id"),
+        ({"deploymentId": "x", "minute": True}, MINUTE + "True"),
+        ({"deploymentId": "x", "minute": "60"}, MINUTE + "'60'"),
+        ({"deploymentId": "x", "minute": 60, "rows": -1}, "records[1].rows: expected a non-negative integer, found -1"),
+        ({"deploymentId": "x", "minute": 60, "userErrors": None}, "records[1].userErrors: expected a non-negative"),
+        ({"deploymentId": "x", "minute": 60, "systemErrors": 1.5, "requests": -2}, "records[1].requests: "),
+        ({"deploymentId": "x", "minute": 60, "latency": [1]}, "records[1].latency: expected an object, found list"),
+        ({"deploymentId": "x", "minute": 60, "features": "a"}, "records[1].features: expected an object, found str"),
+        ({"deploymentId": "x"}, "records[1]: a raw record needs deploymentId (string) and ts (epoch seconds)"),
+        ({"deploymentId": 5, "ts": 5}, "records[1]: a raw record needs deploymentId (string) and ts"),
+    ],
+)
+def test_ingest_validation_names_the_record_and_key(
+    api: TestClient, deployment: dict, record: dict, detail: str
+) -> None:
+    good = {"deploymentId": deployment["id"], "minute": 60}
+    response = api.post("/api/v1/monitoring/batches", json={"batchId": "bad", "records": [good, record]})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith(detail)
+    assert set(response.json()) == {"detail"}
+    retry = api.post("/api/v1/monitoring/batches", json={"batchId": "bad", "records": [good]})
+    assert retry.json()["duplicate"] is False  # nothing of the refused batch was recorded

@@ -157,3 +157,17 @@ def test_an_ambiguous_deployment_name_is_a_409_on_every_lookup(api: TestClient, 
         response = api.request(method, url, json=json if method in ("POST", "PATCH") else None)
         assert response.status_code == 409, f"{method} {url}: {response.text}"
         assert "use the deployment id" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [
+        ("/api/v1/deployments/{ref}/monitoring/service-health", "ServiceHealth"),
+        ("/api/v1/deployments/{ref}/monitoring/predictions", "PredictionDistribution"),
+        ("/api/v1/deployments/{ref}/monitoring/drift", "FeatureDriftReport"),
+    ],
+)
+def test_monitoring_queries_document_their_answers(path: str, model: str) -> None:
+    schema = DOC["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema["$ref"] == f"#/components/schemas/{model}"
+    assert DOC["components"]["schemas"][model]["properties"]

@@ -49,6 +49,11 @@ FEATURES = "features"
 PREDICTIONS = "predictions"
 CLASS_NAMES = "classNames"
 ASSOCIATION_IDS = "associationIds"
+# ... and those an aggregate adds (deckhand.monitoring.aggregate: one per source, deployment
+# and minute, with `latency`, `features` and `predictions` as mergeable counts).
+SOURCE_ID = "sourceId"
+MINUTE = "minute"
+LATENCY = "latency"
 
 
 def stats_record(

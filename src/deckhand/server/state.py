@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from deckhand.server.db.session import Database
 from deckhand.server.services.artifacts import ArtifactStore
+from deckhand.server.services.monitoring.storage import SourceRetention
 from deckhand.server.services.notifier import RevisionNotifier
 from deckhand.server.settings import ServerSettings
 
@@ -19,6 +20,8 @@ class ControlPlane:
     db: Database
     artifacts: ArtifactStore
     notifier: RevisionNotifier
+    # when this control plane last pruned counted monitoring sources (not shared between apps)
+    source_retention: SourceRetention = field(default_factory=SourceRetention)
 
 
 def get_control_plane(request: Request) -> ControlPlane:

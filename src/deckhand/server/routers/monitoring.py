@@ -6,16 +6,22 @@ import logging
 import random
 import time
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from deckhand.server.auth import AgentUser, Reader
 from deckhand.server.routers.common import API_PREFIX, errors
-from deckhand.server.schemas.monitoring import MonitoringBatch, MonitoringBatchResult
-from deckhand.server.services import monitoring as svc
+from deckhand.server.schemas.monitoring import (
+    FeatureDriftReport,
+    MonitoringBatch,
+    MonitoringBatchResult,
+    PredictionDistribution,
+    ServiceHealth,
+)
 from deckhand.server.services.lookup import find_deployment
+from deckhand.server.services.monitoring import ingest, queries
 from deckhand.server.state import CP
 
 log = logging.getLogger("deckhand.server.monitoring")
@@ -35,7 +41,7 @@ def ingest_batch(body: MonitoringBatch, principal: AgentUser, cp: CP) -> Monitor
     for attempt in range(1, INGEST_ATTEMPTS + 1):
         try:
             with cp.db.writing() as session:
-                result = svc.ingest(session, principal, body.batch_id, body.records)
+                result = ingest.ingest(session, principal, body.batch_id, body.records, cp.source_retention)
             break
         except (IntegrityError, OperationalError) as exc:
             # A concurrent ingest created the same minute bucket first (or a deadlock/lock
@@ -57,7 +63,9 @@ def ingest_batch(body: MonitoringBatch, principal: AgentUser, cp: CP) -> Monitor
     )
 
 
-@router.get("/deployments/{ref}/monitoring/service-health", responses=errors(403, 404, 409))
+@router.get(
+    "/deployments/{ref}/monitoring/service-health", response_model=ServiceHealth, responses=errors(403, 404, 409)
+)
 def service_health(
     ref: str,
     principal: Reader,
@@ -67,29 +75,39 @@ def service_health(
     bucket_seconds: Annotated[
         int, Query(alias="bucketSeconds", ge=60, le=31 * 86400, description="Bucket width, a multiple of 60.")
     ] = 60,
-) -> dict[str, Any]:
+) -> ServiceHealth:
     """Requests, rows, errors and latency p50/p99 per bucket and in total."""
-    window = svc.window(start, end)
+    window = queries.window(start, end)
     with cp.db.reading() as session:
         dep = find_deployment(session, ref, principal)
-        return svc.service_health(session, dep.id, *window, bucket_seconds)
+        return queries.service_health(session, dep.id, *window, bucket_seconds)
 
 
-@router.get("/deployments/{ref}/monitoring/predictions", responses=errors(403, 404, 409))
+@router.get(
+    "/deployments/{ref}/monitoring/predictions",
+    response_model=PredictionDistribution,
+    response_model_exclude_unset=True,  # `classes` or `bins`, not both
+    responses=errors(403, 404, 409),
+)
 def prediction_distribution(
     ref: str, principal: Reader, cp: CP, start: Start = None, end: End = None
-) -> dict[str, Any]:
+) -> PredictionDistribution:
     """Classes (classification) or bins (regression) of the predictions in the window."""
-    window = svc.window(start, end)
+    window = queries.window(start, end)
     with cp.db.reading() as session:
         dep = find_deployment(session, ref, principal)
-        return svc.predictions(session, dep, *window)
+        return queries.predictions(session, dep, *window)
 
 
-@router.get("/deployments/{ref}/monitoring/drift", responses=errors(403, 404, 409))
-def feature_drift(ref: str, principal: Reader, cp: CP, start: Start = None, end: End = None) -> dict[str, Any]:
+@router.get(
+    "/deployments/{ref}/monitoring/drift",
+    response_model=FeatureDriftReport,
+    response_model_exclude_unset=True,  # `baselineStart`/`baselineEnd` only for a first-window baseline
+    responses=errors(403, 404, 409),
+)
+def feature_drift(ref: str, principal: Reader, cp: CP, start: Start = None, end: End = None) -> FeatureDriftReport:
     """PSI per feature against the package's training summary, else the first hour of data."""
-    window = svc.window(start, end)
+    window = queries.window(start, end)
     with cp.db.reading() as session:
         dep = find_deployment(session, ref, principal)
-        return svc.drift(session, dep, *window)
+        return queries.drift(session, dep, *window)

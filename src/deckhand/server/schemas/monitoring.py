@@ -1,11 +1,19 @@
-"""Monitoring ingest body and its answer (queries answer plain JSON documented in docs/monitoring.md)."""
+"""Monitoring: the ingest body, the records in it, and the answers of the queries.
+
+The records of a batch stay plain JSON objects in the body (a batch may hold 200,000
+raw records; the service checks each, see `deckhand.server.services.monitoring.ingest`)
+and are validated with `MonitoringAggregate` or `MonitoringRawRecord`, whose keys are the
+ones `deckhand.monitoring.records` defines.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
+from deckhand.monitoring import records as R
 from deckhand.server.schemas.common import ApiModel, RequestModel
 
 MAX_BATCH_RECORDS = 200_000
@@ -28,3 +36,187 @@ class MonitoringBatchResult(ApiModel):
     duplicate: bool
     skipped_sources: int = 0
     unknown_deployments: list[str] = Field(default_factory=list)
+
+
+# ----- the records of a batch ------------------------------------------------------------------
+
+REQUIRED = "required:"
+# what a key holds, for error messages
+WHAT = {
+    R.DEPLOYMENT_ID: "the deployment id the statistics belong to",
+    R.MINUTE: "epoch seconds at a whole minute",
+    R.TIMESTAMP: "epoch seconds",
+}
+
+
+def _deployment_id(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{REQUIRED} {WHAT[R.DEPLOYMENT_ID]}")
+    return value
+
+
+def _minute(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value % 60:
+        raise ValueError(f"expected {WHAT[R.MINUTE]}, found {value!r}")
+    return value
+
+
+def _count(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"expected a non-negative integer, found {value!r}")
+    return value
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """An object, or nothing (null reads as an empty object)."""
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(f"expected an object, found {type(value).__name__}")
+    return value or {}
+
+
+def _optional_text(value: Any) -> str | None:
+    """An id that may be absent: empty means absent, anything else is read as text."""
+    return str(value) if value else None
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, found {type(value).__name__}")
+    return value
+
+
+def _epoch_seconds(value: Any) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"expected {WHAT[R.TIMESTAMP]} (a number), found {value!r}")
+    return value
+
+
+Count = Annotated[int, PlainValidator(_count)]
+JsonObject = Annotated[dict[str, Any], PlainValidator(_object)]
+OptionalText = Annotated[str | None, PlainValidator(_optional_text)]
+
+
+class MonitoringAggregate(BaseModel):
+    """One deployment's statistics for one minute from one channel source (the shape
+    `deckhand.monitoring.aggregate` produces and the tracking agent posts). Keys are the
+    ones `deckhand.monitoring.records` defines; unknown keys are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    # checked in this order: the first error is the one reported (`first_error`)
+    deployment_id: Annotated[str, PlainValidator(_deployment_id)] = Field(validation_alias=R.DEPLOYMENT_ID)
+    minute: Annotated[int, PlainValidator(_minute)] = Field(validation_alias=R.MINUTE)
+    requests: Count = Field(default=0, validation_alias=R.REQUESTS)
+    rows: Count = Field(default=0, validation_alias=R.ROWS)
+    user_errors: Count = Field(default=0, validation_alias=R.USER_ERRORS)
+    system_errors: Count = Field(default=0, validation_alias=R.SYSTEM_ERRORS)
+    latency: JsonObject = Field(default_factory=dict, validation_alias=R.LATENCY)
+    features: JsonObject = Field(default_factory=dict, validation_alias=R.FEATURES)
+    predictions: JsonObject = Field(default_factory=dict, validation_alias=R.PREDICTIONS)
+    source_id: OptionalText = Field(default=None, validation_alias=R.SOURCE_ID)
+    model_id: OptionalText = Field(default=None, validation_alias=R.MODEL_ID)
+
+
+class MonitoringRawRecord(BaseModel):
+    """The keys a raw record (one scoring call, `deckhand.monitoring.records`) needs before
+    the control plane aggregates it; the rest is judged by the aggregator."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    deployment_id: Annotated[str, PlainValidator(_text)] = Field(validation_alias=R.DEPLOYMENT_ID)
+    timestamp: Annotated[float, PlainValidator(_epoch_seconds)] = Field(validation_alias=R.TIMESTAMP)
+
+
+def first_error(exc: ValidationError) -> tuple[str, str]:
+    """The record key and the message of the first problem in a record's ValidationError."""
+    err = exc.errors()[0]
+    key = ".".join(str(part) for part in err["loc"])
+    if err["type"] == "missing":
+        return key, f"{REQUIRED} {WHAT.get(key, 'a value')}"
+    return key, str(err["msg"]).removeprefix("Value error, ")
+
+
+# ----- the answers of the queries --------------------------------------------------------------
+
+
+class HealthCounts(ApiModel):
+    requests: int
+    rows: int
+    user_errors: int
+    system_errors: int
+    latency_p50_ms: float | None = Field(description="Median latency (ms); null without requests.")
+    latency_p99_ms: float | None = Field(description="99th percentile latency (ms); null without requests.")
+
+
+class HealthBucket(HealthCounts):
+    start: datetime
+
+
+class ServiceHealth(ApiModel):
+    """Every bucket of the window is present (zeros and null latencies when idle)."""
+
+    deployment_id: str
+    start: datetime
+    end: datetime
+    bucket_seconds: int
+    totals: HealthCounts
+    buckets: list[HealthBucket]
+
+
+class PredictionClass(ApiModel):
+    label: str
+    count: int
+    share: float
+
+
+class PredictionBin(ApiModel):
+    start: float
+    end: float
+    count: int
+    share: float
+
+
+class PredictionDistribution(ApiModel):
+    """`classes` for classification (the package's class labels first), else `bins` (10
+    equal-width bins between the smallest and the largest prediction)."""
+
+    deployment_id: str
+    start: datetime
+    end: datetime
+    target_type: str
+    missing: int = Field(description="Predictions without a value.")
+    count: int
+    classes: list[PredictionClass] | None = Field(default=None, description="Classification only.")
+    bins: list[PredictionBin] | None = Field(default=None, description="Regression (and other numbers) only.")
+
+
+class FeatureDriftOut(ApiModel):
+    name: str
+    kind: Literal["numeric", "categorical"]
+    psi: float
+    status: Literal["ok", "warning", "drift"]
+    bins: list[str] = Field(description="Bin labels: `low..high` (numeric) or categories and `__other__`.")
+    baseline_share: list[float]
+    current_share: list[float]
+    baseline_count: int
+    current_count: int
+
+
+class DriftThresholds(ApiModel):
+    warning: float
+    drift: float
+
+
+class FeatureDriftReport(ApiModel):
+    """PSI per feature against the package's training summary, else the first hour of data
+    (`baselineStart`/`baselineEnd` say which hour)."""
+
+    deployment_id: str
+    start: datetime
+    end: datetime
+    baseline: Literal["package", "first-window"]
+    baseline_start: datetime | None = Field(default=None, description="First-window baseline only.")
+    baseline_end: datetime | None = Field(default=None, description="First-window baseline only.")
+    features: list[FeatureDriftOut]
+    features_without_data: list[str] = Field(description="Baseline features without values in the window.")
+    thresholds: DriftThresholds

@@ -13,6 +13,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from deckhand.monitoring.drift import PSI_DRIFT, PSI_WARNING
 from deckhand.server.ui.charts import (
     Bar,
     Series,
@@ -43,7 +44,7 @@ WINDOWS: tuple[Window, ...] = (
 )
 DEFAULT_WINDOW = "1h"
 # Used only when the drift answer carries no `thresholds` (the API's own values win).
-PSI_THRESHOLDS = {"warning": 0.1, "drift": 0.25}
+PSI_THRESHOLDS = {"warning": PSI_WARNING, "drift": PSI_DRIFT}
 
 
 def find_window(key: str | None) -> Window:

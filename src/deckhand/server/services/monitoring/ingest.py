@@ -1,0 +1,108 @@
+"""Monitoring ingest: check a batch's records, count each channel source once, merge.
+
+Each aggregate (see `deckhand.monitoring.aggregate`) names the channel source it came
+from; a source already recorded is skipped, so resending a batch after a crash or a
+timeout never counts anything twice, however the sender regrouped its sources. Raw
+records are aggregated here, under the batch id as their source.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from deckhand.monitoring import records as R
+from deckhand.monitoring.aggregate import Aggregator
+from deckhand.server.auth import Principal
+from deckhand.server.db.models import Deployment
+from deckhand.server.errors import Forbidden, InvalidField
+from deckhand.server.schemas.monitoring import MonitoringAggregate, MonitoringRawRecord, first_error
+from deckhand.server.services.monitoring import storage
+from deckhand.server.services.monitoring.storage import SourceRetention
+
+log = logging.getLogger("deckhand.server.monitoring")
+
+RAW_RECORD_HELP = (
+    f"a raw record needs {R.DEPLOYMENT_ID} (string) and {R.TIMESTAMP} (epoch seconds); "
+    f"an aggregate needs {R.DEPLOYMENT_ID} and {R.MINUTE}"
+)
+
+
+@dataclass
+class IngestResult:
+    accepted: int
+    duplicate: bool
+    skipped_sources: int
+    unknown_deployments: list[str]
+
+
+def parse_records(batch_id: str, records: list[dict[str, Any]]) -> list[MonitoringAggregate]:
+    """The batch's aggregates, checked; its raw records aggregated under `batch_id`.
+
+    An item with `minute` is an aggregate, any other a raw record. The first bad item is a
+    422 naming it and its key (`records[3].minute: ...`). A raw record that passes this
+    check but not the aggregator's is counted invalid and dropped, as on the tracking agent."""
+    aggregates: list[MonitoringAggregate] = []
+    raw = Aggregator()
+    for index, item in enumerate(records):
+        where = f"records[{index}]"
+        if R.MINUTE in item:
+            try:
+                aggregates.append(MonitoringAggregate.model_validate(item))
+            except ValidationError as exc:
+                key, message = first_error(exc)
+                raise InvalidField(f"{where}.{key}", message) from None
+        else:
+            try:
+                MonitoringRawRecord.model_validate(item)
+            except ValidationError:
+                raise InvalidField(where, RAW_RECORD_HELP) from None
+            raw.add(batch_id, item)
+    aggregates.extend(MonitoringAggregate.model_validate(item) for item in raw.drain())
+    for aggregate in aggregates:
+        aggregate.source_id = aggregate.source_id or batch_id
+    return aggregates
+
+
+def _check_deployments(session: Session, principal: Principal, ids: set[str]) -> set[str]:
+    """Known ids (agents: only in their environments); returns the unknown ones."""
+    rows = session.execute(select(Deployment.id, Deployment.environment_id).where(Deployment.id.in_(sorted(ids)))).all()
+    known = {row.id for row in rows}
+    for row in rows:
+        if not principal.can_see_environment(row.environment_id):
+            raise Forbidden(
+                f"records: agent token {principal.name!r} may not report for deployment {row.id} "
+                f"(environment {row.environment_id}); give the token that environment in environmentIds"
+            )
+    return ids - known
+
+
+def ingest(
+    session: Session,
+    principal: Principal,
+    batch_id: str,
+    records: list[dict[str, Any]],
+    retention: SourceRetention,
+) -> IngestResult:
+    """Merge a batch in `session`; sources already counted are skipped, unknown deployments
+    dropped (and named); `retention` prunes old sources now and then."""
+    aggregates = parse_records(batch_id, records)
+    sources = sorted({str(item.source_id) for item in aggregates} or {batch_id})  # sorted: one lock order
+    claimed = storage.claim_sources(session, sources, batch_id)
+    fresh = [item for item in aggregates if item.source_id in claimed]
+    skipped = len(sources) - len(claimed)
+    if not claimed:
+        return IngestResult(0, True, skipped, [])
+    unknown = _check_deployments(session, principal, {item.deployment_id for item in fresh}) if fresh else set()
+    if unknown:
+        log.warning("event=monitoring_unknown_deployments batch=%s deployments=%s", batch_id, sorted(unknown))
+    usable = [item for item in fresh if item.deployment_id not in unknown]
+    storage.merge_service(session, usable)
+    storage.merge_distributions(session, usable)
+    retention.maybe_prune(session)
+    return IngestResult(len(usable), False, skipped, sorted(unknown))
