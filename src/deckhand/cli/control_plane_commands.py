@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from deckhand.cli.output import Output, OutputOpt, fail, print_details, print_json, print_table
 
 if TYPE_CHECKING:
     from deckhand.client import ControlPlaneClient
@@ -25,30 +26,21 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 PLATFORMS = ("local", "filesystem", "test", "docker", "kubernetes", "custom")
 ROLES = ("admin", "agent", "read-only")
 
-
-class Output(StrEnum):
-    table = "table"
-    json = "json"
-
-
 ServerOpt = Annotated[str, typer.Option("--server", envvar="DECKHAND_URL", help="Control plane URL.")]
 TokenOpt = Annotated[
     str | None,
     typer.Option("--token", envvar="DECKHAND_TOKEN", help="API token.", show_default=False),
 ]
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json.")]
 KvOpt = Annotated[
     list[str] | None,
     typer.Option("--kv", help="Key-value config entry KEY=VALUE (repeatable; JSON values ok)."),
 ]
 
+# `deckhand deploy` and `deckhand events`, and the groups env, deployments and tokens.
+app = typer.Typer()
+
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(1)
 
 
 @contextmanager
@@ -59,14 +51,14 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except ControlPlaneError as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc))
 
 
 def _client(server: str, token: str | None) -> ControlPlaneClient:
     from deckhand.client import ControlPlaneClient
 
     if not token:
-        raise _fail("no API token: pass --token or set DECKHAND_TOKEN")
+        fail("no API token: pass --token or set DECKHAND_TOKEN")
     return ControlPlaneClient(server, token)
 
 
@@ -99,32 +91,6 @@ def _load_mapping(path: Path | None, option: str) -> dict[str, Any]:
     return data
 
 
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=False))
-
-
-NO_WRAP_COLUMNS = frozenset({"id", "time", "created", "field"})
-
-
-def _table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, show_lines=False)
-    for column in columns:
-        # ids, names and times stay whole (copy-pasteable); long text folds
-        keep = column in NO_WRAP_COLUMNS
-        table.add_column(column, overflow="fold", no_wrap=keep, min_width=None)
-    for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row])
-    Console().print(table)
-
-
-def _details(title: str, fields: list[tuple[str, Any]]) -> None:
-    rows = [[k, json.dumps(v) if isinstance(v, (dict, list)) else v] for k, v in fields]
-    _table(title, ["field", "value"], rows)
-
-
 def _short_time(value: str | None) -> str:
     return (value or "")[:19].replace("T", " ")
 
@@ -153,10 +119,10 @@ DEPLOYMENT_COLUMNS = ["id", "name", "environment", "active", "state", "predictio
 
 def _show_deployment(dep: dict[str, Any], output: Output) -> None:
     if output is Output.json:
-        _print_json(dep)
+        print_json(dep)
         return
     obs = _observed(dep)
-    _details(
+    print_details(
         f"deployment {dep['name']}",
         [
             ("id", dep["id"]),
@@ -216,7 +182,7 @@ def _package_id(client: ControlPlaneClient, package: str) -> str:
         )
         return str(uploaded["id"])
     if path.suffix or "/" in package:
-        raise _fail(f"PACKAGE {package!r}: no such file (give a package file or a package id)")
+        fail(f"PACKAGE {package!r}: no such file (give a package file or a package id)")
     return str(client.get_package(package)["id"])
 
 
@@ -257,17 +223,15 @@ def wait_until_ready(
                 if state == "ready" and obs.get("modelId") in (None, model_package_id):
                     return dep
                 if state == "errored":
-                    raise _fail(
-                        f"deployment {dep['name']} ({deployment_id}) errored: {obs.get('message') or 'no message'}"
-                    )
+                    fail(f"deployment {dep['name']} ({deployment_id}) errored: {obs.get('message') or 'no message'}")
                 if obs.get("oldModelInUse") and obs.get("modelId") != model_package_id:
-                    raise _fail(
+                    fail(
                         f"deployment {dep['name']}: the new model did not become healthy, the "
                         f"old model {obs.get('modelId')} is still serving: {obs.get('message')}"
                     )
             if time.monotonic() >= deadline:
                 state = last.get("state") or "not reported by any agent"
-                raise _fail(
+                fail(
                     f"timed out after {timeout:g} s waiting for deployment {dep['name']} "
                     f"({deployment_id}) to be ready; last state: {state}"
                     + (f": {last.get('message')}" if last.get("message") else "")
@@ -278,7 +242,7 @@ def wait_until_ready(
 
 def _finish(dep: dict[str, Any], output: Output, waited: bool) -> None:
     if output is Output.json:
-        _print_json(dep)
+        print_json(dep)
         return
     if waited:
         url = _observed(dep).get("predictionUrl") or "(no prediction URL reported)"
@@ -295,7 +259,8 @@ def _now_iso() -> str:
 
 # -- deckhand env ------------------------------------------------------------------------
 
-env_app = typer.Typer(help="Prediction environments.", no_args_is_help=True)
+env_app = typer.Typer(name="env", help="Prediction environments.", no_args_is_help=True)
+app.add_typer(env_app)
 
 
 @env_app.command("create")
@@ -336,7 +301,7 @@ def env_create(
     with _errors():
         env = _client(server, token).create_environment(**body)
     if output is Output.json:
-        _print_json(env)
+        print_json(env)
     else:
         typer.echo(f"created environment {env['name']} id {env['id']} (plugin {env['plugin']})")
 
@@ -363,9 +328,9 @@ def env_list(server: ServerOpt = DEFAULT_URL, token: TokenOpt = None, output: Ou
     with _errors():
         envs = _client(server, token).list_environments()
     if output is Output.json:
-        _print_json(envs)
+        print_json(envs)
         return
-    _table(
+    print_table(
         "prediction environments",
         ["id", "name", "platform", "plugin", "status", "rev", "created"],
         [
@@ -390,10 +355,10 @@ def env_show(
         found = client.get_environment(env)
         deps = client.list_deployments(environment_id=found["id"])
     if output is Output.json:
-        _print_json({**found, "deployments": deps})
+        print_json({**found, "deployments": deps})
         return
     status = found.get("status") or {}
-    _details(
+    print_details(
         f"environment {found['name']}",
         [
             ("id", found["id"]),
@@ -408,7 +373,7 @@ def env_show(
             ("created", f"{_short_time(found['createdAt'])} by {found.get('createdBy')}"),
         ],
     )
-    _table("deployments", DEPLOYMENT_COLUMNS, _deployment_rows(deps, {found["id"]: found["name"]}))
+    print_table("deployments", DEPLOYMENT_COLUMNS, _deployment_rows(deps, {found["id"]: found["name"]}))
 
 
 @env_app.command("delete")
@@ -426,6 +391,7 @@ def env_delete(
 # -- deckhand deploy ---------------------------------------------------------------------
 
 
+@app.command("deploy")
 def deploy(
     package: Annotated[str, typer.Argument(help="A package file to upload, or a package id.")],
     env: Annotated[str, typer.Option("--env", help="Environment id or name.")],
@@ -461,7 +427,8 @@ def deploy(
 
 # -- deckhand deployments ------------------------------------------------------------------
 
-deployments_app = typer.Typer(help="Deployments.", no_args_is_help=True)
+deployments_app = typer.Typer(name="deployments", help="Deployments.", no_args_is_help=True)
+app.add_typer(deployments_app)
 DeploymentArg = Annotated[str, typer.Argument(help="Deployment id (or unique name).")]
 
 
@@ -480,9 +447,9 @@ def deployments_list(
             e["id"]: e["name"] for e in client.list_environments()
         }  # fmt: skip
     if output is Output.json:
-        _print_json(deps)
+        print_json(deps)
     else:
-        _table("deployments", DEPLOYMENT_COLUMNS, _deployment_rows(deps, names))
+        print_table("deployments", DEPLOYMENT_COLUMNS, _deployment_rows(deps, names))
 
 
 @deployments_app.command("show")
@@ -520,41 +487,61 @@ def deployments_replace(
     _finish(dep, output, waited=wait)
 
 
-def _simple(action: str, help_text: str) -> Callable[..., None]:
-    def command(
-        deployment: DeploymentArg,
-        server: ServerOpt = DEFAULT_URL,
-        token: TokenOpt = None,
-        output: OutputOpt = Output.table,
-    ) -> None:
-        with _errors():
-            client = _client(server, token)
-            if action == "delete":
-                dep = client.get_deployment(deployment)
-                client.delete_deployment(dep["id"])
-                if output is Output.json:
-                    _print_json({"id": dep["id"], "deleted": True})
-                else:
-                    typer.echo(f"deleted deployment {dep['name']} ({dep['id']}); the agent stops it")
-                return
-            dep = getattr(client, f"{action}_deployment")(deployment)
-        if output is Output.json:
-            _print_json(dep)
-        else:
-            typer.echo(f"{action}d deployment {dep['name']} ({dep['id']}) revision {dep['revision']}")
-
-    command.__doc__ = help_text
-    return command
+def _print_changed(dep: dict[str, Any], done: str, output: Output) -> None:
+    if output is Output.json:
+        print_json(dep)
+    else:
+        typer.echo(f"{done} deployment {dep['name']} ({dep['id']}) revision {dep['revision']}")
 
 
-deployments_app.command("activate")(_simple("activate", "Activate a deployment."))
-deployments_app.command("deactivate")(_simple("deactivate", "Deactivate a deployment."))
-deployments_app.command("delete")(_simple("delete", "Delete a deployment (the agent stops it)."))
+@deployments_app.command("activate")
+def deployments_activate(
+    deployment: DeploymentArg,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Activate a deployment."""
+    with _errors():
+        dep = _client(server, token).activate_deployment(deployment)
+    _print_changed(dep, "activated", output)
+
+
+@deployments_app.command("deactivate")
+def deployments_deactivate(
+    deployment: DeploymentArg,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Deactivate a deployment."""
+    with _errors():
+        dep = _client(server, token).deactivate_deployment(deployment)
+    _print_changed(dep, "deactivated", output)
+
+
+@deployments_app.command("delete")
+def deployments_delete(
+    deployment: DeploymentArg,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Delete a deployment (the agent stops it)."""
+    with _errors():
+        client = _client(server, token)
+        dep = client.get_deployment(deployment)
+        client.delete_deployment(dep["id"])
+    if output is Output.json:
+        print_json({"id": dep["id"], "deleted": True})
+    else:
+        typer.echo(f"deleted deployment {dep['name']} ({dep['id']}); the agent stops it")
 
 
 # -- deckhand events -------------------------------------------------------------------------
 
 
+@app.command("events")
 def events(
     env: Annotated[str | None, typer.Option("--env", help="Only this environment.")] = None,
     deployment: Annotated[str | None, typer.Option("--deployment", help="Only this deployment id.")] = None,
@@ -567,9 +554,9 @@ def events(
     with _errors():
         found = _client(server, token).list_events(env, deployment, limit)
     if output is Output.json:
-        _print_json(found)
+        print_json(found)
         return
-    _table(
+    print_table(
         "events",
         ["time", "action", "result", "duration", "message"],
         [
@@ -587,7 +574,8 @@ def events(
 
 # -- deckhand tokens --------------------------------------------------------------------------
 
-tokens_app = typer.Typer(help="API tokens (admin).", no_args_is_help=True)
+tokens_app = typer.Typer(name="tokens", help="API tokens (admin).", no_args_is_help=True)
+app.add_typer(tokens_app)
 
 
 @tokens_app.command("create")
@@ -605,7 +593,7 @@ def tokens_create(
     with _errors():
         created = _client(server, token).create_token(name, role, env or None)
     if output is Output.json:
-        _print_json(created)
+        print_json(created)
         return
     typer.echo(f"created {created['role']} token {created['name']} (shown only once):", err=True)
     typer.echo(created["token"])
@@ -617,9 +605,9 @@ def tokens_list(server: ServerOpt = DEFAULT_URL, token: TokenOpt = None, output:
     with _errors():
         found = _client(server, token).list_tokens()
     if output is Output.json:
-        _print_json(found)
+        print_json(found)
         return
-    _table(
+    print_table(
         "API tokens",
         ["id", "name", "role", "environments", "token", "created"],
         [
@@ -640,11 +628,3 @@ def tokens_delete(
     with _errors():
         _client(server, token).delete_token(name)
     typer.echo(f"deleted token {name}")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(env_app, name="env")
-    app.command("deploy")(deploy)
-    app.add_typer(deployments_app, name="deployments")
-    app.command("events")(events)
-    app.add_typer(tokens_app, name="tokens")
