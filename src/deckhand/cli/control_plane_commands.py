@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -240,11 +240,26 @@ def wait_until_ready(
             time.sleep(interval)
 
 
-def _finish(dep: dict[str, Any], output: Output, waited: bool) -> None:
+def _deploy_package(
+    client: ControlPlaneClient,
+    package: str,
+    change: Callable[[str], dict[str, Any]],
+    *,
+    wait: bool,
+    timeout: float,
+    output: Output,
+) -> None:
+    """What `deploy` and `deployments replace` share: upload PACKAGE if it is a file (else
+    it is a package id), make the change with the package id, wait for the agent to report
+    the deployment ready with it if asked (rich progress on stderr), and print the result."""
+    package_id = _package_id(client, package)
+    since = _now_iso()
+    dep = change(package_id)
+    if wait:
+        dep = wait_until_ready(client, dep["id"], package_id, timeout, since=since)
     if output is Output.json:
         print_json(dep)
-        return
-    if waited:
+    elif wait:
         url = _observed(dep).get("predictionUrl") or "(no prediction URL reported)"
         typer.echo(f"deployment {dep['name']} ({dep['id']}) is ready: {url}")
     else:
@@ -409,20 +424,20 @@ def deploy(
     with _errors():
         client = _client(server, token)
         environment = client.get_environment(env)
-        package_id = _package_id(client, package)
-        since = _now_iso()
-        dep = client.create_deployment(
-            name,
-            environment["id"],
-            package_id,
-            description=description,
-            key_value_config=parse_pairs(kv, "--kv"),
-            active=not inactive,
-        )
-        typer.echo(f"created deployment {dep['name']} id {dep['id']}", err=True)
-        if wait and not inactive:
-            dep = wait_until_ready(client, dep["id"], package_id, timeout, since=since)
-    _finish(dep, output, waited=wait and not inactive)
+
+        def create(package_id: str) -> dict[str, Any]:
+            dep = client.create_deployment(
+                name,
+                environment["id"],
+                package_id,
+                description=description,
+                key_value_config=parse_pairs(kv, "--kv"),
+                active=not inactive,
+            )
+            typer.echo(f"created deployment {dep['name']} id {dep['id']}", err=True)
+            return dep
+
+        _deploy_package(client, package, create, wait=wait and not inactive, timeout=timeout, output=output)
 
 
 # -- deckhand deployments ------------------------------------------------------------------
@@ -479,12 +494,14 @@ def deployments_replace(
     with _errors():
         client = _client(server, token)
         current = client.get_deployment(deployment)
-        package_id = _package_id(client, package)
-        since = _now_iso()
-        dep = client.replace_model(current["id"], package_id)
-        if wait:
-            dep = wait_until_ready(client, dep["id"], package_id, timeout, since=since)
-    _finish(dep, output, waited=wait)
+        _deploy_package(
+            client,
+            package,
+            lambda package_id: client.replace_model(current["id"], package_id),
+            wait=wait,
+            timeout=timeout,
+            output=output,
+        )
 
 
 def _print_changed(dep: dict[str, Any], done: str, output: Output) -> None:
