@@ -26,14 +26,18 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 PLATFORMS = ("local", "filesystem", "test", "docker", "kubernetes", "custom")
 ROLES = ("admin", "agent", "read-only")
 
-ServerOpt = Annotated[str, typer.Option("--server", envvar="DECKHAND_URL", help="Control plane URL.")]
+CONNECTION = "Control plane"  # the --help panel of --server and --token
+ServerOpt = Annotated[
+    str, typer.Option("--server", envvar="DECKHAND_URL", help="Control plane URL.", rich_help_panel=CONNECTION)
+]
 TokenOpt = Annotated[
     str | None,
-    typer.Option("--token", envvar="DECKHAND_TOKEN", help="API token.", show_default=False),
+    typer.Option("--token", envvar="DECKHAND_TOKEN", help="API token.", show_default=False, rich_help_panel=CONNECTION),
 ]
+TimeoutOpt = Annotated[float, typer.Option(min=1, metavar="SECONDS", help="How long to --wait.")]
 KvOpt = Annotated[
     list[str] | None,
-    typer.Option("--kv", help="Key-value config entry KEY=VALUE (repeatable; JSON values ok)."),
+    typer.Option("--kv", metavar="KEY=VALUE", help="Key-value config entry (repeatable; JSON values ok)."),
 ]
 
 # `deckhand deploy` and `deckhand events`, and the groups env, deployments and tokens.
@@ -276,19 +280,24 @@ def _now_iso() -> str:
 
 env_app = typer.Typer(name="env", help="Prediction environments.", no_args_is_help=True)
 app.add_typer(env_app)
+PLUGIN = "Plugin"  # a --help panel of env create
 
 
 @env_app.command("create")
 def env_create(
     name: Annotated[str, typer.Argument(help="Environment name (unique).")],
     platform: Annotated[str, typer.Option(help=f"One of: {', '.join(PLATFORMS)}.", case_sensitive=False)] = "local",
-    plugin: Annotated[str | None, typer.Option(help="Plugin (default from platform).")] = None,
+    plugin: Annotated[str | None, typer.Option(help="Plugin (default from platform).", rich_help_panel=PLUGIN)] = None,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
     plugin_config: Annotated[
         list[str] | None,
-        typer.Option("--plugin-config", help="Plugin config entry KEY=VALUE (repeatable)."),
+        typer.Option(
+            "--plugin-config", metavar="KEY=VALUE", help="Plugin config entry (repeatable).", rich_help_panel=PLUGIN
+        ),
     ] = None,
-    plugin_config_file: Annotated[Path | None, typer.Option(help="YAML or JSON file with the plugin config.")] = None,
+    plugin_config_file: Annotated[
+        Path | None, typer.Option(help="YAML or JSON file with the plugin config.", rich_help_panel=PLUGIN)
+    ] = None,
     kv: KvOpt = None,
     monitoring: Annotated[
         bool | None, typer.Option("--monitoring/--no-monitoring", help="Default: on for local, off elsewhere.")
@@ -415,7 +424,7 @@ def deploy(
     kv: KvOpt = None,
     inactive: Annotated[bool, typer.Option("--inactive", help="Create it inactive.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the agent reports it ready.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to --wait.", min=1)] = 300.0,
+    timeout: TimeoutOpt = 300.0,
     server: ServerOpt = DEFAULT_URL,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,
@@ -485,7 +494,7 @@ def deployments_replace(
     deployment: DeploymentArg,
     package: Annotated[str, typer.Argument(help="A package file to upload, or a package id.")],
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the new model is ready.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to --wait.", min=1)] = 300.0,
+    timeout: TimeoutOpt = 300.0,
     server: ServerOpt = DEFAULT_URL,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,
@@ -562,7 +571,7 @@ def deployments_delete(
 def events(
     env: Annotated[str | None, typer.Option("--env", help="Only this environment.")] = None,
     deployment: Annotated[str | None, typer.Option("--deployment", help="Only this deployment id.")] = None,
-    limit: Annotated[int, typer.Option(help="How many, newest first.", min=1, max=1000)] = 50,
+    limit: Annotated[int, typer.Option(help="How many, newest first.", min=1, max=1000, metavar="N")] = 50,
     server: ServerOpt = DEFAULT_URL,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,

@@ -54,7 +54,7 @@ def build(
     )
 
 
-@app.command("inspect")
+@app.command("inspect", epilog=pkg.ENV_HELP)
 def inspect(
     path: Annotated[Path, typer.Argument(help="Package file.")],
     output: Annotated[Output, typer.Option("--output", help="table or json.")] = Output.table,

@@ -14,8 +14,12 @@ from deckhand.cli.output import fail, problems
 
 app = typer.Typer(add_completion=False)
 
+# --help panels besides Options (one table each, so long names in one leave the others room)
+BATCHING = "Batching"
+ADMIN = "Admin listener"
 
-@app.command("serve")
+
+@app.command("serve", epilog=pkg.ENV_HELP)
 def serve(
     package: Annotated[Path | None, typer.Option(help="Serve this one package (.dhpkg).")] = None,
     models_dir: Annotated[
@@ -24,7 +28,9 @@ def serve(
     ] = None,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8080,
-    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: the number of CPUs).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="Worker processes (default: the number of CPUs).")
+    ] = None,
     deployment_dir_prefix: Annotated[
         str, typer.Option(help="Only directories starting with this (filesystem plugin's deploymentDirPrefix).")
     ] = "",
@@ -33,23 +39,32 @@ def serve(
         str | None,
         typer.Option(help="Monitoring channel spec (default: $DECKHAND_MONITORING, else off)."),
     ] = None,
-    batching: Annotated[bool, typer.Option(help="Micro-batch concurrent requests.")] = True,
-    max_batch_rows: Annotated[int, typer.Option()] = 128,
-    batch_wait_ms: Annotated[float, typer.Option(help="Extra wait to fill a batch (0: same loop turn only).")] = 0.0,
+    batching: Annotated[bool, typer.Option(help="Micro-batch concurrent requests.", rich_help_panel=BATCHING)] = True,
+    max_batch_rows: Annotated[int, typer.Option(help="Rows per batch at most.", rich_help_panel=BATCHING)] = 128,
+    batch_wait_ms: Annotated[
+        float, typer.Option(help="Extra wait to fill a batch (0: same loop turn only).", rich_help_panel=BATCHING)
+    ] = 0.0,
     max_body_mb: Annotated[float, typer.Option(help="Request body limit in MB.")] = 50.0,
-    max_rows: Annotated[int, typer.Option(min=1, help="Rows per prediction request at most.")] = 1_000_000,
+    max_rows: Annotated[int, typer.Option(min=1, metavar="N", help="Rows per prediction request at most.")] = 1_000_000,
     admin_port: Annotated[
         int | None,
         typer.Option(
             help="Serve model uploads and deletes on this second port, with a token (off by default).",
+            rich_help_panel=ADMIN,
         ),
     ] = None,
-    admin_host: Annotated[str, typer.Option(help="Address of the admin listener.")] = "127.0.0.1",
+    admin_host: Annotated[
+        str, typer.Option(help="Address of the admin listener.", rich_help_panel=ADMIN)
+    ] = "127.0.0.1",
     admin_token_file: Annotated[
         Path | None,
-        typer.Option(help="File holding the admin listener's token (or $DECKHAND_SERVE_ADMIN_TOKEN)."),
+        typer.Option(
+            help="File holding the admin listener's token (or $DECKHAND_SERVE_ADMIN_TOKEN).", rich_help_panel=ADMIN
+        ),
     ] = None,
-    max_upload_mb: Annotated[float, typer.Option(help="Largest package the admin listener takes, MB.")] = 1024.0,
+    max_upload_mb: Annotated[
+        float, typer.Option(help="Largest package the admin listener takes, MB.", rich_help_panel=ADMIN)
+    ] = 1024.0,
     header_timeout: lo.HeaderTimeout = lo.HEADER_TIMEOUT,
     max_header_bytes: lo.MaxHeaderBytes = lo.MAX_HEADER_BYTES,
     body_timeout: lo.BodyTimeout = lo.BODY_TIMEOUT,

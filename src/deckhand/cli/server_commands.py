@@ -21,14 +21,14 @@ GRACEFUL_SHUTDOWN_SECONDS = 1
 app = typer.Typer()
 
 
-@app.command("server")
+@app.command("server", epilog=pkg.ENV_HELP)
 def server(
     data_dir: Annotated[
         Path,
         typer.Option("--data-dir", envvar="DECKHAND_DATA_DIR", help="Database and artifacts."),
     ] = Path("deckhand-data"),
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to bind.", min=0, max=65535)] = 8000,
+    port: Annotated[int, typer.Option(help="Port to bind.", min=0, max=65535, metavar="PORT")] = 8000,
     database_url: Annotated[
         str | None,
         typer.Option(
