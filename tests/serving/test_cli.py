@@ -28,7 +28,7 @@ def _app() -> typer.Typer:
     def _root() -> None:
         """test root"""
 
-    package_commands.register(app)
+    app.add_typer(package_commands.app)
     return app
 
 

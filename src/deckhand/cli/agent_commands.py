@@ -7,58 +7,54 @@ from typing import Annotated
 
 import typer
 
+from deckhand.cli.output import fail, log_to_stderr
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def agent(
-        config: Annotated[
-            Path | None, typer.Option("--config", "-c", help="agent.yaml: control plane URL, token, environments")
-        ] = None,
-        desired_state: Annotated[
-            Path | None,
-            typer.Option(
-                "--desired-state", help="deployments.yaml to reconcile without a control plane (re-read on change)"
-            ),
-        ] = None,
-        work_dir: Annotated[
-            Path | None, typer.Option("--work-dir", help="where deployments, caches and logs live")
-        ] = None,
-        log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
-    ) -> None:
-        """Run the management agent."""
-        import asyncio
-        import logging
+app = typer.Typer()
 
-        from deckhand.agent.config import AgentSettings, load_settings
-        from deckhand.agent.main import build_agents, run_agents
-        from deckhand.client import ControlPlaneError
-        from deckhand.extras import MissingExtra
-        from deckhand.plugin.errors import ConfigError
-        from deckhand.secrets import install_masking
 
-        logging.basicConfig(
-            level=log_level.upper(), format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
-        )
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per long-poll is noise
-        install_masking()
-        if config is None and desired_state is None:
-            raise typer.BadParameter("give --config agent.yaml or --desired-state deployments.yaml")
-        try:
-            settings = load_settings(config) if config else AgentSettings()
-            if work_dir is not None:
-                settings.work_dir = work_dir
-            agents = build_agents(settings, desired_state)
-        except ControlPlaneError as exc:
-            typer.secho(f"error: control plane {settings.resolved_url()}: {_explain(exc)}", fg="red", err=True)
-            raise typer.Exit(2) from None
-        except (ConfigError, MissingExtra, ValueError, OSError) as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(2) from None
-        try:
-            asyncio.run(run_agents(agents))
-        except MissingExtra as exc:  # an environment from a --desired-state file, refused at set-up
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(2) from None
+@app.command()
+def agent(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="agent.yaml: control plane URL, token, environments")
+    ] = None,
+    desired_state: Annotated[
+        Path | None,
+        typer.Option(
+            "--desired-state", help="deployments.yaml to reconcile without a control plane (re-read on change)"
+        ),
+    ] = None,
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="where deployments, caches and logs live")] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
+) -> None:
+    """Run the management agent."""
+    import asyncio
+    import logging
+
+    from deckhand.agent.config import AgentSettings, load_settings
+    from deckhand.agent.main import build_agents, run_agents
+    from deckhand.client import ControlPlaneError
+    from deckhand.extras import MissingExtra
+    from deckhand.plugin.errors import ConfigError
+    from deckhand.secrets import install_masking
+
+    log_to_stderr(log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per long-poll is noise
+    install_masking()
+    if config is None and desired_state is None:
+        raise typer.BadParameter("give --config agent.yaml or --desired-state deployments.yaml")
+    try:
+        settings = load_settings(config) if config else AgentSettings()
+        if work_dir is not None:
+            settings.work_dir = work_dir
+        agents = build_agents(settings, desired_state)
+    except ControlPlaneError as exc:
+        fail(f"control plane {settings.resolved_url()}: {_explain(exc)}", code=2)
+    except (ConfigError, MissingExtra, ValueError, OSError) as exc:
+        fail(str(exc), code=2)
+    try:
+        asyncio.run(run_agents(agents))
+    except MissingExtra as exc:  # an environment from a --desired-state file, refused at set-up
+        fail(str(exc), code=2)
 
 
 def _explain(exc: Exception) -> str:

@@ -1,7 +1,9 @@
-"""Root typer application: each command group lives in its own module.
+"""Root typer application: each command module defines its commands on a module-level
+`app` (a `typer.Typer`), and `build_app` mounts them.
 
-A command module exposes `register(app)`. Keep heavy imports inside the command
-functions so that `deckhand --help` stays fast.
+A module's `app` has a `name` when it is a command group (`deckhand package ...`); without
+one, its commands and groups join the root (`deckhand serve`). Keep heavy imports inside
+the command functions so that `deckhand --help` stays fast.
 """
 
 from __future__ import annotations
@@ -10,17 +12,24 @@ import importlib
 
 import typer
 
-# One line per command module; each adds its commands or sub-apps to the root app.
+# One line per command module, in the order of `deckhand --help`.
 COMMAND_MODULES = [
+    "deckhand.cli.quickstart_commands",
     "deckhand.cli.package_commands",
     "deckhand.cli.serve_commands",
-    "deckhand.cli.plugin_commands",
-    "deckhand.cli.agent_commands",
-    "deckhand.cli.quickstart_commands",
     "deckhand.cli.server_commands",
     "deckhand.cli.control_plane_commands",
+    "deckhand.cli.agent_commands",
     "deckhand.cli.monitoring_commands",
+    "deckhand.cli.plugin_commands",
 ]
+
+
+def version() -> None:
+    """Print the deckhand version."""
+    from deckhand import __version__
+
+    typer.echo(__version__)
 
 
 def build_app() -> typer.Typer:
@@ -36,13 +45,7 @@ def build_app() -> typer.Typer:
     def _root() -> None:
         """deckhand: a self-hosted MLOps management agent."""
 
-    @app.command()
-    def version() -> None:
-        """Print the deckhand version."""
-        from deckhand import __version__
-
-        typer.echo(__version__)
-
+    app.command()(version)
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(app)
+        app.add_typer(importlib.import_module(name).app)
     return app

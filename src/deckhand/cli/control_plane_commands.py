@@ -12,12 +12,12 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from deckhand.cli.output import Output, OutputOpt, fail, print_details, print_json, print_table
 from deckhand.plugin.platforms import PLATFORMS
 
 if TYPE_CHECKING:
@@ -26,30 +26,25 @@ if TYPE_CHECKING:
 DEFAULT_URL = "http://127.0.0.1:8000"
 ROLES = ("admin", "agent", "read-only")
 
-
-class Output(StrEnum):
-    table = "table"
-    json = "json"
-
-
-ServerOpt = Annotated[str, typer.Option("--server", envvar="DECKHAND_URL", help="Control plane URL.")]
+CONNECTION = "Control plane"  # the --help panel of --server and --token
+ServerOpt = Annotated[
+    str, typer.Option("--server", envvar="DECKHAND_URL", help="Control plane URL.", rich_help_panel=CONNECTION)
+]
 TokenOpt = Annotated[
     str | None,
-    typer.Option("--token", envvar="DECKHAND_TOKEN", help="API token.", show_default=False),
+    typer.Option("--token", envvar="DECKHAND_TOKEN", help="API token.", show_default=False, rich_help_panel=CONNECTION),
 ]
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json.")]
+TimeoutOpt = Annotated[float, typer.Option(min=1, metavar="SECONDS", help="How long to --wait.")]
 KvOpt = Annotated[
     list[str] | None,
-    typer.Option("--kv", help="Key-value config entry KEY=VALUE (repeatable; JSON values ok)."),
+    typer.Option("--kv", metavar="KEY=VALUE", help="Key-value config entry (repeatable; JSON values ok)."),
 ]
+
+# `deckhand deploy` and `deckhand events`, and the groups env, deployments and tokens.
+app = typer.Typer()
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(1)
 
 
 @contextmanager
@@ -60,14 +55,14 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except ControlPlaneError as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc))
 
 
 def _client(server: str, token: str | None) -> ControlPlaneClient:
     from deckhand.client import ControlPlaneClient
 
     if not token:
-        raise _fail("no API token: pass --token or set DECKHAND_TOKEN")
+        fail("no API token: pass --token or set DECKHAND_TOKEN")
     return ControlPlaneClient(server, token)
 
 
@@ -100,32 +95,6 @@ def _load_mapping(path: Path | None, option: str) -> dict[str, Any]:
     return data
 
 
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=False))
-
-
-NO_WRAP_COLUMNS = frozenset({"id", "time", "created", "field"})
-
-
-def _table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, show_lines=False)
-    for column in columns:
-        # ids, names and times stay whole (copy-pasteable); long text folds
-        keep = column in NO_WRAP_COLUMNS
-        table.add_column(column, overflow="fold", no_wrap=keep, min_width=None)
-    for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row])
-    Console().print(table)
-
-
-def _details(title: str, fields: list[tuple[str, Any]]) -> None:
-    rows = [[k, json.dumps(v) if isinstance(v, (dict, list)) else v] for k, v in fields]
-    _table(title, ["field", "value"], rows)
-
-
 def _short_time(value: str | None) -> str:
     return (value or "")[:19].replace("T", " ")
 
@@ -154,10 +123,10 @@ DEPLOYMENT_COLUMNS = ["id", "name", "environment", "active", "state", "predictio
 
 def _show_deployment(dep: dict[str, Any], output: Output) -> None:
     if output is Output.json:
-        _print_json(dep)
+        print_json(dep)
         return
     obs = _observed(dep)
-    _details(
+    print_details(
         f"deployment {dep['name']}",
         [
             ("id", dep["id"]),
@@ -217,7 +186,7 @@ def _package_id(client: ControlPlaneClient, package: str) -> str:
         )
         return str(uploaded["id"])
     if path.suffix or "/" in package:
-        raise _fail(f"PACKAGE {package!r}: no such file (give a package file or a package id)")
+        fail(f"PACKAGE {package!r}: no such file (give a package file or a package id)")
     return str(client.get_package(package)["id"])
 
 
@@ -258,17 +227,15 @@ def wait_until_ready(
                 if state == "ready" and obs.get("modelId") in (None, model_package_id):
                     return dep
                 if state == "errored":
-                    raise _fail(
-                        f"deployment {dep['name']} ({deployment_id}) errored: {obs.get('message') or 'no message'}"
-                    )
+                    fail(f"deployment {dep['name']} ({deployment_id}) errored: {obs.get('message') or 'no message'}")
                 if obs.get("oldModelInUse") and obs.get("modelId") != model_package_id:
-                    raise _fail(
+                    fail(
                         f"deployment {dep['name']}: the new model did not become healthy, the "
                         f"old model {obs.get('modelId')} is still serving: {obs.get('message')}"
                     )
             if time.monotonic() >= deadline:
                 state = last.get("state") or "not reported by any agent"
-                raise _fail(
+                fail(
                     f"timed out after {timeout:g} s waiting for deployment {dep['name']} "
                     f"({deployment_id}) to be ready; last state: {state}"
                     + (f": {last.get('message')}" if last.get("message") else "")
@@ -277,11 +244,26 @@ def wait_until_ready(
             time.sleep(interval)
 
 
-def _finish(dep: dict[str, Any], output: Output, waited: bool) -> None:
+def _deploy_package(
+    client: ControlPlaneClient,
+    package: str,
+    change: Callable[[str], dict[str, Any]],
+    *,
+    wait: bool,
+    timeout: float,
+    output: Output,
+) -> None:
+    """What `deploy` and `deployments replace` share: upload PACKAGE if it is a file (else
+    it is a package id), make the change with the package id, wait for the agent to report
+    the deployment ready with it if asked (rich progress on stderr), and print the result."""
+    package_id = _package_id(client, package)
+    since = _now_iso()
+    dep = change(package_id)
+    if wait:
+        dep = wait_until_ready(client, dep["id"], package_id, timeout, since=since)
     if output is Output.json:
-        _print_json(dep)
-        return
-    if waited:
+        print_json(dep)
+    elif wait:
         url = _observed(dep).get("predictionUrl") or "(no prediction URL reported)"
         typer.echo(f"deployment {dep['name']} ({dep['id']}) is ready: {url}")
     else:
@@ -296,20 +278,26 @@ def _now_iso() -> str:
 
 # -- deckhand env ------------------------------------------------------------------------
 
-env_app = typer.Typer(help="Prediction environments.", no_args_is_help=True)
+env_app = typer.Typer(name="env", help="Prediction environments.", no_args_is_help=True)
+app.add_typer(env_app)
+PLUGIN = "Plugin"  # a --help panel of env create
 
 
 @env_app.command("create")
 def env_create(
     name: Annotated[str, typer.Argument(help="Environment name (unique).")],
     platform: Annotated[str, typer.Option(help=f"One of: {', '.join(PLATFORMS)}.", case_sensitive=False)] = "local",
-    plugin: Annotated[str | None, typer.Option(help="Plugin (default from platform).")] = None,
+    plugin: Annotated[str | None, typer.Option(help="Plugin (default from platform).", rich_help_panel=PLUGIN)] = None,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
     plugin_config: Annotated[
         list[str] | None,
-        typer.Option("--plugin-config", help="Plugin config entry KEY=VALUE (repeatable)."),
+        typer.Option(
+            "--plugin-config", metavar="KEY=VALUE", help="Plugin config entry (repeatable).", rich_help_panel=PLUGIN
+        ),
     ] = None,
-    plugin_config_file: Annotated[Path | None, typer.Option(help="YAML or JSON file with the plugin config.")] = None,
+    plugin_config_file: Annotated[
+        Path | None, typer.Option(help="YAML or JSON file with the plugin config.", rich_help_panel=PLUGIN)
+    ] = None,
     kv: KvOpt = None,
     monitoring: Annotated[
         bool | None, typer.Option("--monitoring/--no-monitoring", help="Default: on for local, off elsewhere.")
@@ -337,7 +325,7 @@ def env_create(
     with _errors():
         env = _client(server, token).create_environment(**body)
     if output is Output.json:
-        _print_json(env)
+        print_json(env)
     else:
         typer.echo(f"created environment {env['name']} id {env['id']} (plugin {env['plugin']})")
 
@@ -364,9 +352,9 @@ def env_list(server: ServerOpt = DEFAULT_URL, token: TokenOpt = None, output: Ou
     with _errors():
         envs = _client(server, token).list_environments()
     if output is Output.json:
-        _print_json(envs)
+        print_json(envs)
         return
-    _table(
+    print_table(
         "prediction environments",
         ["id", "name", "platform", "plugin", "status", "rev", "created"],
         [
@@ -391,10 +379,10 @@ def env_show(
         found = client.get_environment(env)
         deps = client.list_deployments(environment_id=found["id"])
     if output is Output.json:
-        _print_json({**found, "deployments": deps})
+        print_json({**found, "deployments": deps})
         return
     status = found.get("status") or {}
-    _details(
+    print_details(
         f"environment {found['name']}",
         [
             ("id", found["id"]),
@@ -409,7 +397,7 @@ def env_show(
             ("created", f"{_short_time(found['createdAt'])} by {found.get('createdBy')}"),
         ],
     )
-    _table("deployments", DEPLOYMENT_COLUMNS, _deployment_rows(deps, {found["id"]: found["name"]}))
+    print_table("deployments", DEPLOYMENT_COLUMNS, _deployment_rows(deps, {found["id"]: found["name"]}))
 
 
 @env_app.command("delete")
@@ -427,6 +415,7 @@ def env_delete(
 # -- deckhand deploy ---------------------------------------------------------------------
 
 
+@app.command("deploy")
 def deploy(
     package: Annotated[str, typer.Argument(help="A package file to upload, or a package id.")],
     env: Annotated[str, typer.Option("--env", help="Environment id or name.")],
@@ -435,7 +424,7 @@ def deploy(
     kv: KvOpt = None,
     inactive: Annotated[bool, typer.Option("--inactive", help="Create it inactive.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the agent reports it ready.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to --wait.", min=1)] = 300.0,
+    timeout: TimeoutOpt = 300.0,
     server: ServerOpt = DEFAULT_URL,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,
@@ -444,25 +433,26 @@ def deploy(
     with _errors():
         client = _client(server, token)
         environment = client.get_environment(env)
-        package_id = _package_id(client, package)
-        since = _now_iso()
-        dep = client.create_deployment(
-            name,
-            environment["id"],
-            package_id,
-            description=description,
-            key_value_config=parse_pairs(kv, "--kv"),
-            active=not inactive,
-        )
-        typer.echo(f"created deployment {dep['name']} id {dep['id']}", err=True)
-        if wait and not inactive:
-            dep = wait_until_ready(client, dep["id"], package_id, timeout, since=since)
-    _finish(dep, output, waited=wait and not inactive)
+
+        def create(package_id: str) -> dict[str, Any]:
+            dep = client.create_deployment(
+                name,
+                environment["id"],
+                package_id,
+                description=description,
+                key_value_config=parse_pairs(kv, "--kv"),
+                active=not inactive,
+            )
+            typer.echo(f"created deployment {dep['name']} id {dep['id']}", err=True)
+            return dep
+
+        _deploy_package(client, package, create, wait=wait and not inactive, timeout=timeout, output=output)
 
 
 # -- deckhand deployments ------------------------------------------------------------------
 
-deployments_app = typer.Typer(help="Deployments.", no_args_is_help=True)
+deployments_app = typer.Typer(name="deployments", help="Deployments.", no_args_is_help=True)
+app.add_typer(deployments_app)
 DeploymentArg = Annotated[str, typer.Argument(help="Deployment id (or unique name).")]
 
 
@@ -481,9 +471,9 @@ def deployments_list(
             e["id"]: e["name"] for e in client.list_environments()
         }  # fmt: skip
     if output is Output.json:
-        _print_json(deps)
+        print_json(deps)
     else:
-        _table("deployments", DEPLOYMENT_COLUMNS, _deployment_rows(deps, names))
+        print_table("deployments", DEPLOYMENT_COLUMNS, _deployment_rows(deps, names))
 
 
 @deployments_app.command("show")
@@ -504,7 +494,7 @@ def deployments_replace(
     deployment: DeploymentArg,
     package: Annotated[str, typer.Argument(help="A package file to upload, or a package id.")],
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the new model is ready.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to --wait.", min=1)] = 300.0,
+    timeout: TimeoutOpt = 300.0,
     server: ServerOpt = DEFAULT_URL,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,
@@ -513,53 +503,75 @@ def deployments_replace(
     with _errors():
         client = _client(server, token)
         current = client.get_deployment(deployment)
-        package_id = _package_id(client, package)
-        since = _now_iso()
-        dep = client.replace_model(current["id"], package_id)
-        if wait:
-            dep = wait_until_ready(client, dep["id"], package_id, timeout, since=since)
-    _finish(dep, output, waited=wait)
+        _deploy_package(
+            client,
+            package,
+            lambda package_id: client.replace_model(current["id"], package_id),
+            wait=wait,
+            timeout=timeout,
+            output=output,
+        )
 
 
-def _simple(action: str, help_text: str) -> Callable[..., None]:
-    def command(
-        deployment: DeploymentArg,
-        server: ServerOpt = DEFAULT_URL,
-        token: TokenOpt = None,
-        output: OutputOpt = Output.table,
-    ) -> None:
-        with _errors():
-            client = _client(server, token)
-            if action == "delete":
-                dep = client.get_deployment(deployment)
-                client.delete_deployment(dep["id"])
-                if output is Output.json:
-                    _print_json({"id": dep["id"], "deleted": True})
-                else:
-                    typer.echo(f"deleted deployment {dep['name']} ({dep['id']}); the agent stops it")
-                return
-            dep = getattr(client, f"{action}_deployment")(deployment)
-        if output is Output.json:
-            _print_json(dep)
-        else:
-            typer.echo(f"{action}d deployment {dep['name']} ({dep['id']}) revision {dep['revision']}")
-
-    command.__doc__ = help_text
-    return command
+def _print_changed(dep: dict[str, Any], done: str, output: Output) -> None:
+    if output is Output.json:
+        print_json(dep)
+    else:
+        typer.echo(f"{done} deployment {dep['name']} ({dep['id']}) revision {dep['revision']}")
 
 
-deployments_app.command("activate")(_simple("activate", "Activate a deployment."))
-deployments_app.command("deactivate")(_simple("deactivate", "Deactivate a deployment."))
-deployments_app.command("delete")(_simple("delete", "Delete a deployment (the agent stops it)."))
+@deployments_app.command("activate")
+def deployments_activate(
+    deployment: DeploymentArg,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Activate a deployment."""
+    with _errors():
+        dep = _client(server, token).activate_deployment(deployment)
+    _print_changed(dep, "activated", output)
+
+
+@deployments_app.command("deactivate")
+def deployments_deactivate(
+    deployment: DeploymentArg,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Deactivate a deployment."""
+    with _errors():
+        dep = _client(server, token).deactivate_deployment(deployment)
+    _print_changed(dep, "deactivated", output)
+
+
+@deployments_app.command("delete")
+def deployments_delete(
+    deployment: DeploymentArg,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Delete a deployment (the agent stops it)."""
+    with _errors():
+        client = _client(server, token)
+        dep = client.get_deployment(deployment)
+        client.delete_deployment(dep["id"])
+    if output is Output.json:
+        print_json({"id": dep["id"], "deleted": True})
+    else:
+        typer.echo(f"deleted deployment {dep['name']} ({dep['id']}); the agent stops it")
 
 
 # -- deckhand events -------------------------------------------------------------------------
 
 
+@app.command("events")
 def events(
     env: Annotated[str | None, typer.Option("--env", help="Only this environment.")] = None,
     deployment: Annotated[str | None, typer.Option("--deployment", help="Only this deployment id.")] = None,
-    limit: Annotated[int, typer.Option(help="How many, newest first.", min=1, max=1000)] = 50,
+    limit: Annotated[int, typer.Option(help="How many, newest first.", min=1, max=1000, metavar="N")] = 50,
     server: ServerOpt = DEFAULT_URL,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,
@@ -568,9 +580,9 @@ def events(
     with _errors():
         found = _client(server, token).list_events(env, deployment, limit)
     if output is Output.json:
-        _print_json(found)
+        print_json(found)
         return
-    _table(
+    print_table(
         "events",
         ["time", "action", "result", "duration", "message"],
         [
@@ -588,7 +600,8 @@ def events(
 
 # -- deckhand tokens --------------------------------------------------------------------------
 
-tokens_app = typer.Typer(help="API tokens (admin).", no_args_is_help=True)
+tokens_app = typer.Typer(name="tokens", help="API tokens (admin).", no_args_is_help=True)
+app.add_typer(tokens_app)
 
 
 @tokens_app.command("create")
@@ -606,7 +619,7 @@ def tokens_create(
     with _errors():
         created = _client(server, token).create_token(name, role, env or None)
     if output is Output.json:
-        _print_json(created)
+        print_json(created)
         return
     typer.echo(f"created {created['role']} token {created['name']} (shown only once):", err=True)
     typer.echo(created["token"])
@@ -618,9 +631,9 @@ def tokens_list(server: ServerOpt = DEFAULT_URL, token: TokenOpt = None, output:
     with _errors():
         found = _client(server, token).list_tokens()
     if output is Output.json:
-        _print_json(found)
+        print_json(found)
         return
-    _table(
+    print_table(
         "API tokens",
         ["id", "name", "role", "environments", "token", "created"],
         [
@@ -641,11 +654,3 @@ def tokens_delete(
     with _errors():
         _client(server, token).delete_token(name)
     typer.echo(f"deleted token {name}")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(env_app, name="env")
-    app.command("deploy")(deploy)
-    app.add_typer(deployments_app, name="deployments")
-    app.command("events")(events)
-    app.add_typer(tokens_app, name="tokens")

@@ -11,23 +11,47 @@ from deckhand.listener import ConnectionLimits
 
 _DEFAULTS = ConnectionLimits()
 
+PANEL = "Connection limits"  # their own panel in --help
+
 HeaderTimeout = Annotated[
-    float, typer.Option("--header-timeout", min=0.1, help="Seconds a client has to send a request's headers.")
+    float,
+    typer.Option(
+        "--header-timeout",
+        min=0.1,
+        metavar="SECONDS",
+        help="Seconds a client has to send a request's headers.",
+        rich_help_panel=PANEL,
+    ),
 ]
 MaxHeaderBytes = Annotated[
-    int, typer.Option("--max-header-bytes", min=1024, help="Largest request head (request line and headers), bytes.")
+    int,
+    typer.Option(
+        "--max-header-bytes",
+        min=1024,
+        metavar="BYTES",
+        help="Largest request head (request line and headers), bytes.",
+        rich_help_panel=PANEL,
+    ),
 ]
 BodyTimeout = Annotated[
     float,
     typer.Option(
         "--body-timeout",
         min=0.1,
+        metavar="SECONDS",
         help=f"Seconds for a request body, plus 1 s per {_DEFAULTS.body_min_rate} bytes received.",
+        rich_help_panel=PANEL,
     ),
 ]
 MaxConnections = Annotated[
     int,
-    typer.Option("--max-connections", min=1, help="Open connections at most (idle ones are closed to make room)."),
+    typer.Option(
+        "--max-connections",
+        min=1,
+        metavar="N",
+        help="Open connections at most (idle ones are closed to make room).",
+        rich_help_panel=PANEL,
+    ),
 ]
 
 HEADER_TIMEOUT = _DEFAULTS.header_timeout_s

@@ -7,68 +7,67 @@ from typing import Annotated
 
 import typer
 
+from deckhand.cli.output import fail, log_to_stderr
 
-def register(app: typer.Typer) -> None:
-    @app.command("tracking-agent")
-    def tracking_agent(
-        channel: Annotated[
-            str | None,
-            typer.Option(
-                help="Channel spec: spool:/abs/dir or amqp://user:pass@host:5672/vhost?queue=NAME "
-                "(default: $DECKHAND_MONITORING)."
-            ),
-        ] = None,
-        server: Annotated[str | None, typer.Option(help="Control plane URL (default: $DECKHAND_URL).")] = None,
-        token: Annotated[
-            str | None, typer.Option(help="Agent or admin token (default: $DECKHAND_TOKEN).", show_default=False)
-        ] = None,
-        batch_size: Annotated[int, typer.Option(help="Records per batch sent to the control plane.")] = 50_000,
-        flush_interval: Annotated[float, typer.Option(help="Longest wait, in seconds, before sending.")] = 1.0,
-        log_level: Annotated[str, typer.Option()] = "INFO",
-    ) -> None:
-        """Read a monitoring channel, aggregate, send to the control plane, then acknowledge."""
-        import logging
-        import signal
+app = typer.Typer()
 
-        from deckhand.client.control_plane import ControlPlaneClient
-        from deckhand.monitoring.channels import ChannelConfigError, channel_from_spec
-        from deckhand.monitoring.tracking_agent import TrackingAgent
-        from deckhand.secrets import install_masking, register_secret
 
-        logging.basicConfig(
-            level=log_level.upper(), format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+@app.command("tracking-agent")
+def tracking_agent(
+    channel: Annotated[
+        str | None,
+        typer.Option(
+            help="Channel spec: spool:/abs/dir or amqp://user:pass@host:5672/vhost?queue=NAME "
+            "(default: $DECKHAND_MONITORING)."
+        ),
+    ] = None,
+    server: Annotated[str | None, typer.Option(help="Control plane URL (default: $DECKHAND_URL).")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Agent or admin token (default: $DECKHAND_TOKEN).", show_default=False)
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Records per batch sent to the control plane.")] = 50_000,
+    flush_interval: Annotated[float, typer.Option(help="Longest wait, in seconds, before sending.")] = 1.0,
+    log_level: Annotated[str, typer.Option()] = "INFO",
+) -> None:
+    """Read a monitoring channel, aggregate, send to the control plane, then acknowledge."""
+    import logging
+    import signal
+
+    from deckhand.client.control_plane import ControlPlaneClient
+    from deckhand.monitoring.channels import ChannelConfigError, channel_from_spec
+    from deckhand.monitoring.tracking_agent import TrackingAgent
+    from deckhand.secrets import install_masking, register_secret
+
+    log_to_stderr(log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
+    install_masking()
+    spec = channel or os.environ.get("DECKHAND_MONITORING")
+    url = server or os.environ.get("DECKHAND_URL")
+    secret = token or os.environ.get("DECKHAND_TOKEN")
+    register_secret(secret)
+    problems = []
+    if not spec:
+        problems.append("--channel (or DECKHAND_MONITORING): which channel to read, e.g. spool:/var/lib/spool")
+    if not url:
+        problems.append("--server (or DECKHAND_URL): the control plane URL, e.g. http://127.0.0.1:8000")
+    if not secret:
+        problems.append("--token (or DECKHAND_TOKEN): an agent or admin token")
+    if problems:
+        fail("missing " + "; ".join(problems), code=2)
+    try:
+        source = channel_from_spec(spec)  # type: ignore[arg-type]
+        agent = TrackingAgent(
+            source,
+            ControlPlaneClient(url, secret),  # type: ignore[arg-type]
+            batch_size=batch_size,
+            flush_interval=flush_interval,
         )
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
-        install_masking()
-        spec = channel or os.environ.get("DECKHAND_MONITORING")
-        url = server or os.environ.get("DECKHAND_URL")
-        secret = token or os.environ.get("DECKHAND_TOKEN")
-        register_secret(secret)
-        problems = []
-        if not spec:
-            problems.append("--channel (or DECKHAND_MONITORING): which channel to read, e.g. spool:/var/lib/spool")
-        if not url:
-            problems.append("--server (or DECKHAND_URL): the control plane URL, e.g. http://127.0.0.1:8000")
-        if not secret:
-            problems.append("--token (or DECKHAND_TOKEN): an agent or admin token")
-        if problems:
-            typer.secho("error: missing " + "; ".join(problems), fg="red", err=True)
-            raise typer.Exit(2)
-        try:
-            source = channel_from_spec(spec)  # type: ignore[arg-type]
-            agent = TrackingAgent(
-                source,
-                ControlPlaneClient(url, secret),  # type: ignore[arg-type]
-                batch_size=batch_size,
-                flush_interval=flush_interval,
-            )
-        except (ChannelConfigError, ValueError) as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(2) from None
+    except (ChannelConfigError, ValueError) as exc:
+        fail(str(exc), code=2)
 
-        def _stop(_signum: int, _frame: object) -> None:
-            agent.stop_event.set()
+    def _stop(_signum: int, _frame: object) -> None:
+        agent.stop_event.set()
 
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
-        agent.run()
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    agent.run()

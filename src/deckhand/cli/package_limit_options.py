@@ -17,13 +17,25 @@ from deckhand.package_limits import (
     env_var,
 )
 
+# Their own panel in --help, with short metavars and the environment variables in the
+# command's epilog: at 80 columns the long flag names leave room for little else.
+PANEL = "Package limits"
+ENV_HELP = (
+    "The package limits may also be set in the environment: "
+    + ", ".join(env_var(flag) for flag in (UNCOMPRESSED_FLAG, RATIO_FLAG, MEMBERS_FLAG))
+    + "."
+)
+
 MaxPackageUncompressedMb = Annotated[
     int,
     typer.Option(
         UNCOMPRESSED_FLAG,
         envvar=env_var(UNCOMPRESSED_FLAG),
         min=1,
+        metavar="N",
         help="Largest total uncompressed size of a model package, MiB (checked before inflating anything).",
+        show_envvar=False,
+        rich_help_panel=PANEL,
     ),
 ]
 MaxPackageRatio = Annotated[
@@ -32,12 +44,23 @@ MaxPackageRatio = Annotated[
         RATIO_FLAG,
         envvar=env_var(RATIO_FLAG),
         min=1,
+        metavar="N",
         help=f"Largest compression ratio of a package member over {DEFAULT_LIMITS.ratio_min_bytes // MiB} MiB.",
+        show_envvar=False,
+        rich_help_panel=PANEL,
     ),
 ]
 MaxPackageMembers = Annotated[
     int,
-    typer.Option(MEMBERS_FLAG, envvar=env_var(MEMBERS_FLAG), min=1, help="Most files a model package may hold."),
+    typer.Option(
+        MEMBERS_FLAG,
+        envvar=env_var(MEMBERS_FLAG),
+        min=1,
+        metavar="N",
+        help="Most files a model package may hold.",
+        show_envvar=False,
+        rich_help_panel=PANEL,
+    ),
 ]
 
 MAX_PACKAGE_UNCOMPRESSED_MB = DEFAULT_LIMITS.max_uncompressed_bytes // MiB

@@ -5,35 +5,26 @@ from __future__ import annotations
 
 import typer
 
+from deckhand.cli.output import Output, OutputOpt, print_json, print_table
 
-def register(app: typer.Typer) -> None:
-    plugin_app = typer.Typer(help="Plugins: list them, or run one action (same flags as bosun-plugin-runner).")
-    app.add_typer(plugin_app, name="plugin")
+app = typer.Typer(name="plugin", help="Plugins: list them, or run one action (same flags as bosun-plugin-runner).")
 
-    @plugin_app.command("list")
-    def list_cmd(output: str = typer.Option("table", "--output", "-o", help="table or json")) -> None:
-        """List built-in and installed (entry-point) plugins."""
-        from deckhand.plugin.loader import list_plugins
 
-        plugins = list_plugins()
-        if output == "json":
-            import json
+@app.command("list")
+def list_cmd(output: OutputOpt = Output.table) -> None:
+    """List built-in and installed (entry-point) plugins."""
+    from deckhand.plugin.loader import list_plugins
 
-            typer.echo(json.dumps([p.__dict__ for p in plugins], indent=2))
-            return
-        from rich.console import Console
-        from rich.table import Table
+    plugins = list_plugins()
+    if output is Output.json:
+        print_json([p.__dict__ for p in plugins])
+        return
+    print_table(None, ["name", "source", "class"], [[p.name, p.source, p.target] for p in plugins])
 
-        table = Table("name", "source", "class")
-        for p in plugins:
-            table.add_row(p.name, p.source, p.target)
-        Console().print(table)
 
-    @plugin_app.command(
-        "run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False
-    )
-    def run_cmd(ctx: typer.Context) -> None:
-        """Run one plugin action: `deckhand plugin run --plugin P --action A --config F ...`."""
-        from deckhand.plugin.runner import main as run_plugin
+@app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def run_cmd(ctx: typer.Context) -> None:
+    """Run one plugin action: `deckhand plugin run --plugin P --action A --config F ...`."""
+    from deckhand.plugin.runner import main as run_plugin
 
-        raise typer.Exit(run_plugin(list(ctx.args), prog="deckhand plugin run"))
+    raise typer.Exit(run_plugin(list(ctx.args), prog="deckhand plugin run"))

@@ -7,31 +7,34 @@ from typing import Annotated
 
 import typer
 
+from deckhand.cli.output import log_to_stderr
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def quickstart(
-        exit_after_demo: Annotated[
-            bool, typer.Option("--exit-after-demo", help="exit 0 after the first prediction")
-        ] = False,
-        data_dir: Annotated[
-            Path | None, typer.Option("--data-dir", help="keep everything here (default: a new temp dir)")
-        ] = None,
-    ) -> None:
-        """Deploy a demo model end to end on this machine and send it a prediction."""
-        import logging
+app = typer.Typer()
 
-        from rich.console import Console
 
-        from deckhand import quickstart as qs
+@app.command()
+def quickstart(
+    exit_after_demo: Annotated[
+        bool, typer.Option("--exit-after-demo", help="exit 0 after the first prediction")
+    ] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="keep everything here (default: a new temp dir)")
+    ] = None,
+) -> None:
+    """Deploy a demo model end to end on this machine and send it a prediction."""
+    import logging
 
-        logging.basicConfig(level=logging.WARNING, format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
-        console = Console(highlight=False)
-        try:
-            qs.main(exit_after_demo, data_dir, lambda line: console.print(line, markup=False, soft_wrap=True))
-        except qs.Interrupted as exc:
-            console.print(f"quickstart {exc}", markup=False)
-            raise typer.Exit(128 + exc.signum) from None
-        except Exception as exc:
-            console.print(f"quickstart failed: {exc}", style="red", markup=False)
-            raise typer.Exit(1) from None
+    from rich.console import Console
+
+    from deckhand import quickstart as qs
+
+    log_to_stderr(logging.WARNING)
+    console = Console(highlight=False)
+    try:
+        qs.main(exit_after_demo, data_dir, lambda line: console.print(line, markup=False, soft_wrap=True))
+    except qs.Interrupted as exc:
+        console.print(f"quickstart {exc}", markup=False)
+        raise typer.Exit(128 + exc.signum) from None
+    except Exception as exc:
+        console.print(f"quickstart failed: {exc}", style="red", markup=False)
+        raise typer.Exit(1) from None

@@ -10,6 +10,7 @@ import typer
 
 from deckhand.cli import listener_options as lo
 from deckhand.cli import package_limit_options as pkg
+from deckhand.cli.output import fail, log_to_stderr, problems
 
 # On SIGTERM/SIGINT, requests in flight get this long before they are cancelled. API calls
 # finish in milliseconds; the agents' long polls are ended at once (`_long_poll_path`); a
@@ -17,18 +18,17 @@ from deckhand.cli import package_limit_options as pkg
 # again, a download is atomic and verified). The control plane must stop within 2 s.
 GRACEFUL_SHUTDOWN_SECONDS = 1
 
-
-def register(app: typer.Typer) -> None:
-    app.command("server")(server)
+app = typer.Typer()
 
 
+@app.command("server", epilog=pkg.ENV_HELP)
 def server(
     data_dir: Annotated[
         Path,
         typer.Option("--data-dir", envvar="DECKHAND_DATA_DIR", help="Database and artifacts."),
     ] = Path("deckhand-data"),
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to bind.", min=0, max=65535)] = 8000,
+    port: Annotated[int, typer.Option(help="Port to bind.", min=0, max=65535, metavar="PORT")] = 8000,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -47,18 +47,13 @@ def server(
     max_connections: lo.MaxConnections = lo.MAX_CONNECTIONS,
 ) -> None:
     """Run the control plane. The first start prints an admin token, once."""
-    import logging
-
     from pydantic import ValidationError
 
     from deckhand import extras, listener
     from deckhand.server.app import create_app
     from deckhand.server.settings import ServerSettings
 
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-    )
+    log_to_stderr(log_level)
     try:
         settings = ServerSettings(
             data_dir=data_dir,
@@ -68,21 +63,16 @@ def server(
             package_limits=pkg.package_limits(max_package_uncompressed_mb, max_package_ratio, max_package_members),
         )
     except ValidationError as exc:  # e.g. a weak DECKHAND_BOOTSTRAP_TOKEN: the message, no traceback
-        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-        typer.echo(f"deckhand server: {problems}", err=True)
-        raise typer.Exit(2) from None
+        fail(problems(exc), code=2)
     needed = extras.missing(extras.for_database_url(settings.database_url))
     if needed is not None:
-        typer.echo(f"deckhand server: --database-url (or DECKHAND_DATABASE_URL): {extras.describe(needed)}", err=True)
-        raise typer.Exit(2)
+        fail(f"--database-url (or DECKHAND_DATABASE_URL): {extras.describe(needed)}", code=2)
     try:
         application = create_app(settings)
     except Exception as exc:  # a bad URL or an unreachable database: say so, no traceback
         from deckhand.server.db.session import mask_database_url
 
-        url = mask_database_url(settings.database_url or "")
-        typer.echo(f"deckhand server: cannot open the database {url}: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(f"cannot open the database {mask_database_url(settings.database_url or '')}: {exc}")
     typer.echo(f"deckhand control plane on {settings.url} (API docs: {settings.url}/docs)")
     listener.serve(
         application,
