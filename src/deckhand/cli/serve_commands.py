@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
         from deckhand.packages import PackageError
         from deckhand.serving.admin import token_sha256
         from deckhand.serving.config import ADMIN_TOKEN_ENV, ServeConfig
-        from deckhand.serving.hooks import MonitoringConfigError
+        from deckhand.serving.observers import MonitoringConfigError
         from deckhand.serving.runner import run
 
         def fail(message: str, code: int = 2) -> typer.Exit:

@@ -33,15 +33,15 @@ from deckhand.packages import LoadedModel, Manifest, ModelInputError, PackageErr
 from deckhand.serving import codecs
 from deckhand.serving.admin import AdminApp
 from deckhand.serving.config import ServeConfig
-from deckhand.serving.hooks import (
-    BackgroundReporter,
-    PredictionRecord,
-    Reporter,
-    background,
-    reporter_from_spec,
-)
 from deckhand.serving.http import JSON, HttpError, Scope, body_chunks, header, json_body, send_response
 from deckhand.serving.metrics import ServerMetrics
+from deckhand.serving.observers import (
+    PredictionObserver,
+    PredictionRecord,
+    RecordObserver,
+    as_observer,
+    observer_from_spec,
+)
 from deckhand.serving.repository import BatchingConfig, DeploymentEntry, ModelRepository, ServingModel
 from deckhand.serving.tally import RequestTally
 from deckhand.serving.watcher import ModelsDirWatcher
@@ -57,26 +57,26 @@ class PredictionServer:
         config: ServeConfig,
         repository: ModelRepository,
         *,
-        reporter: Reporter | None = None,
+        observer: PredictionObserver | RecordObserver | None = None,
         watcher: ModelsDirWatcher | None = None,
     ) -> None:
         self.config = config
         self.repository = repository
-        self.reporter: BackgroundReporter | None = background(reporter)
-        # feature samples: at most this many requests a second (reporters that do not say: all)
-        rate = getattr(self.reporter, "feature_samples_per_second", None)
+        self.observer = as_observer(observer)
+        # feature samples: at most this many requests a second (None: every request)
+        rate = self.observer.feature_samples_per_second if self.observer is not None else None
         self._sample_interval = 1.0 / rate if rate else 0.0
         self._next_sample_at = 0.0
         self.watcher = watcher
         self.metrics = ServerMetrics()
-        # each request is counted once, for /metrics and for a reporter that takes the
-        # server's tallies (hooks.TallyReporter); other reporters get a PredictionRecord each
-        self._takes_tallies = hasattr(self.reporter, "count_tallies")
+        # each request is counted once, for /metrics and for an observer that takes the
+        # server's tallies; a per-request observer gets a PredictionRecord each
+        self._takes_tallies = self.observer is not None and not self.observer.per_request
         self.tally = RequestTally(count_predictions=self._takes_tallies)
         self.tally.add_sink(self.metrics.absorb)
         if self._takes_tallies:
-            self.tally.add_sink(self.reporter.count_tallies)  # type: ignore[union-attr]
-            self.reporter.add_source(self.tally.drain)  # type: ignore[union-attr]
+            self.tally.add_sink(self.observer.count_tallies)  # type: ignore[union-attr]
+            self.observer.add_source(self.tally.drain)  # type: ignore[union-attr]
         self.admin = AdminApp(self) if config.admin_port is not None else None
         self.started = False
 
@@ -119,8 +119,8 @@ class PredictionServer:
     def shutdown(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
-        if self.reporter is not None:
-            self.reporter.close(timeout=2.0)
+        if self.observer is not None:
+            self.observer.close(timeout=2.0)
 
     async def _http(self, scope: Scope, receive: Any, send: Any) -> None:
         method = scope["method"]
@@ -253,7 +253,7 @@ class PredictionServer:
         if self._takes_tallies:
             if now >= self._next_sample_at:  # most requests: no call at all
                 self._report_features(entry, serving, batch, now)
-        elif self.reporter is not None:
+        elif self.observer is not None:
             labels = chosen.tolist() if isinstance(chosen, np.ndarray) else chosen
             self._report(entry, serving, batch, labels, rows, seconds, status, error)
 
@@ -310,7 +310,7 @@ class PredictionServer:
         sample = self._feature_sample(batch, now)
         if sample:
             try:
-                self.reporter.report_features(entry.deployment_id, serving.model_id, sample, now)  # type: ignore[union-attr]
+                self.observer.report_features(entry.deployment_id, serving.model_id, sample, now)  # type: ignore[union-attr]
             except Exception as exc:  # monitoring must never fail a request
                 log.warning("event=monitoring_sample_failed error=%r", exc)
 
@@ -325,11 +325,11 @@ class PredictionServer:
         status: int,
         error: str | None,
     ) -> None:
-        """Hand this request's PredictionRecord to a reporter that does not take tallies."""
+        """Hand this request's PredictionRecord to an observer that does not take tallies."""
         try:
             now = time.time()
             sample = self._feature_sample(batch, now)
-            self.reporter.submit(  # type: ignore[union-attr]
+            self.observer.submit(  # type: ignore[union-attr]
                 PredictionRecord(
                     entry.deployment_id,
                     serving.model_id,
@@ -370,10 +370,10 @@ def _warm_up_imports() -> None:
         log.debug("event=warm_up_failed error=%r", exc)
 
 
-def create_app(config: ServeConfig, reporter: Reporter | None = None) -> PredictionServer:
+def create_app(config: ServeConfig, observer: PredictionObserver | RecordObserver | None = None) -> PredictionServer:
     """Build the server. An unknown monitoring spec raises MonitoringConfigError here."""
-    if reporter is None:
-        reporter = reporter_from_spec(config.monitoring_spec())
+    if observer is None:
+        observer = observer_from_spec(config.monitoring_spec())
     executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="deckhand-predict")
     repository = ModelRepository(
         BatchingConfig(
@@ -400,7 +400,7 @@ def create_app(config: ServeConfig, reporter: Reporter | None = None) -> Predict
         entry = repository.entry(config.deployment_id, config.deployment_id)
         if not repository.load_into(entry, config.package, config.model_id):
             raise PackageError(entry.last_error or f"{config.package}: cannot load the model")
-    return PredictionServer(config, repository, reporter=reporter, watcher=watcher)
+    return PredictionServer(config, repository, observer=observer, watcher=watcher)
 
 
 def app_from_env() -> PredictionServer:
