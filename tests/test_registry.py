@@ -4,7 +4,9 @@ names answered with the known ones, a missing extra named with its pip command."
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,35 @@ def test_built_ins_are_imported_only_when_loaded(site: Path) -> None:
     assert things.load("a").__name__ == "Thing"
     assert things.load("b").__qualname__ == "Thing.Inner"  # dotted attributes, as entry points allow
     assert things.load("m") is sys.modules[name]  # "module" alone: the module
+
+
+def test_the_real_registries_import_no_implementation() -> None:
+    """Importing the four registries and listing them imports no plugin, format or channel
+    (a fresh interpreter: this one has imported them all by now)."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from deckhand.monitoring.channels import CHANNELS
+        from deckhand.packages.formats import FORMATS
+        from deckhand.plugin.loader import PLUGINS
+        from deckhand.serving.observers import OBSERVERS
+
+        assert {"filesystem", "docker", "kubernetes", "test"} <= set(PLUGINS.names())
+        assert FORMATS.names() == ["mlflow", "onnx", "python", "sklearn"]
+        assert {"spool", "amqp", "amqps"} <= set(CHANNELS.names())
+        assert {"memory", "spool", "amqp", "amqps"} <= set(OBSERVERS.names())
+        implementations = {
+            *(f"deckhand.plugins.{name}.plugin" for name in PLUGINS.names()),
+            *(f"deckhand.packages.formats.{name}_format" for name in FORMATS.names()),
+            "deckhand.monitoring.channels.spool",
+            "deckhand.monitoring.channels.rabbitmq",
+        }
+        print(sorted(implementations & set(sys.modules)))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 def test_entry_points_are_found_in_each_group_in_order(site: Path) -> None:
