@@ -291,7 +291,7 @@ def fill_channel_from_server_hook(spec: str, records: int, deployments: list[str
     started = time.perf_counter()
     reporter = MonitoringReporter(spec)
     interval, next_sample_at = 1.0 / reporter.feature_samples_per_second, 0.0
-    for i in range(records):  # what the server reports per request (hooks.CountingReporter)
+    for i in range(records):  # each request as the server counts it, and its feature samples
         now = time.time()
         deployment = deployments[i % len(deployments)]
         label = ("setosa", "versicolor", "virginica")[i % 3]

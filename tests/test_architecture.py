@@ -21,6 +21,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("deckhand",),
     ("fsutil", "secrets", "extras", "package_limits", "listener", "testing"),
+    ("registry",),
     ("plugin", "packages", "deployment_dirs"),
     ("client",),
     ("monitoring",),
@@ -32,19 +33,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 
 # Deliberate exceptions, part of the rule (docs/architecture.md says why).
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    # The loader resolves a built-in plugin name through the name table in the package's
-    # __init__ ("module:Class" strings, no plugin code) instead of scanning entry points.
-    ("deckhand.plugin.loader", "deckhand.plugins"): "the built-in plugin names",
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 # Known violations, to be deleted by the changes that remove them. Delete an entry when its
 # import is gone (test_known_violations_still_exist says when).
-KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
-    # Importing deckhand.monitoring registers its channels with the prediction server's
-    # hooks; the registry that replaces this side effect lives below both.
-    ("deckhand.monitoring", "deckhand.serving.hooks"): "channel registration side effect goes",
-}
+KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {}
 
 LAYER_OF: dict[str, int] = {part: index for index, layer in enumerate(LAYERS) for part in layer}
 

@@ -225,6 +225,16 @@ def test_the_tracking_agent_and_the_reporter_say_it_too(hide) -> None:
     assert result.exit_code == 2 and "deckhand[rabbitmq]" in result.output
 
 
+def test_building_or_loading_an_onnx_package_without_onnxruntime_names_the_extra(hide) -> None:
+    from deckhand.packages import PackageError
+    from deckhand.packages.formats import format_module
+
+    hide("onnxruntime")
+    with pytest.raises(PackageError, match=re.escape("the onnx model format needs the Python package `onnxruntime`")):
+        format_module("onnx")
+    assert format_module("sklearn").__name__ == "deckhand.packages.formats.sklearn_format"
+
+
 # -- the README -----------------------------------------------------------------------------
 
 

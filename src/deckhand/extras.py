@@ -41,7 +41,7 @@ _RABBITMQ = Requirement("an amqp:// monitoring channel (RabbitMQ)", "rabbitmq", 
 _POSTGRES = Requirement("a postgresql:// database", "postgres", "psycopg")
 _ONNX = Requirement("the onnx model format", "onnx", "onnxruntime")
 
-# Built-in plugins by name (deckhand.plugins.BUILTIN_PLUGINS); the others need nothing extra.
+# Built-in plugins by name (deckhand.plugin.loader.PLUGINS); the others need nothing extra.
 PLUGINS: dict[str, Requirement] = {"docker": _DOCKER, "kubernetes": _KUBERNETES}
 # Monitoring channels by the scheme of their spec (`deckhand serve --monitoring`, DECKHAND_MONITORING,
 # `deckhand tracking-agent --channel`); `spool:` needs nothing extra.

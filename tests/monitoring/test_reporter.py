@@ -13,7 +13,7 @@ import pytest
 
 from deckhand.monitoring import MonitoringReporter
 from deckhand.monitoring.channels import Channel, ChannelError, Delivery, channel_from_spec
-from deckhand.serving.hooks import PredictionRecord, background, reporter_from_spec
+from deckhand.serving.observers import PredictionObserver, PredictionRecord, as_observer, observer_from_spec
 from deckhand.testing import wait_until
 
 
@@ -110,10 +110,10 @@ def test_buffers_while_down_and_drops_only_beyond_the_bound() -> None:
     reporter.close()
 
 
-def test_prediction_server_hook_uses_the_reporter(tmp_path: Path) -> None:
-    reporter = reporter_from_spec(f"spool:{tmp_path}")
-    assert isinstance(reporter, MonitoringReporter)
-    assert background(reporter) is reporter  # already non-blocking: no second queue thread
+def test_the_prediction_servers_observer_is_the_reporter(tmp_path: Path) -> None:
+    reporter = observer_from_spec(f"spool:{tmp_path}")
+    assert isinstance(reporter, MonitoringReporter) and isinstance(reporter, PredictionObserver)
+    assert as_observer(reporter) is reporter  # takes tallies, never blocks: no queue thread in front
     reporter.submit(
         PredictionRecord(
             deployment_id="d1",
@@ -298,7 +298,7 @@ def test_the_server_samples_features_at_the_reporters_rate(demo_package: Path) -
 
     channel = GateChannel()
     reporter = MonitoringReporter(channel, feature_samples_per_second=5)
-    app = create_app(ServeConfig(package=demo_package), reporter=reporter)
+    app = create_app(ServeConfig(package=demo_package), observer=reporter)
     body = json.dumps([{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]).encode()
     scope = {"type": "http", "method": "POST", "path": "/predictions", "query_string": b"",
              "headers": [(b"content-type", b"application/json")]}  # fmt: skip
@@ -360,7 +360,7 @@ def test_rabbitmq_down_for_a_while_loses_nothing_within_the_bound(rabbitmq) -> N
 
 
 def test_bad_serving_spec_is_a_clear_start_up_error() -> None:
-    from deckhand.serving.hooks import MonitoringConfigError
+    from deckhand.serving.observers import MonitoringConfigError
 
     with pytest.raises(MonitoringConfigError, match="absolute path"):
-        reporter_from_spec("spool:relative/dir")
+        observer_from_spec("spool:relative/dir")

@@ -15,14 +15,16 @@ import uvicorn
 from deckhand.packages.demo import train_demo_package
 from deckhand.serving.app import PredictionServer, create_app
 from deckhand.serving.config import ServeConfig
-from deckhand.serving.hooks import Reporter
+from deckhand.serving.observers import PredictionObserver, RecordObserver
 from deckhand.serving.runner import bind_sockets, guarded_config
 
 
 @contextmanager
-def running_server(config: ServeConfig, reporter: Reporter | None = None) -> Iterator[tuple[str, PredictionServer]]:
+def running_server(
+    config: ServeConfig, observer: PredictionObserver | RecordObserver | None = None
+) -> Iterator[tuple[str, PredictionServer]]:
     config, sockets = bind_sockets(config.model_copy(update={"port": 0, "host": "127.0.0.1"}))
-    app = create_app(config, reporter=reporter)
+    app = create_app(config, observer=observer)
     server = uvicorn.Server(guarded_config(config, app))
     thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
@@ -54,7 +56,7 @@ def binary_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def serve() -> Callable[..., object]:
-    """serve(config, reporter=None) -> context manager yielding (base_url, app)."""
+    """serve(config, observer=None) -> context manager yielding (base_url, app)."""
     return running_server
 
 

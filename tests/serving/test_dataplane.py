@@ -15,7 +15,7 @@ from deckhand.packages.demo import sample_rows
 from deckhand.serving import codecs
 from deckhand.serving.config import ServeConfig
 from deckhand.serving.dataplane import DataPlane, ModelNotLoaded, UnknownDeployment, predicted
-from deckhand.serving.hooks import InMemoryReporter, background
+from deckhand.serving.observers import InMemoryObserver, as_observer
 from deckhand.serving.repository import ModelRepository
 
 
@@ -106,9 +106,9 @@ def test_large_batches_are_scored_in_chunks(repository: ModelRepository) -> None
     assert chunked == whole
 
 
-def test_records_reach_a_reporter_with_a_feature_sample(repository: ModelRepository) -> None:
-    reporter = InMemoryReporter()
-    wrapped = background(reporter)
+def test_records_reach_an_observer_with_a_feature_sample(repository: ModelRepository) -> None:
+    observer = InMemoryObserver()
+    wrapped = as_observer(observer)
     plane = DataPlane(ServeConfig(models_dir=Path("/unused"), feature_sample_rows=2), repository, wrapped)
     entry = plane.deployment("a")
     serving = plane.loaded_model(entry, "a")
@@ -119,8 +119,8 @@ def test_records_reach_a_reporter_with_a_feature_sample(repository: ModelReposit
         plane.record(entry, serving, batch, labels, 3, 0.001, 200, None)
 
     asyncio.run(scenario())
-    assert reporter.received.wait(5)
+    assert observer.received.wait(5)
     wrapped.close(timeout=2.0)  # type: ignore[union-attr]
-    record = reporter.records[0]
+    record = observer.records[0]
     assert (record.deployment_id, record.model_id, record.rows, record.status_code) == ("a", "m-1", 3, 200)
     assert len(record.feature_sample) == 2 and len(record.predictions) == 3

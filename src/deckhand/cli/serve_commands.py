@@ -82,7 +82,7 @@ def serve(
     from deckhand.packages import PackageError
     from deckhand.serving.admin import token_sha256
     from deckhand.serving.config import ADMIN_TOKEN_ENV, ServeConfig
-    from deckhand.serving.hooks import MonitoringConfigError
+    from deckhand.serving.observers import MonitoringConfigError
     from deckhand.serving.runner import run
 
     token = admin_token_file.read_text() if admin_token_file else os.environ.get(ADMIN_TOKEN_ENV)

@@ -131,10 +131,12 @@ class _Stats:
 
 
 class MonitoringReporter:
-    """Batched, non-blocking reporting to a channel; also a prediction-server `Reporter`."""
+    """Batched, non-blocking reporting to a channel; also the prediction server's observer
+    (deckhand.serving.observers.PredictionObserver, by its methods: nothing imported)."""
 
-    # The prediction server wraps reporters in a queue thread unless they are already non-blocking.
-    non_blocking = True
+    # The prediction server hands over its tallies (count_tallies) instead of a record per
+    # request, and calls it directly: it never blocks, so it needs no queue thread in front.
+    per_request = False
 
     def __init__(
         self,
@@ -265,7 +267,8 @@ class MonitoringReporter:
         )
 
     def submit(self, record: Any) -> None:
-        """A prediction server's `PredictionRecord` (deckhand's own server hands over tallies)."""
+        """A `PredictionRecord` per request, from a server that does not keep tallies
+        (deckhand's own server hands over tallies)."""
         user_errors, system_errors = int(record.error == "user"), int(record.error == "system")
         if record.error not in (None, "user", "system"):
             raise ValueError(f"error: expected None, 'user' or 'system', got {record.error!r}")

@@ -9,63 +9,50 @@ import os
 import sys
 from types import ModuleType
 
+from deckhand import extras
 from deckhand.plugin.base import BosunPluginBase
 from deckhand.plugin.constants import ACTIONS, ACTIONS_WITH_DEPLOYMENT
 from deckhand.plugin.errors import PluginLoadError
+from deckhand.registry import Registry, RegistryEntry
 
 ENTRY_POINT_GROUP = "deckhand.plugins"
 
+# The built-in plugins, named as the seed names them. Strings, so that resolving a name
+# imports only that plugin (and the plugins, which import this package, are not imported here).
+PLUGINS: Registry[type[BosunPluginBase] | ModuleType] = Registry(
+    "plugin",
+    {
+        "filesystem": "deckhand.plugins.filesystem.plugin:FilesystemPlugin",
+        "docker": "deckhand.plugins.docker.plugin:DockerPlugin",
+        "kubernetes": "deckhand.plugins.kubernetes.plugin:KubernetesPlugin",
+        "test": "deckhand.plugins.test.plugin:TestPlugin",
+    },
+    groups=(ENTRY_POINT_GROUP,),
+    requirements=extras.PLUGINS,
+    error=PluginLoadError,
+    hint="it is not an importable module or a .py file either (see --list-plugins)",
+)
 
-class PluginListing:
-    __slots__ = ("name", "target", "source")
 
-    def __init__(self, name: str, target: str, source: str):
-        self.name = name
-        self.target = target
-        self.source = source  # "built-in" or the distribution that provides the entry point
-
-    def __repr__(self) -> str:
-        return f"PluginListing({self.name!r}, {self.target!r}, {self.source!r})"
-
-
-def list_plugins() -> list[PluginListing]:
-    from deckhand.plugins import BUILTIN_PLUGINS
-
-    found = [PluginListing(n, t, "built-in") for n, t in sorted(BUILTIN_PLUGINS.items())]
-    for ep in _entry_points():
-        dist = getattr(getattr(ep, "dist", None), "name", None) or "entry point"
-        found.append(PluginListing(ep.name, ep.value, dist))
-    return found
+def list_plugins() -> list[RegistryEntry]:
+    """Built-ins, then installed entry points: name, target ("module:Class") and source."""
+    return PLUGINS.entries()
 
 
 def load_plugin_class(spec: str) -> type[BosunPluginBase]:
     """Resolve `spec` to a conforming plugin class or raise PluginLoadError saying why."""
     if not spec:
         raise PluginLoadError("--plugin is empty: give a built-in name, a module or a .py path")
-    from deckhand.plugins import BUILTIN_PLUGINS
-
-    if spec in BUILTIN_PLUGINS:
-        from deckhand import extras
-
-        needed = extras.missing(extras.for_plugin(spec))
-        if needed is not None:  # say which extra, rather than fail at its first import
-            raise PluginLoadError(extras.describe(needed))
-        cls = _load_target(BUILTIN_PLUGINS[spec], what=f"built-in plugin {spec!r}")
+    if PLUGINS.is_builtin(spec):
+        cls = _plugin_class(PLUGINS.load(spec), spec)
     elif _looks_like_path(spec):
         cls = _single_plugin_class(_import_path(spec), spec)
     else:
         module = _import_module_or_none(spec)
         if module is not None:
             cls = _single_plugin_class(module, spec)
-        else:
-            ep = next((e for e in _entry_points() if e.name == spec), None)
-            if ep is None:
-                raise PluginLoadError(
-                    f"unknown plugin {spec!r}: not a built-in ({', '.join(sorted(BUILTIN_PLUGINS))}), "
-                    f"not an importable module, not a .py file and no installed entry point "
-                    f"in group {ENTRY_POINT_GROUP!r} (see --list-plugins)"
-                )
-            cls = _load_target(ep.value, what=f"entry point {spec!r}")
+        else:  # an installed entry point, or an error that lists what is known
+            cls = _plugin_class(PLUGINS.load(spec), spec)
     check_conformance(cls)
     return cls
 
@@ -186,22 +173,6 @@ def _single_plugin_class(module: ModuleType, spec: str) -> type[BosunPluginBase]
     return classes[0]
 
 
-def _load_target(target: str, *, what: str) -> type[BosunPluginBase]:
-    module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise PluginLoadError(f"{what}: cannot import {module_name}: {type(exc).__name__}: {exc}") from exc
-    if not attr:
-        return _single_plugin_class(module, target)
-    try:
-        obj = getattr(module, attr)
-    except AttributeError:
-        raise PluginLoadError(f"{what}: {module_name} has no attribute {attr}") from None
-    return obj
-
-
-def _entry_points() -> list:
-    from importlib.metadata import entry_points
-
-    return list(entry_points(group=ENTRY_POINT_GROUP))
+def _plugin_class(found: type[BosunPluginBase] | ModuleType, spec: str) -> type[BosunPluginBase]:
+    """A registry target is a class ("module:Class") or a module holding exactly one."""
+    return _single_plugin_class(found, spec) if isinstance(found, ModuleType) else found

@@ -1,9 +1,4 @@
-"""Built-in plugins, named as the seed names them. Values are "module:Class" so that
-resolving a name imports only that plugin."""
+"""The built-in plugins, one package each: filesystem, docker, kubernetes, test.
 
-BUILTIN_PLUGINS: dict[str, str] = {
-    "filesystem": "deckhand.plugins.filesystem.plugin:FilesystemPlugin",
-    "docker": "deckhand.plugins.docker.plugin:DockerPlugin",
-    "kubernetes": "deckhand.plugins.kubernetes.plugin:KubernetesPlugin",
-    "test": "deckhand.plugins.test.plugin:TestPlugin",
-}
+They are named in `deckhand.plugin.loader.PLUGINS` (by "module:Class" string, so this
+package imports nothing and resolving a name imports only that plugin)."""

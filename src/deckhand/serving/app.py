@@ -21,8 +21,8 @@ from deckhand.packages import PackageError
 from deckhand.serving.admin import AdminApp
 from deckhand.serving.config import ServeConfig
 from deckhand.serving.dataplane import DataPlane
-from deckhand.serving.hooks import BackgroundReporter, Reporter, background, reporter_from_spec
 from deckhand.serving.http import Scope
+from deckhand.serving.observers import PredictionObserver, RecordObserver, as_observer, observer_from_spec
 from deckhand.serving.public import PublicApp
 from deckhand.serving.repository import BatchingConfig, ModelRepository
 from deckhand.serving.watcher import ModelsDirWatcher
@@ -38,14 +38,14 @@ class PredictionServer:
         config: ServeConfig,
         repository: ModelRepository,
         *,
-        reporter: Reporter | None = None,
+        observer: PredictionObserver | RecordObserver | None = None,
         watcher: ModelsDirWatcher | None = None,
     ) -> None:
         self.config = config
         self.repository = repository
-        self.reporter: BackgroundReporter | None = background(reporter)
+        self.observer = as_observer(observer)
         self.watcher = watcher
-        self.plane = DataPlane(config, repository, self.reporter)
+        self.plane = DataPlane(config, repository, self.observer)
         self.public = PublicApp(config, self.plane)
         self.admin = AdminApp(config, self.plane, watcher) if config.admin_port is not None else None
         self.started = False
@@ -89,8 +89,8 @@ class PredictionServer:
     def shutdown(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
-        if self.reporter is not None:
-            self.reporter.close(timeout=2.0)
+        if self.observer is not None:
+            self.observer.close(timeout=2.0)
 
 
 def _warm_up_imports() -> None:
@@ -106,10 +106,10 @@ def _warm_up_imports() -> None:
         log.debug("event=warm_up_failed error=%r", exc)
 
 
-def create_app(config: ServeConfig, reporter: Reporter | None = None) -> PredictionServer:
+def create_app(config: ServeConfig, observer: PredictionObserver | RecordObserver | None = None) -> PredictionServer:
     """Build the server. An unknown monitoring spec raises MonitoringConfigError here."""
-    if reporter is None:
-        reporter = reporter_from_spec(config.monitoring_spec())
+    if observer is None:
+        observer = observer_from_spec(config.monitoring_spec())
     executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="deckhand-predict")
     repository = ModelRepository(
         BatchingConfig(
@@ -136,7 +136,7 @@ def create_app(config: ServeConfig, reporter: Reporter | None = None) -> Predict
         entry = repository.entry(config.deployment_id, config.deployment_id)
         if not repository.load_into(entry, config.package, config.model_id):
             raise PackageError(entry.last_error or f"{config.package}: cannot load the model")
-    return PredictionServer(config, repository, reporter=reporter, watcher=watcher)
+    return PredictionServer(config, repository, observer=observer, watcher=watcher)
 
 
 def app_from_env() -> PredictionServer:

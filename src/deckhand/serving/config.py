@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deckhand.listener import ConnectionLimits
 from deckhand.package_limits import PackageLimits
-from deckhand.serving.hooks import MONITORING_ENV
+from deckhand.serving.observers import MONITORING_ENV
 
 CONFIG_ENV = "DECKHAND_SERVE_CONFIG"  # JSON of ServeConfig, for uvicorn worker processes
 ADMIN_TOKEN_ENV = "DECKHAND_SERVE_ADMIN_TOKEN"

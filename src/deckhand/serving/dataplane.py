@@ -21,8 +21,8 @@ import numpy as np
 from deckhand.packages import LoadedModel, Manifest, Predictions
 from deckhand.serving import codecs
 from deckhand.serving.config import ServeConfig
-from deckhand.serving.hooks import BackgroundReporter, PredictionRecord
 from deckhand.serving.metrics import ServerMetrics
+from deckhand.serving.observers import PredictionObserver, PredictionRecord
 from deckhand.serving.repository import DeploymentEntry, ModelRepository, ServingModel
 from deckhand.serving.tally import RequestTally
 
@@ -48,24 +48,24 @@ class DataPlane:
     """The prediction server's operations over one model repository."""
 
     def __init__(
-        self, config: ServeConfig, repository: ModelRepository, reporter: BackgroundReporter | None = None
+        self, config: ServeConfig, repository: ModelRepository, observer: PredictionObserver | None = None
     ) -> None:
         self.config = config
         self.repository = repository
-        self.reporter = reporter
-        # feature samples: at most this many requests a second (reporters that do not say: all)
-        rate = getattr(reporter, "feature_samples_per_second", None)
+        self.observer = observer
+        # feature samples: at most this many requests a second (None: every request)
+        rate = observer.feature_samples_per_second if observer is not None else None
         self._sample_interval = 1.0 / rate if rate else 0.0
         self._next_sample_at = 0.0
         self.metrics = ServerMetrics()
-        # each request is counted once, for /metrics and for a reporter that takes the
-        # server's tallies (hooks.TallyReporter); other reporters get a PredictionRecord each
-        self._takes_tallies = hasattr(reporter, "count_tallies")
+        # each request is counted once, for /metrics and for an observer that takes the
+        # server's tallies; a per-request observer gets a PredictionRecord each
+        self._takes_tallies = observer is not None and not observer.per_request
         self.tally = RequestTally(count_predictions=self._takes_tallies)
         self.tally.add_sink(self.metrics.absorb)
         if self._takes_tallies:
-            self.tally.add_sink(reporter.count_tallies)  # type: ignore[union-attr]
-            reporter.add_source(self.tally.drain)  # type: ignore[union-attr]
+            self.tally.add_sink(observer.count_tallies)  # type: ignore[union-attr]
+            observer.add_source(self.tally.drain)  # type: ignore[union-attr]
 
     # -- deployments ----------------------------------------------------------------------
     def deployment(self, ref: str) -> DeploymentEntry:
@@ -150,7 +150,7 @@ class DataPlane:
         if self._takes_tallies:
             if now >= self._next_sample_at:  # most requests: no call at all
                 self._report_features(entry, serving, batch, now)
-        elif self.reporter is not None:
+        elif self.observer is not None:
             labels = chosen.tolist() if isinstance(chosen, np.ndarray) else chosen
             self._report(entry, serving, batch, labels, rows, seconds, status, error)
 
@@ -171,7 +171,7 @@ class DataPlane:
         sample = self._feature_sample(batch, now)
         if sample:
             try:
-                self.reporter.report_features(entry.deployment_id, serving.model_id, sample, now)  # type: ignore[union-attr]
+                self.observer.report_features(entry.deployment_id, serving.model_id, sample, now)  # type: ignore[union-attr]
             except Exception as exc:  # monitoring must never fail a request
                 log.warning("event=monitoring_sample_failed error=%r", exc)
 
@@ -186,11 +186,11 @@ class DataPlane:
         status: int,
         error: str | None,
     ) -> None:
-        """Hand this request's PredictionRecord to a reporter that does not take tallies."""
+        """Hand this request's PredictionRecord to an observer that does not take tallies."""
         try:
             now = time.time()
             sample = self._feature_sample(batch, now)
-            self.reporter.submit(  # type: ignore[union-attr]
+            self.observer.submit(  # type: ignore[union-attr]
                 PredictionRecord(
                     entry.deployment_id,
                     serving.model_id,

@@ -1,8 +1,11 @@
-"""Built-in monitoring channels: `spool:` (default) and `amqp://` / `amqps://` (RabbitMQ)."""
+"""Monitoring channels, the transport between reporters and the tracking agent: `spool:`
+(default) and `amqp://` / `amqps://` (RabbitMQ), named in `CHANNELS`."""
 
 from __future__ import annotations
 
 from deckhand.monitoring.channels.base import (
+    CHANNEL_GROUP,
+    CHANNELS,
     Channel,
     ChannelConfigError,
     ChannelError,
@@ -11,24 +14,9 @@ from deckhand.monitoring.channels.base import (
     register_channel_kind,
 )
 
-
-def _spool(spec: str) -> Channel:
-    from deckhand.monitoring.channels.spool import SpoolChannel
-
-    return SpoolChannel.from_spec(spec)
-
-
-def _amqp(spec: str) -> Channel:
-    from deckhand.monitoring.channels.rabbitmq import RabbitMQChannel
-
-    return RabbitMQChannel.from_spec(spec)
-
-
-register_channel_kind("spool", _spool)
-register_channel_kind("amqp", _amqp)
-register_channel_kind("amqps", _amqp)
-
 __all__ = [
+    "CHANNEL_GROUP",
+    "CHANNELS",
     "Channel",
     "ChannelConfigError",
     "ChannelError",

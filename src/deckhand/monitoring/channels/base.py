@@ -1,10 +1,11 @@
 """The channel interface: publish batches of records, read them back, acknowledge them.
 
-A channel is what sits between reporters (prediction servers, scoring code) and the
+A channel is the transport between reporters (prediction servers, scoring code) and the
 tracking agent. Publishing returns only once the batch is durable (a renamed spool file,
 a confirmed persistent message); reading hands out `Delivery`s that stay in the channel
-until `ack`. A new channel (Kafka, SQS) implements these four methods and registers a
-spec prefix with `register_channel_kind`.
+until `ack`. A new channel (Kafka, SQS) implements these four methods and names its spec
+prefix in the `deckhand.channels` entry-point group (or with `register_channel_kind`);
+`CHANNELS` knows the built-in ones.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from deckhand import extras
 from deckhand.monitoring.records import Record
+from deckhand.registry import Registry
 
 
 class ChannelError(Exception):
@@ -65,23 +68,30 @@ class Channel(abc.ABC):
 
 
 ChannelKindFactory = Callable[[str], Channel]
-_KINDS: dict[str, ChannelKindFactory] = {}
+CHANNEL_GROUP = "deckhand.channels"
+
+# Spec prefix -> `factory(full_spec)` building the channel; imported only when a spec uses it.
+CHANNELS: Registry[ChannelKindFactory] = Registry(
+    "kind",
+    {
+        "spool": "deckhand.monitoring.channels.spool:SpoolChannel.from_spec",
+        "amqp": "deckhand.monitoring.channels.rabbitmq:RabbitMQChannel.from_spec",
+        "amqps": "deckhand.monitoring.channels.rabbitmq:RabbitMQChannel.from_spec",
+    },
+    groups=(CHANNEL_GROUP,),
+    requirements=extras.CHANNELS,
+    error=ChannelConfigError,
+    hint="e.g. spool:/var/lib/deckhand/spool or amqp://user:pass@host:5672/%2F?queue=deckhand-monitoring",
+)
 
 
 def register_channel_kind(prefix: str, factory: ChannelKindFactory) -> None:
     """`factory(full_spec)` builds the channel for specs starting with `prefix:`."""
-    _KINDS[prefix] = factory
+    CHANNELS.register(prefix, factory)
 
 
 def channel_from_spec(spec: str) -> Channel:
     """The channel a spec names: `spool:/abs/dir`, `amqp://user:pass@host:5672/vhost?queue=NAME`."""
     text = (spec or "").strip()
     kind = text.partition(":")[0]
-    factory = _KINDS.get(kind)
-    if factory is None:
-        known = ", ".join(f"{k}:..." for k in sorted(_KINDS))
-        raise ChannelConfigError(
-            f"monitoring channel {text!r}: unknown kind {kind!r}; expected one of {known} "
-            "(e.g. spool:/var/lib/deckhand/spool or amqp://user:pass@host:5672/%2F?queue=deckhand-monitoring)"
-        )
-    return factory(text)
+    return CHANNELS.load(kind, context=f"monitoring channel {text!r}")(text)
