@@ -171,3 +171,20 @@ def test_monitoring_queries_document_their_answers(path: str, model: str) -> Non
     schema = DOC["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema["$ref"] == f"#/components/schemas/{model}"
     assert DOC["components"]["schemas"][model]["properties"]
+
+
+@pytest.mark.parametrize("value", ["0.7706936607044163", "1733300000", "2026-12-04", "yesterday"])
+@pytest.mark.parametrize("query", ["start", "end"])
+@pytest.mark.parametrize("route", ["service-health", "predictions", "drift"])
+def test_a_monitoring_window_is_a_date_and_time(
+    api: TestClient, environment: dict, package: dict, route: str, query: str, value: str
+) -> None:
+    """`format: date-time`: a number is not read as Unix seconds, nor a date as midnight."""
+    body = {"name": "w", "environmentId": environment["id"], "modelPackageId": package["id"]}
+    deployment = api.post("/api/v1/deployments", json=body).json()["id"]
+    response = api.get(f"/api/v1/deployments/{deployment}/monitoring/{route}", params={query: value})
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == [query]
+    assert "ISO 8601 date and time" in response.json()["detail"]
+    fine = api.get(f"/api/v1/deployments/{deployment}/monitoring/{route}", params={query: "2026-12-04T08:00:00Z"})
+    assert fine.status_code == 200, fine.text

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import random
 import time
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -13,6 +12,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from deckhand.server.auth import AgentUser, Reader
 from deckhand.server.routers.common import API_PREFIX, errors
+from deckhand.server.schemas.common import IsoDateTime
 from deckhand.server.schemas.monitoring import (
     FeatureDriftReport,
     MonitoringBatch,
@@ -30,9 +30,9 @@ router = APIRouter(prefix=API_PREFIX, tags=["monitoring"])
 INGEST_ATTEMPTS = 6
 
 Start = Annotated[
-    datetime | None, Query(description="Window start, ISO 8601 (UTC if no zone). Default: end minus one hour.")
+    IsoDateTime | None, Query(description="Window start, ISO 8601 (UTC if no zone). Default: end minus one hour.")
 ]
-End = Annotated[datetime | None, Query(description="Window end, ISO 8601 (UTC if no zone). Default: now.")]
+End = Annotated[IsoDateTime | None, Query(description="Window end, ISO 8601 (UTC if no zone). Default: now.")]
 
 
 @router.post("/monitoring/batches", response_model=MonitoringBatchResult, responses=errors(400, 403))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 Role = Literal["admin", "agent", "read-only"]
@@ -19,6 +21,21 @@ NAME_HELP = "letters, digits, '.', '_', '-' and spaces, starting with a letter o
 
 Name = Field(min_length=1, max_length=100, pattern=NAME_PATTERN, description=f"Name: {NAME_HELP}.")
 JsonObject = dict[str, Any]
+
+# A date and a time, as `format: date-time` says: pydantic alone would also read a number
+# ("0.77", "1733300000") as Unix seconds, and a bare date as midnight.
+_DATE_AND_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _date_and_time(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE_AND_TIME.match(value.strip()):
+        raise ValueError(f"{value!r} is not an ISO 8601 date and time; write e.g. 2026-12-04T08:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_date_and_time)]
 
 
 class ApiModel(BaseModel):
