@@ -36,14 +36,6 @@ def _dataset(task: DemoTask) -> tuple[Any, Any, list[str], list[str] | None]:
     raise ValueError(f"task {task!r}: expected multiclass, binary or regression")
 
 
-def demo_frame(task: DemoTask = "multiclass") -> Any:
-    """The demo training data as a DataFrame of feature columns."""
-    import pandas as pd
-
-    x, _, names, _ = _dataset(task)
-    return pd.DataFrame(x, columns=names)
-
-
 def train_demo_package(
     output: Path, *, seed: int = 0, task: DemoTask = "multiclass", name: str | None = None
 ) -> Manifest:

@@ -112,10 +112,3 @@ class Manifest(BaseModel):
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
-
-    @property
-    def positive_class(self) -> str | None:
-        """The class whose probability is compared with the threshold (binary models)."""
-        if self.target_type == "binary" and self.class_labels:
-            return self.class_labels[1]
-        return None

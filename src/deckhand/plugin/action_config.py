@@ -34,19 +34,17 @@ DEPLOYMENT_INFO = DeploymentInfoConfigConstants.DEPLOYMENT_INFO_KEY
 class ActionConfig:
     """The parsed sections of one action config (a plain class: see TYPE_CHECKING above)."""
 
-    __slots__ = ("plugin_config", "pe_info", "deployment_info", "raw")
+    __slots__ = ("plugin_config", "pe_info", "deployment_info")
 
     def __init__(
         self,
         plugin_config: dict[str, Any],
         pe_info: PEInfo | None,
         deployment_info: DeploymentInfo | None,
-        raw: dict[str, Any],
     ):
         self.plugin_config = plugin_config
         self.pe_info = pe_info
         self.deployment_info = deployment_info
-        self.raw = raw
 
 
 # The strings a boolean config value is true for (any case, spaces around ignored).
@@ -128,7 +126,7 @@ def parse_action_config(raw: dict[str, Any], action: str, *, source: str = "") -
             deployment_info.require_model()
     elif di_raw is not None:
         deployment_info = DeploymentInfo(di_raw)
-    return ActionConfig(plugin_config, pe_info, deployment_info, raw)
+    return ActionConfig(plugin_config, pe_info, deployment_info)
 
 
 def template(action: str, plugin: str | None = None) -> str:
