@@ -231,12 +231,12 @@ def hook_cost(blocks: int = 40, block: int = 50_000) -> float:
 
 def raw_record(i: int, deployments: list[str]) -> dict[str, Any]:
     """Record i of a run: statistics + 1 row of 4 features + a class prediction."""
-    from deckhand.monitoring import records as R
+    from deckhand.monitoring.records import data_record, stats_record
 
     dep = deployments[i % len(deployments)]
-    record = R.stats_record(dep, "iris", 1, 0.4 + (i % 97) / 50, user_errors=int(i % 100 == 0))
+    record = stats_record(dep, "iris", 1, 0.4 + (i % 97) / 50, user_errors=int(i % 100 == 0))
     record.update(
-        R.data_record(
+        data_record(
             dep, "iris", [{**ROW, "sepal_length": 4.5 + (i % 31) / 10}], [("setosa", "versicolor", "virginica")[i % 3]]
         )
     )

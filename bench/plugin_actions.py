@@ -7,7 +7,7 @@ Prints one table with wall time and CPU time (user + system of the child; on a b
 machine wall time includes waiting for a core, CPU time does not). Measured in the same
 run for comparison:
 - the interpreter floor, `python -c pass`, which includes this machine's site start-up
-  (.pth files; in our sandbox one imports certifi on every start, about 20 ms);
+  (.pth files, which may import packages on every start);
 - the same without site (`python -S`), and the runner started that way with
   site-packages on PYTHONPATH: what the runner itself costs on an interpreter whose
   site start-up is lean.

@@ -751,7 +751,7 @@ def print_table(results: list[Result], args: argparse.Namespace, elapsed: float)
         )
     lines = targets(results)
     if lines:
-        print("\ntargets (issue 8):")
+        print("\ntargets:")
         print("\n".join(lines))
 
 

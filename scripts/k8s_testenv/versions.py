@@ -14,6 +14,6 @@ ETCD = "v3.5.21"
 HELM = "v3.18.6"
 KWOK = "v0.7.0"
 TRAEFIK = "v3.6.12"
-# Kaniko (image builds inside the cluster, issue 7): the last release; its go.mod says go 1.22,
+# Kaniko (image builds inside the cluster): the last release; its go.mod says go 1.22,
 # so it builds with the Go here and needs no replace directives.
 KANIKO = "v1.23.2"

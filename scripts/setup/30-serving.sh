@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prediction server (issue 8): wrk drives bench/serving and its smoke test.
+# Prediction server: wrk drives bench/serving and its smoke test.
 # Python packages (onnxruntime, skl2onnx, mlflow-skinny) come with the test extra.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"

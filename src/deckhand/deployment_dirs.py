@@ -286,6 +286,6 @@ def _write_info(
 
 
 def _write_kv(directory: Path, kv_file: str | None, info_file: str, kv: dict[str, Any] | None) -> None:
-    # Same name as the info file: the key values already went into it (seed behaviour).
+    # Same name as the info file: the key values already went into it (as bosun's documented filesystem plugin does).
     if kv_file and kv_file != info_file:
         atomic_write_text(directory / kv_file, _dump_yaml(kv or {}))

@@ -6,7 +6,7 @@ a masking filter and every call to `mask()` then replaces them.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing costs a runner subprocess ~3 ms; only type checkers need it here
+TYPE_CHECKING = False  # importing typing slows every runner start; only type checkers need it
 if TYPE_CHECKING:
     from typing import Any
 

@@ -16,8 +16,7 @@ from deckhand.agent.model import DesiredDeployment, DesiredState, EnvironmentInf
 from deckhand.agent.platform_setup import Platform
 from deckhand.agent.runtime import EnvironmentAgent
 from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo
-from deckhand.plugin.constants import BosunPluginActions as A
-from deckhand.plugin.constants import DeploymentState as S
+from deckhand.plugin.constants import BosunPluginActions, DeploymentState
 
 ENV = EnvironmentInfo("fake-env", platform="fake")
 
@@ -157,29 +156,33 @@ class FakeDriver:
     def _ended(self, call: FakeCall) -> None:
         if call.status.status != ActionStatus.OK or call in self.held:
             return
-        if call.action == A.DEPLOYMENT_STOP:
+        if call.action == BosunPluginActions.DEPLOYMENT_STOP:
             self.world.pop(call.deployment_id, None)
         else:
             self.world[call.deployment_id] = (call.status.data or {})[ActionDataFields.CURRENT_MODEL_ID]
 
     def _env_status(self, action: str) -> ActionStatusInfo:
-        if action != A.DEPLOYMENT_LIST:
+        if action != BosunPluginActions.DEPLOYMENT_LIST:
             return ActionStatusInfo(ActionStatus.OK, msg=f"{action} done")
         listing = {
-            dep: {"status": ActionStatus.OK, "state": S.READY, "data": {ActionDataFields.CURRENT_MODEL_ID: model}}
+            dep: {
+                "status": ActionStatus.OK,
+                "state": DeploymentState.READY,
+                "data": {ActionDataFields.CURRENT_MODEL_ID: model},
+            }
             for dep, model in self.world.items()
         }
         return ActionStatusInfo(ActionStatus.OK, msg="listed", data=listing)
 
 
 def _ok(action: str, info: dict[str, Any]) -> ActionStatusInfo:
-    if action == A.DEPLOYMENT_STOP:
-        return ActionStatusInfo(ActionStatus.OK, msg="stopped", state=S.STOPPED)
+    if action == BosunPluginActions.DEPLOYMENT_STOP:
+        return ActionStatusInfo(ActionStatus.OK, msg="stopped", state=DeploymentState.STOPPED)
     model = info.get("newModelId") or info["modelId"]
     return ActionStatusInfo(
         ActionStatus.OK,
         msg=f"{action} done",
-        state=S.READY,
+        state=DeploymentState.READY,
         data={ActionDataFields.CURRENT_MODEL_ID: model, ActionDataFields.PREDICTION_URL: f"http://x/{info['id']}"},
     )
 
@@ -215,7 +218,7 @@ class FakeProcessDriver:
         info = config.get("deploymentInfo")
         if info is None:
             self.env_calls.append(action)
-            data = {} if action == A.DEPLOYMENT_LIST else None
+            data = {} if action == BosunPluginActions.DEPLOYMENT_LIST else None
             return _Done(ActionStatusInfo(ActionStatus.OK, msg=f"{action} done", data=data))
         proc = self.processes[info["id"]] = FakeProcess(1000 + len(self.killed) + len(self.processes))
         work = self.tmp / f"{action}-{info['id']}-{proc.pid}"

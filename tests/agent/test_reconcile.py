@@ -1,7 +1,6 @@
 """The reconciler as a pure function: desired vs observed -> actions."""
 
-from deckhand.agent.model import DesiredDeployment as D
-from deckhand.agent.model import ObservedDeployment as O
+from deckhand.agent.model import DesiredDeployment, ObservedDeployment
 from deckhand.agent.reconcile import plan
 
 
@@ -11,22 +10,22 @@ def kinds(actions):
 
 def test_start_replace_stop_relaunch_and_nothing():
     desired = {
-        "new": D("new", "m1"),
-        "same": D("same", "m1"),
-        "changed": D("changed", "m2"),
-        "off": D("off", "m1", active=False),
-        "broken": D("broken", "m1"),
-        "busy": D("busy", "m1"),
-        "starting": D("starting", "m1"),
+        "new": DesiredDeployment("new", "m1"),
+        "same": DesiredDeployment("same", "m1"),
+        "changed": DesiredDeployment("changed", "m2"),
+        "off": DesiredDeployment("off", "m1", active=False),
+        "broken": DesiredDeployment("broken", "m1"),
+        "busy": DesiredDeployment("busy", "m1"),
+        "starting": DesiredDeployment("starting", "m1"),
     }
     observed = {
-        "same": O("same", "ready", "m1"),
-        "changed": O("changed", "ready", "m1"),
-        "off": O("off", "ready", "m1"),
-        "broken": O("broken", "errored", "m1", message="artifact missing"),
-        "orphan": O("orphan", "ready", "m9"),
-        "starting": O("starting", "launching"),
-        "gone": O("gone", "stopped"),
+        "same": ObservedDeployment("same", "ready", "m1"),
+        "changed": ObservedDeployment("changed", "ready", "m1"),
+        "off": ObservedDeployment("off", "ready", "m1"),
+        "broken": ObservedDeployment("broken", "errored", "m1", message="artifact missing"),
+        "orphan": ObservedDeployment("orphan", "ready", "m9"),
+        "starting": ObservedDeployment("starting", "launching"),
+        "gone": ObservedDeployment("gone", "stopped"),
     }
     actions = plan(desired, observed, busy={"busy"})
     assert kinds(actions) == {
@@ -41,11 +40,11 @@ def test_start_replace_stop_relaunch_and_nothing():
 
 
 def test_converged_state_plans_nothing():
-    desired = {"a": D("a", "m1"), "b": D("b", "m2", active=False)}
-    observed = {"a": O("a", "ready", "m1"), "b": O("b", "stopped")}
+    desired = {"a": DesiredDeployment("a", "m1"), "b": DesiredDeployment("b", "m2", active=False)}
+    observed = {"a": ObservedDeployment("a", "ready", "m1"), "b": ObservedDeployment("b", "stopped")}
     assert plan(desired, observed) == []
 
 
 def test_unknown_model_id_is_not_replaced_blindly():
     # A plugin that does not report currentModelId: nothing to compare, so no replace.
-    assert plan({"a": D("a", "m1")}, {"a": O("a", "ready", None)}) == []
+    assert plan({"a": DesiredDeployment("a", "m1")}, {"a": ObservedDeployment("a", "ready", None)}) == []

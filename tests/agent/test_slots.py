@@ -13,12 +13,11 @@ import pytest
 from deckhand.agent.model import Action
 from deckhand.agent.slots import Slot, SlotState
 from deckhand.plugin.action_status import ActionStatus, ActionStatusInfo
-from deckhand.plugin.constants import BosunPluginActions as A
-from deckhand.plugin.constants import DeploymentState as S
+from deckhand.plugin.constants import BosunPluginActions, DeploymentState
 
 from .fakes import FakeClock, FakeDriver, FakeProcessDriver, deployment, fake_agent
 
-FAILED = ActionStatusInfo(ActionStatus.ERROR, msg="image pull failed", state=S.ERROR)
+FAILED = ActionStatusInfo(ActionStatus.ERROR, msg="image pull failed", state=DeploymentState.ERROR)
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
@@ -35,7 +34,7 @@ def test_slot_states_and_backoff() -> None:
     slot = Slot("d1")
     assert slot.state(0) is SlotState.IDLE
     task = object()
-    slot.begin(Action(A.DEPLOYMENT_START, "d1", None, None, "test"), task)  # type: ignore[arg-type]
+    slot.begin(Action(BosunPluginActions.DEPLOYMENT_START, "d1", None, None, "test"), task)  # type: ignore[arg-type]
     assert slot.state(0) is SlotState.RUNNING
     slot.overrunning = True
     assert slot.state(0) is SlotState.OVERRUNNING
@@ -55,7 +54,7 @@ def test_timed_out_thread_keeps_its_slot_and_is_retried_only_after_it_returned()
         stop = asyncio.Event()
         task = asyncio.create_task(agent.run(stop))
         await clock.advance(0.1)
-        assert [(c.action, c.deployment_id) for c in driver.calls] == [(A.DEPLOYMENT_START, "d1")]
+        assert [(c.action, c.deployment_id) for c in driver.calls] == [(BosunPluginActions.DEPLOYMENT_START, "d1")]
 
         await clock.advance(5)  # five timeouts' worth: the old code started it again every 1.5 s
         assert len(driver.calls) == 1
@@ -63,7 +62,7 @@ def test_timed_out_thread_keeps_its_slot_and_is_retried_only_after_it_returned()
         assert slot.state(clock.now()) is SlotState.OVERRUNNING
         assert "timed out, still running" in agent.observed["d1"].message
         reported = agent.status_payload()["deployments"][0]
-        assert reported["state"] == S.LAUNCHING and "timed out, still running" in reported["message"]
+        assert reported["state"] == DeploymentState.LAUNCHING and "timed out, still running" in reported["message"]
         assert any(e["result"] == ActionStatus.WARN and "still running" in e["message"] for e in sink.events)
 
         driver.calls[0].end(FAILED)  # the thread returns, failed, at t=5.1
@@ -71,13 +70,16 @@ def test_timed_out_thread_keeps_its_slot_and_is_retried_only_after_it_returned()
         await clock.advance(0.4)
         assert len(driver.calls) == 1 and slot.state(clock.now()) is SlotState.BACKOFF
         await clock.advance(0.2)
-        assert [c.action for c in driver.calls] == [A.DEPLOYMENT_START, A.DEPLOYMENT_RELAUNCH]
+        assert [c.action for c in driver.calls] == [
+            BosunPluginActions.DEPLOYMENT_START,
+            BosunPluginActions.DEPLOYMENT_RELAUNCH,
+        ]
         assert driver.calls[1].started_at >= returned_at + 0.5
         assert driver.most_per_deployment == {"d1": 1}
 
         driver.calls[1].end()
         await clock.advance(0.1)
-        assert agent.observed["d1"].state == S.READY and slot.failures == 0
+        assert agent.observed["d1"].state == DeploymentState.READY and slot.failures == 0
         stop.set()
         await clock.advance(0.1)
         await task
@@ -102,12 +104,19 @@ def test_a_late_result_is_recorded_and_planned_from() -> None:
 
         driver.calls[0].end()
         await clock.advance(0.1)
-        assert [c.action for c in driver.calls] == [A.DEPLOYMENT_START, A.DEPLOYMENT_STOP]
-        late = [e for e in sink.events if e["action"] == A.DEPLOYMENT_START and e["result"] == ActionStatus.OK]
+        assert [c.action for c in driver.calls] == [
+            BosunPluginActions.DEPLOYMENT_START,
+            BosunPluginActions.DEPLOYMENT_STOP,
+        ]
+        late = [
+            e
+            for e in sink.events
+            if e["action"] == BosunPluginActions.DEPLOYMENT_START and e["result"] == ActionStatus.OK
+        ]
         assert late and "returned after its 1 s timeout" in late[0]["message"]
         driver.calls[1].end()
         await clock.advance(0.1)
-        assert agent.observed["d1"].state == S.STOPPED
+        assert agent.observed["d1"].state == DeploymentState.STOPPED
         stop.set()
         await clock.advance(0.1)
         await task
@@ -137,7 +146,7 @@ def test_parallelism_is_never_exceeded_with_timed_out_threads_holding_permits() 
             assert len(driver.live()) <= 3
         assert driver.most_at_once == 3
         assert len(driver.calls) == len(names) and set(driver.most_per_deployment.values()) == {1}
-        assert all(agent.observed[n].state == S.READY for n in names)
+        assert all(agent.observed[n].state == DeploymentState.READY for n in names)
         stop.set()
         await clock.advance(0.1)
         await task
@@ -159,13 +168,13 @@ def test_shutdown_cancels_queued_work_and_waits_for_a_running_thread() -> None:
         stop.set()
         await clock.advance(3)
         assert not task.done(), "the shutdown must wait for the thread (within the grace)"
-        assert A.PLUGIN_STOP not in driver.env_calls
+        assert BosunPluginActions.PLUGIN_STOP not in driver.env_calls
         driver.calls[0].end()
         await clock.advance(0.1)
         assert task.done()
         await task
         assert [c.deployment_id for c in driver.calls] == ["d1"], "queued work must not start during a shutdown"
-        assert driver.env_calls[-1] == A.PLUGIN_STOP
+        assert driver.env_calls[-1] == BosunPluginActions.PLUGIN_STOP
 
     run(scenario)
 
@@ -187,7 +196,7 @@ def test_shutdown_leaves_a_hung_thread_after_the_grace_and_says_so(caplog: pytes
         assert task.done()
         await task
         assert driver.live(), "the fake thread never returned"
-        assert driver.env_calls[-1] == A.PLUGIN_STOP
+        assert driver.env_calls[-1] == BosunPluginActions.PLUGIN_STOP
 
     run(scenario)
     assert "waiting up to 5 s for 1 plugin thread(s): deployment_start:d1" in caplog.text
@@ -214,7 +223,7 @@ def test_a_timed_out_process_is_killed_and_reaped_before_its_slot_frees(tmp_path
         first.exit(-9)  # reaped
         await clock.advance(0.1)
         assert slot.state(clock.now()) is SlotState.BACKOFF
-        assert agent.observed["d1"].state == S.ERROR
+        assert agent.observed["d1"].state == DeploymentState.ERROR
         assert "plugin process killed" in agent.observed["d1"].message
         assert any(e["result"] == ActionStatus.ERROR and "plugin process killed" in e["message"] for e in sink.events)
         assert set(driver.processes) == {"d1", "d2"}
@@ -238,12 +247,12 @@ def test_an_overrunning_listing_is_not_started_again_until_it_returns() -> None:
 
     async def scenario() -> None:
         clock = FakeClock()
-        driver = FakeDriver(clock, hold=frozenset({A.DEPLOYMENT_LIST}))
+        driver = FakeDriver(clock, hold=frozenset({BosunPluginActions.DEPLOYMENT_LIST}))
         agent, _, _ = fake_agent(driver, clock, resync_interval=2)
         stop = asyncio.Event()
         task = asyncio.create_task(agent.run(stop))
         await clock.advance(10)  # five resyncs
-        assert driver.env_calls.count(A.DEPLOYMENT_LIST) == 1
+        assert driver.env_calls.count(BosunPluginActions.DEPLOYMENT_LIST) == 1
         assert agent.env_status["status"] == ActionStatus.ERROR
         assert "still running" in agent.env_status["message"]
 
@@ -252,7 +261,7 @@ def test_an_overrunning_listing_is_not_started_again_until_it_returns() -> None:
             await clock.advance(0.1)
             if len(driver.held) == 2:
                 break
-        assert driver.env_calls.count(A.DEPLOYMENT_LIST) == 2
+        assert driver.env_calls.count(BosunPluginActions.DEPLOYMENT_LIST) == 2
         driver.held[1].end()  # within its timeout this time
         await clock.advance(0.1)
         assert agent.env_status["status"] == ActionStatus.OK

@@ -1,4 +1,4 @@
-"""charts/deckhand-management-agent: lint and render every example values file, the seed's
+"""charts/deckhand-management-agent: lint and render every example values file, the documented
 minimum `--set` install, and schema/required-value errors a person can act on."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from k8s_testenv import build  # noqa: E402
 
-# The documented minimum install (seed 003), with our names for the images.
-SEED_MINIMUM = [
+# bosun's documented minimum install, with our names for the images.
+DOCUMENTED_MINIMUM = [
     "predictionServer.ingressClassName=mlops",
     "predictionServer.outfacingUrlRoot=http://your-company.com/deployments/",
     "datarobot.apiSecretName=mlops-api-key",
@@ -113,8 +113,8 @@ def test_generic_registry_is_insecure_with_hpa_and_pdb(helm: str) -> None:
     assert config["pdb"] == {"minAvailable": 1}
 
 
-def test_seed_minimum_install_with_datarobot_names(helm: str) -> None:
-    args = [a for item in SEED_MINIMUM for a in ("--set", item)]
+def test_documented_minimum_install_with_datarobot_names(helm: str) -> None:
+    args = [a for item in DOCUMENTED_MINIMUM for a in ("--set", item)]
     objs = render(helm, *args)
     config = plugin_config(objs)
     assert config["ingressClass"] == "mlops"
@@ -143,7 +143,7 @@ def test_seed_minimum_install_with_datarobot_names(helm: str) -> None:
     ids=["wrong-type", "unknown-key", "bad-url", "bad-kaniko-flag", "bad-enum"],
 )
 def test_schema_rejects_mistakes_readably(helm: str, override: list[str], expected: list[str]) -> None:
-    args = [a for item in SEED_MINIMUM for a in ("--set", item)]
+    args = [a for item in DOCUMENTED_MINIMUM for a in ("--set", item)]
     proc = run_helm(helm, "template", "dh", str(CHART), *args, *override)
     assert proc.returncode != 0
     assert "values don't meet the specifications of the schema" in proc.stderr
@@ -162,7 +162,7 @@ def test_schema_rejects_mistakes_readably(helm: str, override: list[str], expect
     ],
 )
 def test_missing_required_value_says_what_to_set(helm: str, drop: str, message: str) -> None:
-    kept = [item for item in SEED_MINIMUM if not item.startswith(drop)]
+    kept = [item for item in DOCUMENTED_MINIMUM if not item.startswith(drop)]
     args = [a for item in kept for a in ("--set", item)]
     proc = run_helm(helm, "template", "dh", str(CHART), *args)
     assert proc.returncode != 0
@@ -170,7 +170,7 @@ def test_missing_required_value_says_what_to_set(helm: str, drop: str, message: 
 
 
 def test_deckhand_aliases_win_over_the_documented_names(helm: str) -> None:
-    args = [a for item in SEED_MINIMUM for a in ("--set", item)]
+    args = [a for item in DOCUMENTED_MINIMUM for a in ("--set", item)]
     objs = render(helm, *args, "--set", "deckhand.apiSecretName=dh-token", "--set", "deckhand.predictionEnvId=pe-9")
     assert plugin_config(objs)["modelPackageTokenSecret"] == "dh-token"
     cm = next(o for (kind, _), o in objs.items() if kind == "ConfigMap")
@@ -178,7 +178,7 @@ def test_deckhand_aliases_win_over_the_documented_names(helm: str) -> None:
 
 
 def test_tracking_agent_sidecar_needs_its_image(helm: str) -> None:
-    args = [a for item in SEED_MINIMUM if not item.startswith("trackingAgent.") for a in ("--set", item)]
+    args = [a for item in DOCUMENTED_MINIMUM if not item.startswith("trackingAgent.") for a in ("--set", item)]
     proc = run_helm(helm, "template", "dh", str(CHART), *args, "--set", "trackingAgent.enabled=true")
     assert proc.returncode != 0
     assert "trackingAgent.image is required when trackingAgent.enabled is true" in proc.stderr

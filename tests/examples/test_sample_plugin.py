@@ -18,7 +18,7 @@ def test_sample_plugin_documented_flow(repo_root, tmp_path):
     config["deploymentInfo"]["modelArtifact"] = str(artifact)
     start_cfg = write_yaml(tmp_path / "start.yaml", config)
 
-    # The seed's invocation: a path without .py, relative to the working directory.
+    # bosun's documented invocation: a path without .py, relative to the working directory.
     started = run_runner(
         "--plugin",
         "examples/sample_plugin/sample_plugin",

@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from deckhand.monitoring import records as R
 from deckhand.monitoring import sketch
 from deckhand.monitoring.aggregate import Aggregator, merge_distribution
 from deckhand.monitoring.drift import drift_status, psi
+from deckhand.monitoring.records import CLASS_NAMES, TIMESTAMP, data_record, stats_record
 
 
 def test_sketch_quantiles_are_within_two_percent() -> None:
@@ -40,10 +40,10 @@ def test_histogram_rebins_onto_edges() -> None:
 def test_aggregator_groups_by_source_deployment_and_minute() -> None:
     aggregator = Aggregator()
     for i in range(120):
-        record = R.stats_record("d1", "m1", 2, float(i), user_errors=int(i % 10 == 0), timestamp=600.0 + i)
-        record.update(R.data_record("d1", "m1", [{"x": float(i), "c": "red" if i % 2 else None}], [[0.2, 0.8]]))
-        record[R.CLASS_NAMES] = ["no", "yes"]
-        record[R.TIMESTAMP] = 600.0 + i
+        record = stats_record("d1", "m1", 2, float(i), user_errors=int(i % 10 == 0), timestamp=600.0 + i)
+        record.update(data_record("d1", "m1", [{"x": float(i), "c": "red" if i % 2 else None}], [[0.2, 0.8]]))
+        record[CLASS_NAMES] = ["no", "yes"]
+        record[TIMESTAMP] = 600.0 + i
         aggregator.add("s1", record)
     aggregator.add("s1", {"deploymentId": "d1"})  # no ts: invalid, counted
     aggregator.add("s1", {"deploymentId": "d1", "ts": 1.0, "requests": "many"})

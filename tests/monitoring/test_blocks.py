@@ -8,35 +8,46 @@ import random
 import numpy as np
 import orjson
 
-from deckhand.monitoring import records as R
 from deckhand.monitoring import sketch
 from deckhand.monitoring.aggregate import Aggregator
+from deckhand.monitoring.records import (
+    BLOCK_RECORDS,
+    MINUTE_START,
+    Record,
+    data_record,
+    decode_batch,
+    encode_batch,
+    is_block,
+    record_count,
+    stats_record,
+    to_blocks,
+)
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 
 
-def _mixed_records(n: int, seed: int = 1) -> list[R.Record]:
+def _mixed_records(n: int, seed: int = 1) -> list[Record]:
     """Statistics-only, data-only and combined records over 3 deployments and 3 minutes,
     with missing values, categories, probability vectors and association ids."""
     rng = random.Random(seed)
-    out: list[R.Record] = []
+    out: list[Record] = []
     for i in range(n):
         deployment, ts = f"d{i % 3}", 1_763_740_000.0 + i * 180.0 / n
         kind = i % 4
-        record: R.Record = {}
+        record: Record = {}
         if kind in (0, 1):
-            record = R.stats_record(deployment, "m", rng.randint(1, 4), rng.random() * 20, int(i % 50 == 0), 0, ts)
+            record = stats_record(deployment, "m", rng.randint(1, 4), rng.random() * 20, int(i % 50 == 0), 0, ts)
         if kind in (1, 2):
             row = {"x": rng.gauss(5, 1), "colour": rng.choice(["red", "blue", None]), "flag": rng.random() < 0.5}
-            record.update(R.data_record(deployment, "m", [row], [rng.choice(CLASSES)], timestamp=ts))
+            record.update(data_record(deployment, "m", [row], [rng.choice(CLASSES)], timestamp=ts))
         if kind == 3:
             proba = [[0.2, 0.5, 0.3], [0.7, 0.2, 0.1]]
-            record = R.data_record(deployment, "m", {"x": [1.0, 2.0]}, proba, CLASSES, ["a1", "a2"], ts)
+            record = data_record(deployment, "m", {"x": [1.0, 2.0]}, proba, CLASSES, ["a1", "a2"], ts)
         out.append(record)
     return out
 
 
-def _aggregate(items: list[R.Record]) -> tuple[list[dict], int, int]:
+def _aggregate(items: list[Record]) -> tuple[list[dict], int, int]:
     aggregator = Aggregator()
     for item in items:
         aggregator.add("source", item)
@@ -47,10 +58,10 @@ def _aggregate(items: list[R.Record]) -> tuple[list[dict], int, int]:
 def test_blocks_aggregate_exactly_like_the_same_records_one_per_line() -> None:
     records = _mixed_records(3000)
     records += [{"deploymentId": "", "ts": 1.0}, {"deploymentId": "d0", "ts": 1.0, "requests": "many"}, {"seq": 7}]
-    items = R.decode_batch(R.encode_batch(records))
-    blocks = [item for item in items if R.is_block(item)]
+    items = decode_batch(encode_batch(records))
+    blocks = [item for item in items if is_block(item)]
     assert len(items) < 40 and len(blocks) == len(items) - 3  # 3 deployments x 3-4 minutes, + the odd ones
-    assert R.record_count(items) == len(records)
+    assert record_count(items) == len(records)
     as_lines = [orjson.loads(orjson.dumps(r)) for r in records]  # what a plain JSON-lines producer sends
     assert _aggregate(items) == _aggregate(as_lines)
     drained, counted, invalid = _aggregate(items)
@@ -60,26 +71,26 @@ def test_blocks_aggregate_exactly_like_the_same_records_one_per_line() -> None:
 
 def test_blocks_keep_association_ids_aligned_with_predictions() -> None:
     records = [
-        R.data_record("d", "m", {"x": [1.0]}, ["a"], timestamp=60.0),
-        R.data_record("d", "m", {"x": [2.0, 3.0]}, ["b", "c"], association_ids=["id-2", "id-3"], timestamp=61.0),
+        data_record("d", "m", {"x": [1.0]}, ["a"], timestamp=60.0),
+        data_record("d", "m", {"x": [2.0, 3.0]}, ["b", "c"], association_ids=["id-2", "id-3"], timestamp=61.0),
     ]
-    (block,) = R.to_blocks(records)
+    (block,) = to_blocks(records)
     assert block["predictions"] == ["a", "b", "c"] and block["associationIds"] == [None, "id-2", "id-3"]
     assert block["features"] == {"x": [1.0, 2.0, 3.0]} and block["records"] == 2
 
 
 def test_blocks_hold_at_most_block_records() -> None:
-    records = [R.stats_record("d", "m", 1, 1.0, timestamp=60.0) for _ in range(R.BLOCK_RECORDS + 10)]
-    assert [b["records"] for b in R.to_blocks(records)] == [R.BLOCK_RECORDS, 10]
+    records = [stats_record("d", "m", 1, 1.0, timestamp=60.0) for _ in range(BLOCK_RECORDS + 10)]
+    assert [b["records"] for b in to_blocks(records)] == [BLOCK_RECORDS, 10]
 
 
 def test_a_bad_block_counts_all_its_records_invalid_and_files_nothing() -> None:
-    (good,) = R.to_blocks([R.stats_record("d", "m", 2, 1.0, timestamp=60.0) for _ in range(5)])
+    (good,) = to_blocks([stats_record("d", "m", 2, 1.0, timestamp=60.0) for _ in range(5)])
     for broken in (
         {**good, "requests": [1, 1, 1, 1, -1]},  # a negative count
         {**good, "rows": [2.5, 2, 2, 2, 2]},  # not an integer
         {**good, "userErrors": [0]},  # columns of different lengths
-        {**good, R.MINUTE_START: 61},  # not a minute
+        {**good, MINUTE_START: 61},  # not a minute
         {**good, "features": {"x": 3.0}},  # a feature without its list
     ):
         aggregator = Aggregator()
@@ -93,7 +104,7 @@ def test_a_bad_block_counts_all_its_records_invalid_and_files_nothing() -> None:
 
 def test_numpy_feature_columns_fold_like_lists() -> None:
     record = {"deploymentId": "d", "modelId": None, "ts": 60.0, "features": {"x": np.array([1.5, 2.5])}}
-    (block,) = R.decode_batch(R.encode_batch([record]))
+    (block,) = decode_batch(encode_batch([record]))
     assert block["features"] == {"x": [1.5, 2.5]}
 
 

@@ -7,12 +7,12 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from deckhand.monitoring import records as R
 from deckhand.monitoring.aggregate import Aggregator
+from deckhand.monitoring.records import data_record, stats_record
 
 
 def _raw(dep_id: str, ts: float, latency: float, rows: int = 1, error: str | None = None) -> dict:
-    record = R.stats_record(
+    record = stats_record(
         dep_id,
         "m1",
         rows,
@@ -92,7 +92,7 @@ def test_predictions_and_drift(api: TestClient, deployment: dict) -> None:
     for i in range(200):
         agg.add(
             "s",
-            R.data_record(
+            data_record(
                 dep,
                 "m1",
                 [{"sepal_length": 9.0 + (i % 7) * 0.1, "sepal_width": 3.0, "petal_length": 1.4, "petal_width": 0.2}],

@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from deckhand.monitoring import records as R
+from deckhand.monitoring.records import stats_record
 from deckhand.server.app import create_app
 from deckhand.server.db.models import MonitoringSource, utcnow
 from deckhand.server.services.monitoring.storage import SOURCE_RETENTION, SourceRetention
@@ -42,7 +42,7 @@ def _sources(cp: ControlPlane) -> set[str]:
 
 
 def _post(client: TestClient, batch_id: str) -> None:
-    record = R.stats_record("no-such-deployment", None, 1, 1.0, timestamp=time.time())
+    record = stats_record("no-such-deployment", None, 1, 1.0, timestamp=time.time())
     response = client.post("/api/v1/monitoring/batches", json={"batchId": batch_id, "records": [record]})
     assert response.status_code == 200, response.text
 

@@ -51,7 +51,7 @@ def test_module_in_current_directory_and_py_paths(plugin_dir: Path):
     sub.mkdir()
     (sub / "lp_file.py").write_text(GOOD_PLUGIN.format(name="FilePlugin"))
     assert load_plugin_class("./lp_pkg/lp_file.py").__name__ == "FilePlugin"
-    # The seed's form: a path without the .py suffix.
+    # bosun's documented form: a path without the .py suffix.
     assert load_plugin_class("lp_pkg/lp_file").__name__ == "FilePlugin"
 
 

@@ -161,13 +161,13 @@ def test_unknown_action_is_a_failing_status_naming_the_choices():
 
 
 def test_bosun_import_paths_are_the_same_classes():
-    from bosun.plugin.action_status import ActionStatusInfo as A
-    from bosun.plugin.bosun_plugin_base import BosunPluginBase as B
-    from bosun.plugin.constants import DeploymentState as S
-    from bosun.plugin.deployment_info import DeploymentInfo as D
-    from bosun.plugin.pe_info import PEInfo as P
+    from bosun.plugin import action_status, bosun_plugin_base, constants, deployment_info, pe_info
 
-    assert (A, B, S, D, P) == (ActionStatusInfo, BosunPluginBase, DeploymentState, DeploymentInfo, PEInfo)
+    assert action_status.ActionStatusInfo is ActionStatusInfo
+    assert bosun_plugin_base.BosunPluginBase is BosunPluginBase
+    assert constants.DeploymentState is DeploymentState
+    assert deployment_info.DeploymentInfo is DeploymentInfo
+    assert pe_info.PEInfo is PEInfo
 
 
 def test_secrets_are_masked_in_sanitized_config():

@@ -213,7 +213,7 @@ def test_a_thousand_deployments_stay_fast(
     start = time.monotonic()
     assert api.post(f"{url}/status", json=report).status_code == 204
     post = time.monotonic() - start
-    # generous bounds for a shared 2-core CI machine; typical values are ~10x lower
+    # generous bounds for a shared 2-core CI machine; typical values are far lower
     assert fetch < 2.0, f"desired state with 1000 deployments took {fetch:.2f}s"
     assert post < 3.0, f"status report of 1000 deployments took {post:.2f}s"
     ready = [d for d in api.get("/api/v1/deployments").json() if d["observed"]]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from deckhand.client import ControlPlaneClient
-from deckhand.monitoring import records as R
 from deckhand.monitoring.aggregate import Aggregator
+from deckhand.monitoring.records import data_record, stats_record
 from deckhand.server.settings import ServerSettings
 from deckhand.server.testing import ThreadedServer
 
@@ -32,8 +32,8 @@ def test_concurrent_resends_count_once_on_postgres(
         aggregator = Aggregator()
         for source in range(20):
             for i in range(50):
-                record = R.stats_record(dep, "m", 2, 1.0 + i, user_errors=int(i == 0), timestamp=ts)
-                record.update(R.data_record(dep, "m", [{"sepal_length": 5.0 + i % 3}], ["setosa"], timestamp=ts))
+                record = stats_record(dep, "m", 2, 1.0 + i, user_errors=int(i == 0), timestamp=ts)
+                record.update(data_record(dep, "m", [{"sepal_length": 5.0 + i % 3}], ["setosa"], timestamp=ts))
                 aggregator.add(f"src-{source}", record)
         aggregates = aggregator.drain()
         errors: list[Exception] = []

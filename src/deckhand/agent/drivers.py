@@ -1,5 +1,5 @@
 """Running plugin actions: in-process for built-in plugins, or as a subprocess through a
-`command` prefix that speaks the seed's protocol (action config file in, status file out),
+`command` prefix that speaks bosun's documented protocol (action config file in, status file out),
 so any compatible runner — ours or the documented one — can be driven."""
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from deckhand.fsutil import atomic_write_text
 from deckhand.plugin import yamlio
 from deckhand.plugin.action_config import parse_action_config
 from deckhand.plugin.action_status import ActionStatusInfo, failing_status
-from deckhand.plugin.constants import BosunPluginConfigConstants as K
-from deckhand.plugin.constants import DeploymentInfoConfigConstants, PeInfoConfigConstants
+from deckhand.plugin.constants import BosunPluginConfigConstants, DeploymentInfoConfigConstants, PeInfoConfigConstants
 
 STATUS_FILE = "status.yaml"  # in a subprocess action's temp dir, written by the runner
 
@@ -69,10 +68,10 @@ async def run_call(call: PluginCall, action: str, timeout: float, clock: Clock) 
 
 def plugin_config_for(env: EnvironmentInfo, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     config = {
-        K.MLOPS_BOSUN_PRED_ENV_ID_KEY: env.id,
-        K.MLOPS_BOSUN_PRED_ENV_TYPE_KEY: env.plugin or env.platform,
-        K.MLOPS_BOSUN_PRED_ENV_PLATFORM_KEY: env.platform,
-        K.MLOPS_BOSUN_PRED_ENV_ENABLE_MONITORING_KEY: env.monitoring_enabled,
+        BosunPluginConfigConstants.MLOPS_BOSUN_PRED_ENV_ID_KEY: env.id,
+        BosunPluginConfigConstants.MLOPS_BOSUN_PRED_ENV_TYPE_KEY: env.plugin or env.platform,
+        BosunPluginConfigConstants.MLOPS_BOSUN_PRED_ENV_PLATFORM_KEY: env.platform,
+        BosunPluginConfigConstants.MLOPS_BOSUN_PRED_ENV_ENABLE_MONITORING_KEY: env.monitoring_enabled,
         **env.plugin_config,
         **(overrides or {}),
     }
@@ -112,7 +111,7 @@ def action_config(
     deployment: dict[str, Any] | None,
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
-        K.PLUGIN_CONFIG_KEY: plugin_config,
+        BosunPluginConfigConstants.PLUGIN_CONFIG_KEY: plugin_config,
         PeInfoConfigConstants.PE_INFO_KEY: {
             "id": env.id,
             "name": env.name,

@@ -14,7 +14,7 @@ from deckhand.agent import drivers, platforms
 from deckhand.agent.artifacts import ArtifactCache
 from deckhand.agent.config import AgentSettings, EnvironmentSettings
 from deckhand.agent.model import EnvironmentInfo
-from deckhand.plugin.constants import BosunPluginConfigConstants as K
+from deckhand.plugin.constants import BosunPluginConfigConstants
 from deckhand.plugin.platforms import DEFAULT_PLUGIN_BY_PLATFORM
 
 
@@ -52,9 +52,9 @@ async def set_up_platform(
             await _start_local(platform, settings, env, work)
         if env.platform == "docker":
             # The tracking agent the plugin runs reports to this control plane as this agent.
-            platform.overrides.setdefault(K.MLOPS_URL, settings.resolved_url())
+            platform.overrides.setdefault(BosunPluginConfigConstants.MLOPS_URL, settings.resolved_url())
             if not env_settings.command:  # a runner gets it as MLOPS_API_TOKEN instead
-                platform.overrides.setdefault(K.MLOPS_API_TOKEN_KEY, settings.resolved_token())
+                platform.overrides.setdefault(BosunPluginConfigConstants.MLOPS_API_TOKEN_KEY, settings.resolved_token())
     except BaseException:
         await platform.stop()
         raise
@@ -65,7 +65,7 @@ def _driver(
     settings: AgentSettings, env_settings: EnvironmentSettings, env: EnvironmentInfo, work: Path
 ) -> drivers.PluginDriver:
     if env_settings.command:
-        token_env = {K.MLOPS_API_TOKEN_ENV: settings.resolved_token() or ""}
+        token_env = {BosunPluginConfigConstants.MLOPS_API_TOKEN_ENV: settings.resolved_token() or ""}
         return drivers.SubprocessDriver(env_settings.command, work / "actions", token_env)
     plugin = plugin_name(env_settings, env.plugin, env.platform)
     if not plugin:

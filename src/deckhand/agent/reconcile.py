@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from deckhand.agent.model import Action, DesiredDeployment, ObservedDeployment
-from deckhand.plugin.constants import TRANSIENT_STATES
-from deckhand.plugin.constants import BosunPluginActions as A
-from deckhand.plugin.constants import DeploymentState as S
+from deckhand.plugin.constants import TRANSIENT_STATES, BosunPluginActions, DeploymentState
 
-ABSENT = frozenset({S.STOPPED})
+ABSENT = frozenset({DeploymentState.STOPPED})
 
 
 def plan(
@@ -37,16 +35,16 @@ def plan(
 def _decide(want: DesiredDeployment | None, have: ObservedDeployment | None) -> tuple[str, str] | None:
     running = have is not None and have.state not in ABSENT
     if want is None or not want.active:
-        if running and have is not None and have.state != S.SHUTTING_DOWN:
+        if running and have is not None and have.state != DeploymentState.SHUTTING_DOWN:
             why = "deployment was deleted" if want is None else "deployment is inactive"
-            return A.DEPLOYMENT_STOP, why
+            return BosunPluginActions.DEPLOYMENT_STOP, why
         return None
     if not running or have is None:
-        return A.DEPLOYMENT_START, "deployment is not running"
+        return BosunPluginActions.DEPLOYMENT_START, "deployment is not running"
     if have.state in TRANSIENT_STATES:
         return None
-    if have.state == S.ERROR:
-        return A.DEPLOYMENT_RELAUNCH, f"deployment is errored: {have.message or 'no message'}"
+    if have.state == DeploymentState.ERROR:
+        return BosunPluginActions.DEPLOYMENT_RELAUNCH, f"deployment is errored: {have.message or 'no message'}"
     if have.model_id is not None and have.model_id != want.model_id:
-        return A.DEPLOYMENT_REPLACE_MODEL, f"runs model {have.model_id}, should run {want.model_id}"
+        return BosunPluginActions.DEPLOYMENT_REPLACE_MODEL, f"runs model {have.model_id}, should run {want.model_id}"
     return None

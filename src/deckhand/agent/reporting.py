@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from deckhand.agent.clock import Clock
 from deckhand.agent.model import DesiredState, ObservedDeployment
 from deckhand.plugin.action_status import ActionStatusInfo
-from deckhand.plugin.constants import DeploymentState as S
+from deckhand.plugin.constants import DeploymentState
 from deckhand.secrets import mask
 
 log = logging.getLogger("deckhand.agent")
@@ -50,11 +50,11 @@ def status_payload(
     stopped (so the control plane purges a deleted deployment only once it is gone)."""
     deployments = []
     for want in desired.deployments:
-        seen = observed.get(want.id) or ObservedDeployment(want.id, S.STOPPED, message="not started yet")
+        seen = observed.get(want.id) or ObservedDeployment(want.id, DeploymentState.STOPPED, message="not started yet")
         deployments.append(_entry(seen))
     wanted = {d.id for d in desired.deployments}
     for dep_id, seen in observed.items():
-        if dep_id not in wanted and (seen.state != S.STOPPED or dep_id in running):
+        if dep_id not in wanted and (seen.state != DeploymentState.STOPPED or dep_id in running):
             deployments.append(_entry(seen))
     return {"environment": dict(environment), "deployments": deployments}
 

@@ -25,14 +25,16 @@ from deckhand.agent.slots import Slot, Slots
 from deckhand.agent.sources import DesiredStateSource
 from deckhand.agent.tasks import TaskSet, cancel_and_wait
 from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo, failing_status
-from deckhand.plugin.constants import TRANSIENT_STATES
-from deckhand.plugin.constants import BosunPluginActions as A
-from deckhand.plugin.constants import DeploymentState as S
+from deckhand.plugin.constants import TRANSIENT_STATES, BosunPluginActions, DeploymentState
 from deckhand.secrets import mask
 
 log = logging.getLogger("deckhand.agent")
 
-NEEDS_ARTIFACT = {A.DEPLOYMENT_START, A.DEPLOYMENT_REPLACE_MODEL, A.DEPLOYMENT_RELAUNCH}
+NEEDS_ARTIFACT = {
+    BosunPluginActions.DEPLOYMENT_START,
+    BosunPluginActions.DEPLOYMENT_REPLACE_MODEL,
+    BosunPluginActions.DEPLOYMENT_RELAUNCH,
+}
 COALESCE_SECONDS = 0.01  # a pass waits this long after waking, so a burst of completions makes one pass
 
 
@@ -87,8 +89,8 @@ class EnvironmentAgent:
             self.desired = await self.source.next_state(None, 0)
             env = self.desired.environment
             self.platform = await self._set_up(env)
-            status = await self._env_call(A.PLUGIN_START)
-            self.reporter.event(None, A.PLUGIN_START, status)
+            status = await self._env_call(BosunPluginActions.PLUGIN_START)
+            self.reporter.event(None, BosunPluginActions.PLUGIN_START, status)
             self.env_status = {"status": status.status, "message": status.msg}
             log.info("environment=%s platform=%s started revision=%s", env.id, env.platform, self.desired.revision)
             self._tasks.spawn(self._follow_desired(stop), name="desired-state")
@@ -144,7 +146,7 @@ class EnvironmentAgent:
 
     # ----- observing ---------------------------------------------------------------------
     async def _observe(self) -> None:
-        listed = await self._env_call(A.DEPLOYMENT_LIST)
+        listed = await self._env_call(BosunPluginActions.DEPLOYMENT_LIST)
         if listed.status != ActionStatus.OK or not isinstance(listed.data, dict):
             self.env_status = {"status": listed.status, "message": f"deployment_list: {listed.msg}"}
             return
@@ -152,7 +154,7 @@ class EnvironmentAgent:
         self.slots.refresh(
             {str(d): _observed_from_status(str(d), raw or {}, known.get(str(d))) for d, raw in listed.data.items()}
         )
-        pe = await self._env_call(A.PE_STATUS)
+        pe = await self._env_call(BosunPluginActions.PE_STATUS)
         self.env_status = {"status": pe.status, "message": pe.msg}
 
     # ----- acting ------------------------------------------------------------------------
@@ -221,7 +223,7 @@ class EnvironmentAgent:
         problem = None
         if action.kind in NEEDS_ARTIFACT and action.desired is not None:
             problem = await self.server.wait_model_loaded(action.deployment_id, action.desired.model_id)
-        elif action.kind == A.DEPLOYMENT_STOP:
+        elif action.kind == BosunPluginActions.DEPLOYMENT_STOP:
             problem = await self.server.wait_model_unloaded(action.deployment_id)
         return failing_status(action.kind, problem) if problem else status
 
@@ -235,13 +237,13 @@ class EnvironmentAgent:
             data = status.data or {}
             observed = ObservedDeployment(
                 dep_id,
-                status.state or S.READY,
+                status.state or DeploymentState.READY,
                 data.get(ActionDataFields.CURRENT_MODEL_ID) or action.desired.model_id,
                 data.get(ActionDataFields.PREDICTION_URL) or (previous.prediction_url if previous else None),
                 status.msg,
             )
-        if action.kind == A.DEPLOYMENT_STOP and status.status == ActionStatus.OK:
-            observed = ObservedDeployment(dep_id, S.STOPPED, None, None, status.msg)
+        if action.kind == BosunPluginActions.DEPLOYMENT_STOP and status.status == ActionStatus.OK:
+            observed = ObservedDeployment(dep_id, DeploymentState.STOPPED, None, None, status.msg)
         slot.observed = observed
         ok = status.status in (ActionStatus.OK, ActionStatus.WARN)
         delay = slot.record(ok, self.clock.now(), self.settings.retry_base, self.settings.retry_max)
@@ -267,10 +269,10 @@ class EnvironmentAgent:
                 action.observed,
                 action.deployment_id,
                 artifact,
-                replacing=kind == A.DEPLOYMENT_REPLACE_MODEL,
+                replacing=kind == BosunPluginActions.DEPLOYMENT_REPLACE_MODEL,
             )
         pe_deployments = []
-        if kind == A.PE_STATUS:
+        if kind == BosunPluginActions.PE_STATUS:
             observed = self.observed
             pe_deployments = [
                 drivers.deployment_info(d, observed.get(d.id), d.id, None) for d in self.desired.deployments if d.active
@@ -334,7 +336,7 @@ class EnvironmentAgent:
             return
         try:
             if self.desired is not None:
-                status = await self._env_call(A.PLUGIN_STOP)
+                status = await self._env_call(BosunPluginActions.PLUGIN_STOP)
                 if status.status != ActionStatus.OK:
                     log.warning("plugin_stop: %s", mask(status.msg or ""))
         finally:
@@ -344,7 +346,9 @@ class EnvironmentAgent:
 
 def _observed_from_status(dep_id: str, raw: dict[str, Any], previous: ObservedDeployment | None) -> ObservedDeployment:
     data = raw.get("data") or {}
-    state = raw.get("state") or (S.READY if raw.get("status") == ActionStatus.OK else S.UNKNOWN)
+    state = raw.get("state") or (
+        DeploymentState.READY if raw.get("status") == ActionStatus.OK else DeploymentState.UNKNOWN
+    )
     return ObservedDeployment(
         dep_id,
         state,
@@ -356,9 +360,10 @@ def _observed_from_status(dep_id: str, raw: dict[str, Any], previous: ObservedDe
 
 
 def _transient(action: Action) -> ObservedDeployment:
-    state = {A.DEPLOYMENT_STOP: S.SHUTTING_DOWN, A.DEPLOYMENT_REPLACE_MODEL: S.REPLACING_MODEL}.get(
-        action.kind, S.LAUNCHING
-    )
+    state = {
+        BosunPluginActions.DEPLOYMENT_STOP: DeploymentState.SHUTTING_DOWN,
+        BosunPluginActions.DEPLOYMENT_REPLACE_MODEL: DeploymentState.REPLACING_MODEL,
+    }.get(action.kind, DeploymentState.LAUNCHING)
     prev = action.observed
     return ObservedDeployment(
         action.deployment_id,

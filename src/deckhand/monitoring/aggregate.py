@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from deckhand.monitoring import records as R
 from deckhand.monitoring import sketch
+from deckhand.monitoring.records import COUNT_KEYS, MINUTE_START, Record, is_block
 
 MAX_CATEGORIES = 100
 OTHER = "__other__"
@@ -113,10 +113,10 @@ class Aggregator:
         self.records = 0
         self.invalid = 0
 
-    def add(self, source_id: str, record: R.Record) -> None:
+    def add(self, source_id: str, record: Record) -> None:
         """File one channel item: a raw record (`ts`), a block of them (`kind: columns`) or a
         reporter's aggregate (`minute`)."""
-        if R.is_block(record):
+        if is_block(record):
             self._add_block(source_id, record)
             return
         if "minute" in record:
@@ -171,7 +171,7 @@ class Aggregator:
             return
         self.records += 1
 
-    def _add_block(self, source_id: str, block: R.Record) -> None:
+    def _add_block(self, source_id: str, block: Record) -> None:
         """A columnar block: checked whole (a bad block counts all its records invalid), its
         counts summed with numpy, its values filed for `drain` like a raw record's."""
         n = block.get("records")
@@ -180,10 +180,10 @@ class Aggregator:
             return
         try:
             deployment_id, model_id = block["deploymentId"], block.get("modelId")
-            minute = block[R.MINUTE_START]
+            minute = block[MINUTE_START]
             if type(deployment_id) is not str or not deployment_id or type(minute) is not int or minute % 60:
                 raise TypeError("deploymentId/minuteStart")
-            counts = [_counts(block.get(key) or []) for key in R.COUNT_KEYS]
+            counts = [_counts(block.get(key) or []) for key in COUNT_KEYS]
             if len({len(c) for c in counts}) != 1 or len(counts[0]) > n:
                 raise ValueError("requests, rows, userErrors and systemErrors must have one entry per record")
             latencies = block.get("latencyMs") or []
@@ -221,7 +221,7 @@ class Aggregator:
                 bucket.class_names = block["classNames"]
         self.records += n
 
-    def _add_aggregate(self, source_id: str, record: R.Record) -> None:
+    def _add_aggregate(self, source_id: str, record: Record) -> None:
         try:
             deployment_id = record["deploymentId"]
             minute = record["minute"]

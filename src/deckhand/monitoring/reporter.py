@@ -31,10 +31,23 @@ from typing import Any
 
 import numpy as np
 
-from deckhand.monitoring import records as R
 from deckhand.monitoring import sketch
 from deckhand.monitoring.aggregate import distribution, merge_distribution
 from deckhand.monitoring.channels import Channel, ChannelError, channel_from_spec
+from deckhand.monitoring.records import (
+    DEPLOYMENT_ID,
+    FEATURES,
+    MODEL_ID,
+    PREDICTIONS,
+    REQUESTS,
+    ROWS,
+    SYSTEM_ERRORS,
+    TIMESTAMP,
+    USER_ERRORS,
+    Record,
+    columnar,
+    data_record,
+)
 
 log = logging.getLogger("deckhand.monitoring.reporter")
 
@@ -114,19 +127,19 @@ class _Stats:
         sketch.merge(self.latency, other.latency)
         merge_distribution(self.predictions, other.predictions)
 
-    def to_record(self, deployment_id: str, minute: int) -> R.Record:
-        record: R.Record = {
-            R.DEPLOYMENT_ID: deployment_id,
-            R.MODEL_ID: self.model_id,
+    def to_record(self, deployment_id: str, minute: int) -> Record:
+        record: Record = {
+            DEPLOYMENT_ID: deployment_id,
+            MODEL_ID: self.model_id,
             "minute": minute,
-            R.REQUESTS: self.requests,
-            R.ROWS: self.rows,
-            R.USER_ERRORS: self.user_errors,
-            R.SYSTEM_ERRORS: self.system_errors,
+            REQUESTS: self.requests,
+            ROWS: self.rows,
+            USER_ERRORS: self.user_errors,
+            SYSTEM_ERRORS: self.system_errors,
             "latency": self.latency,
         }
         if self.predictions:
-            record[R.PREDICTIONS] = self.predictions
+            record[PREDICTIONS] = self.predictions
         return record
 
 
@@ -165,10 +178,10 @@ class MonitoringReporter:
         self.dropped = 0
         self.publish_failures = 0
         self.last_error: str | None = None
-        self._buffer: deque[R.Record] = deque()
+        self._buffer: deque[Record] = deque()
         # a batch whose publish failed: retried as is, with the same message id, so that a
         # publish that reached the broker but whose confirm was lost is not counted twice
-        self._retry: tuple[str, list[R.Record], int] | None = None
+        self._retry: tuple[str, list[Record], int] | None = None
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
@@ -202,7 +215,7 @@ class MonitoringReporter:
         association_ids: list[Any] | None = None,
     ) -> None:
         """Features (DataFrame or row dicts) and predictions, for drift and prediction distributions."""
-        self._put(R.data_record(deployment_id, model_id, features, predictions, class_names, association_ids))
+        self._put(data_record(deployment_id, model_id, features, predictions, class_names, association_ids))
 
     def count_request(
         self,
@@ -259,10 +272,10 @@ class MonitoringReporter:
         """A sample of a call's input rows, for drift; its predictions are in the statistics."""
         self._put(
             {
-                R.DEPLOYMENT_ID: deployment_id,
-                R.MODEL_ID: model_id,
-                R.TIMESTAMP: time.time() if timestamp is None else timestamp,
-                R.FEATURES: R.columnar(rows),
+                DEPLOYMENT_ID: deployment_id,
+                MODEL_ID: model_id,
+                TIMESTAMP: time.time() if timestamp is None else timestamp,
+                FEATURES: columnar(rows),
             }
         )
 
@@ -349,7 +362,7 @@ class MonitoringReporter:
             else:
                 waiting.absorb(stats)
 
-    def _put(self, record: R.Record) -> None:
+    def _put(self, record: Record) -> None:
         buffer = self._buffer
         if len(buffer) >= self.max_buffer:
             self.dropped += 1
@@ -365,8 +378,8 @@ class MonitoringReporter:
         if len(buffer) >= self.batch_size:
             self._wake.set()
 
-    def _take(self) -> list[R.Record]:
-        batch: list[R.Record] = []
+    def _take(self) -> list[Record]:
+        batch: list[Record] = []
         popleft = self._buffer.popleft
         try:
             for _ in range(self.batch_size):
@@ -375,7 +388,7 @@ class MonitoringReporter:
             pass
         return batch
 
-    def _next_batch(self) -> tuple[str, list[R.Record], int]:
+    def _next_batch(self) -> tuple[str, list[Record], int]:
         """The failed batch again, else the statistics so far plus buffered data records."""
         if self._retry is not None:
             return self._retry

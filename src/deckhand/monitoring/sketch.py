@@ -29,7 +29,7 @@ def bucket_keys(values: np.ndarray) -> tuple[list[str], list[int]]:
     small = magnitude < ZERO
     index = np.ceil(np.log(np.where(small, 1.0, magnitude)) / _LOG_GAMMA).astype(np.int64)
     # one integer per bucket, index * 3 + kind (0 zero, 1 positive, 2 negative), so that a
-    # 1-D count does the grouping (np.unique over pairs sorted rows: 10x slower)
+    # 1-D count does the grouping (np.unique over pairs would sort rows, which is far slower)
     code = np.where(small, 0, index * 3 + np.where(values > 0, 1, 2))
     low = int(code.min())
     span = int(code.max()) - low + 1

@@ -1,4 +1,4 @@
-"""The action config file (seed protocol): pluginConfig, peInfo and deploymentInfo sections.
+"""The action config file (bosun's documented protocol): pluginConfig, peInfo and deploymentInfo sections.
 
 `load_action_config` reads and validates one; `template` gives a ready-to-edit one for
 `--gen-config`.
@@ -22,7 +22,7 @@ from deckhand.plugin.errors import ConfigError, describe
 from deckhand.plugin.pe_info import PEInfo
 from deckhand.secrets import register_secret
 
-TYPE_CHECKING = False  # typing costs a runner subprocess ~3 ms; only type checkers need it here
+TYPE_CHECKING = False  # importing typing slows every runner start; only type checkers need it
 if TYPE_CHECKING:
     from typing import Any
 

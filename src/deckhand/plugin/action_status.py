@@ -1,4 +1,4 @@
-"""ActionStatus / ActionStatusInfo: what every plugin action returns (seed protocol)."""
+"""ActionStatus / ActionStatusInfo: what every plugin action returns (bosun's documented protocol)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 from deckhand.plugin.constants import ACTIONS_WITH_DEPLOYMENT, DeploymentState
 
-TYPE_CHECKING = False  # typing costs a runner subprocess ~3 ms; only type checkers need it here
+TYPE_CHECKING = False  # importing typing slows every runner start; only type checkers need it
 if TYPE_CHECKING:
     from typing import Any
 

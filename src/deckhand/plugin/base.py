@@ -14,7 +14,7 @@ from deckhand.plugin.errors import ConfigError, PluginError, describe
 from deckhand.plugin.pe_info import PEInfo
 from deckhand.secrets import mask, mask_mapping
 
-TYPE_CHECKING = False  # typing costs a runner subprocess ~3 ms; only type checkers need it here
+TYPE_CHECKING = False  # importing typing slows every runner start; only type checkers need it
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any

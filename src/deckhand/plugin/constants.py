@@ -1,4 +1,4 @@
-"""Names from the documented plugin protocol (seed 000): actions, config keys, states.
+"""Names from the documented plugin protocol (bosun's documented interface): actions, config keys, states.
 
 Each string is defined here once; everything else imports it.
 """
@@ -26,7 +26,7 @@ class BosunPluginActions:
         return set(ACTIONS_WITH_DEPLOYMENT)
 
 
-# The order `--list-actions` prints (the seed's list, then relaunch).
+# The order `--list-actions` prints (bosun's documented list, then relaunch).
 ACTIONS: tuple[str, ...] = (
     BosunPluginActions.PLUGIN_START,
     BosunPluginActions.PLUGIN_STOP,

@@ -17,7 +17,7 @@ from deckhand.registry import Registry, RegistryEntry
 
 ENTRY_POINT_GROUP = "deckhand.plugins"
 
-# The built-in plugins, named as the seed names them. Strings, so that resolving a name
+# The built-in plugins, named as bosun's documentation names them. Strings, so that resolving a name
 # imports only that plugin (and the plugins, which import this package, are not imported here).
 PLUGINS: Registry[type[BosunPluginBase] | ModuleType] = Registry(
     "plugin",
@@ -110,7 +110,7 @@ def _import_path(spec: str) -> ModuleType:
 
     path = Path(spec)
     if path.suffix != ".py" and not path.exists():
-        path = path.with_suffix(".py")  # the seed's form: --plugin sample_plugin/sample_plugin
+        path = path.with_suffix(".py")  # bosun's documented form: --plugin sample_plugin/sample_plugin
     if path.is_dir():
         init = path / "__init__.py"
         if not init.exists():

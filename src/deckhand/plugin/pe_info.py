@@ -6,7 +6,7 @@ from deckhand.plugin.constants import PeInfoConfigConstants
 from deckhand.plugin.deployment_info import DeploymentInfo
 from deckhand.plugin.errors import ConfigError, describe
 
-TYPE_CHECKING = False  # typing costs a runner subprocess ~3 ms; only type checkers need it here
+TYPE_CHECKING = False  # importing typing slows every runner start; only type checkers need it
 if TYPE_CHECKING:
     from typing import Any
 

@@ -1,5 +1,5 @@
 """`bosun-plugin-runner` (also `deckhand plugin run`): run one plugin action and write
-its status file — the seed's protocol, so the documented runner and ours are
+its status file — bosun's documented protocol, so the documented runner and ours are
 interchangeable under the agent.
 
 Start-up is part of every subprocess action, so this module imports only the standard
@@ -18,7 +18,7 @@ from deckhand.plugin.action_status import ActionStatus, ActionStatusInfo, failin
 from deckhand.plugin.constants import ACTIONS
 from deckhand.plugin.errors import ConfigError, PluginError
 
-TYPE_CHECKING = False  # typing costs a runner subprocess ~3 ms; only type checkers need it here
+TYPE_CHECKING = False  # importing typing slows every runner start; only type checkers need it
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any

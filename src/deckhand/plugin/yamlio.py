@@ -2,15 +2,15 @@
 when the text is JSON.
 
 JSON is YAML, so the agent writes action configs as JSON and the runner writes status
-files as JSON: every YAML reader loads them, and a runner subprocess skips the ~12 ms
-`import yaml` costs. Hand-written YAML still goes through PyYAML (its C loader when
+files as JSON: every YAML reader loads them, and a runner subprocess skips the cost of
+`import yaml` on its start. Hand-written YAML still goes through PyYAML (its C loader when
 built)."""
 
 from __future__ import annotations
 
 import json
 
-TYPE_CHECKING = False  # typing costs a runner subprocess ~3 ms; only type checkers need it here
+TYPE_CHECKING = False  # importing typing slows every runner start; only type checkers need it
 if TYPE_CHECKING:
     from typing import Any
 

@@ -10,7 +10,7 @@ from deckhand.plugins.docker import names
 from deckhand.plugins.docker.config import DockerConfig, container_reachable_url
 
 
-def test_defaults_follow_the_seed_and_our_images(monkeypatch) -> None:
+def test_defaults_follow_the_documented_plugin_and_our_images(monkeypatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///run/deckhand-docker/docker.sock")
     config = DockerConfig.from_mapping({"MLOPS_BOSUN_PRED_ENV_ID": "pe1"})
     assert config.network == "bosun"
@@ -18,7 +18,7 @@ def test_defaults_follow_the_seed_and_our_images(monkeypatch) -> None:
     assert config.agent_image == f"deckhand-tracking-agent:{__version__}"
     assert config.rabbitmq_image == f"deckhand-rabbitmq:{__version__}"
     assert config.pps_base_image == f"deckhand-pps:{__version__}"
-    assert config.image_repository == "mlops_model"  # the seed's prefix "mlops_" + "model"
+    assert config.image_repository == "mlops_model"  # the documented prefix "mlops_" + "model"
     assert config.container_prefix == "mlops_"
     assert config.traefik_ports == {80: 81, 8080: 8081}
     assert config.docker_host == "unix:///run/deckhand-docker/docker.sock"
@@ -26,7 +26,7 @@ def test_defaults_follow_the_seed_and_our_images(monkeypatch) -> None:
     assert config.environment_id == "pe1"
 
 
-def test_seed_example_config_is_accepted() -> None:
+def test_documented_example_config_is_accepted() -> None:
     config = DockerConfig.from_mapping(
         {
             "dockerNetwork": "bosun",

@@ -1,11 +1,11 @@
-"""Kubernetes plugin settings: seed keys, defaults, and errors that name the key and the fix."""
+"""Kubernetes plugin settings: bosun's documented keys, defaults, and errors that name the key and the fix."""
 
 from __future__ import annotations
 
 import pytest
 
 from deckhand.plugin.errors import ConfigError
-from deckhand.plugins.kubernetes.config import IN_CLUSTER, SEED_KEYS, KubernetesConfig
+from deckhand.plugins.kubernetes.config import DOCUMENTED_KEYS, IN_CLUSTER, KubernetesConfig
 
 BASE = {
     "ppsBaseImage": "reg.example.com/deckhand/pps:0.1.0",
@@ -14,8 +14,8 @@ BASE = {
 }
 
 
-def test_seed_keys_and_defaults() -> None:
-    assert set(SEED_KEYS) == {
+def test_documented_keys_and_defaults() -> None:
+    assert set(DOCUMENTED_KEYS) == {
         "kubeConfigContext",
         "kubeNamespace",
         "agentImage",

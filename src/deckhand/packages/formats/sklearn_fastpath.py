@@ -1,7 +1,7 @@
 """Verified NumPy fast path for linear scikit-learn models on numeric arrays.
 
-scikit-learn validates its input on every call, which costs ~0.3 ms even for one row;
-for `[StandardScaler] -> LogisticRegression | LinearRegression | Ridge | Lasso` the
+scikit-learn validates its input on every call, even for one row, which costs far more
+than the prediction itself: for `[StandardScaler] -> LogisticRegression | LinearRegression | Ridge | Lasso` the
 arithmetic itself takes microseconds. `compile_linear` rebuilds that arithmetic from the
 fitted attributes and keeps it only if it matches the estimator's own output on random
 inputs; anything else (other steps, other solvers, a mismatch) returns None and the

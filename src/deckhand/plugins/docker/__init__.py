@@ -1,1 +1,1 @@
-"""The Docker plugin (seed 000): deployments as prediction-server containers behind Traefik."""
+"""The Docker plugin (bosun's documented Docker plugin): deployments as prediction-server containers behind Traefik."""

@@ -1,4 +1,4 @@
-"""Docker plugin settings (seed keys), from pluginConfig merged with the private config.
+"""Docker plugin settings (bosun's documented keys), from pluginConfig merged with the private config.
 
 Every key is defined here once; defaults point at the images `make -C images all` builds.
 """
@@ -13,11 +13,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from deckhand import __version__
 from deckhand.plugin.action_config import truthy
-from deckhand.plugin.constants import BosunPluginConfigConstants as K
+from deckhand.plugin.constants import BosunPluginConfigConstants
 from deckhand.plugin.errors import ConfigError, describe
 from deckhand.plugins.public_routes import prediction_path
 
-# Seed keys (seed 000, "Configure the Docker plugin").
+# bosun's documented keys ("Configure the Docker plugin").
 DOCKER_NETWORK = "dockerNetwork"
 TRAEFIK_IMAGE = "traefikImage"
 OUTFACING_URL_PREFIX = "outfacingPredictionURLPrefix"
@@ -127,7 +127,7 @@ class DockerConfig:
             if not isinstance(merged[key], str) or not _PREFIX.match(merged[key]):
                 raise ConfigError(key, f"expected letters, digits, '_', '.', '-', got {describe(merged[key])}")
         prefix = merged[GENERATED_IMAGE_PREFIX] or "deckhand-model"
-        # The seed's "mlops_" is a prefix, not a repository name: "mlops_" -> "mlops_model".
+        # The documented "mlops_" is a prefix, not a repository name: "mlops_" -> "mlops_model".
         repository = prefix if _REPO.match(prefix) else f"{prefix}model"
         if not _REPO.match(repository):
             raise ConfigError(
@@ -167,11 +167,13 @@ class DockerConfig:
             raise ConfigError(DOCKER_HOST, f"expected unix:///path or tcp://host:port, got {describe(docker_host)}")
         monitoring = merged[MONITORING]
         if monitoring is None:
-            monitoring = values.get(K.MLOPS_BOSUN_PRED_ENV_ENABLE_MONITORING_KEY, False)
-        mlops_url = values.get(K.MLOPS_URL) or values.get(K.MLOPS_URL_KEY)
+            monitoring = values.get(BosunPluginConfigConstants.MLOPS_BOSUN_PRED_ENV_ENABLE_MONITORING_KEY, False)
+        mlops_url = values.get(BosunPluginConfigConstants.MLOPS_URL) or values.get(
+            BosunPluginConfigConstants.MLOPS_URL_KEY
+        )
         monitoring_url = merged[MONITORING_SERVER_URL] or (container_reachable_url(mlops_url) if mlops_url else None)
         return cls(
-            environment_id=str(values.get(K.MLOPS_BOSUN_PRED_ENV_ID_KEY) or "default"),
+            environment_id=str(values.get(BosunPluginConfigConstants.MLOPS_BOSUN_PRED_ENV_ID_KEY) or "default"),
             network=merged[DOCKER_NETWORK],
             traefik_image=merged[TRAEFIK_IMAGE],
             outfacing_url_prefix=url.rstrip("/"),
@@ -188,7 +190,7 @@ class DockerConfig:
             monitoring=truthy(monitoring),
             mlops_url=mlops_url,
             monitoring_server_url=monitoring_url,
-            api_token=values.get(K.MLOPS_API_TOKEN_KEY),
+            api_token=values.get(BosunPluginConfigConstants.MLOPS_API_TOKEN_KEY),
         )
 
     def prediction_url(self, deployment_id: str) -> str:

@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from deckhand.plugin.constants import BosunPluginConfigConstants as K
+from deckhand.plugin.constants import BosunPluginConfigConstants
 from deckhand.plugins.docker import names
 from deckhand.plugins.docker.config import (
     DOCKER_NETWORK,
@@ -355,7 +355,7 @@ def ensure_monitoring(client: Any, config: DockerConfig) -> list[str]:
         "image": config.agent_image,
         "command": ["--channel", monitoring_channel(config), "--server", config.monitoring_server_url],
         # The token goes in the environment, never on the command line (ps, logs, events).
-        "environment": {"DECKHAND_TOKEN": token, K.MLOPS_API_TOKEN_ENV: token},
+        "environment": {"DECKHAND_TOKEN": token, BosunPluginConfigConstants.MLOPS_API_TOKEN_ENV: token},
         "labels": names.base_labels(config.environment_id, names.ROLE_TRACKING_AGENT),
         "network": config.network,
         "extra_hosts": {"host.docker.internal": "host-gateway"},

@@ -1,7 +1,7 @@
 """Names and labels of everything the Docker plugin creates, defined once.
 
 A deployment's container is `<containerNamePrefix>deployment_<deploymentId>_<modelId>`
-(the seed's naming), and carries labels that say it is ours, for which environment,
+(bosun's documented naming), and carries labels that say it is ours, for which environment,
 deployment and model; the engine's state is the plugin's only memory.
 """
 

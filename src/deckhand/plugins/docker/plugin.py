@@ -19,8 +19,7 @@ from typing import Any
 
 from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo, failing_status
 from deckhand.plugin.base import BosunPluginBase
-from deckhand.plugin.constants import BosunPluginActions as A
-from deckhand.plugin.constants import DeploymentState
+from deckhand.plugin.constants import BosunPluginActions, DeploymentState
 from deckhand.plugin.deployment_info import DeploymentInfo
 from deckhand.plugin.errors import ConfigError, PluginError
 from deckhand.plugins.docker import infra, names
@@ -341,7 +340,7 @@ class DockerPlugin(BosunPluginBase):
                 data={ActionDataFields.DASHBOARD_URL: self._dashboard_url()},
             )
 
-        return self._guarded(A.PLUGIN_START, run)
+        return self._guarded(BosunPluginActions.PLUGIN_START, run)
 
     def _dashboard_url(self) -> str | None:
         from deckhand.plugins.docker.config import TRAEFIK_API_PORT
@@ -372,7 +371,7 @@ class DockerPlugin(BosunPluginBase):
                 removed.append(f"network {network}")
             return ActionStatusInfo(ActionStatus.OK, msg=f"removed {', '.join(removed) or 'nothing (none left)'}")
 
-        return self._guarded(A.PLUGIN_STOP, run)
+        return self._guarded(BosunPluginActions.PLUGIN_STOP, run)
 
     def deployment_list(self) -> ActionStatusInfo:
         def run() -> ActionStatusInfo:
@@ -380,11 +379,11 @@ class DockerPlugin(BosunPluginBase):
             data = {dep: self._status_of(dep, containers).to_dict() for dep, containers in sorted(grouped.items())}
             return ActionStatusInfo(ActionStatus.OK, msg=f"{len(data)} deployment(s)", data=data)
 
-        return self._guarded(A.DEPLOYMENT_LIST, run)
+        return self._guarded(BosunPluginActions.DEPLOYMENT_LIST, run)
 
     def deployment_status(self, deployment_info: DeploymentInfo) -> ActionStatusInfo:
         return self._guarded(
-            A.DEPLOYMENT_STATUS,
+            BosunPluginActions.DEPLOYMENT_STATUS,
             lambda: self._status_of(deployment_info.id, self._model_containers(deployment_info.id)),
         )
 
@@ -408,7 +407,7 @@ class DockerPlugin(BosunPluginBase):
             self._logger.info("event=deployment_started deployment=%s model=%s timings=%s", di.id, model_id, timings)
             return self._ready(di, model_id, msg, timings)
 
-        return self._guarded(A.DEPLOYMENT_START, run)
+        return self._guarded(BosunPluginActions.DEPLOYMENT_START, run)
 
     def deployment_replace_model(self, deployment_info: DeploymentInfo) -> ActionStatusInfo:
         di = deployment_info
@@ -448,7 +447,7 @@ class DockerPlugin(BosunPluginBase):
             self._logger.info("event=model_replaced deployment=%s model=%s timings=%s", di.id, model_id, timings)
             return self._ready(di, model_id, msg, timings)
 
-        return self._guarded(A.DEPLOYMENT_REPLACE_MODEL, run)
+        return self._guarded(BosunPluginActions.DEPLOYMENT_REPLACE_MODEL, run)
 
     def deployment_stop(self, deployment_id: str) -> ActionStatusInfo:
         dep_id = str(deployment_id)
@@ -466,7 +465,7 @@ class DockerPlugin(BosunPluginBase):
             msg = f"removed {', '.join(c.name for c in containers)}" if containers else "no container was running"
             return ActionStatusInfo(ActionStatus.OK, msg=msg, state=DeploymentState.STOPPED)
 
-        return self._guarded(A.DEPLOYMENT_STOP, run)
+        return self._guarded(BosunPluginActions.DEPLOYMENT_STOP, run)
 
     def pe_status(self) -> ActionStatusInfo:
         def run() -> ActionStatusInfo:
@@ -501,7 +500,7 @@ class DockerPlugin(BosunPluginBase):
                 data=data,
             )
 
-        return self._guarded(A.PE_STATUS, run)
+        return self._guarded(BosunPluginActions.PE_STATUS, run)
 
 
 def _now_generation() -> int:

@@ -1,4 +1,4 @@
-"""Filesystem plugin settings (seed keys), from pluginConfig merged with the private config."""
+"""Filesystem plugin settings (bosun's documented keys), from pluginConfig merged with the private config."""
 
 from __future__ import annotations
 

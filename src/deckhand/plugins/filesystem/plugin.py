@@ -9,8 +9,7 @@ from typing import Any
 from deckhand import deployment_dirs
 from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo, failing_status
 from deckhand.plugin.base import BosunPluginBase
-from deckhand.plugin.constants import BosunPluginActions as A
-from deckhand.plugin.constants import DeploymentState
+from deckhand.plugin.constants import BosunPluginActions, DeploymentState
 from deckhand.plugin.deployment_info import DeploymentInfo
 from deckhand.plugins.filesystem.config import FilesystemConfig
 
@@ -40,7 +39,7 @@ class FilesystemPlugin(BosunPluginBase):
 
     def _status_of(self, entry: deployment_dirs.DeploymentDir | deployment_dirs.LayoutError) -> ActionStatusInfo:
         if isinstance(entry, deployment_dirs.LayoutError):
-            return failing_status(A.DEPLOYMENT_STATUS, str(entry))
+            return failing_status(BosunPluginActions.DEPLOYMENT_STATUS, str(entry))
         return ActionStatusInfo(
             ActionStatus.OK,
             msg=f"model {entry.model_id} in place",
@@ -110,7 +109,10 @@ class FilesystemPlugin(BosunPluginBase):
                     state=DeploymentState.READY,
                     data={**(current.data or {}), ActionDataFields.OLD_MODEL_IN_USE: True},
                 )
-            return failing_status(A.DEPLOYMENT_REPLACE_MODEL if replacing else A.DEPLOYMENT_START, str(exc))
+            return failing_status(
+                BosunPluginActions.DEPLOYMENT_REPLACE_MODEL if replacing else BosunPluginActions.DEPLOYMENT_START,
+                str(exc),
+            )
         url = self._config.prediction_url(di.id)
         target = self._config.base_dir / dir_name
         if self._dry_run:
@@ -155,7 +157,7 @@ class FilesystemPlugin(BosunPluginBase):
         try:
             dir_name = self._dir_name(str(deployment_id))
         except deployment_dirs.LayoutError as exc:
-            return failing_status(A.DEPLOYMENT_STOP, str(exc))
+            return failing_status(BosunPluginActions.DEPLOYMENT_STOP, str(exc))
         target = self._config.base_dir / dir_name
         if self._dry_run:
             verb = "remove" if target.exists() else "leave absent"
@@ -165,7 +167,7 @@ class FilesystemPlugin(BosunPluginBase):
         try:
             existed = deployment_dirs.remove(self._config.base_dir, dir_name)
         except OSError as exc:
-            return failing_status(A.DEPLOYMENT_STOP, f"cannot remove {target}: {exc.strerror}")
+            return failing_status(BosunPluginActions.DEPLOYMENT_STOP, f"cannot remove {target}: {exc.strerror}")
         msg = f"removed {target}" if existed else f"{target} was already absent"
         return ActionStatusInfo(ActionStatus.OK, msg=msg, state=DeploymentState.STOPPED)
 
@@ -173,7 +175,7 @@ class FilesystemPlugin(BosunPluginBase):
         try:
             return self._deployment_status(deployment_info.id)
         except deployment_dirs.LayoutError as exc:
-            return failing_status(A.DEPLOYMENT_STATUS, str(exc))
+            return failing_status(BosunPluginActions.DEPLOYMENT_STATUS, str(exc))
 
     def pe_status(self) -> ActionStatusInfo:
         problem = self._check_base_dir()
@@ -184,7 +186,7 @@ class FilesystemPlugin(BosunPluginBase):
             try:
                 statuses[di.id] = self._deployment_status(di.id).to_dict()
             except deployment_dirs.LayoutError as exc:
-                statuses[di.id] = failing_status(A.DEPLOYMENT_STATUS, str(exc)).to_dict()
+                statuses[di.id] = failing_status(BosunPluginActions.DEPLOYMENT_STATUS, str(exc)).to_dict()
         not_ready = sorted(d for d, s in statuses.items() if s["state"] != DeploymentState.READY)
         if not_ready:
             return ActionStatusInfo(

@@ -1,4 +1,4 @@
-"""Kubernetes plugin settings: the seed's keys plus the knobs production pods need.
+"""Kubernetes plugin settings: bosun's documented keys plus the knobs production pods need.
 
 Values come from pluginConfig merged with the private config file. Every mistake is a
 ``ConfigError`` naming the key, what was found and what to write instead.
@@ -14,13 +14,13 @@ from urllib.parse import urlsplit
 
 from deckhand import __version__
 from deckhand.plugin.action_config import truthy
-from deckhand.plugin.constants import BosunPluginConfigConstants as K
+from deckhand.plugin.constants import BosunPluginConfigConstants
 from deckhand.plugin.errors import ConfigError, describe
 from deckhand.plugins.public_routes import prediction_path
 
 IN_CLUSTER = "IN_CLUSTER"
 
-# ----- seed keys (000_*: kubernetes plugin) -------------------------------------------
+# ----- bosun's documented keys (kubernetes plugin) ----------------------------------------
 KUBE_CONFIG_CONTEXT = "kubeConfigContext"
 KUBE_NAMESPACE = "kubeNamespace"
 AGENT_IMAGE = "agentImage"
@@ -32,7 +32,7 @@ KANIKO_IMAGE = "kanikoImage"
 KANIKO_CONFIGMAP = "kanikoConfigmapName"
 KANIKO_SECRET = "kanikoSecretName"
 KANIKO_SERVICE_ACCOUNT = "kanikoServiceAccount"
-SEED_KEYS = (
+DOCUMENTED_KEYS = (
     KUBE_CONFIG_CONTEXT,
     KUBE_NAMESPACE,
     AGENT_IMAGE,
@@ -277,9 +277,9 @@ class KubernetesConfig:
             build_retries=s.int_(BUILD_RETRIES, minimum=0),
             ready_timeout=s.number(READY_TIMEOUT),
             progress_deadline=s.int_(PROGRESS_DEADLINE, minimum=10),
-            mlops_url=_opt(values.get(K.MLOPS_URL)) or _opt(os.environ.get("DECKHAND_URL")),
-            environment_id=_opt(values.get(K.MLOPS_BOSUN_PRED_ENV_ID_KEY)),
-            monitoring=truthy(values.get(K.MLOPS_BOSUN_PRED_ENV_ENABLE_MONITORING_KEY)),
+            mlops_url=_opt(values.get(BosunPluginConfigConstants.MLOPS_URL)) or _opt(os.environ.get("DECKHAND_URL")),
+            environment_id=_opt(values.get(BosunPluginConfigConstants.MLOPS_BOSUN_PRED_ENV_ID_KEY)),
+            monitoring=truthy(values.get(BosunPluginConfigConstants.MLOPS_BOSUN_PRED_ENV_ENABLE_MONITORING_KEY)),
         )
 
     # ----- what actions need, checked when they need it --------------------------------

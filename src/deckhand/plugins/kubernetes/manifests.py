@@ -214,7 +214,7 @@ def deployment(
 
 
 def _resources_from_kv(base: dict[str, Any], kv: dict[str, Any]) -> dict[str, Any]:
-    """Per-deployment key values `cpu`/`memory` (seed: keyValueConfig sets container size)."""
+    """Per-deployment key values `cpu`/`memory` (bosun's documentation: keyValueConfig sets container size)."""
     out = {k: dict(v) for k, v in base.items() if isinstance(v, dict)}
     for key in ("cpu", "memory"):
         value = kv.get(key)

@@ -1,4 +1,4 @@
-"""The test plugin (seed): every action sleeps its configured time and records
+"""The test plugin (bosun's documented test plugin): every action sleeps its configured time and records
 per-deployment state under tmp_dir, so deployment_list and deployment_status reflect
 what was started and stopped. Used to exercise the agent without real infrastructure."""
 
@@ -16,7 +16,7 @@ from deckhand.plugin.constants import BosunPluginConfigConstants, DeploymentStat
 from deckhand.plugin.deployment_info import DeploymentInfo
 from deckhand.plugin.errors import ConfigError, describe
 
-TYPE_CHECKING = False  # typing costs a runner subprocess ~3 ms; only type checkers need it here
+TYPE_CHECKING = False  # importing typing slows every runner start; only type checkers need it
 if TYPE_CHECKING:
     from typing import Any
 

@@ -165,7 +165,7 @@ class Event(Base):
     actor: Mapped[str | None] = mapped_column(String(100))
 
 
-# --- monitoring (issue 4): pre-aggregated per deployment and minute -------------------------
+# --- monitoring: pre-aggregated per deployment and minute -------------------------
 
 
 class MonitoringSource(Base):

@@ -13,7 +13,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
-from deckhand.monitoring import records as R
+from deckhand.monitoring.records import (
+    DEPLOYMENT_ID,
+    FEATURES,
+    LATENCY,
+    MINUTE,
+    MODEL_ID,
+    PREDICTIONS,
+    REQUESTS,
+    ROWS,
+    SOURCE_ID,
+    SYSTEM_ERRORS,
+    TIMESTAMP,
+    USER_ERRORS,
+)
 from deckhand.server.schemas.common import ApiModel, RequestModel
 
 MAX_BATCH_RECORDS = 200_000
@@ -43,21 +56,21 @@ class MonitoringBatchResult(ApiModel):
 REQUIRED = "required:"
 # what a key holds, for error messages
 WHAT = {
-    R.DEPLOYMENT_ID: "the deployment id the statistics belong to",
-    R.MINUTE: "epoch seconds at a whole minute",
-    R.TIMESTAMP: "epoch seconds",
+    DEPLOYMENT_ID: "the deployment id the statistics belong to",
+    MINUTE: "epoch seconds at a whole minute",
+    TIMESTAMP: "epoch seconds",
 }
 
 
 def _deployment_id(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise ValueError(f"{REQUIRED} {WHAT[R.DEPLOYMENT_ID]}")
+        raise ValueError(f"{REQUIRED} {WHAT[DEPLOYMENT_ID]}")
     return value
 
 
 def _minute(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value % 60:
-        raise ValueError(f"expected {WHAT[R.MINUTE]}, found {value!r}")
+        raise ValueError(f"expected {WHAT[MINUTE]}, found {value!r}")
     return value
 
 
@@ -87,7 +100,7 @@ def _text(value: Any) -> str:
 
 def _epoch_seconds(value: Any) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool):
-        raise ValueError(f"expected {WHAT[R.TIMESTAMP]} (a number), found {value!r}")
+        raise ValueError(f"expected {WHAT[TIMESTAMP]} (a number), found {value!r}")
     return value
 
 
@@ -104,17 +117,17 @@ class MonitoringAggregate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     # checked in this order: the first error is the one reported (`first_error`)
-    deployment_id: Annotated[str, PlainValidator(_deployment_id)] = Field(validation_alias=R.DEPLOYMENT_ID)
-    minute: Annotated[int, PlainValidator(_minute)] = Field(validation_alias=R.MINUTE)
-    requests: Count = Field(default=0, validation_alias=R.REQUESTS)
-    rows: Count = Field(default=0, validation_alias=R.ROWS)
-    user_errors: Count = Field(default=0, validation_alias=R.USER_ERRORS)
-    system_errors: Count = Field(default=0, validation_alias=R.SYSTEM_ERRORS)
-    latency: JsonObject = Field(default_factory=dict, validation_alias=R.LATENCY)
-    features: JsonObject = Field(default_factory=dict, validation_alias=R.FEATURES)
-    predictions: JsonObject = Field(default_factory=dict, validation_alias=R.PREDICTIONS)
-    source_id: OptionalText = Field(default=None, validation_alias=R.SOURCE_ID)
-    model_id: OptionalText = Field(default=None, validation_alias=R.MODEL_ID)
+    deployment_id: Annotated[str, PlainValidator(_deployment_id)] = Field(validation_alias=DEPLOYMENT_ID)
+    minute: Annotated[int, PlainValidator(_minute)] = Field(validation_alias=MINUTE)
+    requests: Count = Field(default=0, validation_alias=REQUESTS)
+    rows: Count = Field(default=0, validation_alias=ROWS)
+    user_errors: Count = Field(default=0, validation_alias=USER_ERRORS)
+    system_errors: Count = Field(default=0, validation_alias=SYSTEM_ERRORS)
+    latency: JsonObject = Field(default_factory=dict, validation_alias=LATENCY)
+    features: JsonObject = Field(default_factory=dict, validation_alias=FEATURES)
+    predictions: JsonObject = Field(default_factory=dict, validation_alias=PREDICTIONS)
+    source_id: OptionalText = Field(default=None, validation_alias=SOURCE_ID)
+    model_id: OptionalText = Field(default=None, validation_alias=MODEL_ID)
 
 
 class MonitoringRawRecord(BaseModel):
@@ -123,8 +136,8 @@ class MonitoringRawRecord(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    deployment_id: Annotated[str, PlainValidator(_text)] = Field(validation_alias=R.DEPLOYMENT_ID)
-    timestamp: Annotated[float, PlainValidator(_epoch_seconds)] = Field(validation_alias=R.TIMESTAMP)
+    deployment_id: Annotated[str, PlainValidator(_text)] = Field(validation_alias=DEPLOYMENT_ID)
+    timestamp: Annotated[float, PlainValidator(_epoch_seconds)] = Field(validation_alias=TIMESTAMP)
 
 
 def first_error(exc: ValidationError) -> tuple[str, str]:

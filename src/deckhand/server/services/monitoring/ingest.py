@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from deckhand.monitoring import records as R
 from deckhand.monitoring.aggregate import Aggregator
+from deckhand.monitoring.records import DEPLOYMENT_ID, MINUTE, TIMESTAMP
 from deckhand.server.auth import Principal
 from deckhand.server.db.models import Deployment
 from deckhand.server.errors import Forbidden, InvalidField
@@ -28,8 +28,8 @@ from deckhand.server.services.monitoring.storage import SourceRetention
 log = logging.getLogger("deckhand.server.monitoring")
 
 RAW_RECORD_HELP = (
-    f"a raw record needs {R.DEPLOYMENT_ID} (string) and {R.TIMESTAMP} (epoch seconds); "
-    f"an aggregate needs {R.DEPLOYMENT_ID} and {R.MINUTE}"
+    f"a raw record needs {DEPLOYMENT_ID} (string) and {TIMESTAMP} (epoch seconds); "
+    f"an aggregate needs {DEPLOYMENT_ID} and {MINUTE}"
 )
 
 
@@ -51,7 +51,7 @@ def parse_records(batch_id: str, records: list[dict[str, Any]]) -> list[Monitori
     raw = Aggregator()
     for index, item in enumerate(records):
         where = f"records[{index}]"
-        if R.MINUTE in item:
+        if MINUTE in item:
             try:
                 aggregates.append(MonitoringAggregate.model_validate(item))
             except ValidationError as exc:
