@@ -24,6 +24,7 @@ from deckhand.plugins.kubernetes.manifests import (
     LABEL_MODEL,
     MANAGED_BY,
     PACKAGE_PATH,
+    add_pull_secrets_and_placement,
     label_value,
     object_name,
 )
@@ -179,12 +180,7 @@ def build_job(cfg: KubernetesConfig, namespace: str, model_id: str, image: str, 
         pod_spec["serviceAccountName"] = cfg.kaniko_service_account
     else:
         pod_spec["automountServiceAccountToken"] = False
-    if cfg.image_pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": n} for n in cfg.image_pull_secrets]
-    if cfg.node_selector:
-        pod_spec["nodeSelector"] = cfg.node_selector
-    if cfg.tolerations:
-        pod_spec["tolerations"] = cfg.tolerations
+    add_pull_secrets_and_placement(pod_spec, cfg)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

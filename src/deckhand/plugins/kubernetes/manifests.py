@@ -110,6 +110,17 @@ def sidecar_enabled(cfg: KubernetesConfig) -> bool:
     return bool(cfg.monitoring and cfg.agent_image)
 
 
+def add_pull_secrets_and_placement(pod_spec: dict[str, Any], cfg: KubernetesConfig) -> None:
+    """Image pull secrets, node selector and tolerations: what every pod deckhand creates
+    (model servers and image builds alike) takes from the plugin config."""
+    if cfg.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in cfg.image_pull_secrets]
+    if cfg.node_selector:
+        pod_spec["nodeSelector"] = cfg.node_selector
+    if cfg.tolerations:
+        pod_spec["tolerations"] = cfg.tolerations
+
+
 def deployment(
     cfg: KubernetesConfig,
     namespace: str,
@@ -186,12 +197,7 @@ def deployment(
         "containers": containers,
         "volumes": volumes + cfg.extra_volumes,
     }
-    if cfg.image_pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": n} for n in cfg.image_pull_secrets]
-    if cfg.node_selector:
-        pod_spec["nodeSelector"] = cfg.node_selector
-    if cfg.tolerations:
-        pod_spec["tolerations"] = cfg.tolerations
+    add_pull_secrets_and_placement(pod_spec, cfg)
     if cfg.affinity:
         pod_spec["affinity"] = cfg.affinity
     if cfg.pod_security_context:
