@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Session-wide real components for every suite that needs them: one Docker engine (and one
 # build of each image), one PostgreSQL cluster.
 pytest_plugins = ["tests.docker_fixtures", "tests.postgres_fixtures"]
-
-
-@pytest.fixture
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

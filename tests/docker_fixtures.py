@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 import deckhand
+from deckhand.testing import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE = ROOT / "scripts" / "docker-engine"
@@ -237,14 +238,12 @@ def http(
 def wait_for(url: str, timeout: float, status: int = 200) -> float:
     """Polls URL until it answers `status`; returns the seconds it took."""
     start = time.monotonic()
-    last: object = None
-    while time.monotonic() - start < timeout:
-        try:
-            code, body = http("GET", url, timeout=2)
-            if code == status:
-                return time.monotonic() - start
-            last = (code, body[:200])
-        except (OSError, urllib.error.URLError) as exc:
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer {status} within {timeout}s (last: {last!r})")
+
+    def answered() -> tuple[int, bytes] | None:
+        code, body = http("GET", url, timeout=2)
+        if code != status:
+            raise AssertionError(f"answered {code}: {body[:200]!r}")  # reported as the last value
+        return code, body
+
+    wait_until(answered, timeout, 0.1, what=f"{url} to answer {status}")
+    return time.monotonic() - start

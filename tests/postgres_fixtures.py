@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from deckhand.server.testing import free_port
+from deckhand.testing import free_port
 
 
 def _pg_bindir() -> Path:

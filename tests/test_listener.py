@@ -25,7 +25,7 @@ async def waiting_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
         return
-    await asyncio.sleep(60)
+    await asyncio.sleep(60)  # the point of the app: an answer that takes a minute
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"late"})
 
@@ -63,7 +63,8 @@ def test_shutdown_cancels_abandoned_requests_and_long_polls_at_once() -> None:
 
     poller = threading.Thread(target=long_poll, daemon=True)
     poller.start()
-    time.sleep(0.3)
+    # both requests are in the server: the abandoned one and the long poll
+    wait_until(lambda: len(server.server_state.tasks) >= 2, 10, 0.01, what="the long poll in the server")
 
     started = time.monotonic()
     server.should_exit = True

@@ -1,4 +1,9 @@
-"""Real deckhand processes for tests and benchmarks: the pieces every wrapper shares.
+"""The test toolkit: real deckhand processes for tests and benchmarks, and how to wait on them.
+
+`free_port()` is a free loopback port; `wait_until(check, timeout, what=...)` polls until
+`check()` is truthy (its async twin `wait_until_async` awaits the check) and, when time runs
+out, says what it waited for and the last value or exception it saw. A check raises
+`GiveUp` to stop at once (the process it polls has exited).
 
 `ChildProcess` starts a command with its output appended to a log file, and stops (SIGTERM,
 then SIGKILL) or kills exactly the process it started. The control plane, agent and
@@ -8,6 +13,8 @@ deckhand.monitoring.testing) build on it.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import socket
 import subprocess
@@ -23,27 +30,61 @@ DECKHAND = [sys.executable, "-c", "import sys; from deckhand.cli import main; sy
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the OS's pick), on loopback unless `host` says otherwise."""
     with socket.socket() as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def wait_until(check: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "condition") -> Any:
+class GiveUp(AssertionError):
+    """Raised by a `wait_until` check to stop waiting at once: what it waits for cannot
+    happen any more (the process it polls has exited)."""
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> Any:
     """Poll check() until it returns something truthy, and return that. An exception counts
-    as not yet (a server still starting); the last one or the last value is in the error."""
+    as not yet (a server still starting), except `GiveUp`, which is raised at once. On
+    timeout the AssertionError names `what` and the last value or exception."""
     deadline = time.monotonic() + timeout
     last: Any = None
-    while time.monotonic() < deadline:
+    while True:
         try:
             last = check()
+        except GiveUp:
+            raise
         except Exception as exc:  # noqa: BLE001 - keep polling; report the last failure
             last = exc
         else:
             if last:
                 return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
         time.sleep(interval)
-    raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
+
+
+async def wait_until_async(
+    check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "condition"
+) -> Any:
+    """`wait_until` inside an event loop: check() may return an awaitable, which is awaited,
+    and the loop keeps running between tries."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = check()
+            if inspect.isawaitable(last):
+                last = await last
+        except GiveUp:
+            raise
+        except Exception as exc:  # noqa: BLE001 - keep polling; report the last failure
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+        await asyncio.sleep(interval)
 
 
 class ChildProcess:

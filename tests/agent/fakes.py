@@ -24,7 +24,7 @@ ENV = EnvironmentInfo("fake-env", platform="fake")
 async def settle(rounds: int = 200) -> None:
     """Let every task run until it waits on something (no threads, no I/O here)."""
     for _ in range(rounds):
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # a yield to the loop, no time passes
 
 
 class _Timer:

@@ -13,7 +13,7 @@ from deckhand.agent.artifacts import ArtifactCache
 def test_partial_downloads_of_dead_agents_are_removed_at_start(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])  # a process that lives on
     try:
         names = {
             "dead": f".abc.dhpkg.{dead.pid}.part",

@@ -132,10 +132,11 @@ def test_deployment_life_cycle_through_the_agent(
         worker = threading.Thread(target=loop)
         worker.start()
         try:
-            time.sleep(0.3)
+            wait_until(lambda: sent[0] >= 3, 30, 0.01, what="requests flowing before the replacement")
             admin.replace_model(dep["id"], second["id"])
             wait_until(lambda: ready_url(admin, dep["id"], second["id"]), 60, what="new model ready")
-            time.sleep(0.3)
+            after = sent[0]
+            wait_until(lambda: sent[0] >= after + 3, 30, 0.01, what="requests to the new model")
         finally:
             stop.set()
             worker.join(30)
@@ -210,9 +211,14 @@ def test_control_plane_restart_while_the_agent_runs(
         first = admin.create_deployment("before", env["id"], package["id"])["id"]
         url = wait_until(lambda: ready_url(admin, first), 60, what="first deployment ready")
 
+        failed = agent.output().count("desired state fetch failed")
         server.stop()
-        time.sleep(3)  # the agent keeps serving and retries the control plane
-        assert predict(url).status_code == 200
+        wait_until(
+            lambda: agent.output().count("desired state fetch failed") > failed,
+            60,
+            what="the agent retrying the stopped control plane",
+        )
+        assert predict(url).status_code == 200  # and it keeps serving meanwhile
         server.start()
 
         second = admin.create_deployment("after", env["id"], package["id"])["id"]

@@ -15,6 +15,7 @@ from deckhand.agent.config import AgentSettings
 from deckhand.agent.runtime import EnvironmentAgent
 from deckhand.agent.sources import FileSource
 from deckhand.packages.demo import sample_rows, train_demo_package
+from deckhand.testing import wait_until_async
 
 pytestmark = pytest.mark.slow
 
@@ -41,16 +42,6 @@ def write_state(path: Path, deployments: list[dict]) -> None:
     tmp.replace(path)
 
 
-async def wait_for(predicate, timeout=20.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        result = await predicate()
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def test_file_driven_agent_converges(tmp_path, packages):
     state = tmp_path / "deployments.yaml"
     write_state(state, [{"id": "d1", "modelPackage": str(packages["a"]), "modelId": "model-a"}])
@@ -71,7 +62,7 @@ def test_file_driven_agent_converges(tmp_path, packages):
                 seen = agent.observed.get(dep)
                 return seen is None or seen.state == "stopped"
 
-            seen = await wait_for(lambda: observed("d1", "ready", "model-a"))
+            seen = await wait_until_async(lambda: observed("d1", "ready", "model-a"), 20, what="d1 ready with model-a")
             response = await http.post(seen.prediction_url, json=rows)
             assert response.status_code == 200 and len(response.json()["data"]) == 3
 
@@ -93,7 +84,7 @@ def test_file_driven_agent_converges(tmp_path, packages):
             write_state(state, [{"id": "d1", "modelPackage": str(packages["b"]), "active": False}])
             # "stopped" shows until the next listing, which no longer has the deployment:
             # gone from there is stopped too (what the agent reports upstream)
-            await wait_for(lambda: stopped("d1"))
+            await wait_until_async(lambda: stopped("d1"), 20, what="d1 stopped")
             assert not (tmp_path / "agent" / "local-test" / "deployments" / "d1").exists()
         stop.set()
         await asyncio.wait_for(task, 20)
@@ -113,7 +104,7 @@ def test_prediction_server_is_restarted_if_it_dies(tmp_path, packages):
         stop = asyncio.Event()
         agent = EnvironmentAgent(settings, FileSource(state, poll_interval=0.1))
         task = asyncio.create_task(agent.run(stop))
-        await wait_for(lambda: _ready(agent, "d1"))
+        await wait_until_async(lambda: _ready(agent, "d1"), 20, what="d1 ready")
         os.killpg(agent.server.pid, signal.SIGKILL)
         async with httpx.AsyncClient() as http:
 
@@ -124,7 +115,7 @@ def test_prediction_server_is_restarted_if_it_dies(tmp_path, packages):
                 except httpx.HTTPError:
                     return False
 
-            await wait_for(answers, timeout=30)
+            await wait_until_async(answers, 30, what="the restarted prediction server answering")
         assert agent.server.restarts == 1
         stop.set()
         await asyncio.wait_for(task, 20)

@@ -13,6 +13,7 @@ from deckhand.agent.config import AgentSettings, EnvironmentSettings
 from deckhand.agent.model import DesiredDeployment, DesiredState, EnvironmentInfo
 from deckhand.agent.runtime import EnvironmentAgent
 from deckhand.plugins.test.plugin import TestPlugin
+from deckhand.testing import wait_until_async
 
 
 class OneState:
@@ -61,12 +62,12 @@ def test_timed_out_thread_is_not_started_again_while_it_runs(tmp_path: Path, mon
         stop = asyncio.Event()
         agent = EnvironmentAgent(settings, OneState(state), env_settings=EnvironmentSettings(id="slow-env"))
         task = asyncio.create_task(agent.run(stop))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             seen = agent.observed.get("d1")
-            if seen is not None and seen.state == "ready":
-                break
-            await asyncio.sleep(0.02)
+            return seen is not None and seen.state == "ready"
+
+        await wait_until_async(ready, 10, 0.02, what="d1 ready")
         stop.set()
         await asyncio.wait_for(task, 10)
 

@@ -15,6 +15,7 @@ from deckhand.agent.artifacts import ArtifactCache, DownloadAborted
 from deckhand.agent.model import DesiredDeployment
 from deckhand.agent.sources import ControlPlaneSource
 from deckhand.client import ControlPlaneClient
+from deckhand.testing import wait_until_async
 
 
 def test_long_poll_is_abandoned_at_once_when_cancelled() -> None:
@@ -55,11 +56,13 @@ class SlowDownloadClient:
     def __init__(self) -> None:
         self.finished = threading.Event()
         self.error: BaseException | None = None
+        self.chunks = 0
 
     def download_package(self, package_id: str, dest: Path, progress: Any = None) -> Path:
         try:
             for chunk in range(500):
-                time.sleep(0.02)
+                time.sleep(0.02)  # the pace of a slow download, not a wait for anything
+                self.chunks += 1
                 if progress:
                     progress(chunk + 1, 500)
             dest.write_bytes(b"whole")
@@ -78,7 +81,7 @@ def test_download_is_abandoned_at_its_next_chunk_when_cancelled(tmp_path: Path) 
 
     async def scenario() -> None:
         task = asyncio.create_task(cache.path_for(desired))
-        await asyncio.sleep(0.2)
+        await wait_until_async(lambda: client.chunks > 0, 10, 0.01, what="the download under way")
         task.cancel()
         await asyncio.wait([task])
 

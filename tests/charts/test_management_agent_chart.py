@@ -17,6 +17,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from k8s_testenv import build  # noqa: E402
 
+# helm is a tool the Kubernetes test environment builds (scripts/setup/50-k8s-testenv.sh)
+pytestmark = pytest.mark.k8s
+
 # bosun's documented minimum install, with our names for the images.
 DOCUMENTED_MINIMUM = [
     "predictionServer.ingressClassName=mlops",

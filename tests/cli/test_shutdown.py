@@ -83,6 +83,7 @@ def test_control_plane_stops_promptly_with_a_long_poll_in_flight(tmp_path: Path,
                 pass  # the control plane went away: what an agent retries
 
         threading.Thread(target=long_poll, daemon=True).start()
+        # the long poll reaching the server (another process) shows no outside sign: a margin
         time.sleep(0.5)
         stop_and_measure(server, sig, "deckhand server", [])
     finally:
@@ -115,7 +116,8 @@ def test_agent_stops_promptly_and_stops_its_processes(tmp_path: Path, demo_packa
             return bool(url) and httpx.post(url, json=sample_rows(1), timeout=5).status_code == 200
 
         wait_until(answering, 60, what="deployment answering")
-        time.sleep(0.5)  # into the next long poll
+        # not an event: the agent is stopped while idle, half a second into its next long poll
+        time.sleep(0.5)
         stop_and_measure(agent, signal.SIGTERM, "deckhand agent", ["deckhand.cli serve", "tracking-agent"])
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from deckhand.client import ControlPlaneClient, ControlPlaneError
 from deckhand.server.settings import ServerSettings
-from deckhand.server.testing import ThreadedServer, free_port
+from deckhand.server.testing import ThreadedServer
+from deckhand.testing import free_port
 
 ADMIN = "dh_client-admin-token-0123456789abcdef"
 

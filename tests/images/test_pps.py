@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from deckhand.testing import wait_until
+
 from .conftest import VERSION, Engine, http, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -65,13 +67,7 @@ def test_pps_serves_a_mounted_models_dir(engine: Engine, image, models_dir: Path
     assert [r["prediction"] for r in rows] == ["setosa", "virginica"]
     assert {v["label"] for v in rows[0]["predictionValues"]} == {"setosa", "versicolor", "virginica"}
     # The HEALTHCHECK (python + /ping) turns healthy.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        health = engine.inspect(name)["State"]["Health"]["Status"]
-        if health == "healthy":
-            break
-        time.sleep(0.5)
-    assert health == "healthy"
+    wait_until(lambda: engine.inspect(name)["State"]["Health"]["Status"] == "healthy", 30, 0.5, what="healthy")
 
 
 def test_model_image_from_pps_builds_fast_and_serves(

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from deckhand.testing import wait_until
+
 from .conftest import Engine, http, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -23,13 +25,10 @@ def test_rabbitmq_accepts_amqp_from_another_container(engine: Engine, image) -> 
         options=("--network", net, "-p", "127.0.0.1::15672"),
     )
     start = time.monotonic()
-    deadline = start + 90
-    while time.monotonic() < deadline:
-        if engine.inspect(name)["State"]["Health"]["Status"] == "healthy":
-            break
-        time.sleep(1)
-    else:
-        raise AssertionError(engine.docker("logs", name))
+    try:
+        wait_until(lambda: engine.inspect(name)["State"]["Health"]["Status"] == "healthy", 90, 1, what="healthy")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{engine.docker('logs', name)}") from None
     print(f"deckhand-rabbitmq: healthy {time.monotonic() - start:.1f} s after docker run")
 
     script = (

@@ -4,10 +4,11 @@ of the child itself, not read from /proc, where a just-forked child still shows 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from k8s_testenv.procs import Procs
+
+from deckhand.testing import wait_until
 
 
 def test_a_started_child_is_alive_even_when_its_command_line_does_not_match(tmp_path: Path) -> None:
@@ -15,9 +16,7 @@ def test_a_started_child_is_alive_even_when_its_command_line_does_not_match(tmp_
     # the shell execs sleep: /proc/PID/cmdline no longer names argv[0], as it does not yet
     # between fork and exec; the record-based check alone says "exited" here
     procs.start("sleeper", ["/bin/sh", "-c", "exec sleep 30"])
-    deadline = time.monotonic() + 10
-    while Procs(tmp_path).alive("sleeper") and time.monotonic() < deadline:  # until sh has exec'd
-        time.sleep(0.02)
+    wait_until(lambda: not Procs(tmp_path).alive("sleeper"), 10, 0.02, what="sh to exec sleep")
     assert not Procs(tmp_path).alive("sleeper")  # another shell has only the record to go by
     assert procs.alive("sleeper")
     procs.stop("sleeper", timeout=5)
@@ -25,11 +24,9 @@ def test_a_started_child_is_alive_even_when_its_command_line_does_not_match(tmp_
 
 
 def test_stop_from_another_shell_uses_the_record(tmp_path: Path) -> None:
-    Procs(tmp_path).start("python", [sys.executable, "-c", "import time; time.sleep(30)"])
+    Procs(tmp_path).start("python", [sys.executable, "-c", "import time; time.sleep(30)"])  # lives on
     other = Procs(tmp_path)
-    deadline = time.monotonic() + 10
-    while not other.alive("python") and time.monotonic() < deadline:  # until the child has exec'd
-        time.sleep(0.02)
+    wait_until(lambda: other.alive("python"), 10, 0.02, what="the child to exec python")
     assert other.alive("python")
     other.stop("python", timeout=5)
     assert other.names() == [] and not other.alive("python")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.request
 from collections.abc import Callable
 
@@ -15,23 +14,16 @@ import pytest
 kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client, utils, watch  # noqa: E402
 
+from deckhand.testing import wait_until as _wait_until  # noqa: E402
+
 APP = "echo"
 # the first test also brings the environment up (about a minute, more on a busy machine)
 pytestmark = pytest.mark.timeout(900)
 
 
 def wait_until(what: str, check: Callable[[], object], timeout: float = 120) -> object:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (OSError, client.ApiException) as err:
-            last = err
-        time.sleep(1)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
+    """deckhand.testing.wait_until, with what it waits for first (as these tests read)."""
+    return _wait_until(check, timeout, 1, what)
 
 
 def http_get(url: str, host: str | None = None, timeout: float = 5) -> tuple[int, str]:

@@ -88,22 +88,26 @@ def cp_deployment(control_plane, demo_package: Path) -> dict:  # type: ignore[no
 
 
 def wait_for_requests(url: str, deployment_id: str, expected: int, timeout: float = 120.0) -> dict:
-    """Poll service health until the total reaches `expected` (or time out); the totals."""
+    """Poll service health until the total reaches `expected`; the totals (what was counted
+    if it never did: the caller's assertion shows them)."""
     import time
 
     from deckhand.client.control_plane import ControlPlaneClient
     from deckhand.client.errors import ControlPlaneError
+    from deckhand.testing import wait_until
 
-    deadline = time.monotonic() + timeout
-    totals: dict = {}
     with ControlPlaneClient(url, ADMIN_TOKEN) as client:
-        while time.monotonic() < deadline:
+
+        def totals() -> dict:
             try:
-                totals = client.service_health(deployment_id)["totals"]
-            except ControlPlaneError:
-                totals = {}
-            if totals.get("requests", 0) >= expected:
-                time.sleep(1.0)  # anything more arriving would be a double count: look again
                 return client.service_health(deployment_id)["totals"]
-            time.sleep(0.25)
-    return totals
+            except ControlPlaneError:
+                return {}
+
+        try:
+            wait_until(lambda: totals().get("requests", 0) >= expected, timeout, 0.25, what=f"{expected} requests")
+        except AssertionError:
+            return totals()
+        # Not waiting for an event: anything arriving in this second would be a double count.
+        time.sleep(1.0)
+        return client.service_health(deployment_id)["totals"]

@@ -9,12 +9,11 @@ from pathlib import Path
 
 from deckhand.monitoring import sketch
 from deckhand.monitoring.drift import PSI_WARNING, feature_drift
-from deckhand.packages.demo import sample_rows, train_demo_package
+from deckhand.packages.demo import sample_rows
 
 
-def test_rows_from_the_training_data_show_no_drift(tmp_path: Path) -> None:
-    package = tmp_path / "iris.dhpkg"
-    train_demo_package(package)
+def test_rows_from_the_training_data_show_no_drift(demo_package: Path) -> None:
+    package = demo_package
     with zipfile.ZipFile(package) as archive:
         features = json.loads(archive.read("manifest.json"))["training_summary"]["features"]
     rows = sample_rows(2000, seed=3)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 from deckhand.client.control_plane import ControlPlaneClient
 from deckhand.monitoring.testing import TrackingAgentProcess
 from deckhand.packages.demo import sample_rows
-from deckhand.server.testing import free_port
+from deckhand.testing import GiveUp, free_port, wait_until, wait_until_async
 
 from .conftest import ADMIN_TOKEN, wait_for_requests
 
@@ -29,17 +28,18 @@ def _serve(models_dir: Path, port: int, spec: str, log: Path) -> subprocess.Pope
              "--host", "127.0.0.1", "--port", str(port), "--monitoring", spec],
             stdout=fh, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise TimeoutError(f"prediction server did not start; see {log}")
+
+    def answering() -> bool:
+        if proc.poll() is not None:
+            raise GiveUp(f"the prediction server exited with {proc.returncode}:\n{log.read_text()}")
+        return httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200
+
+    try:
+        wait_until(answering, 60, what=f"the prediction server to answer /ping (see {log})")
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -120,13 +120,12 @@ def test_local_platform_runs_and_restarts_a_tracking_agent(tmp_path: Path, contr
             dep = await asyncio.to_thread(
                 client.create_deployment, name="iris", environment_id=env["id"], model_package_id=package["id"]
             )
-            url = None
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline and url is None:
+
+            async def ready_url() -> str | None:
                 observed = (await asyncio.to_thread(client.get_deployment, dep["id"])).get("observed") or {}
-                url = observed.get("predictionUrl") if observed.get("state") == "ready" else None
-                await asyncio.sleep(0.2)
-            assert url, "deployment did not become ready"
+                return observed.get("predictionUrl") if observed.get("state") == "ready" else None
+
+            url = await wait_until_async(ready_url, 90, 0.2, what="the deployment ready")
             assert agent.tracker is not None and agent.tracker.pid is not None
             rows = sample_rows(5)
             async with httpx.AsyncClient(timeout=10) as http:

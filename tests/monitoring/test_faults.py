@@ -64,7 +64,7 @@ def test_tracking_agent_killed_mid_batch_counts_exactly_once(tmp_path: Path, con
             f"spool:{spool}", control_plane.url, ADMIN_TOKEN, tmp_path / f"agent-k{attempt}.log", batch_size=700
         )
         agent.start()
-        time.sleep(rng.uniform(0.8, 2.0))
+        time.sleep(rng.uniform(0.8, 2.0))  # not an event: a kill at a random moment of its work
         agent.kill()
 
     # 3. a last agent finishes the spool
@@ -72,9 +72,7 @@ def test_tracking_agent_killed_mid_batch_counts_exactly_once(tmp_path: Path, con
         f"spool:{spool}", control_plane.url, ADMIN_TOKEN, tmp_path / "agent-final.log", batch_size=900
     ) as final:
         totals = wait_for_requests(control_plane.url, dep, sent)
-        deadline = time.monotonic() + 60
-        while _spool_files(spool) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: not _spool_files(spool), 60, 0.2, what="the spool emptied")
     assert totals["requests"] == sent, (totals, final.output()[-2000:])
     assert totals["rows"] == 3 * sent
     assert totals["userErrors"] == sent // 10
@@ -96,17 +94,18 @@ def test_control_plane_killed_mid_batch_counts_exactly_once(tmp_path: Path, cont
     spool = tmp_path / "spool"
     sent = 40_000
     reporter = MonitoringReporter(f"spool:{spool}", batch_size=400, flush_interval=0.05)
+    # paced (not waiting for anything): the reports keep coming while the control plane is killed
     producer = threading.Thread(target=lambda: [_report(reporter, dep, 1000) or time.sleep(0.05) for _ in range(40)])
     with TrackingAgentProcess(
         f"spool:{spool}", control_plane.url, ADMIN_TOKEN, tmp_path / "agent.log", batch_size=3
     ) as agent:
         producer.start()
         for _ in range(2):
-            time.sleep(1.0)
+            time.sleep(1.0)  # not an event: let the agent post for a while, then kill mid-batch
             assert control_plane.process is not None
             control_plane.process.kill()  # SIGKILL mid-batch: commit or not, no answer
             control_plane.process.wait(10)
-            time.sleep(1.5)  # the agent retries against a dead server
+            time.sleep(1.5)  # an outage of a set length: the agent retries against a dead server
             control_plane.start()
         producer.join(120)
         assert reporter.flush(60) and reporter.dropped == 0
@@ -135,7 +134,7 @@ def test_rabbitmq_outage_and_agent_kill_count_exactly_once(
     agent = TrackingAgentProcess(spec, control_plane.url, ADMIN_TOKEN, tmp_path / "agent-1.log", batch_size=3000)
     agent.start()
     _mixed(reporter, dep, 10_000)
-    time.sleep(1.5)
+    time.sleep(1.5)  # not an event: the agent is killed part-way through the queue
     agent.kill()  # SIGKILL: its unacked messages go back to the queue
     _mixed(reporter, dep, 5_000)
     rabbitmq.stop()

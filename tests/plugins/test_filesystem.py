@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from tests.plugin.helpers import run_runner, write_yaml
 from deckhand import deployment_dirs
 from deckhand.plugin import ActionStatus, DeploymentInfo, DeploymentState, PEInfo
 from deckhand.plugins.filesystem.plugin import FilesystemPlugin
+from deckhand.testing import wait_until
 
 
 @pytest.fixture
@@ -231,9 +231,7 @@ def test_crash_mid_copy_never_leaves_a_ready_partial_deployment(base, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not any(p.name.startswith(".tmp-") for p in base.iterdir()):
-        time.sleep(0.005)
+    wait_until(lambda: any(p.name.startswith(".tmp-") for p in base.iterdir()), 20, 0.005, what="a temporary dir")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     p = plugin(base)

@@ -12,14 +12,6 @@ import pytest
 
 from deckhand.package_limits import MiB
 from deckhand.packages.container import MANIFEST_NAME, PAYLOAD_DIR, payload_digest
-from deckhand.packages.demo import train_demo_package
-
-
-@pytest.fixture(scope="session")
-def demo_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("demo") / "demo.dhpkg"
-    train_demo_package(path)
-    return path
 
 
 class _RunsAShellCommand:

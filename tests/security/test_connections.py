@@ -15,7 +15,6 @@ import httpx
 import pytest
 
 from deckhand.listener import raise_open_files_limit
-from deckhand.packages.demo import train_demo_package
 from deckhand.server.testing import ServerProcess
 from deckhand.serving.testing import ServeProcess
 
@@ -43,12 +42,13 @@ class Target:
 
 
 @pytest.fixture(scope="module", params=["deckhand serve", "deckhand server"])
-def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+def target(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, demo_package: Path
+) -> Iterator[Target]:
     raise_open_files_limit(4096)  # this test process holds a thousand sockets too
     tmp = tmp_path_factory.mktemp("listener")
     if request.param == "deckhand serve":
-        train_demo_package(tmp / "demo.dhpkg")
-        with ServeProcess(["--package", str(tmp / "demo.dhpkg"), *LIMITS], tmp / "serve.log") as serve:
+        with ServeProcess(["--package", str(demo_package), *LIMITS], tmp / "serve.log") as serve:
             serve.wait_ready()
             yield Target(serve.url, "/ping", "/predictions")
     else:
@@ -114,7 +114,7 @@ def test_a_trickled_body_gets_a_408_naming_the_flag(target: Target) -> None:
             sock.sendall(b"x")
         except (BrokenPipeError, ConnectionResetError):
             break
-        time.sleep(0.2)
+        time.sleep(0.2)  # the slow client's pace, not a wait for anything
         if time.monotonic() - started > 2.5:
             break
     try:
@@ -150,7 +150,7 @@ def test_at_the_connection_cap_idle_connections_make_room(tmp_path: Path) -> Non
         target = Target(serve.url, "/ping", "/predictions")
         idle = [target.connect() for _ in range(120)]  # connected, and silent
         try:
-            time.sleep(0.5)
+            time.sleep(0.5)  # not an event: the connections stay silent a while, so they are idle
             for _ in range(5):  # a real client still gets in: the oldest idle connection is closed for it
                 assert target.healthy_within(1.0)
             closed, _ = _closed_by_server(idle, time.monotonic() + 2.0)
@@ -160,7 +160,7 @@ def test_at_the_connection_cap_idle_connections_make_room(tmp_path: Path) -> Non
     assert closed >= 120 - 50
 
 
-def test_a_client_that_never_reads_its_answer_is_let_go(tmp_path: Path) -> None:
+def test_a_client_that_never_reads_its_answer_is_let_go(demo_package: Path) -> None:
     """A large answer to a client that stops reading waits `send_timeout_s`, then the
     connection is closed: the server holds neither the connection nor the rest of the answer."""
     from tests.serving.conftest import running_server
@@ -168,9 +168,8 @@ def test_a_client_that_never_reads_its_answer_is_let_go(tmp_path: Path) -> None:
     from deckhand.listener import ConnectionLimits
     from deckhand.serving.config import ServeConfig
 
-    train_demo_package(tmp_path / "demo.dhpkg")
     body = ("sepal_length,sepal_width,petal_length,petal_width\n" + "5.1,3.5,1.4,0.2\n" * 200_000).encode()
-    config = ServeConfig(package=tmp_path / "demo.dhpkg", limits=ConnectionLimits(send_timeout_s=1.0))
+    config = ServeConfig(package=demo_package, limits=ConnectionLimits(send_timeout_s=1.0))
     with running_server(config) as (url, _app):
         sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
         sock.sendall(b"POST /predictions HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n")
@@ -200,6 +199,7 @@ def test_at_the_cap_with_no_idle_connection_a_new_one_gets_a_503(tmp_path: Path)
             sock.send(b"POST /predictions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx")
             busy.append(sock)
         try:
+            # no outside sign that the server read the partial bodies: a margin, not an event
             time.sleep(0.5)
             extra = socket.create_connection(target.address, timeout=5)
             answer = extra.recv(4096)

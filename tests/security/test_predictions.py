@@ -25,12 +25,8 @@ ROW = dict(zip(FEATURES, [5.1, 3.5, 1.4, 0.2], strict=True))
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from deckhand.packages.demo import train_demo_package
-
-    package = tmp_path_factory.mktemp("demo") / "demo.dhpkg"
-    train_demo_package(package)
-    with running_server(ServeConfig(package=package, max_rows=50_000)) as (base, _app):
+def url(demo_package: Path) -> Iterator[str]:
+    with running_server(ServeConfig(package=demo_package, max_rows=50_000)) as (base, _app):
         yield base
 
 
@@ -136,13 +132,10 @@ def test_large_requests_stream_the_same_answer(url: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_million_rows_in_bounded_memory_while_ping_answers(tmp_path: Path) -> None:
+def test_a_million_rows_in_bounded_memory_while_ping_answers(tmp_path: Path, demo_package: Path) -> None:
     """A 1,000,000-row CSV (about 20 MB) to a real `deckhand serve`: the peak memory above
     idle stays under 10x the body, and /ping's p99 stays under 100 ms while it runs."""
-    from deckhand.packages.demo import train_demo_package
-
-    package = tmp_path / "demo.dhpkg"
-    train_demo_package(package)
+    package = demo_package
     values = np.random.default_rng(0).normal(5, 2, size=(1_000_000, 4)).round(2)
     body = (",".join(FEATURES) + "\n" + "\n".join(",".join(map(str, r)) for r in values.tolist()) + "\n").encode()
     del values
@@ -160,7 +153,7 @@ def test_a_million_rows_in_bounded_memory_while_ping_answers(tmp_path: Path) -> 
                     started = time.perf_counter()
                     assert client.get("/ping").status_code == 200
                     pings.append(time.perf_counter() - started)
-                    time.sleep(0.01)
+                    time.sleep(0.01)  # the pinger's pace, not a wait for anything
 
         pinger = threading.Thread(target=ping)
         pinger.start()

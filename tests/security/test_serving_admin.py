@@ -77,7 +77,7 @@ def test_admin_listener_takes_only_its_token(tmp_path: Path, demo_package: Path)
         # the public listener still refuses, token or not
         auth = {"authorization": f"Bearer {token}"}
         assert httpx.post(f"{server.url}/deployments/evil", content=b"x", headers=auth).status_code == 405
-        time.sleep(1.0)
+        time.sleep(1.0)  # nothing must happen: more than the models dir's poll period
         assert not marker.exists(), "the hostile package's pickle ran"
 
         # with the token, the admin listener does its job

@@ -67,14 +67,12 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[TestClient]:
-    from deckhand.packages.demo import train_demo_package
-
+def client(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, demo_package: Path, second_package: Path
+) -> Iterator[TestClient]:
     tmp = tmp_path_factory.mktemp("roles")
-    train_demo_package(tmp / "a.dhpkg")
-    train_demo_package(tmp / "b.dhpkg", seed=1)
     with TestClient(create_app(ServerSettings(data_dir=tmp / "data", bootstrap_token=ADMIN))) as api:
-        api.package_bytes = [(tmp / "a.dhpkg").read_bytes(), (tmp / "b.dhpkg").read_bytes()]  # type: ignore[attr-defined]
+        api.package_bytes = [demo_package.read_bytes(), second_package.read_bytes()]  # type: ignore[attr-defined]
         yield api
 
 

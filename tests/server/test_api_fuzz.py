@@ -155,11 +155,10 @@ def _seeded(path: str, generated: dict[str, Any], name: str) -> Callable[[int], 
 
 
 @pytest.fixture(scope="module")
-def fuzz(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Fuzz]:
-    from deckhand.packages.demo import train_demo_package
-
+def fuzz(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, demo_package: Path
+) -> Iterator[Fuzz]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
-    train_demo_package(tmp / "demo.dhpkg")
     # A long poll on a seeded environment's current revision waits at most 0.2 s.
     config = ServerSettings(
         data_dir=tmp / "data", bootstrap_token=ADMIN, long_poll_max_seconds=0.2, long_poll_recheck_seconds=0.1
@@ -168,7 +167,7 @@ def fuzz(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReques
     api = TestClient(app)
     api.headers["Authorization"] = f"Bearer {ADMIN}"
     assert api.get("/openapi.json").json() == openapi_document(), "the fuzzed document is not the one served"
-    world = World(api, (tmp / "demo.dhpkg").read_bytes())
+    world = World(api, demo_package.read_bytes())
     world.restore()
     WORLD[:] = [world]
     reader = world.ok(api.post("/api/v1/tokens", json={"name": "fuzz-reader", "role": "read-only"}))["token"]

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +15,7 @@ from typer.testing import CliRunner
 
 from deckhand.cli import package_commands
 from deckhand.packages.demo import sample_rows
+from deckhand.testing import GiveUp, free_port, wait_until
 
 SERVE = [sys.executable, "-c", "from deckhand.cli.serve_commands import main; main()"]
 
@@ -67,14 +66,9 @@ def test_package_demo_build_and_inspect(tmp_path: Path) -> None:
     assert "python, regression" in built.output
 
 
-def test_serve_command_end_to_end(tmp_path: Path) -> None:
-    from deckhand.packages.demo import train_demo_package
-
-    package = tmp_path / "demo.dhpkg"
-    train_demo_package(package)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def test_serve_command_end_to_end(demo_package: Path) -> None:
+    package = demo_package
+    port = free_port()
     proc = subprocess.Popen(
         [*SERVE, "--package", str(package), "--port", str(port), "--log-level", "warning"],
         stdout=subprocess.PIPE,
@@ -83,16 +77,13 @@ def test_serve_command_end_to_end(tmp_path: Path) -> None:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ping").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read().decode()  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "deckhand serve did not come up in 60 s"
-            time.sleep(0.1)
+
+        def answering() -> bool:
+            if proc.poll() is not None:
+                raise GiveUp(f"deckhand serve exited:\n{proc.stdout.read().decode()}")  # type: ignore[union-attr]
+            return httpx.get(f"http://127.0.0.1:{port}/ping").status_code == 200
+
+        wait_until(answering, 60, what="deckhand serve answering /ping")
         response = httpx.post(f"http://127.0.0.1:{port}/predictions", json=sample_rows(2))
         assert response.status_code == 200 and len(response.json()["data"]) == 2
     finally:

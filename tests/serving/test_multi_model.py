@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ from deckhand import deployment_dirs
 from deckhand.packages.demo import sample_rows
 from deckhand.serving.admin import token_sha256
 from deckhand.serving.config import ServeConfig
+from deckhand.testing import wait_until
 
 PREFIX = "deployment_"
 
@@ -22,7 +24,7 @@ def _predict(client: httpx.Client, url: str, ref: str, task: str = "multiclass")
 
 
 def test_new_replaced_and_removed_deployments_are_followed(
-    serve, demo_package: Path, binary_package: Path, tmp_path: Path, client: httpx.Client, wait_for
+    serve, demo_package: Path, binary_package: Path, tmp_path: Path, client: httpx.Client
 ) -> None:
     models = tmp_path / "models"
     models.mkdir()
@@ -38,12 +40,18 @@ def test_new_replaced_and_removed_deployments_are_followed(
 
         # a new deployment appears within 1 s
         deployment_dirs.install(models, f"{PREFIX}d2", "d2", "model-b", binary_package)
-        took = wait_for(lambda: _predict(client, url, "d2", "binary").status_code == 200)
-        assert took < 1.0
+        start = time.monotonic()
+        wait_until(lambda: _predict(client, url, "d2", "binary").status_code == 200, 5, 0.02, what="d2 served")
+        assert time.monotonic() - start < 1.0
 
         # replace d1's model: the old one serves until the new one is up
         deployment_dirs.install(models, f"{PREFIX}d1", "d1", "model-c", binary_package)
-        wait_for(lambda: client.get(f"{url}/deployments/d1/info").json().get("modelId") == "model-c")
+        wait_until(
+            lambda: client.get(f"{url}/deployments/d1/info").json().get("modelId") == "model-c",
+            5,
+            0.02,
+            what="d1 serving model-c",
+        )
         assert _predict(client, url, "d1", "binary").json()["data"][0]["predictionThreshold"] == 0.5
 
         # a broken replacement keeps the old model and reports the error
@@ -51,7 +59,12 @@ def test_new_replaced_and_removed_deployments_are_followed(
         data = demo_package.read_bytes()
         broken.write_bytes(data[: len(data) // 2])
         deployment_dirs.install(models, f"{PREFIX}d1", "d1", "model-bad", broken)
-        wait_for(lambda: client.get(f"{url}/deployments/d1/info").json()["lastError"] is not None)
+        wait_until(
+            lambda: client.get(f"{url}/deployments/d1/info").json()["lastError"] is not None,
+            5,
+            0.02,
+            what="d1 reporting the broken replacement",
+        )
         info = client.get(f"{url}/deployments/d1/info").json()
         assert info["state"] == "ready" and info["modelId"] == "model-c"
         assert "truncated" in info["lastError"]
@@ -59,7 +72,7 @@ def test_new_replaced_and_removed_deployments_are_followed(
 
         # removing the directory unloads the deployment
         deployment_dirs.remove(models, f"{PREFIX}d2")
-        wait_for(lambda: _predict(client, url, "d2", "binary").status_code == 404)
+        wait_until(lambda: _predict(client, url, "d2", "binary").status_code == 404, 5, 0.02, what="d2 unloaded")
         assert "no deployment 'd2'" in _predict(client, url, "d2").json()["message"]
 
 

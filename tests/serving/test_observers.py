@@ -16,6 +16,7 @@ from deckhand.serving import observers
 from deckhand.serving.app import create_app
 from deckhand.serving.config import ServeConfig
 from deckhand.serving.observers import InMemoryObserver, MonitoringConfigError, PredictionRecord
+from deckhand.testing import wait_until
 
 
 class SlowObserver:
@@ -24,7 +25,7 @@ class SlowObserver:
         self.records: list[PredictionRecord] = []
 
     def submit(self, record: PredictionRecord) -> None:
-        time.sleep(self.delay)
+        time.sleep(self.delay)  # the point: an observer slower than the requests
         self.records.append(record)
 
 
@@ -44,9 +45,7 @@ def test_records_describe_each_request(serve, demo_package: Path, client: httpx.
         assert client.post(f"{url}/predictions", json=sample_rows(3)).status_code == 200
         assert client.post(f"{url}/predictions", json=[{"sepal_length": 1}]).status_code == 422
         assert client.post(f"{url}/predictions", content=b"{bad").status_code == 400
-        deadline = time.monotonic() + 5
-        while len(observer.records) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(observer.records) >= 3, 5, 0.01, what="three records observed")
     ok, missing, bad = observer.records
     assert (ok.deployment_id, ok.model_id, ok.rows, ok.status_code, ok.error) == ("default", "m-7", 3, 200, None)
     assert len(ok.predictions) == 3 and set(ok.predictions) <= {"setosa", "versicolor", "virginica"}
@@ -73,9 +72,7 @@ def test_raising_observer_does_not_fail_responses(serve, demo_package: Path, cli
     with serve(ServeConfig(package=demo_package), observer=observer) as (url, app):
         for _ in range(3):
             assert client.post(f"{url}/predictions", json=sample_rows(1)).status_code == 200
-        deadline = time.monotonic() + 5
-        while app.observer.failed < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: app.observer.failed >= 3, 5, 0.01, what="three failed observations")
     assert observer.calls == 3 and app.observer.failed == 3
 
 

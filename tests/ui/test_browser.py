@@ -12,7 +12,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +20,8 @@ import pytest
 
 from deckhand import deployment_dirs
 from deckhand.client import ControlPlaneClient
-from deckhand.server.testing import ServerProcess, free_port
-from deckhand.testing import wait_until
+from deckhand.server.testing import ServerProcess
+from deckhand.testing import GiveUp, free_port, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -65,7 +64,7 @@ class Child:
 
     def check_running(self) -> None:
         if self.process.poll() is not None:
-            raise AssertionError(f"{self.log.name} exited with {self.process.returncode}:\n{self.log.read_text()}")
+            raise GiveUp(f"{self.log.name} exited with {self.process.returncode}:\n{self.log.read_text()}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -78,16 +77,11 @@ class Child:
 
 
 def _wait_http(url: str, child: Child, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answering() -> bool:
         child.check_running()
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not answering after {timeout} s; see {child.log}")
+        return httpx.get(url, timeout=2.0).status_code == 200
+
+    wait_until(answering, timeout, 0.2, what=f"{url} to answer (see {child.log})")
 
 
 def test_deployment_page_charts_follow_a_burst_of_predictions(

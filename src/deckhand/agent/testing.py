@@ -8,13 +8,12 @@ it can be killed with SIGKILL and restarted like the real thing. It writes its l
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from deckhand.testing import DECKHAND, ChildProcess
+from deckhand.testing import DECKHAND, ChildProcess, GiveUp, wait_until
 
 
 def write_agent_config(
@@ -55,14 +54,20 @@ class AgentProcess(ChildProcess):
         return [*DECKHAND, "agent", "--config", str(self.config), "--log-level", self.log_level]
 
     def wait_for_log(self, text: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def logged() -> bool:
             if text in self.output():
-                return
+                return True
             if not self.alive():
-                raise RuntimeError(f"agent exited with {self.process.returncode if self.process else '?'}")
-            time.sleep(0.05)
-        raise TimeoutError(f"agent log has no {text!r} after {timeout} s:\n{self.output()[-3000:]}")
+                code = self.process.returncode if self.process else "?"
+                raise GiveUp(f"agent exited with {code} before logging {text!r}:\n{self.output()[-3000:]}")
+            return False
+
+        try:
+            wait_until(logged, timeout, 0.05, what=f"{text!r} in the agent log")
+        except GiveUp:
+            raise
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.output()[-3000:]}") from None
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM and wait: the agent stops its plugin and the processes it supervises."""

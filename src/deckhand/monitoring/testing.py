@@ -16,11 +16,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import TracebackType
 
-from deckhand.testing import ChildProcess, free_port
+from deckhand.testing import ChildProcess, GiveUp, free_port, wait_until
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 
@@ -94,23 +93,16 @@ class RabbitMQBroker:
     def wait_ready(self) -> None:
         import pika
 
-        deadline = time.monotonic() + self.start_timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self._proc is not None and self._proc.poll() is not None:
-                raise RuntimeError(f"rabbitmq-server exited with {self._proc.returncode}; see {self.log_file}")
-            try:
-                params = pika.URLParameters(self.url)
-                params.connection_attempts = 1
-                params.socket_timeout = 2
-                pika.BlockingConnection(params).close()
-                return
-            except Exception as exc:  # not up yet
-                last = exc
-            time.sleep(0.5)
-        raise TimeoutError(
-            f"rabbitmq on port {self.amqp_port} not ready after {self.start_timeout} s ({last}); see {self.log_file}"
-        )
+                raise GiveUp(f"rabbitmq-server exited with {self._proc.returncode}; see {self.log_file}")
+            params = pika.URLParameters(self.url)
+            params.connection_attempts = 1
+            params.socket_timeout = 2
+            pika.BlockingConnection(params).close()
+            return True
+
+        wait_until(ready, self.start_timeout, 0.5, what=f"rabbitmq on port {self.amqp_port} (see {self.log_file})")
 
     @property
     def pid(self) -> int | None:

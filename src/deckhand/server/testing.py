@@ -10,30 +10,25 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import httpx
 
 from deckhand.server.settings import BOOTSTRAP_TOKEN_ENV, ServerSettings
-from deckhand.testing import DECKHAND, ChildProcess, free_port
+from deckhand.testing import DECKHAND, ChildProcess, GiveUp, free_port, wait_until
 
-__all__ = ["ServerProcess", "ThreadedServer", "free_port", "wait_healthy"]
+__all__ = ["ServerProcess", "ThreadedServer", "wait_healthy"]
 
 
 def wait_healthy(url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
+    """Wait until the control plane at `url` answers /healthz (and `process`, if given, runs)."""
+
+    def healthy() -> bool:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"control plane exited with code {process.returncode} while starting")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.1)
-    raise TimeoutError(f"control plane at {url} not healthy after {timeout} s ({last})")
+            raise GiveUp(f"control plane exited with code {process.returncode} while starting")
+        return httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200
+
+    wait_until(healthy, timeout, what=f"the control plane at {url} to answer /healthz")
 
 
 class ThreadedServer:

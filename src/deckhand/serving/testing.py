@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deckhand.testing import DECKHAND, ChildProcess, free_port, wait_until
+from deckhand.testing import DECKHAND, ChildProcess, GiveUp, free_port, wait_until
 
 
 class ServeProcess(ChildProcess):
@@ -37,10 +37,12 @@ class ServeProcess(ChildProcess):
 
         def ready() -> bool:
             if not self.alive():
-                raise AssertionError(f"deckhand serve exited:\n{self.output()[-3000:]}")
+                raise GiveUp(f"deckhand serve exited:\n{self.output()[-3000:]}")
             return httpx.get(f"{self.url}/ping", timeout=2).status_code == 200
 
         try:
             wait_until(ready, timeout, what="deckhand serve answering /ping")
+        except GiveUp:
+            raise
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{self.output()[-3000:]}") from None

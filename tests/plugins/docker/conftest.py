@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client
 import json
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -22,19 +21,13 @@ import pytest
 
 from deckhand.packages.demo import sample_rows, train_demo_package
 from deckhand.plugins.docker import names
-from deckhand.testing import wait_until  # noqa: F401 - the docker tests import it from here
+from deckhand.testing import free_port, wait_until  # noqa: F401 - the docker tests import them from here
 
 docker = pytest.importorskip("docker", reason="the Docker SDK is needed: pip install 'deckhand[docker]'")
 
 ROWS = sample_rows(2)
 # Per session, so one session's clean-up never removes an image another session is using.
 TEST_IMAGE_REPOSITORY = f"dh-test-model-{secrets.token_hex(3)}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -229,7 +222,7 @@ class RequestLoop:
             next_at += self.interval
             delay = next_at - time.monotonic()
             if delay > 0:
-                time.sleep(delay)
+                time.sleep(delay)  # the loop's request rate
             else:
                 next_at = time.monotonic()
         conn.close()

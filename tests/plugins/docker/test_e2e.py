@@ -86,7 +86,7 @@ def test_docker_environment_end_to_end(tmp_path: Path, control_plane: ServerProc
         second = admin.upload_package(packages["b"])
         path = f"/deployments/{dep['id']}/predictions"
         with RequestLoop("127.0.0.1", denv.web_port, path, rate=200) as load:
-            time.sleep(1)
+            time.sleep(1)  # load on for a second before the replacement, not a wait for anything
             admin.replace_model(dep["id"], second["id"])
             wait_until(
                 lambda: (s := observed(admin, dep["id"])).get("state") == "ready" and s.get("modelId") == second["id"],
@@ -94,7 +94,7 @@ def test_docker_environment_end_to_end(tmp_path: Path, control_plane: ServerProc
                 0.2,
                 "replacement reported",
             )
-            time.sleep(2)
+            time.sleep(2)  # and load on for two more seconds after it
         print(f"replacement through the agent: {load.ok} ok, {load.failed} failed, {load.rate:.0f} req/s")
         assert load.failed == 0, load.errors
         models = {c.labels[names.LABEL_MODEL] for c in denv.containers() if c.labels[names.LABEL_ROLE] == "model"}
@@ -105,7 +105,7 @@ def test_docker_environment_end_to_end(tmp_path: Path, control_plane: ServerProc
         agent.kill()
         agent = AgentProcess(agent_config, tmp_path / "agent").start()
         wait_until(lambda: agent.output().count("started revision=") >= 2, 60, what="agent restarted")
-        time.sleep(5)  # a few reconcile passes
+        time.sleep(5)  # nothing must happen in a few reconcile passes: the container is adopted, not replaced
         assert client.containers.get(container.name).id == container.id
         assert observed(admin, dep["id"])["state"] == "ready"
         assert predict(url.replace("localhost", "127.0.0.1"))[0] == 200
@@ -162,7 +162,7 @@ def test_failing_model_keeps_the_old_one_serving_through_the_agent(
             seen = wait_until(
                 lambda: (s := observed(admin, dep["id"])).get("oldModelInUse") and s, 120, 0.3, "oldModelInUse reported"
             )
-            time.sleep(2)
+            time.sleep(2)  # load on for two more seconds: the old model keeps serving
         print(f"\nfailed replacement as the control plane shows it: {seen}")
         assert seen["state"] == "ready" and seen["modelId"] == good["id"]
         assert "old model keeps serving" in (seen.get("message") or ""), seen

@@ -26,7 +26,8 @@ BRIDGE_IP = os.environ.get("DECKHAND_DOCKER_BRIDGE_CIDR", "172.31.250.1/24").spl
 @pytest.fixture
 def bridge_control_plane(tmp_path: Path, engine_host) -> Iterator[str]:
     from deckhand.server.settings import ServerSettings
-    from deckhand.server.testing import ThreadedServer, free_port
+    from deckhand.server.testing import ThreadedServer
+    from deckhand.testing import free_port
 
     settings = ServerSettings(
         data_dir=tmp_path / "cp", host=BRIDGE_IP, port=free_port(BRIDGE_IP), bootstrap_token=ADMIN

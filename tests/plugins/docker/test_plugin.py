@@ -70,7 +70,7 @@ def test_lifecycle_start_predict_replace_under_load_stop(denv, packages, client)
 
     # Replace while ~200 requests/s flow through the proxy: not one may fail.
     with RequestLoop("127.0.0.1", denv.web_port, "/deployments/d1/predictions", rate=200) as load:
-        time.sleep(2)
+        time.sleep(2)  # load on before and after the replacement, not a wait for anything
         replaced = plugin.invoke("deployment_replace_model", info("d1", model_a, packages["b"], model_b))
         time.sleep(3)
     print(

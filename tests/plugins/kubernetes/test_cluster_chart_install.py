@@ -118,7 +118,7 @@ def test_helm_install_then_deploy_through_the_control_plane(
 
     # the agent pod is deleted in the middle of a model replacement: the next one converges
     cp.client.replace_model(dep["id"], cp.packages["b"])
-    time.sleep(3)
+    time.sleep(3)  # not an event: the pod is deleted a few seconds into the replacement
     old_pods = agent_pods(env, ns)
     kubectl(env, "-n", ns, "delete", "pod", *old_pods, "--wait=false")
 
