@@ -513,55 +513,66 @@ def deployments_replace(
         )
 
 
-def _print_changed(dep: dict[str, Any], done: str, output: Output) -> None:
-    if output is Output.json:
-        print_json(dep)
-    else:
-        typer.echo(f"{done} deployment {dep['name']} ({dep['id']}) revision {dep['revision']}")
-
-
-@deployments_app.command("activate")
-def deployments_activate(
-    deployment: DeploymentArg,
-    server: ServerOpt = DEFAULT_URL,
-    token: TokenOpt = None,
-    output: OutputOpt = Output.table,
+def _change_command(
+    name: str,
+    summary: str,
+    change: Callable[[ControlPlaneClient, str], dict[str, Any]],
+    report: Callable[[dict[str, Any], Output], None],
 ) -> None:
-    """Activate a deployment."""
-    with _errors():
-        dep = _client(server, token).activate_deployment(deployment)
-    _print_changed(dep, "activated", output)
+    """Add `deckhand deployments NAME DEPLOYMENT`: CHANGE makes the one change to the
+    deployment and returns it, REPORT prints the result; SUMMARY is the command's help."""
+
+    def command(
+        deployment: DeploymentArg,
+        server: ServerOpt = DEFAULT_URL,
+        token: TokenOpt = None,
+        output: OutputOpt = Output.table,
+    ) -> None:
+        with _errors():
+            dep = change(_client(server, token), deployment)
+        report(dep, output)
+
+    command.__name__ = f"deployments_{name}"
+    command.__doc__ = summary
+    deployments_app.command(name)(command)
 
 
-@deployments_app.command("deactivate")
-def deployments_deactivate(
-    deployment: DeploymentArg,
-    server: ServerOpt = DEFAULT_URL,
-    token: TokenOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Deactivate a deployment."""
-    with _errors():
-        dep = _client(server, token).deactivate_deployment(deployment)
-    _print_changed(dep, "deactivated", output)
+def _print_changed(done: str) -> Callable[[dict[str, Any], Output], None]:
+    def report(dep: dict[str, Any], output: Output) -> None:
+        if output is Output.json:
+            print_json(dep)
+        else:
+            typer.echo(f"{done} deployment {dep['name']} ({dep['id']}) revision {dep['revision']}")
+
+    return report
 
 
-@deployments_app.command("delete")
-def deployments_delete(
-    deployment: DeploymentArg,
-    server: ServerOpt = DEFAULT_URL,
-    token: TokenOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Delete a deployment (the agent stops it)."""
-    with _errors():
-        client = _client(server, token)
-        dep = client.get_deployment(deployment)
-        client.delete_deployment(dep["id"])
+def _delete_deployment(client: ControlPlaneClient, deployment: str) -> dict[str, Any]:
+    dep = client.get_deployment(deployment)
+    client.delete_deployment(dep["id"])
+    return dep
+
+
+def _print_deleted(dep: dict[str, Any], output: Output) -> None:
     if output is Output.json:
         print_json({"id": dep["id"], "deleted": True})
     else:
         typer.echo(f"deleted deployment {dep['name']} ({dep['id']}); the agent stops it")
+
+
+_change_command(
+    "activate",
+    "Activate a deployment.",
+    lambda client, deployment: client.activate_deployment(deployment),
+    _print_changed("activated"),
+)
+_change_command(
+    "deactivate",
+    "Deactivate a deployment.",
+    lambda client, deployment: client.deactivate_deployment(deployment),
+    _print_changed("deactivated"),
+)
+_change_command("delete", "Delete a deployment (the agent stops it).", _delete_deployment, _print_deleted)
 
 
 # -- deckhand events -------------------------------------------------------------------------

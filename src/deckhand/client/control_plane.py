@@ -77,7 +77,8 @@ class ControlPlaneClient:
         return response.json()
 
     @staticmethod
-    def _params(**values: Any) -> dict[str, Any]:
+    def _without_none(**values: Any) -> dict[str, Any]:
+        """The values that are set: query parameters, and the optional fields of a body."""
         return {k: v for k, v in values.items() if v is not None}
 
     # -- service --------------------------------------------------------------------
@@ -209,11 +210,8 @@ class ControlPlaneClient:
             "environmentId": environment_id,
             "modelPackageId": model_package_id,
             "active": active,
+            **self._without_none(description=description, keyValueConfig=key_value_config),
         }
-        if description is not None:
-            body["description"] = description
-        if key_value_config is not None:
-            body["keyValueConfig"] = key_value_config
         result: dict[str, Any] = self._json("POST", f"{API}/deployments", json=body)
         return result
 
@@ -223,7 +221,7 @@ class ControlPlaneClient:
 
     def list_deployments(self, environment_id: str | None = None) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._json(
-            "GET", f"{API}/deployments", params=self._params(environmentId=environment_id)
+            "GET", f"{API}/deployments", params=self._without_none(environmentId=environment_id)
         )
         return result
 
@@ -253,11 +251,7 @@ class ControlPlaneClient:
         description: str | None = None,
         key_value_config: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        if description is not None:
-            body["description"] = description
-        if key_value_config is not None:
-            body["keyValueConfig"] = key_value_config
+        body = self._without_none(description=description, keyValueConfig=key_value_config)
         result: dict[str, Any] = self._json("PATCH", f"{API}/deployments/{deployment_id}", json=body)
         return result
 
@@ -275,7 +269,7 @@ class ControlPlaneClient:
         result: list[dict[str, Any]] = self._json(
             "GET",
             f"{API}/events",
-            params=self._params(environmentId=environment_id, deploymentId=deployment_id, limit=limit),
+            params=self._without_none(environmentId=environment_id, deploymentId=deployment_id, limit=limit),
         )
         return result
 
@@ -304,7 +298,7 @@ class ControlPlaneClient:
         return result
 
     def _desired_state_request(self, env_id: str, revision: int | None, timeout: float) -> tuple[str, dict[str, Any]]:
-        params = self._params(revision=revision, timeout=timeout if revision is not None else None)
+        params = self._without_none(revision=revision, timeout=timeout if revision is not None else None)
         return f"{API}/agent/environments/{env_id}/desired-state", {
             "params": params,
             "timeout": httpx.Timeout(self._timeout, read=timeout + self._timeout),
@@ -341,7 +335,7 @@ class ControlPlaneClient:
         result: dict[str, Any] = self._json(
             "GET",
             f"{API}/deployments/{deployment_id}/monitoring/service-health",
-            params=self._params(start=start, end=end, bucketSeconds=bucket_seconds),
+            params=self._without_none(start=start, end=end, bucketSeconds=bucket_seconds),
         )
         return result
 
@@ -351,13 +345,15 @@ class ControlPlaneClient:
         result: dict[str, Any] = self._json(
             "GET",
             f"{API}/deployments/{deployment_id}/monitoring/predictions",
-            params=self._params(start=start, end=end),
+            params=self._without_none(start=start, end=end),
         )
         return result
 
     def feature_drift(self, deployment_id: str, start: str | None = None, end: str | None = None) -> dict[str, Any]:
         result: dict[str, Any] = self._json(
-            "GET", f"{API}/deployments/{deployment_id}/monitoring/drift", params=self._params(start=start, end=end)
+            "GET",
+            f"{API}/deployments/{deployment_id}/monitoring/drift",
+            params=self._without_none(start=start, end=end),
         )
         return result
 

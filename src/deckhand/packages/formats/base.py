@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -20,6 +21,45 @@ class BuiltPayload:
     class_labels: list[str] | None = None
     features: list[Feature] | None = None
     library_versions: dict[str, str] = field(default_factory=dict)
+
+
+Learned = tuple[str | None, list[str] | None, list[Feature] | None]
+"""What a builder learns from the model itself: target type, class labels and features."""
+
+
+def build_one_file(
+    source: Path,
+    *,
+    suffixes: tuple[str, ...],
+    wanted: str,
+    hint: str = "",
+    learn: Callable[[bytes, Path], Learned],
+    payload_name: str,
+    libraries: tuple[str, ...],
+) -> BuiltPayload:
+    """The build of a format whose payload is one model file.
+
+    SOURCE is that file, or a directory holding exactly one file with one of SUFFIXES
+    (WANTED names them in the error, HINT ends it). LEARN reads what the model knows about
+    itself from the file's bytes; the payload is those bytes, named PAYLOAD_NAME.
+    """
+    if source.is_dir():
+        candidates = sorted(p for p in source.iterdir() if p.suffix in suffixes)
+        if len(candidates) != 1:
+            raise PackageError(
+                f"{source}: expected exactly one {wanted} file in the directory, "
+                f"found {[p.name for p in candidates]}{hint}"
+            )
+        source = candidates[0]
+    raw = source.read_bytes()
+    target_type, labels, features = learn(raw, source)
+    return BuiltPayload(
+        files={payload_name: raw},
+        target_type=target_type,
+        class_labels=labels,
+        features=features,
+        library_versions=versions(*libraries),
+    )
 
 
 def versions(*distributions: str) -> dict[str, str]:
@@ -56,7 +96,7 @@ def write_tree(files: dict[str, bytes], root: Path) -> None:
         target.write_bytes(content)
 
 
-def sklearn_introspect(model: object) -> tuple[str | None, list[str] | None, list[Feature] | None]:
+def sklearn_introspect(model: object) -> Learned:
     """target type, class labels and feature names an sklearn estimator knows about itself."""
     classes = getattr(model, "classes_", None)
     target_type: str | None

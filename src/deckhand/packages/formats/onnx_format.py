@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from deckhand.packages.errors import PackageError
-from deckhand.packages.formats.base import BuiltPayload, versions
+from deckhand.packages.formats.base import BuiltPayload, Learned, build_one_file
 from deckhand.packages.manifest import Feature, Manifest
 from deckhand.packages.model import Batch, LoadedModel, ModelInputError, Predictions
 
@@ -55,15 +55,7 @@ def _class_labels(raw: bytes) -> list[str] | None:
     return None
 
 
-def build(source: Path) -> BuiltPayload:
-    if source.is_dir():
-        candidates = sorted(source.glob("*.onnx"))
-        if len(candidates) != 1:
-            raise PackageError(
-                f"{source}: expected exactly one .onnx file in the directory, found {[p.name for p in candidates]}"
-            )
-        source = candidates[0]
-    raw = source.read_bytes()
+def _learn(raw: bytes, source: Path) -> Learned:
     session = _session(raw, str(source))
     inputs = session.get_inputs()
     if len(inputs) == 1:
@@ -79,12 +71,12 @@ def build(source: Path) -> BuiltPayload:
         target_type = "binary" if len(labels) == 2 else "multiclass"
     elif len(session.get_outputs()) == 1:
         target_type = "regression"
-    return BuiltPayload(
-        files={PAYLOAD_NAME: raw},
-        target_type=target_type,
-        class_labels=labels,
-        features=features,
-        library_versions=versions(*LIBRARIES),
+    return target_type, labels, features
+
+
+def build(source: Path) -> BuiltPayload:
+    return build_one_file(
+        source, suffixes=(".onnx",), wanted=".onnx", learn=_learn, payload_name=PAYLOAD_NAME, libraries=LIBRARIES
     )
 
 

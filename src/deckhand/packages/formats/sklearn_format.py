@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from deckhand.packages.errors import PackageError
-from deckhand.packages.formats.base import BuiltPayload, sklearn_introspect, versions
+from deckhand.packages.formats.base import BuiltPayload, Learned, build_one_file, sklearn_introspect
 from deckhand.packages.formats.sklearn_fastpath import compile_linear
 from deckhand.packages.manifest import Manifest
 from deckhand.packages.model import (
@@ -36,29 +36,25 @@ def _load_estimator(raw: bytes, origin: str) -> Any:
         ) from exc
 
 
-def build(source: Path) -> BuiltPayload:
-    if source.is_dir():
-        candidates = sorted(p for p in source.iterdir() if p.suffix in (".joblib", ".pkl", ".pickle"))
-        if len(candidates) != 1:
-            raise PackageError(
-                f"{source}: expected exactly one .joblib/.pkl file in the directory, "
-                f"found {[p.name for p in candidates]}; pass the model file itself"
-            )
-        source = candidates[0]
-    raw = source.read_bytes()
+def _learn(raw: bytes, source: Path) -> Learned:
     model = _load_estimator(raw, str(source))
     if not hasattr(model, "predict"):
         raise PackageError(
             f"{source}: the object is a {type(model).__name__}, which has no predict(); "
             "package a fitted scikit-learn estimator or Pipeline"
         )
-    target_type, labels, features = sklearn_introspect(model)
-    return BuiltPayload(
-        files={PAYLOAD_NAME: raw},
-        target_type=target_type,
-        class_labels=labels,
-        features=features,
-        library_versions=versions(*LIBRARIES),
+    return sklearn_introspect(model)
+
+
+def build(source: Path) -> BuiltPayload:
+    return build_one_file(
+        source,
+        suffixes=(".joblib", ".pkl", ".pickle"),
+        wanted=".joblib/.pkl",
+        hint="; pass the model file itself",
+        learn=_learn,
+        payload_name=PAYLOAD_NAME,
+        libraries=LIBRARIES,
     )
 
 

@@ -314,7 +314,17 @@ class DockerPlugin(BosunPluginBase):
             removed.append(container.name)
         return removed
 
-    def _ready(self, di: DeploymentInfo, model_id: str, msg: str, timings: dict[str, float]) -> ActionStatusInfo:
+    def _serving(
+        self, di: DeploymentInfo, container: Any, model_id: str, timings: dict[str, float], *, event: str, retired: str
+    ) -> ActionStatusInfo:
+        """`container` serves the deployment now: remove its other containers, log `event` and
+        report the deployment ready. `retired` says what became of the removed ones ({} is
+        their names)."""
+        removed = self._retire(container, self._model_containers(di.id))
+        msg = f"container {container.name} serves model {model_id}"
+        if removed:
+            msg += "; " + retired.format(", ".join(removed))
+        self._logger.info("event=%s deployment=%s model=%s timings=%s", event, di.id, model_id, timings)
         return ActionStatusInfo(
             ActionStatus.OK,
             msg=msg,
@@ -400,12 +410,7 @@ class DockerPlugin(BosunPluginBase):
                     state=DeploymentState.STOPPED,
                 )
             container, timings = self._bring_up(di, model_id)
-            removed = self._retire(container, self._model_containers(di.id))
-            msg = f"container {container.name} serves model {model_id}"
-            if removed:
-                msg += f"; removed {', '.join(removed)}"
-            self._logger.info("event=deployment_started deployment=%s model=%s timings=%s", di.id, model_id, timings)
-            return self._ready(di, model_id, msg, timings)
+            return self._serving(di, container, model_id, timings, event="deployment_started", retired="removed {}")
 
         return self._guarded(BosunPluginActions.DEPLOYMENT_START, run)
 
@@ -440,12 +445,9 @@ class DockerPlugin(BosunPluginBase):
                     )
                 raise
             time.sleep(DRAIN_SECONDS)
-            removed = self._retire(container, self._model_containers(di.id))
-            msg = f"container {container.name} serves model {model_id}"
-            if removed:
-                msg += f"; retired {', '.join(removed)} after the route moved"
-            self._logger.info("event=model_replaced deployment=%s model=%s timings=%s", di.id, model_id, timings)
-            return self._ready(di, model_id, msg, timings)
+            return self._serving(
+                di, container, model_id, timings, event="model_replaced", retired="retired {} after the route moved"
+            )
 
         return self._guarded(BosunPluginActions.DEPLOYMENT_REPLACE_MODEL, run)
 

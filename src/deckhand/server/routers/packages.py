@@ -12,7 +12,6 @@ from deckhand.server.errors import NotFound, PayloadTooLarge
 from deckhand.server.routers.common import API_PREFIX, errors
 from deckhand.server.schemas.packages import ModelPackageOut
 from deckhand.server.services import packages as svc
-from deckhand.server.services.lookup import find_package
 from deckhand.server.state import CP
 
 router = APIRouter(prefix=f"{API_PREFIX}/model-packages", tags=["model packages"])
@@ -59,15 +58,9 @@ def list_packages(_p: UserReader, cp: CP) -> list[ModelPackageOut]:
 
 
 @router.get("/{package_id}", response_model=ModelPackageOut, responses=errors(403, 404))
-def get_package(
-    package_id: str,
-    principal: Reader,
-    cp: CP,
-) -> ModelPackageOut:
+def get_package(package_id: str, principal: Reader, cp: CP) -> ModelPackageOut:
     with cp.db.reading() as session:
-        package = find_package(session, package_id, field="modelPackage")
-        svc.check_package_scope(session, principal, package.id)
-        return svc.package_out(package)
+        return svc.package_out(svc.readable_package(session, principal, package_id))
 
 
 @router.get(
@@ -78,15 +71,10 @@ def get_package(
         200: {"content": {"application/octet-stream": {}}, "description": "The package file"},
     },
 )
-def download_package(
-    package_id: str,
-    principal: Reader,
-    cp: CP,
-) -> FileResponse:
+def download_package(package_id: str, principal: Reader, cp: CP) -> FileResponse:
     """The package file, with its sha256 in `X-Checksum-Sha256`."""
     with cp.db.reading() as session:
-        package = find_package(session, package_id, field="modelPackage")
-        svc.check_package_scope(session, principal, package.id)
+        package = svc.readable_package(session, principal, package_id)
     path = cp.artifacts.path_for(package.id)
     if not path.is_file():
         raise NotFound(

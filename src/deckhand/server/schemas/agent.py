@@ -16,6 +16,7 @@ from deckhand.server.schemas.common import (
     RequestModel,
     Result,
 )
+from deckhand.server.schemas.environments import EnvironmentFields
 
 Text = Annotated[str, Field(max_length=100_000)]
 
@@ -25,15 +26,7 @@ LATEST_EVENT = datetime(2100, 1, 1, tzinfo=UTC)
 _RANGE = f"between {EARLIEST_EVENT:%Y-%m-%d} and {LATEST_EVENT:%Y-%m-%d}"
 
 
-class DesiredEnvironment(ApiModel):
-    id: str
-    name: str
-    description: str
-    platform: str
-    plugin: str
-    plugin_config: JsonObject
-    key_value_config: JsonObject
-    monitoring_enabled: bool
+class DesiredEnvironment(EnvironmentFields):
     created_at: datetime
     created_by: str | None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -42,6 +42,14 @@ class ApiModel(BaseModel):
     """Response model: camelCase aliases."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+    @classmethod
+    def from_row(cls, row: object, prefix: str = "", **given: Any) -> Self:
+        """This model from a database row: each field is the row's attribute of the same name
+        (after `prefix`), but for the fields `given` here."""
+        return cls.model_validate(
+            {name: given[name] if name in given else getattr(row, prefix + name) for name in cls.model_fields}
+        )
 
 
 class RequestModel(BaseModel):

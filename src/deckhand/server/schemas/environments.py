@@ -57,7 +57,9 @@ class EnvironmentStatusOut(ApiModel):
     updated_at: datetime | None
 
 
-class EnvironmentOut(ApiModel):
+class EnvironmentFields(ApiModel):
+    """What readers and the environment's agent both see of an environment."""
+
     id: str
     name: str
     description: str
@@ -66,6 +68,9 @@ class EnvironmentOut(ApiModel):
     plugin_config: JsonObject
     key_value_config: JsonObject
     monitoring_enabled: bool
+
+
+class EnvironmentOut(EnvironmentFields):
     revision: int
     created_at: datetime
     created_by: str | None

@@ -26,29 +26,8 @@ from deckhand.server.services.lookup import find_deployment, find_environment, f
 
 
 def deployment_out(dep: Deployment) -> DeploymentOut:
-    observed = None
-    if dep.observed_updated_at is not None:
-        observed = ObservedOut(
-            state=dep.observed_state,  # type: ignore[arg-type]
-            model_id=dep.observed_model_id,
-            prediction_url=dep.observed_prediction_url,
-            message=dep.observed_message,
-            old_model_in_use=dep.observed_old_model_in_use,
-            updated_at=dep.observed_updated_at,
-        )
-    return DeploymentOut(
-        id=dep.id,
-        name=dep.name,
-        description=dep.description,
-        environment_id=dep.environment_id,
-        model_package_id=dep.model_package_id,
-        active=dep.active,
-        key_value_config=dep.key_value_config,
-        revision=dep.revision,
-        created_at=dep.created_at,
-        updated_at=dep.updated_at,
-        observed=observed,
-    )
+    observed = None if dep.observed_updated_at is None else ObservedOut.from_row(dep, prefix="observed_")
+    return DeploymentOut.from_row(dep, observed=observed)
 
 
 def _changed(session: Session, principal: Principal, dep: Deployment, action: str, msg: str) -> None:
@@ -142,11 +121,7 @@ def update_deployment(session: Session, principal: Principal, ref: str, body: De
     for key, value in changes.items():
         setattr(dep, key, value)
     _changed(
-        session,
-        principal,
-        dep,
-        "deployment.update",
-        f"updated {', '.join(sorted(changes))} of deployment {dep.name!r}",
+        session, principal, dep, "deployment.update", f"updated {', '.join(sorted(changes))} of deployment {dep.name!r}"
     )
     return dep
 
@@ -154,13 +129,7 @@ def update_deployment(session: Session, principal: Principal, ref: str, body: De
 def delete_deployment(session: Session, principal: Principal, ref: str) -> Deployment:
     dep = find_deployment(session, ref)
     dep.deleted_at = utcnow()
-    _changed(
-        session,
-        principal,
-        dep,
-        "deployment.delete",
-        f"deleted deployment {dep.name!r}; the agent stops it",
-    )
+    _changed(session, principal, dep, "deployment.delete", f"deleted deployment {dep.name!r}; the agent stops it")
     return dep
 
 

@@ -23,27 +23,8 @@ from deckhand.server.services.lookup import find_environment
 def environment_out(env: Environment) -> EnvironmentOut:
     """What readers see: secret plugin config values are masked for everyone (write-only);
     only the environment's agent gets them, through its desired state."""
-    status = None
-    if env.status is not None:
-        status = EnvironmentStatusOut(
-            status=env.status,  # type: ignore[arg-type]
-            message=env.status_message,
-            updated_at=env.status_updated_at,
-        )
-    return EnvironmentOut(
-        id=env.id,
-        name=env.name,
-        description=env.description,
-        platform=env.platform,
-        plugin=env.plugin,
-        plugin_config=mask_mapping(env.plugin_config or {}),
-        key_value_config=env.key_value_config,
-        monitoring_enabled=env.monitoring_enabled,
-        revision=env.revision,
-        created_at=env.created_at,
-        created_by=env.created_by,
-        status=status,
-    )
+    status = None if env.status is None else EnvironmentStatusOut.from_row(env, prefix="status_", status=env.status)
+    return EnvironmentOut.from_row(env, plugin_config=mask_mapping(env.plugin_config or {}), status=status)
 
 
 def bump_revision(session: Session, environment_id: str) -> None:

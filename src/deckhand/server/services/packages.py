@@ -110,20 +110,23 @@ async def receive_package(
     return package
 
 
-def check_package_scope(session: Session, principal: Principal, package_id: str) -> None:
-    """Agents may read only packages that a deployment in one of their environments uses."""
+def readable_package(session: Session, principal: Principal, ref: str) -> ModelPackage:
+    """The package `ref` names, if `principal` may read it: agents may read only packages that
+    a deployment in one of their environments uses."""
+    package = find_package(session, ref, field="modelPackage")
     if principal.role != "agent":
-        return
+        return package
     used = session.scalar(
         select(
             exists().where(
-                Deployment.model_package_id == package_id,
+                Deployment.model_package_id == package.id,
                 Deployment.environment_id.in_(principal.environment_ids),
             )
         )
     )
     if not used:  # as if it did not exist: an agent learns nothing beyond its environments
-        raise package_not_found(package_id, "modelPackage")
+        raise package_not_found(package.id, "modelPackage")
+    return package
 
 
 def delete_package(session: Session, principal: Principal, ref: str) -> ModelPackage:

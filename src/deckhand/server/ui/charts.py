@@ -22,6 +22,9 @@ MARGIN_LEFT = 56
 MARGIN_RIGHT = 12
 MARGIN_TOP = 12
 MARGIN_BOTTOM = 26
+# The plot area of the charts with a value axis on the left (line and distribution charts).
+PLOT_WIDTH = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
+PLOT_HEIGHT = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
 # Above this many buckets, points are drawn as a line only (no circles).
 MAX_MARKERS = 240
 
@@ -49,18 +52,31 @@ def nice_ceiling(value: float) -> float:
     return 10.0 ** (exponent + 1)  # pragma: no cover - the loop always returns
 
 
-def _frame(title: str, top: float, plot_h: float, fmt: Formatter) -> list[str]:
+def _top(series: Sequence[Series]) -> float:
+    """The top of the value axis: a round number at or above every value drawn."""
+    return nice_ceiling(max((v for s in series for v in s.values if v is not None), default=0.0))
+
+
+def _frame(title: str, top: float, fmt: Formatter) -> list[str]:
     """The opening <svg> and the horizontal grid with its value labels (0, half, top)."""
     parts = [
         f'<svg class="chart-svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{escape(title)}" preserveAspectRatio="none" data-max="{top:g}">'
     ]
     for fraction in (0.0, 0.5, 1.0):
-        gy = MARGIN_TOP + plot_h * (1 - fraction)
+        gy = MARGIN_TOP + PLOT_HEIGHT * (1 - fraction)
         parts.append(f'<line class="grid" x1="{MARGIN_LEFT}" x2="{WIDTH - MARGIN_RIGHT}" y1="{gy:.1f}" y2="{gy:.1f}"/>')
         parts.append(f'<text class="axis" x="{MARGIN_LEFT - 6}" y="{gy + 4:.1f}" text-anchor="end">')
         parts.append(f"{escape(fmt(top * fraction))}</text>")
     return parts
+
+
+def _series_group(s: Series, points: Sequence[tuple[int, float]]) -> str:
+    """The opening <g> of a series, with what tests read: how many points and their sum."""
+    return (
+        f'<g class="series {escape(s.css)}" data-series="{escape(s.name)}" '
+        f'data-points="{len(points)}" data-sum="{sum(v for _, v in points):g}">'
+    )
 
 
 def format_count(value: float) -> str:
@@ -108,19 +124,16 @@ def line_chart(
     fmt: Formatter = format_count,
 ) -> Markup:
     """Lines over evenly spaced buckets starting at `times`; a None value breaks the line."""
-    plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
-    plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
     n = len(times)
-    present = [v for s in series for v in s.values if v is not None]
-    top = nice_ceiling(max(present, default=0.0))
+    top = _top(series)
 
     def x(i: int) -> float:
-        return MARGIN_LEFT + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
+        return MARGIN_LEFT + (PLOT_WIDTH * i / (n - 1) if n > 1 else PLOT_WIDTH / 2)
 
     def y(v: float) -> float:
-        return MARGIN_TOP + plot_h * (1 - min(v, top) / top)
+        return MARGIN_TOP + PLOT_HEIGHT * (1 - min(v, top) / top)
 
-    parts = _frame(title, top, plot_h, fmt)
+    parts = _frame(title, top, fmt)
     if n:
         for i, anchor in ((0, "start"), (n // 2, "middle"), (n - 1, "end")):
             label = escape(_fmt_time(times[i]))
@@ -128,11 +141,7 @@ def line_chart(
     for s in series:
         values = list(s.values)
         points = [(i, v) for i, v in enumerate(values) if v is not None]
-        total = sum(v for _, v in points)
-        parts.append(
-            f'<g class="series {escape(s.css)}" data-series="{escape(s.name)}" '
-            f'data-points="{len(points)}" data-sum="{total:g}">'
-        )
+        parts.append(_series_group(s, points))
         segment: list[str] = []
         for i, v in enumerate([*values, None]):
             if v is not None:
@@ -220,14 +229,11 @@ def distribution_chart(
     fmt: Formatter = format_ratio,
 ) -> Markup:
     """Vertical grouped bars: one group per label, one bar per series (e.g. baseline vs current share)."""
-    plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
-    plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
     n = max(len(labels), 1)
-    present = [v for s in groups for v in s.values if v is not None]
-    top = nice_ceiling(max(present, default=0.0))
-    slot = plot_w / n
+    top = _top(groups)
+    slot = PLOT_WIDTH / n
     bar_w = max(slot * 0.8 / max(len(groups), 1), 1.0)
-    parts = _frame(title, top, plot_h, fmt)
+    parts = _frame(title, top, fmt)
     step = max(1, math.ceil(len(labels) / 12))
     for i, label in enumerate(labels):
         if i % step == 0:
@@ -238,16 +244,13 @@ def distribution_chart(
             )
     for g, s in enumerate(groups):
         points = [(i, v) for i, v in enumerate(s.values) if v is not None]
-        parts.append(
-            f'<g class="series {escape(s.css)}" data-series="{escape(s.name)}" '
-            f'data-points="{len(points)}" data-sum="{sum(v for _, v in points):g}">'
-        )
+        parts.append(_series_group(s, points))
         for i, v in points:
-            height = plot_h * min(v, top) / top
+            height = PLOT_HEIGHT * min(v, top) / top
             bx = MARGIN_LEFT + slot * i + slot * 0.1 + bar_w * g
             label = labels[i] if i < len(labels) else str(i)
             parts.append(
-                f'<rect class="bar" x="{bx:.1f}" y="{MARGIN_TOP + plot_h - height:.1f}" width="{bar_w:.1f}" '
+                f'<rect class="bar" x="{bx:.1f}" y="{MARGIN_TOP + PLOT_HEIGHT - height:.1f}" width="{bar_w:.1f}" '
                 f'height="{height:.1f}"><title>{escape(label)} {escape(s.name)}: {escape(fmt(v))}</title></rect>'
             )
         parts.append("</g>")
