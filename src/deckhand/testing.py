@@ -20,7 +20,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -42,24 +43,43 @@ class GiveUp(AssertionError):
     happen any more (the process it polls has exited)."""
 
 
+class _Tries:
+    """What `wait_until` and `wait_until_async` share: the deadline, the last outcome, and
+    which exceptions mean "not yet"."""
+
+    def __init__(self, timeout: float, what: str) -> None:
+        self.timeout, self.what = timeout, what
+        self.deadline = time.monotonic() + timeout
+        self.last: Any = None
+
+    def done(self, value: Any) -> bool:
+        self.last = value
+        return bool(value)
+
+    @contextmanager
+    def not_yet_on_error(self) -> Iterator[None]:
+        try:
+            yield
+        except GiveUp:
+            raise
+        except Exception as exc:  # noqa: BLE001 - keep polling; report the last failure
+            self.last = exc
+
+    def fail_if_late(self) -> None:
+        if time.monotonic() >= self.deadline:
+            raise AssertionError(f"timed out after {self.timeout} s waiting for {self.what} (last: {self.last!r})")
+
+
 def wait_until(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> Any:
     """Poll check() until it returns something truthy, and return that. An exception counts
     as not yet (a server still starting), except `GiveUp`, which is raised at once. On
     timeout the AssertionError names `what` and the last value or exception."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
+    tries = _Tries(timeout, what)
     while True:
-        try:
-            last = check()
-        except GiveUp:
-            raise
-        except Exception as exc:  # noqa: BLE001 - keep polling; report the last failure
-            last = exc
-        else:
-            if last:
-                return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+        with tries.not_yet_on_error():
+            if tries.done(check()):
+                return tries.last
+        tries.fail_if_late()
         time.sleep(interval)
 
 
@@ -68,22 +88,13 @@ async def wait_until_async(
 ) -> Any:
     """`wait_until` inside an event loop: check() may return an awaitable, which is awaited,
     and the loop keeps running between tries."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
+    tries = _Tries(timeout, what)
     while True:
-        try:
-            last = check()
-            if inspect.isawaitable(last):
-                last = await last
-        except GiveUp:
-            raise
-        except Exception as exc:  # noqa: BLE001 - keep polling; report the last failure
-            last = exc
-        else:
-            if last:
-                return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+        with tries.not_yet_on_error():
+            value = check()
+            if tries.done(await value if inspect.isawaitable(value) else value):
+                return tries.last
+        tries.fail_if_late()
         await asyncio.sleep(interval)
 
 

@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from deckhand.cli.app import build_app
 from deckhand.client import ControlPlaneClient, ControlPlaneError
-from deckhand.server.settings import ServerSettings
 from deckhand.server.testing import ThreadedServer
 
 ADMIN = "dh_cli-admin-token-0123456789abcdef"
@@ -21,8 +20,7 @@ ADMIN = "dh_cli-admin-token-0123456789abcdef"
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ThreadedServer]:
-    settings = ServerSettings(data_dir=tmp_path / "data", port=0, bootstrap_token=ADMIN)
-    with ThreadedServer(settings) as running:
+    with ThreadedServer.on(tmp_path / "data", ADMIN) as running:
         yield running
 
 

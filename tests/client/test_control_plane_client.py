@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from deckhand.client import ControlPlaneClient, ControlPlaneError
-from deckhand.server.settings import ServerSettings
 from deckhand.server.testing import ThreadedServer
 from deckhand.testing import free_port
 
@@ -18,8 +17,7 @@ ADMIN = "dh_client-admin-token-0123456789abcdef"
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ThreadedServer]:
-    settings = ServerSettings(data_dir=tmp_path / "data", port=0, bootstrap_token=ADMIN)
-    with ThreadedServer(settings) as running:
+    with ThreadedServer.on(tmp_path / "data", ADMIN) as running:
         yield running
 
 

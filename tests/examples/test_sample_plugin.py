@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import yaml
-from tests.plugin.helpers import run_runner, write_yaml
+from tests.plugin.helpers import action_args, run_runner, write_yaml
 
 
 def test_sample_plugin_documented_flow(repo_root, tmp_path):
@@ -37,28 +37,19 @@ def test_sample_plugin_documented_flow(repo_root, tmp_path):
     assert json.loads(inventory.read_text()) == {"deployment-1": "model-A"}
 
     pe = run_runner(
-        "--plugin",
-        str(sample / "sample_plugin.py"),
-        "--action",
-        "pe_status",
-        "--config",
-        str(sample / "sample_configs" / "action_config_pe_status_only.yaml"),
-        "--private-config",
-        str(private),
+        *action_args(
+            str(sample / "sample_plugin.py"),
+            "pe_status",
+            sample / "sample_configs" / "action_config_pe_status_only.yaml",
+            private,
+        ),
         status_file=tmp_path / "pe.yaml",
     )
     statuses = pe.status["data"]["deploymentsStatus"]
     assert statuses["deployment-1"]["state"] == "ready" and statuses["deployment-2"]["state"] == "stopped"
 
     stopped = run_runner(
-        "--plugin",
-        str(sample / "sample_plugin.py"),
-        "--action",
-        "deployment_stop",
-        "--config",
-        str(start_cfg),
-        "--private-config",
-        str(private),
+        *action_args(str(sample / "sample_plugin.py"), "deployment_stop", start_cfg, private),
         status_file=tmp_path / "stop.yaml",
     )
     assert stopped.status["state"] == "stopped" and json.loads(inventory.read_text()) == {}

@@ -24,6 +24,11 @@ def write_yaml(path: Path, values: Any) -> Path:
     return path
 
 
+def action_args(plugin: str, action: str, config: Path, private_config: Path) -> list[str]:
+    """The runner's arguments for one action of a plugin with its config files."""
+    return ["--plugin", plugin, "--action", action, "--config", str(config), "--private-config", str(private_config)]
+
+
 def run_runner(
     *args: str,
     status_file: Path | None = None,

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 import yaml
-from tests.plugin.helpers import run_runner, write_yaml
+from tests.plugin.helpers import action_args, run_runner, write_yaml
 
 from deckhand.plugin.action_status import STATUS_FILE_KEYS
 
@@ -52,14 +52,7 @@ def test_gen_config_writes_a_config_the_runner_accepts(tmp_path, test_plugin_con
     write_yaml(cfg, values)
     status = tmp_path / "status.yaml"
     ran = run_runner(
-        "--plugin",
-        "test",
-        "--action",
-        "deployment_start",
-        "--config",
-        str(cfg),
-        "--private-config",
-        str(test_plugin_config),
+        *action_args("test", "deployment_start", cfg, test_plugin_config),
         status_file=status,
     )
     assert ran.status["status"] == "passing", ran.status

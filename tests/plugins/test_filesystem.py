@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.plugin.helpers import run_runner, write_yaml
+from tests.plugin.helpers import action_args, run_runner, write_yaml
 
 from deckhand import deployment_dirs
 from deckhand.plugin import ActionStatus, DeploymentInfo, DeploymentState, PEInfo
@@ -261,14 +261,7 @@ def test_every_action_through_the_runner_cli(base, artifacts, tmp_path):
             config["peInfo"] = pe
         cfg = write_yaml(tmp_path / f"{action}.yaml", config)
         result = run_runner(
-            "--plugin",
-            "filesystem",
-            "--action",
-            action,
-            "--config",
-            str(cfg),
-            "--private-config",
-            str(private),
+            *action_args("filesystem", action, cfg, private),
             status_file=tmp_path / f"{action}.status.yaml",
         )
         assert result.returncode == 0, result.stderr

@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from tests.plugin.helpers import run_runner, write_yaml
+from tests.plugin.helpers import action_args, run_runner, write_yaml
 
 from deckhand.plugin import ActionStatus, DeploymentInfo, DeploymentState, PEInfo
 from deckhand.plugins.test.plugin import TestPlugin
@@ -65,14 +65,7 @@ def test_private_config_yaml_or_json_through_the_cli(tmp_path, suffix, dump):
         "plugin_stop",
     ):
         result = run_runner(
-            "--plugin",
-            "test",
-            "--action",
-            action,
-            "--config",
-            str(cfg),
-            "--private-config",
-            str(private),
+            *action_args("test", action, cfg, private),
             status_file=tmp_path / f"{action}.yaml",
         )
         assert result.status["status"] == "passing", (action, result.status)

@@ -3,7 +3,7 @@ The demo packages and PostgreSQL come from tests/conftest.py and tests/postgres_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,39 +29,8 @@ def api(settings: ServerSettings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def upload(api: TestClient) -> Callable[[Path], dict]:
-    """Upload a package file as admin; returns the created package."""
-
-    def _upload(path: Path) -> dict:
-        response = api.post(
-            "/api/v1/model-packages",
-            content=path.read_bytes(),
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    return _upload
-
-
-@pytest.fixture
-def package(upload: Callable[[Path], dict], demo_package: Path) -> dict:
-    return upload(demo_package)
-
-
-@pytest.fixture
 def environment(api: TestClient) -> dict:
     response = api.post("/api/v1/environments", json={"name": "staging", "platform": "test"})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-@pytest.fixture
-def deployment(api: TestClient, environment: dict, package: dict) -> dict:
-    response = api.post(
-        "/api/v1/deployments",
-        json={"name": "iris", "environmentId": environment["id"], "modelPackageId": package["id"]},
-    )
     assert response.status_code == 201, response.text
     return response.json()
 

@@ -7,13 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from deckhand.client import ControlPlaneClient
-from deckhand.server.settings import ServerSettings
 from deckhand.server.testing import ThreadedServer
 
 
 def test_parallel_changes_and_reports(tmp_path: Path, demo_package: Path, admin_token: str) -> None:
-    settings = ServerSettings(data_dir=tmp_path / "data", port=0, bootstrap_token=admin_token)
-    with ThreadedServer(settings) as server:
+    with ThreadedServer.on(tmp_path / "data", admin_token) as server:
         client = ControlPlaneClient(server.url, admin_token)
         package = client.upload_package(demo_package)
         env = client.create_environment(name="busy", platform="test")

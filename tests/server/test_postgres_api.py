@@ -12,7 +12,6 @@ import pytest
 from deckhand.client import ControlPlaneClient
 from deckhand.server.db.models import Deployment, utcnow
 from deckhand.server.db.session import Database
-from deckhand.server.settings import ServerSettings
 from deckhand.server.testing import ThreadedServer
 
 pytestmark = pytest.mark.postgres
@@ -21,10 +20,7 @@ pytestmark = pytest.mark.postgres
 def test_large_environment_and_long_poll_on_postgres(
     tmp_path: Path, demo_package: Path, postgres_url: str, admin_token: str
 ) -> None:
-    settings = ServerSettings(
-        data_dir=tmp_path / "data", port=0, bootstrap_token=admin_token, database_url=postgres_url
-    )
-    with ThreadedServer(settings) as server:
+    with ThreadedServer.on(tmp_path / "data", admin_token, database_url=postgres_url) as server:
         client = ControlPlaneClient(server.url, admin_token)
         package = client.upload_package(demo_package)
         env = client.create_environment(name="big", platform="test")

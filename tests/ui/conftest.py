@@ -38,26 +38,5 @@ def environment(api: TestClient) -> dict:
 
 
 @pytest.fixture
-def package(api: TestClient, demo_package: Path) -> dict:
-    response = api.post(
-        "/api/v1/model-packages",
-        content=demo_package.read_bytes(),
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-@pytest.fixture
-def deployment(api: TestClient, environment: dict, package: dict) -> dict:
-    response = api.post(
-        "/api/v1/deployments",
-        json={"name": "iris", "environmentId": environment["id"], "modelPackageId": package["id"]},
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-@pytest.fixture
 def reader_token(api: TestClient) -> str:
     return make_token(api, "viewer", "read-only")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -53,6 +54,12 @@ class ThreadedServer:
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="deckhand-server", daemon=True)
+
+    @classmethod
+    def on(cls, data_dir: Path, admin_token: str, **settings: Any) -> ThreadedServer:
+        """A server keeping its data in `data_dir`, with `admin_token` as its bootstrap token
+        and any other ServerSettings field as a keyword (database_url=..., host=...)."""
+        return cls(ServerSettings(data_dir=data_dir, bootstrap_token=admin_token, **settings))
 
     @property
     def url(self) -> str:

@@ -138,20 +138,26 @@ def test_docker_environment_end_to_end(tmp_path: Path, control_plane: ServerProc
     assert denv.routers() == []
 
 
+def agent_for_docker_env(admin: ControlPlaneClient, url: str, denv: Any, work: Path, **plugin_config: Any) -> tuple:
+    """A docker environment in the control plane for `denv` (its plugin config, the id the
+    control plane gives it) and an agent config with a token scoped to it: (env, config path)."""
+    config = {k: v for k, v in denv.config(**plugin_config).items() if k != "MLOPS_BOSUN_PRED_ENV_ID"}
+    env = admin.create_environment(name=denv.env_id, platform="docker", pluginConfig=config)
+    denv.labelled_id = env["id"]
+    token = admin.create_token(f"agent-{env['id']}", "agent", [env["id"]])["token"]
+    agent_config = write_agent_config(
+        work / "agent.yaml", url=url, token=token, work_dir=work / "agent", environments=[{"id": env["id"]}]
+    )
+    return env, agent_config
+
+
 def test_failing_model_keeps_the_old_one_serving_through_the_agent(
     tmp_path: Path, control_plane: ServerProcess, denv, packages
 ) -> None:
     """Replace with a package whose server cannot start: the control plane shows the old model
     still serving with oldModelInUse, no request fails; a good package then converges."""
     admin = ControlPlaneClient(control_plane.url, ADMIN)
-    config = {k: v for k, v in denv.config(startTimeoutSeconds=30).items() if k != "MLOPS_BOSUN_PRED_ENV_ID"}
-    env = admin.create_environment(name=denv.env_id, platform="docker", pluginConfig=config)
-    denv.labelled_id = env["id"]
-    token = admin.create_token(f"agent-{env['id']}", "agent", [env["id"]])["token"]
-    agent_config = write_agent_config(
-        tmp_path / "agent.yaml", url=control_plane.url, token=token, work_dir=tmp_path / "agent",
-        environments=[{"id": env["id"]}],
-    )  # fmt: skip
+    env, agent_config = agent_for_docker_env(admin, control_plane.url, denv, tmp_path, startTimeoutSeconds=30)
     good, failing, other = (admin.upload_package(packages[k]) for k in ("a", "failing", "b"))
     dep = admin.create_deployment("iris", env["id"], good["id"])
     with AgentProcess(agent_config, tmp_path / "agent"):
@@ -203,14 +209,7 @@ def test_engine_restart_under_the_agent(tmp_path: Path, control_plane: ServerPro
         pytest.skip("scripts/docker-engine stop/start needs root")
     engine_script = Path(__file__).resolve().parents[3] / "scripts" / "docker-engine"
     admin = ControlPlaneClient(control_plane.url, ADMIN)
-    config = {k: v for k, v in denv.config().items() if k != "MLOPS_BOSUN_PRED_ENV_ID"}
-    env = admin.create_environment(name=denv.env_id, platform="docker", pluginConfig=config)
-    denv.labelled_id = env["id"]
-    token = admin.create_token(f"agent-{env['id']}", "agent", [env["id"]])["token"]
-    agent_config = write_agent_config(
-        tmp_path / "agent.yaml", url=control_plane.url, token=token, work_dir=tmp_path / "agent",
-        environments=[{"id": env["id"]}],
-    )  # fmt: skip
+    env, agent_config = agent_for_docker_env(admin, control_plane.url, denv, tmp_path)
     dep = admin.create_deployment("iris", env["id"], admin.upload_package(packages["a"])["id"])
     with AgentProcess(agent_config, tmp_path / "agent") as agent:
         url = wait_until(
