@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 
 from deckhand.agent.platform_setup import safe_name
+from deckhand.agent.platforms import read_pid_file
 from deckhand.agent.testing import AgentProcess, processes_mentioning, write_agent_config
 from deckhand.client import ControlPlaneClient
 from deckhand.packages.container import file_sha256
@@ -67,15 +68,6 @@ class Kill:
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:
     wait_until(lambda: not running(pid), timeout, 0.01, what=f"pid {pid} gone after SIGKILL")
-
-
-def _pid_file(path: Path) -> tuple[int, str] | None:
-    """(pid, command line) from a supervisor's pid file, None when missing or torn."""
-    try:
-        pid_text, cmdline = path.read_text().split("\n", 1)
-        return int(pid_text), cmdline
-    except (OSError, ValueError):
-        return None
 
 
 class _Agent(AgentProcess):
@@ -252,7 +244,7 @@ class Stack:
 
     def supervised_pid(self, component: str) -> int | None:
         """The pid the agent's pid file names, if that process runs that command line."""
-        entry = _pid_file(self.server_pid_file if component == PREDICTION_SERVER else self.tracker_pid_file)
+        entry = read_pid_file(self.server_pid_file if component == PREDICTION_SERVER else self.tracker_pid_file)
         if entry is None or command_line(entry[0]) != entry[1]:
             return None
         return entry[0]
@@ -403,7 +395,7 @@ class Stack:
         for component, mark, pid_file in expected:
             pids = sorted(pid for pid, line in lines.items() if mark in line)
             everywhere = sorted(p for p in processes_mentioning(str(self.env_dir)) if mark in command_line(p))
-            entry = _pid_file(pid_file)
+            entry = read_pid_file(pid_file)
             if len(pids) != 1:
                 problems.append(f"{len(pids)} {component} processes below the agent (pid {self.agent.pid}): {pids}")
             elif entry is None or entry[0] != pids[0] or lines[pids[0]] != entry[1]:

@@ -29,7 +29,10 @@ def test_bench_smoke(tmp_path: Path) -> None:
     from deckhand.monitoring.testing import rabbitmq_available
 
     if why := rabbitmq_available():
-        pytest.skip(f"{why}; without a broker the bench has no amqp rows")
+        pytest.skip(
+            f"{why}; without a broker the bench has no amqp rows: "
+            "run ./scripts/test (or scripts/setup/60-rabbitmq.sh) to make it run"
+        )
     out = tmp_path / "rows.json"
     proc = subprocess.run(
         [sys.executable, str(BENCH), "--duration", "1", "--rounds", "1", "--connections", "4",

@@ -80,11 +80,10 @@ class SupervisedProcess:
         self._task = asyncio.create_task(self._watch(), name=f"{self.name}-supervisor")
 
     async def _stop_orphan(self) -> None:
-        try:
-            pid_text, cmdline = self.pid_file.read_text().split("\n", 1)
-            pid = int(pid_text)
-        except (OSError, ValueError):
+        entry = read_pid_file(self.pid_file)
+        if entry is None:
             return
+        pid, cmdline = entry
         if _cmdline(pid) != cmdline:
             return  # gone, or the pid now belongs to something else
         log.warning("%s pid=%s left by a previous agent; stopping it", self.name, pid)
@@ -154,6 +153,16 @@ class SupervisedProcess:
         if self._task is not None:
             self._task.cancel()
         self.pid_file.unlink(missing_ok=True)
+
+
+def read_pid_file(path: Path) -> tuple[int, str] | None:
+    """(pid, command line) from a supervisor's pid file ("<pid>\\n<argv joined by spaces>",
+    written whole); None when it is missing or not of that form."""
+    try:
+        pid_text, cmdline = path.read_text().split("\n", 1)
+        return int(pid_text), cmdline
+    except (OSError, ValueError):
+        return None
 
 
 def _cmdline(pid: int) -> str | None:
