@@ -32,12 +32,12 @@ def _manifest(target: str = "binary", labels: list[str] | None = None) -> Manife
 )
 def test_json_shapes_give_rows_in_feature_order(body: bytes) -> None:
     batch = codecs.decode(body, "application/json", _manifest())
-    assert batch.columns == ["a", "b"] and batch.rows == [[1, 2]]
+    assert batch.columns == ["a", "b"] and batch.to_array().tolist() == [[1, 2]]
 
 
 def test_split_orientation_in_model_order_keeps_rows_and_checks_them() -> None:
     batch = codecs.decode(b'{"columns": ["a", "b"], "data": [[1, 2], [3, 4]]}', "application/json", _manifest())
-    assert batch.columns == ["a", "b"] and batch.rows == [[1, 2], [3, 4]]
+    assert batch.columns == ["a", "b"] and batch.to_array().tolist() == [[1, 2], [3, 4]]
     with pytest.raises(codecs.RequestError, match=r'"data" row 1 must be a list of 2 values .*found a list of 1'):
         codecs.decode(b'{"columns": ["a", "b"], "data": [[1, 2], [3]]}', "application/json", _manifest())
     with pytest.raises(codecs.RequestError, match="no rows"):
@@ -54,6 +54,61 @@ def test_csv_small_and_large_agree() -> None:
     big = b"a,b\n" + b"1.5,2.5\n" * 40_000  # over the pandas threshold
     batch = codecs.decode(big, "text/csv", manifest)
     assert len(batch) == 40_000 and batch.to_array()[0].tolist() == [1.5, 2.5]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"columns": ["a", "b"], "data": [[1, 2.5], [3, -4e-3]]}',
+        b'[{"a": 1, "b": 2.5}, {"b": -4e-3, "a": 3}]',
+        b"a,b\n1,2.5\n3,-4e-3\n",
+        b"b,a\r\n2.5,1\r\n-4e-3,3",
+    ],
+)
+def test_all_numeric_input_becomes_one_float_array(body: bytes) -> None:
+    """No Python object per cell: the columnar fast path the micro-batcher and the model share."""
+    ctype = "text/csv" if body[:1] not in b"[{" else "application/json"
+    batch = codecs.decode(body, ctype, _manifest())
+    assert batch.rows is None and batch.array is not None and batch.array.dtype == np.float64
+    assert batch.array.tolist() == [[1.0, 2.5], [3.0, -4e-3]]
+
+
+@pytest.mark.parametrize(
+    "body,rows",
+    [
+        (b"a,b\n1,\n3,4\n", [[1.0, None], [3.0, 4.0]]),  # an empty cell is a missing value
+        (b"a,b\nx,2\n", [["x", 2.0]]),  # text
+        (b'a,b\n"1",2\n', [[1.0, 2.0]]),  # quoting
+        (b"a,b\n1,2\n\n3,4\n", [[1.0, 2.0], [3.0, 4.0]]),  # a blank line
+        (b"a,b\nnan,true\n", [[float("nan"), "true"]]),  # JSON would read true, a CSV reads text
+    ],
+)
+def test_csv_that_is_not_plain_numbers_takes_the_general_reader(body: bytes, rows: list[list[object]]) -> None:
+    batch = codecs.decode(body, "text/csv", _manifest())
+    got = batch.rows if batch.rows is not None else batch.to_array().tolist()
+    assert repr(got) == repr(rows)
+
+
+def test_numeric_csv_fast_path_reads_what_the_csv_module_reads() -> None:
+    """The same floats, to the last bit, as the general reader's float() of each cell."""
+    values = np.random.default_rng(7).normal(0, 1e3, size=(200, 2))
+    text = "b,a\n" + "\n".join(f"{x!r},{y!r}" for x, y in values.tolist()) + "\n"
+    text += "1e-320,1E+5\n12345678901234567890,-0\n"
+    batch = codecs.decode(text.encode(), "text/csv", _manifest())
+    assert batch.array is not None
+    expected = [[float(y), float(x)] for x, y in (line.split(",") for line in text.splitlines()[1:])]
+    assert batch.array.tolist() == expected
+    with pytest.raises(codecs.RequestError, match="line 3 has 3 fields"):
+        codecs.decode(b"a,b\n1,2\n3,4,5\n", "text/csv", _manifest())
+    with pytest.raises(codecs.RequestError, match="over the limit of 1 "):
+        codecs.decode(b"a,b\n1,2\n3,4\n", "text/csv", _manifest(), max_rows=1)
+
+
+def test_json_booleans_are_refused_on_the_array_path_too() -> None:
+    with pytest.raises(codecs.RequestError, match="row 0, feature 'b': a JSON boolean"):
+        codecs.decode(b'{"columns": ["a", "b"], "data": [[1.5, true]]}', "application/json", _manifest())
+    with pytest.raises(codecs.RequestError, match="row 0, feature 'b': a JSON boolean"):
+        codecs.decode(b'[{"a": 1.5, "b": false}]', "application/json", _manifest())
 
 
 def test_missing_feature_is_named() -> None:

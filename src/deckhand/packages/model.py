@@ -1,9 +1,10 @@
 """What a loaded model looks like to the prediction server: rows in, predictions out.
 
-`Batch` carries input rows in the manifest's feature order, either as plain Python rows
-(cheap to build from JSON and to concatenate for micro-batching) or as a DataFrame (what
-the CSV reader produces for large bodies). Each format's adapter converts it to what its
-library wants: a float array when it can, a DataFrame only when it must.
+`Batch` carries input rows in the manifest's feature order in one of three forms: a 2-D
+float array (what the codecs build for all-numeric input: no Python object per cell, and
+what scikit-learn wants), plain Python rows (input with strings or missing values), or a
+DataFrame (what the CSV reader produces for large bodies). Each format's adapter converts
+it to what its library wants: a float array when it can, a DataFrame only when it must.
 """
 
 from __future__ import annotations
@@ -31,14 +32,19 @@ class Batch:
     columns: list[str]
     rows: list[list[Any]] | None = None
     frame: pd.DataFrame | None = None
+    array: np.ndarray | None = None  # float64, shape (rows, len(columns))
 
     def __len__(self) -> int:
+        if self.array is not None:
+            return len(self.array)
         if self.frame is not None:
             return len(self.frame)
         return len(self.rows or [])
 
     def to_array(self, dtype: Any = float) -> np.ndarray:
         """All columns as one 2-D array; a value that is not a number is a ModelInputError."""
+        if self.array is not None:
+            return self.array if self.array.dtype == np.dtype(dtype) else self.array.astype(dtype)
         try:
             if self.frame is not None:
                 return self.frame.to_numpy(dtype=dtype)
@@ -62,6 +68,8 @@ class Batch:
 
     def slice(self, start: int, stop: int) -> Batch:
         """Rows start..stop (a view where the storage allows it)."""
+        if self.array is not None:
+            return Batch(columns=self.columns, array=self.array[start:stop])
         if self.frame is not None:
             return Batch(columns=self.columns, frame=self.frame.iloc[start:stop])
         return Batch(columns=self.columns, rows=(self.rows or [])[start:stop])
@@ -71,10 +79,12 @@ class Batch:
 
         if self.frame is not None:
             return self.frame
-        return pd.DataFrame(self.rows, columns=self.columns)
+        return pd.DataFrame(self.array if self.array is not None else self.rows, columns=self.columns)
 
     def head_records(self, n: int) -> list[dict[str, Any]]:
         """The first n rows as {feature: value} dicts (the monitoring feature sample)."""
+        if self.array is not None:
+            return [dict(zip(self.columns, row, strict=False)) for row in self.array[:n].tolist()]
         if self.frame is not None:
             return self.frame.head(n).to_dict(orient="records")
         return [dict(zip(self.columns, row, strict=False)) for row in (self.rows or [])[:n]]
@@ -84,10 +94,12 @@ class Batch:
         """One batch holding the rows of all, in order (same columns assumed)."""
         if len(batches) == 1:
             return batches[0]
+        if all(b.array is not None for b in batches):
+            return Batch(columns=batches[0].columns, array=np.concatenate([b.array for b in batches]))  # type: ignore[misc]
         if all(b.frame is None for b in batches):
             rows: list[list[Any]] = []
             for b in batches:
-                rows.extend(b.rows or [])
+                rows.extend(b.array.tolist() if b.array is not None else b.rows or [])
             return Batch(columns=batches[0].columns, rows=rows)
         import pandas as pd
 
