@@ -1,8 +1,9 @@
 """What a loaded model looks like to the prediction server: rows in, predictions out.
 
 `Batch` carries input rows in the manifest's feature order, either as plain Python rows
-(cheap to build from JSON and to concatenate for micro-batching) or as a DataFrame (what
-the CSV reader produces for large bodies). Each format's adapter converts it to what its
+(cheap to build from JSON and to concatenate for micro-batching), as a DataFrame (what
+the CSV reader produces for large bodies), or as a 2-D array (what typed tensors of the
+Open Inference Protocol decode to, with no per-row objects). Each format's adapter converts it to what its
 library wants: a float array when it can, a DataFrame only when it must.
 """
 
@@ -31,10 +32,13 @@ class Batch:
     columns: list[str]
     rows: list[list[Any]] | None = None
     frame: pd.DataFrame | None = None
+    array: np.ndarray | None = None  # (rows, len(columns))
 
     def __len__(self) -> int:
         if self.frame is not None:
             return len(self.frame)
+        if self.array is not None:
+            return len(self.array)
         return len(self.rows or [])
 
     def to_array(self, dtype: Any = float) -> np.ndarray:
@@ -42,6 +46,8 @@ class Batch:
         try:
             if self.frame is not None:
                 return self.frame.to_numpy(dtype=dtype)
+            if self.array is not None:
+                return self.array.astype(dtype, copy=False)
             array = np.array(self.rows, dtype=dtype)
         except (TypeError, ValueError) as exc:
             raise ModelInputError(self._first_non_number() or f"input has a non-numeric value: {exc}") from exc
@@ -51,7 +57,7 @@ class Batch:
 
     def _first_non_number(self) -> str | None:
         """Where the first value that is not a number is (only on the error path)."""
-        records = self.frame.itertuples(index=False) if self.frame is not None else self.rows or []
+        records = self.frame.itertuples(index=False) if self.frame is not None else self._row_lists()
         for index, row in enumerate(records):
             for name, value in zip(self.columns, row, strict=False):
                 try:
@@ -64,6 +70,8 @@ class Batch:
         """Rows start..stop (a view where the storage allows it)."""
         if self.frame is not None:
             return Batch(columns=self.columns, frame=self.frame.iloc[start:stop])
+        if self.array is not None:
+            return Batch(columns=self.columns, array=self.array[start:stop])
         return Batch(columns=self.columns, rows=(self.rows or [])[start:stop])
 
     def to_frame(self) -> pd.DataFrame:
@@ -71,23 +79,31 @@ class Batch:
 
         if self.frame is not None:
             return self.frame
-        return pd.DataFrame(self.rows, columns=self.columns)
+        return pd.DataFrame(self.array if self.array is not None else self.rows, columns=self.columns)
 
     def head_records(self, n: int) -> list[dict[str, Any]]:
         """The first n rows as {feature: value} dicts (the monitoring feature sample)."""
         if self.frame is not None:
             return self.frame.head(n).to_dict(orient="records")
-        return [dict(zip(self.columns, row, strict=False)) for row in (self.rows or [])[:n]]
+        return [dict(zip(self.columns, row, strict=False)) for row in self._row_lists(n)]
+
+    def _row_lists(self, n: int | None = None) -> list[list[Any]]:
+        """The first n rows (all: None) as Python lists; not for the frame form."""
+        if self.array is not None:
+            return self.array[:n].tolist()
+        return (self.rows or [])[:n]
 
     @staticmethod
     def concat(batches: Sequence[Batch]) -> Batch:
         """One batch holding the rows of all, in order (same columns assumed)."""
         if len(batches) == 1:
             return batches[0]
-        if all(b.frame is None for b in batches):
+        if all(b.array is not None for b in batches):
+            return Batch(columns=batches[0].columns, array=np.concatenate([b.array for b in batches]))  # type: ignore[misc]
+        if all(b.frame is None for b in batches):  # rows, and small arrays from concurrent requests
             rows: list[list[Any]] = []
             for b in batches:
-                rows.extend(b.rows or [])
+                rows.extend(b._row_lists())
             return Batch(columns=batches[0].columns, rows=rows)
         import pandas as pd
 
