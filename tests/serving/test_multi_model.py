@@ -203,7 +203,9 @@ def test_every_public_route_the_plugins_expose_is_served(
     deployment_dirs.install(models, "d1", "d1", "m-1", demo_package)
     with serve(ServeConfig(models_dir=models)) as (url, app):
         row = sample_rows(1)
-        v2_request = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": list(row[0].values())}]}
+        v2_request = {
+            "inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": list(row[0].values())}]
+        }
         for route in public_routes.PUBLIC_ROUTES:
             body = (v2_request if route.template.startswith("/v2/") else row) if route.method == "POST" else None
             response = client.request(route.method, url + route.path("d1"), json=body)
