@@ -261,7 +261,9 @@ def _bytes_elements(raw: bytes, count: int, where: str) -> np.ndarray:
 def _to_batch(tensors: list[tuple[str, np.ndarray]], manifest: Manifest) -> Batch:
     """The model input from the tensors: one matrix, or one column per feature."""
     features = manifest.feature_names
-    if len(tensors) == 1 and tensors[0][0] not in features:
+    name, values = tensors[0]
+    # a schema-less model takes the request's columns: there a lone 1-D tensor is one column
+    if len(tensors) == 1 and name not in features and (features or values.ndim != 1):
         batch = _matrix_batch(*tensors[0], features)
     else:
         batch = _columnar_batch(tensors, features)
