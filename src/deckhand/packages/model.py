@@ -1,10 +1,11 @@
 """What a loaded model looks like to the prediction server: rows in, predictions out.
 
 `Batch` carries input rows in the manifest's feature order in one of three forms: a 2-D
-float array (what the codecs build for all-numeric input: no Python object per cell, and
-what scikit-learn wants), plain Python rows (input with strings or missing values), or a
-DataFrame (what the CSV reader produces for large bodies). Each format's adapter converts
-it to what its library wants: a float array when it can, a DataFrame only when it must.
+array (what the codecs build for all-numeric CSV and JSON and what typed tensors of the
+Open Inference Protocol decode to: no Python object per cell, and what scikit-learn
+wants), plain Python rows (input with strings or missing values), or a DataFrame (what
+the CSV reader produces for large bodies). Each format's adapter converts it to what its
+library wants: a float array when it can, a DataFrame only when it must.
 """
 
 from __future__ import annotations
@@ -32,22 +33,22 @@ class Batch:
     columns: list[str]
     rows: list[list[Any]] | None = None
     frame: pd.DataFrame | None = None
-    array: np.ndarray | None = None  # float64, shape (rows, len(columns))
+    array: np.ndarray | None = None  # (rows, len(columns))
 
     def __len__(self) -> int:
-        if self.array is not None:
-            return len(self.array)
         if self.frame is not None:
             return len(self.frame)
+        if self.array is not None:
+            return len(self.array)
         return len(self.rows or [])
 
     def to_array(self, dtype: Any = float) -> np.ndarray:
         """All columns as one 2-D array; a value that is not a number is a ModelInputError."""
-        if self.array is not None:
-            return self.array if self.array.dtype == np.dtype(dtype) else self.array.astype(dtype)
         try:
             if self.frame is not None:
                 return self.frame.to_numpy(dtype=dtype)
+            if self.array is not None:
+                return self.array.astype(dtype, copy=False)
             array = np.array(self.rows, dtype=dtype)
         except (TypeError, ValueError) as exc:
             raise ModelInputError(self._first_non_number() or f"input has a non-numeric value: {exc}") from exc
@@ -57,7 +58,7 @@ class Batch:
 
     def _first_non_number(self) -> str | None:
         """Where the first value that is not a number is (only on the error path)."""
-        records = self.frame.itertuples(index=False) if self.frame is not None else self.rows or []
+        records = self.frame.itertuples(index=False) if self.frame is not None else self._row_lists()
         for index, row in enumerate(records):
             for name, value in zip(self.columns, row, strict=False):
                 try:
@@ -68,10 +69,10 @@ class Batch:
 
     def slice(self, start: int, stop: int) -> Batch:
         """Rows start..stop (a view where the storage allows it)."""
-        if self.array is not None:
-            return Batch(columns=self.columns, array=self.array[start:stop])
         if self.frame is not None:
             return Batch(columns=self.columns, frame=self.frame.iloc[start:stop])
+        if self.array is not None:
+            return Batch(columns=self.columns, array=self.array[start:stop])
         return Batch(columns=self.columns, rows=(self.rows or [])[start:stop])
 
     def to_frame(self) -> pd.DataFrame:
@@ -83,11 +84,15 @@ class Batch:
 
     def head_records(self, n: int) -> list[dict[str, Any]]:
         """The first n rows as {feature: value} dicts (the monitoring feature sample)."""
-        if self.array is not None:
-            return [dict(zip(self.columns, row, strict=False)) for row in self.array[:n].tolist()]
         if self.frame is not None:
             return self.frame.head(n).to_dict(orient="records")
-        return [dict(zip(self.columns, row, strict=False)) for row in (self.rows or [])[:n]]
+        return [dict(zip(self.columns, row, strict=False)) for row in self._row_lists(n)]
+
+    def _row_lists(self, n: int | None = None) -> list[list[Any]]:
+        """The first n rows (all: None) as Python lists; not for the frame form."""
+        if self.array is not None:
+            return self.array[:n].tolist()
+        return (self.rows or [])[:n]
 
     @staticmethod
     def concat(batches: Sequence[Batch]) -> Batch:
@@ -96,10 +101,10 @@ class Batch:
             return batches[0]
         if all(b.array is not None for b in batches):
             return Batch(columns=batches[0].columns, array=np.concatenate([b.array for b in batches]))  # type: ignore[misc]
-        if all(b.frame is None for b in batches):
+        if all(b.frame is None for b in batches):  # rows, and small arrays from concurrent requests
             rows: list[list[Any]] = []
             for b in batches:
-                rows.extend(b.array.tolist() if b.array is not None else b.rows or [])
+                rows.extend(b._row_lists())
             return Batch(columns=batches[0].columns, rows=rows)
         import pandas as pd
 

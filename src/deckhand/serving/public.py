@@ -8,6 +8,7 @@
     GET  /deployments                     every deployment and its state
     GET  /deployments/<id>                (also /deployments/<id>/info)
     POST /deployments/<id>/predictions    (also /predict)
+    /v2/...                               the Open Inference Protocol (`openinference_api`)
 
 Uploads and deletes are not served here: they are the admin listener's (`admin`). Requests
 of more than `stream_chunk_rows` rows are scored in chunks and answered as a stream, so
@@ -26,6 +27,7 @@ from deckhand.serving import codecs
 from deckhand.serving.config import ServeConfig
 from deckhand.serving.dataplane import DataPlane, predicted
 from deckhand.serving.http import JSON, body_chunks, header, json_body, send_response
+from deckhand.serving.openinference_api import OpenInferenceApi
 from deckhand.serving.repository import ServingModel
 from deckhand.serving.routing import Request, Route, RouteTable
 
@@ -53,6 +55,7 @@ class PublicApp:
                 Route("GET", "/deployments/{id}/info", self.info),
                 Route("POST", "/deployments/{id}/predictions", self.predict),
                 Route("POST", "/deployments/{id}/predict", self.predict),
+                *OpenInferenceApi(config, plane, self._body).routes(),
             ],
             listener="public",
             not_found_hint="see GET /deployments",

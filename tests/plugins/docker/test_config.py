@@ -96,8 +96,10 @@ def test_the_traefik_rule_names_only_the_public_routes() -> None:
     """Method and exact path per public route: no prefix, so `POST /deployments/<id>` (an
     upload) and `DELETE` match no router (the real proxy: test_plugin.py)."""
     assert names.traefik_rule("d1") == (
-        "(Method(`POST`) && (Path(`/deployments/d1/predictions`) || Path(`/deployments/d1/predict`)))"
-        " || (Method(`GET`) && (Path(`/deployments/d1/info`) || Path(`/deployments/d1`)))"
+        "(Method(`POST`) && (Path(`/deployments/d1/predictions`) || Path(`/deployments/d1/predict`)"
+        " || Path(`/v2/models/d1/infer`)))"
+        " || (Method(`GET`) && (Path(`/deployments/d1/info`) || Path(`/deployments/d1`)"
+        " || Path(`/v2/models/d1`) || Path(`/v2/models/d1/ready`)))"
     )
     assert "PathPrefix" not in names.traefik_rule("d1")
 

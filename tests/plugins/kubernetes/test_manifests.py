@@ -51,12 +51,15 @@ def test_objects_are_labelled_and_wired() -> None:
     assert ing["ingressClassName"] == "nginx"
     rule = ing["rules"][0]
     assert rule["host"] == "models.example.com"
-    # only the public routes, each exact: nothing else under /deployments/d1 is routed
+    # only the public routes, each exact: nothing else under /deployments/d1 or /v2/models/d1 is routed
     assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [
         ("/deployments/d1/predictions", "Exact"),
         ("/deployments/d1/predict", "Exact"),
         ("/deployments/d1/info", "Exact"),
         ("/deployments/d1", "Exact"),
+        ("/v2/models/d1/infer", "Exact"),
+        ("/v2/models/d1", "Exact"),
+        ("/v2/models/d1/ready", "Exact"),
     ]
     assert {p["backend"]["service"]["name"] for p in rule["http"]["paths"]} == {"dh-d1"}
     assert objs["Ingress"]["metadata"]["annotations"]["deckhand.io/prediction-url"] == (
