@@ -142,11 +142,14 @@ def csv_body(features: list[str], rows: list[list[float]]) -> str:
     return out.getvalue()
 
 
-def v2_body(rows: list[list[float]]) -> str:
-    """An Open Inference Protocol request: one FP64 tensor [rows, features]."""
+def v2_body(rows: list[list[float]], output: str | None = None) -> str:
+    """An Open Inference Protocol request: one FP64 tensor [rows, features] (and the output wanted)."""
     flat = [v for row in rows for v in row]
     shape = [len(rows), len(rows[0])]
-    return json.dumps({"inputs": [{"name": "input-0", "shape": shape, "datatype": "FP64", "data": flat}]})
+    body: dict[str, Any] = {"inputs": [{"name": "input-0", "shape": shape, "datatype": "FP64", "data": flat}]}
+    if output:
+        body["outputs"] = [{"name": output}]
+    return json.dumps(body)
 
 
 def v2_values(raw: bytes, n: int, classifier: bool, output: str | None = None) -> list[float]:
@@ -274,7 +277,7 @@ def deckhand_servers(package: Path, data: Data) -> list[Server]:
         Server(
             "deckhand v2",
             path=f"/v2/models/{package.stem}/infer",
-            body=v2_body,
+            body=lambda rows: v2_body(rows, "predict_proba" if data.classifier else None),
             extract=lambda raw, n: v2_values(raw, n, data.classifier, "predict_proba" if data.classifier else None),
             note="Open Inference Protocol, FP64 tensor",
             **common,  # type: ignore[arg-type]
@@ -517,18 +520,13 @@ def peer_servers(peer: str, workdir: Path, reference: Path, data: Data) -> list[
                 env["MLSERVER_PARALLEL_WORKERS"] = str(workers)
             return _with_path(bindir, env)
 
-        def mlserver_body(rows: list[list[float]]) -> str:
-            body = json.loads(v2_body(rows))
-            body["outputs"] = [{"name": predict_fn}]
-            return json.dumps(body)
-
         return [
             Server(
                 "mlserver",
                 lambda w: [str(bindir / "mlserver"), "start", str(home)],
                 f"/v2/models/{MODEL_NAME}/infer",
                 f"/v2/models/{MODEL_NAME}/ready",
-                mlserver_body,
+                lambda rows: v2_body(rows, predict_fn),
                 lambda raw, n: v2_values(raw, n, data.classifier),
                 default_workers=1,
                 env=mlserver_env,
