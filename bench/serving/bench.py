@@ -468,16 +468,39 @@ def peer_servers(peer: str, workdir: Path, reference: Path, data: Data) -> list[
                     result = self._model.{predict_fn}(instances)
                     return get_predict_response(payload, result, self.name)
             if __name__ == "__main__":  # workers > 1 are spawned processes that re-import this file
-                kwargs = {{"workers": int(sys.argv[2])}} if len(sys.argv) > 2 else {{}}
+                kwargs = {{"workers": int(sys.argv[2])}} if len(sys.argv) > 2 and sys.argv[2].isdigit() else {{}}
                 kserve.ModelServer(http_port=int(sys.argv[1]), enable_grpc=False, **kwargs).start([SKLearnModel()])
             """
             )
         )
 
-        def kserve_cmd(workers: int | None) -> list[str]:
-            return [str(python), str(script), "{port}", *([str(workers)] if workers else [])]
+        # As deckhand runs: no log line per request. KServe's latency log and uvicorn's access log are on by
+        # default; its own flags turn them off (they reach the worker processes through sys.argv).
+        quiet = home / "logging.json"
+        handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+        loggers = ("kserve", "kserve.trace", "uvicorn", "uvicorn.error", "uvicorn.access")
+        quiet.write_text(
+            json.dumps(
+                {
+                    "version": 1,
+                    "disable_existing_loggers": False,
+                    "handlers": {"stderr": handler},
+                    "loggers": {n: {"handlers": ["stderr"], "level": "WARNING", "propagate": False} for n in loggers},
+                }
+            )
+        )
 
-        common = {"command": kserve_cmd, "ready_path": f"/v1/models/{MODEL_NAME}", "default_workers": 1}
+        def kserve_cmd(workers: int | None) -> list[str]:
+            flags = ["--enable_latency_logging", "false", "--log_config_file", str(quiet)]
+            return [str(python), str(script), "{port}", *([str(workers)] if workers else []), *flags]
+
+        # FastAPI 0.16x warns (a UserWarning) on every request that KServe's ORJSONResponse is deprecated
+        common = {
+            "command": kserve_cmd,
+            "ready_path": f"/v1/models/{MODEL_NAME}",
+            "default_workers": 1,
+            "env": lambda w: {"PYTHONWARNINGS": "ignore::UserWarning"},
+        }
         return [
             Server(
                 "kserve v1",
