@@ -40,7 +40,9 @@ def serve(
         typer.Option(help="Monitoring channel spec (default: $DECKHAND_MONITORING, else off)."),
     ] = None,
     batching: Annotated[bool, typer.Option(help="Micro-batch concurrent requests.", rich_help_panel=BATCHING)] = True,
-    max_batch_rows: Annotated[int, typer.Option(help="Rows per batch at most.", rich_help_panel=BATCHING)] = 128,
+    max_batch_rows: Annotated[
+        int, typer.Option(help="A batch is scored once it holds this many rows.", rich_help_panel=BATCHING)
+    ] = 1024,  # batching.DEFAULT_MAX_BATCH_ROWS (not imported: it loads numpy)
     batch_wait_ms: Annotated[
         float, typer.Option(help="Extra wait to fill a batch (0: same loop turn only).", rich_help_panel=BATCHING)
     ] = 0.0,

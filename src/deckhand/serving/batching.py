@@ -20,13 +20,19 @@ from deckhand.packages.model import Batch, Predictions
 
 PredictFn = Callable[[Batch], Predictions]
 
+# A batch is flushed once it holds this many rows. Large enough that concurrent 100-row
+# requests share a call too: a GradientBoostingRegressor of 100 trees spends about 240 us
+# per call whatever its size plus 0.36 us per row, so ten 100-row requests cost 600 us
+# merged against 2.8 ms apart; a merged batch this size still takes well under 1 ms.
+DEFAULT_MAX_BATCH_ROWS = 1024
+
 
 class MicroBatcher:
     def __init__(
         self,
         predict: PredictFn,
         *,
-        max_rows: int = 128,
+        max_rows: int = DEFAULT_MAX_BATCH_ROWS,
         max_wait_s: float = 0.0,
         inline_max_rows: int = 1000,
         executor: Executor | None = None,

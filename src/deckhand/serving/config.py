@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deckhand.listener import ConnectionLimits
 from deckhand.package_limits import PackageLimits
+from deckhand.serving.batching import DEFAULT_MAX_BATCH_ROWS
 from deckhand.serving.observers import MONITORING_ENV
 
 CONFIG_ENV = "DECKHAND_SERVE_CONFIG"  # JSON of ServeConfig, for uvicorn worker processes
@@ -48,7 +49,7 @@ class ServeConfig(BaseModel):
     # larger requests are scored and answered in chunks of this many rows (bounded memory)
     stream_chunk_rows: int = Field(default=10_000, ge=1)
     batching: bool = True
-    max_batch_rows: int = Field(default=128, ge=1)
+    max_batch_rows: int = Field(default=DEFAULT_MAX_BATCH_ROWS, ge=1)
     batch_wait_ms: float = Field(default=0.0, ge=0)
     inline_max_rows: int = Field(default=1000, ge=1)
     # monitoring: a channel spec; None means "read DECKHAND_MONITORING"

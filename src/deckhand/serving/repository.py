@@ -17,7 +17,7 @@ from typing import Any
 
 from deckhand.package_limits import PackageLimits
 from deckhand.packages import LoadedModel, Manifest, PackageError, file_sha256, load_model
-from deckhand.serving.batching import MicroBatcher
+from deckhand.serving.batching import DEFAULT_MAX_BATCH_ROWS, MicroBatcher
 
 log = logging.getLogger("deckhand.serving")
 
@@ -27,7 +27,7 @@ RETIRE_AFTER_S = 30.0  # old models are closed this long after a swap (in-flight
 @dataclass
 class BatchingConfig:
     enabled: bool = True
-    max_rows: int = 128
+    max_rows: int = DEFAULT_MAX_BATCH_ROWS
     max_wait_s: float = 0.0
     inline_max_rows: int = 1000
 
