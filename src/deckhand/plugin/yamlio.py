@@ -41,9 +41,7 @@ def dumps(values: Any) -> str:
 # Strings YAML 1.1 reads back as the same string when written plain; anything else (a
 # word such as yes/null/on, a number, text with ': ' or '#') is quoted.
 _PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./-]*")
-_NOT_PLAIN = frozenset(
-    "y n yes no on off true false null nan inf".split()
-)
+_NOT_PLAIN = frozenset("y n yes no on off true false null nan inf".split())
 # What a YAML reader refuses raw inside a double-quoted scalar, and JSON leaves unescaped.
 _UNPRINTABLE = re.compile("[\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
@@ -96,4 +94,10 @@ def _scalar(value: Any) -> str:
     if _PLAIN.fullmatch(text) and text.lower() not in _NOT_PLAIN:
         return text
     quoted = json.dumps(text, ensure_ascii=False)
-    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
+    return _UNPRINTABLE.sub(_escape, quoted)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    # A lone surrogate cannot be written as UTF-8 nor escaped in YAML: it becomes U+FFFD.
+    return "\\ufffd" if 0xD800 <= code <= 0xDFFF else f"\\u{code:04x}"

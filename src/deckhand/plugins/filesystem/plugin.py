@@ -205,7 +205,8 @@ class FilesystemPlugin(BosunPluginBase):
         if broken:
             return ActionStatusInfo(
                 ActionStatus.WARN,
-                msg=f"{len(broken)} of {len(statuses)} deployment(s) present but not servable: {', '.join(sorted(broken))}",
+                msg=f"{len(broken)} of {len(statuses)} deployment(s) present but not servable: "
+                f"{', '.join(sorted(broken))}",
                 data=data,
             )
         ready = sum(1 for s in statuses.values() if s["state"] == DeploymentState.READY)
