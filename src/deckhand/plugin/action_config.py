@@ -146,18 +146,18 @@ def template(action: str, plugin: str | None = None) -> str:
         '  mlopsUrl: "http://127.0.0.1:8000"',
         "  # Plugin settings may go here too, or in the --private-config file.",
     ]
-    if action == BosunPluginActions.PE_STATUS or action == BosunPluginActions.DEPLOYMENT_LIST:
-        lines += [
-            "peInfo:",
-            '  id: "pe-1"',
-            '  name: "Sample-PE"',
-            '  description: "some description"',
-            '  createdOn: "2026-01-01T00:00:00Z"',
-            '  createdBy: "someone"',
-            "  # Deployments whose status pe_status should report (ids or deploymentInfo mappings).",
-            '  deployments: ["deployment-1"]',
-            "  keyValueConfig: {}",
-        ]
+    # Every template has peInfo, as the documented runner's samples do.
+    lines += [
+        "peInfo:",
+        '  id: "pe-1"',
+        '  name: "Sample-PE"',
+        '  description: "some description"',
+        '  createdOn: "2026-01-01T00:00:00Z"',
+        '  createdBy: "someone"',
+        "  # Deployments whose status pe_status should report (ids or deploymentInfo mappings).",
+        '  deployments: ["deployment-1"]',
+        "  keyValueConfig: {}",
+    ]
     if action in ACTIONS_WITH_DEPLOYMENT:
         lines += [
             "deploymentInfo:",
