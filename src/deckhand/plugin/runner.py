@@ -11,15 +11,16 @@ plugin's `self._logger` still sets it up on first use.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from deckhand.plugin.action_status import ActionStatus, ActionStatusInfo, failing_status
 from deckhand.plugin.constants import ACTIONS
 from deckhand.plugin.errors import ConfigError, PluginError
+from deckhand.plugin.runner_args import parse
 
 TYPE_CHECKING = False  # importing typing slows every runner start; only type checkers need it
 if TYPE_CHECKING:
+    from argparse import Namespace
     from collections.abc import Callable
     from typing import Any
 
@@ -28,68 +29,12 @@ EXIT_USAGE = 1
 LOGGER_NAME = "deckhand.plugin.runner"
 
 
-class _HelpFormatter(argparse.HelpFormatter):
-    """argparse builds a formatter on every add_argument, and its default asks shutil for
-    the terminal width; importing shutil (and the compression modules it pulls in) is a
-    few milliseconds of every runner start. os.get_terminal_size gives the same answer."""
-
-    def __init__(self, prog: str, **kwargs: Any):
-        if kwargs.get("width") is None:
-            import os
-
-            try:
-                columns = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stdout.fileno()).columns)
-            except (OSError, ValueError):
-                columns = 80
-            kwargs["width"] = columns - 2
-        super().__init__(prog, **kwargs)
-
-
-def build_parser(prog: str = "bosun-plugin-runner") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Run one action of a management-agent plugin and write its status file.",
-        formatter_class=_HelpFormatter,
-    )
-    parser.add_argument("--plugin", help="built-in name, module name, or path to a .py file")
-    parser.add_argument("--action", help="the action to run (see --list-actions)")
-    parser.add_argument("--config", help="action config YAML (pluginConfig, peInfo, deploymentInfo)")
-    parser.add_argument("--private-config", help="plugin-specific config file (YAML or JSON)")
-    parser.add_argument("--status-file", help="where to write the action's status YAML")
-    parser.add_argument("--show-status", action="store_true", help="print the status to stdout")
-    parser.add_argument("--list-actions", action="store_true", help="list the actions and exit")
-    parser.add_argument("--list-plugins", action="store_true", help="list available plugins and exit")
-    parser.add_argument(
-        "--gen-config",
-        nargs="?",
-        const="-",
-        metavar="FILE",
-        help="write a ready-to-edit action config for --action to FILE (stdout if omitted)",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="report what would be done, change nothing")
-    parser.add_argument(
-        "--exit-codes",
-        action="store_true",
-        help="exit with the status: passing 0, failing 1, warning 2, unknown 3",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        type=str.upper,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
-    )
-    parser.add_argument("--logfile", help="write logs to this file instead of stderr")
-    parser.add_argument("--log-config", help="logging config file (YAML/JSON dictConfig, or INI)")
-    return parser
-
-
 # The flags an action needs; without any of them the runner runs nothing (as documented).
 REQUIRED_FOR_ACTION = ("--plugin", "--action", "--config", "--status-file")
 
 
 def main(argv: list[str] | None = None, prog: str = "bosun-plugin-runner") -> int:
-    parser = build_parser(prog)
-    args = parser.parse_args(argv)
+    args = parse(argv, prog)
 
     # The documented runner's order: --gen-config, then --list-plugins, then --list-actions.
     if args.gen_config is not None:
@@ -184,7 +129,7 @@ def _failure(action: str, message: str) -> ActionStatusInfo:
     return failing_status(action, mask(message))  # no action ran: duration stays null
 
 
-def _finish(status: ActionStatusInfo, args: argparse.Namespace) -> int:
+def _finish(status: ActionStatusInfo, args: Namespace) -> int:
     from deckhand.fsutil import atomic_write_text
     from deckhand.secrets import mask
 
@@ -204,7 +149,7 @@ def _finish(status: ActionStatusInfo, args: argparse.Namespace) -> int:
     return ActionStatus.to_numeric[status.status] if args.exit_codes else 0
 
 
-def _gen_config(args: argparse.Namespace) -> int:
+def _gen_config(args: Namespace) -> int:
     from deckhand.plugin.action_config import template
 
     if not args.action:
@@ -224,7 +169,7 @@ def _gen_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configure_logging(args: argparse.Namespace) -> None:
+def _configure_logging(args: Namespace) -> None:
     """Route logs to stderr, --logfile or --log-config, masked; a bad setting is a ConfigError."""
     if not (args.log_config or args.logfile) and "logging" not in sys.modules:
         from deckhand.plugin import base
@@ -237,7 +182,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
         raise ConfigError("--log-config/--logfile", str(exc)) from exc
 
 
-def _apply_logging_settings(args: argparse.Namespace) -> None:
+def _apply_logging_settings(args: Namespace) -> None:
     import logging
 
     from deckhand.secrets import install_masking

@@ -11,7 +11,6 @@ JSON-quoted strings everywhere else."""
 from __future__ import annotations
 
 import json
-import re
 
 TYPE_CHECKING = False  # importing typing slows every runner start; only type checkers need it
 if TYPE_CHECKING:
@@ -38,12 +37,23 @@ def dumps(values: Any) -> str:
     return json.dumps(values, indent=4, sort_keys=True, ensure_ascii=False, default=str) + "\n"
 
 
-# Strings YAML 1.1 reads back as the same string when written plain; anything else (a
-# word such as yes/null/on, a number, text with ': ' or '#') is quoted.
-_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./-]*")
+# Strings YAML 1.1 reads back as the same string when written plain: a letter, '_' or '/'
+# then letters, digits and _./- (sets, not a regex: compiling one costs every runner start),
+# and not a word YAML reads as something else. Anything else is JSON-quoted.
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_/")
+_PLAIN_CHARS = _LETTERS | frozenset("0123456789.-")
 _NOT_PLAIN = frozenset("y n yes no on off true false null nan inf".split())
-# What a YAML reader refuses raw inside a double-quoted scalar, and JSON leaves unescaped.
-_UNPRINTABLE = re.compile("[\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _is_plain(text: str) -> bool:
+    if not text or text[0] not in _LETTERS or text.lower() in _NOT_PLAIN:
+        return False
+    return all(c in _PLAIN_CHARS for c in text)
+
+
+def _unprintable(code: int) -> bool:
+    """What a YAML reader refuses raw inside a double-quoted scalar and JSON leaves as is."""
+    return 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF)
 
 
 def dumps_block(values: dict[str, Any], indent: int = 4) -> str:
@@ -91,13 +101,17 @@ def _scalar(value: Any) -> str:
     if isinstance(value, (dict, list, tuple)):
         return "{}" if isinstance(value, dict) else "[]"
     text = value if isinstance(value, str) else str(value)
-    if _PLAIN.fullmatch(text) and text.lower() not in _NOT_PLAIN:
+    if _is_plain(text):
         return text
     quoted = json.dumps(text, ensure_ascii=False)
-    return _UNPRINTABLE.sub(_escape, quoted)
+    if quoted.isascii():
+        return quoted
+    return "".join(_escape(c) for c in quoted)
 
 
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
+def _escape(char: str) -> str:
+    code = ord(char)
+    if not _unprintable(code):
+        return char
     # A lone surrogate cannot be written as UTF-8 nor escaped in YAML: it becomes U+FFFD.
     return "\\ufffd" if 0xD800 <= code <= 0xDFFF else f"\\u{code:04x}"
