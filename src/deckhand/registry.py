@@ -41,6 +41,7 @@ else:
         def __class_getitem__(cls, item: object) -> type:
             return cls
 
+
 BUILT_IN = "built-in"
 REGISTERED = "registered"
 
