@@ -65,7 +65,7 @@ def truthy(value: Any) -> bool:
 
 def load_mapping_file(path: str, *, what: str) -> dict[str, Any]:
     """A YAML (or JSON, which YAML reads too) file holding a mapping; empty file -> {}."""
-    from deckhand.plugin import yamlio
+    from deckhand import yamlio
 
     try:
         with open(path, encoding="utf-8") as fh:

@@ -80,7 +80,7 @@ class ActionStatusInfo:
 
     def to_yaml(self) -> str:
         """The status file's text: block YAML, as the documented runner writes it."""
-        from deckhand.plugin import yamlio
+        from deckhand import yamlio
 
         return yamlio.dumps_block(self.to_dict())
 

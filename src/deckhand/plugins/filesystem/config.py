@@ -6,12 +6,14 @@ that would put deployments where nobody looks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from deckhand.plugin.constants import BosunPluginConfigConstants
 from deckhand.plugin.errors import ConfigError, describe
+
+TYPE_CHECKING = False  # typing and dataclasses cost every runner start milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 BASE_DIR = "baseDir"
 DIR_PREFIX = "deploymentDirPrefix"
@@ -35,13 +37,17 @@ EXAMPLE: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
 class FilesystemConfig:
-    base_dir: Path
-    dir_prefix: str
-    info_file: str
-    prediction_base_url: str
-    kv_file: str | None
+    __slots__ = ("base_dir", "dir_prefix", "info_file", "prediction_base_url", "kv_file")
+
+    def __init__(
+        self, *, base_dir: Path, dir_prefix: str, info_file: str, prediction_base_url: str, kv_file: str | None
+    ) -> None:
+        self.base_dir = base_dir
+        self.dir_prefix = dir_prefix
+        self.info_file = info_file
+        self.prediction_base_url = prediction_base_url
+        self.kv_file = kv_file
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> FilesystemConfig:

@@ -4,7 +4,6 @@ prediction server in multi-model mode (see deckhand.deployment_dirs for the cras
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from deckhand import deployment_dirs
 from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo, failing_status
@@ -12,6 +11,10 @@ from deckhand.plugin.base import BosunPluginBase
 from deckhand.plugin.constants import BosunPluginActions, DeploymentState
 from deckhand.plugin.deployment_info import DeploymentInfo
 from deckhand.plugins.filesystem.config import FilesystemConfig
+
+TYPE_CHECKING = False  # importing typing slows every runner start; only type checkers need it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class FilesystemPlugin(BosunPluginBase):

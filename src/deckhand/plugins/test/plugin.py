@@ -85,7 +85,7 @@ class TestPlugin(BosunPluginBase):
                 text = fh.read()
         except FileNotFoundError:
             return None
-        from deckhand.plugin import yamlio  # a file the documented plugin wrote is block YAML
+        from deckhand import yamlio  # a file the documented plugin wrote is block YAML
 
         values = yamlio.loads(text)
         return values if isinstance(values, dict) else {}

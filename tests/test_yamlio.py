@@ -1,4 +1,4 @@
-"""deckhand.plugin.yamlio: status files as block YAML that PyYAML reads back unchanged."""
+"""deckhand.yamlio: status files as block YAML that PyYAML reads back unchanged."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import yaml
 
-from deckhand.plugin.yamlio import dumps_block, loads
+from deckhand.yamlio import dumps_block, loads
 
 TRICKY_STRINGS = [
     "", "null", "Yes", "no", "ON", "~", "12", "1.5", "1e5", "0x1f", ".inf", "2026-01-01", "12:30",
