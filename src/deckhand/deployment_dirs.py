@@ -222,6 +222,10 @@ def install(
                 return _replace_model(final, deployment_id, model_id, artifact_src, kv, info_file, kv_file)
             raise
         fsync_dir(base_dir)
+        # The info file keeps its inode through the rename: its cached values still hold.
+        cached = _INFO_CACHE.pop(str(work / info_file), None)
+        if cached is not None:
+            _INFO_CACHE[str(final / info_file)] = cached
     except BaseException:
         _rmtree(work)
         raise

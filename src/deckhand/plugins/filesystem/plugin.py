@@ -156,7 +156,6 @@ class FilesystemPlugin(BosunPluginBase):
             info_file=self._config.info_file,
             kv_file=self._config.kv_file,
         )
-        self._logger.info("deployment %s now runs model %s from %s", di.id, entry.model_id, entry.path)
         return ActionStatusInfo(
             ActionStatus.OK,
             msg=f"model {entry.model_id} in place at {entry.path}",
