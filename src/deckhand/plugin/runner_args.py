@@ -110,7 +110,7 @@ def build_parser(prog: str = "bosun-plugin-runner") -> ArgumentParser:
     return parser
 
 
-def _help_formatter(argparse: Any) -> type:
+def _help_formatter(argparse: Any) -> Any:
     class HelpFormatter(argparse.HelpFormatter):
         """argparse's default asks shutil for the terminal width; importing shutil (and the
         compression modules it pulls in) costs milliseconds. os.get_terminal_size answers."""
