@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # package's own __init__ (the version, nothing else).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("deckhand",),
-    ("fsutil", "secrets", "extras", "package_limits", "listener", "testing"),
+    ("fsutil", "secrets", "extras", "package_limits", "listener", "testing", "yamlio"),
     ("registry",),
     ("plugin", "packages", "deployment_dirs"),
     ("client",),

@@ -114,8 +114,10 @@ def test_the_runner_writes_it_in_the_status_file(hide, tmp_path: Path) -> None:
     from deckhand.plugin.runner import main
 
     hide("docker")
-    status = tmp_path / "status.yaml"
-    assert main(["--plugin", "docker", "--action", "plugin_start", "--status-file", str(status)]) == 0
+    status, config = tmp_path / "status.yaml", tmp_path / "config.json"
+    config.write_text('{"pluginConfig": {}}')
+    args = ["--plugin", "docker", "--action", "plugin_start", "--config", str(config), "--status-file", str(status)]
+    assert main(args) == 0
     assert "pip install 'deckhand[docker]'" in status.read_text()
 
 
@@ -403,8 +405,10 @@ def test_the_plugins_section_as_written_in_a_fresh_venv(tmp_path: Path) -> None:
     assert (work / "start.yaml").is_file()
     assert "fs.yaml" in status.read_text()  # the README's private config is the user's to write: named
 
+    (work / "empty.json").write_text('{"pluginConfig": {}}')
     docker = subprocess.run(
-        ["bosun-plugin-runner", "--plugin", "docker", "--action", "plugin_start"],
+        ["bosun-plugin-runner", "--plugin", "docker", "--action", "plugin_start", "--config", "empty.json"]
+        + ["--status-file", str(status), "--show-status"],
         cwd=work,
         env=env,
         capture_output=True,

@@ -12,7 +12,6 @@ that the README's sections install what their commands need.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 
@@ -73,6 +72,8 @@ def installed(module: str) -> bool:
     """Whether `module` can be imported here (found, not imported; a directory of that name
     in the current directory, a namespace package, does not count)."""
     try:
+        import importlib.util  # only when a built-in with an extra is asked for
+
         spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
         return False

@@ -19,12 +19,28 @@ time is part of every agent action.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
 
 from deckhand import extras
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # importing typing costs every runner start ~2 ms; only type checkers need it
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, Generic, TypeVar
+
+    T = TypeVar("T")
+
+    class _Generic(Generic[T]):
+        pass
+
+else:
+    T = None
+
+    class _Generic:
+        """Stands in for Generic[T] at run time: `Registry[X]` is still a valid expression."""
+
+        def __class_getitem__(cls, item: object) -> type:
+            return cls
+
 
 BUILT_IN = "built-in"
 REGISTERED = "registered"
@@ -48,7 +64,7 @@ class RegistryEntry:
         return f"RegistryEntry({self.name!r}, {self.target!r}, {self.source!r})"
 
 
-class Registry(Generic[T]):
+class Registry(_Generic[T]):
     """Names to implementations, resolved on first use.
 
     `kind` is the noun messages use ("plugin", "format"); `error` builds the exception

@@ -53,3 +53,10 @@ def run_runner(
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=60)
     status = yaml.safe_load(status_file.read_text()) if status_file and status_file.exists() else None
     return RunResult(proc.returncode, proc.stdout, proc.stderr, status)
+
+
+def filesystem_config(base: Path, **extra: Any) -> dict[str, Any]:
+    """Every key the filesystem plugin requires (the documented example values), based at `base`."""
+    from deckhand.plugins.filesystem import config
+
+    return {**config.EXAMPLE, config.BASE_DIR: str(base), config.ENABLE_MONITORING: False, **extra}

@@ -35,10 +35,23 @@ def test_list_actions(entry):
     ]
 
 
-def test_list_plugins_shows_builtins():
+def test_list_plugins_prints_each_plugins_names_as_documented():
     result = run_runner("--list-plugins")
     assert result.returncode == 0
-    assert "filesystem" in result.stdout and "test" in result.stdout and "built-in" in result.stdout
+    lines = result.stdout.splitlines()
+    for names in ("test", "filesystem_plugin,filesystem", "docker-plugin,docker", "k8s-plugin,k8s,kubernetes"):
+        assert names in lines
+
+
+def test_documented_plugin_aliases_load_the_built_ins(tmp_path):
+    cfg = write_yaml(tmp_path / "c.yaml", {"pluginConfig": {"tmp_dir": str(tmp_path)}})
+    result = run_runner(
+        "--plugin", "test", "--action", "plugin_start", "--config", str(cfg), status_file=tmp_path / "s"
+    )
+    assert result.status["status"] == "passing"
+    # filesystem_plugin is the filesystem plugin: its own complaint, not an unknown name.
+    msg = _fail(tmp_path, "--plugin", "filesystem_plugin", "--action", "plugin_start", "--config", str(cfg))
+    assert "filesystem plugin config: missing baseDir" in msg
 
 
 def test_gen_config_writes_a_config_the_runner_accepts(tmp_path, test_plugin_config):
@@ -57,8 +70,9 @@ def test_gen_config_writes_a_config_the_runner_accepts(tmp_path, test_plugin_con
     )
     assert ran.status["status"] == "passing", ran.status
     # Refuses to overwrite; stdout form works without a file.
+    cfg.write_text("old")
     again = run_runner("--gen-config", str(cfg), "--action", "deployment_start")
-    assert again.returncode == 2 and "exists" in again.stderr
+    assert again.returncode == 0 and "deploymentInfo:" in cfg.read_text()  # replaced, as documented
     to_stdout = run_runner("--gen-config", "--action", "pe_status")
     assert to_stdout.returncode == 0 and "peInfo:" in to_stdout.stdout
 
@@ -66,17 +80,34 @@ def test_gen_config_writes_a_config_the_runner_accepts(tmp_path, test_plugin_con
 @pytest.mark.parametrize(
     "args, message",
     [
-        ([], "--plugin and --action required"),
-        (["--plugin", "test"], "--action required"),
-        (["--plugin", "test", "--action", "explode"], "is not an action"),
+        ([], "missing --plugin, --action, --config, --status-file"),
+        (["--plugin", "test"], "missing --action, --config, --status-file"),
+        (["--plugin", "test", "--action", "plugin_start", "--status-file", "s"], "missing --config"),
+        (["--plugin", "test", "--action", "plugin_start", "--config", "c"], "missing --status-file"),
         (["--gen-config"], "--gen-config needs --action"),
-        (["--log-level", "LOUD"], "invalid choice"),
+        (["--gen-config", "--action", "explode"], "'explode' is not an action"),
     ],
 )
-def test_usage_errors_exit_non_zero_with_a_message(args, message):
-    result = run_runner(*args)
-    assert result.returncode == 2
+def test_usage_errors_exit_1_with_a_message_and_run_nothing(args, message, tmp_path):
+    result = run_runner(*args, cwd=tmp_path)
+    assert result.returncode == 1  # as the documented runner
     assert message in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_argparse_errors_exit_2_as_in_the_documented_runner():
+    result = run_runner("--log-level", "LOUD")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_unknown_action_is_a_failing_status_not_a_usage_error(tmp_path):
+    cfg = write_yaml(tmp_path / "c.yaml", {"pluginConfig": {}})
+    msg = _fail(tmp_path, "--plugin", "test", "--action", "explode", "--config", str(cfg))
+    assert "unknown action 'explode'" in msg
+    coded = run_runner(
+        "--plugin", "test", "--action", "explode", "--config", str(cfg), "--exit-codes", status_file=tmp_path / "s2"
+    )
+    assert coded.returncode == 1 and coded.status["state"] == "errored"
 
 
 def _fail(tmp_path, *args, status_name="status.yaml"):
@@ -85,7 +116,7 @@ def _fail(tmp_path, *args, status_name="status.yaml"):
     assert result.returncode == 0, result.stderr  # exit 0 whatever the status, without --exit-codes
     assert result.status is not None, "a status file must be written after arguments are parsed"
     assert tuple(sorted(result.status)) == STATUS_FILE_KEYS
-    assert result.status["status"] == "failing"
+    assert (result.status["status"], result.status["state"]) == ("failing", "errored")
     return result.status["msg"]
 
 
@@ -121,12 +152,17 @@ def test_missing_model_fields(tmp_path):
     assert "deploymentInfo.modelId: is missing" in msg
 
 
-def test_unknown_plugin(tmp_path):
-    msg = _fail(tmp_path, "--plugin", "nonexistent_plugin_q", "--action", "plugin_start")
+@pytest.fixture
+def empty_config(tmp_path):
+    return str(write_yaml(tmp_path / "empty.yaml", {"pluginConfig": {}}))
+
+
+def test_unknown_plugin(tmp_path, empty_config):
+    msg = _fail(tmp_path, "--plugin", "nonexistent_plugin_q", "--action", "plugin_start", "--config", empty_config)
     assert "unknown plugin 'nonexistent_plugin_q'" in msg
 
 
-def test_module_with_two_plugin_classes(tmp_path):
+def test_module_with_two_plugin_classes(tmp_path, empty_config):
     source = textwrap.dedent(
         """
         from bosun.plugin.bosun_plugin_base import BosunPluginBase
@@ -135,11 +171,11 @@ def test_module_with_two_plugin_classes(tmp_path):
         """
     )
     (tmp_path / "two.py").write_text(source)
-    msg = _fail(tmp_path, "--plugin", str(tmp_path / "two.py"), "--action", "plugin_start")
+    msg = _fail(tmp_path, "--plugin", str(tmp_path / "two.py"), "--action", "plugin_start", "--config", empty_config)
     assert "defines 2 plugin classes (A, B)" in msg
 
 
-def test_plugin_whose_action_raises_or_returns_the_wrong_type(tmp_path):
+def test_plugin_whose_action_raises_or_returns_the_wrong_type(tmp_path, empty_config):
     source = textwrap.dedent(
         """
         from bosun.plugin.action_status import ActionStatus, ActionStatusInfo
@@ -156,9 +192,10 @@ def test_plugin_whose_action_raises_or_returns_the_wrong_type(tmp_path):
         """
     )
     (tmp_path / "bad_plugin.py").write_text(source)
-    msg = _fail(tmp_path, "--plugin", str(tmp_path / "bad_plugin.py"), "--action", "plugin_start")
+    bad = ("--plugin", str(tmp_path / "bad_plugin.py"), "--config", empty_config)
+    msg = _fail(tmp_path, *bad, "--action", "plugin_start")
     assert msg == "plugin_start raised ValueError: cannot reach the cluster"
-    msg = _fail(tmp_path, "--plugin", str(tmp_path / "bad_plugin.py"), "--action", "plugin_stop")
+    msg = _fail(tmp_path, *bad, "--action", "plugin_stop")
     assert "returned dict" in msg and "expected an ActionStatusInfo" in msg
 
 
@@ -176,22 +213,38 @@ def test_exit_codes_flag(tmp_path):
     )
     assert ok.returncode == 0 and ok.status["status"] == "passing"
     bad = run_runner(
-        "--plugin", "nonexistent_q", "--action", "plugin_start", "--exit-codes", status_file=tmp_path / "s2.yaml"
+        "--plugin",
+        "nonexistent_q",
+        "--action",
+        "plugin_start",
+        "--config",
+        str(cfg),
+        "--exit-codes",
+        status_file=tmp_path / "s2.yaml",
     )
     assert bad.returncode == 1
+    source = textwrap.dedent(
+        """
+        from bosun.plugin.action_status import ActionStatus, ActionStatusInfo
+        from bosun.plugin.bosun_plugin_base import BosunPluginBase
+        class Warns(BosunPluginBase):
+            def plugin_start(self): return ActionStatusInfo(ActionStatus.WARN, msg="slow disk")
+            plugin_stop = deployment_list = pe_status = plugin_start
+            def deployment_start(self, di): return None
+            def deployment_stop(self, deployment_id): return None
+            def deployment_replace_model(self, di): return None
+            def deployment_status(self, di): return None
+        """
+    )
+    (tmp_path / "warns.py").write_text(source)
     warn = run_runner(
         "--plugin",
-        "test",
+        str(tmp_path / "warns.py"),
         "--action",
-        "pe_status",
+        "plugin_start",
         "--exit-codes",
         "--config",
-        str(
-            write_yaml(
-                tmp_path / "pe.yaml",
-                {"peInfo": {"id": "p", "deployments": ["gone"]}, "pluginConfig": {"tmp_dir": str(tmp_path)}},
-            )
-        ),
+        str(cfg),
         status_file=tmp_path / "s3.yaml",
     )
     assert warn.returncode == 2 and warn.status["status"] == "warning"
@@ -225,6 +278,8 @@ def test_api_token_from_environment_is_masked_everywhere(tmp_path):
         str(tmp_path / "leaky.py"),
         "--action",
         "plugin_start",
+        "--config",
+        str(write_yaml(tmp_path / "c.yaml", {"pluginConfig": {}})),
         "--logfile",
         str(log),
         "--show-status",
@@ -247,12 +302,43 @@ def test_log_config_file_is_used(tmp_path):
             "root": {"handlers": ["f"], "level": "DEBUG"},
         },
     )
+    action_config = write_yaml(tmp_path / "c.yaml", {"pluginConfig": {"tmp_dir": str(tmp_path)}})
     run_runner(
-        "--plugin", "test", "--action", "plugin_start", "--log-config", str(cfg), status_file=tmp_path / "s.yaml"
+        *("--plugin", "test", "--action", "plugin_start", "--config", str(action_config)),
+        *("--log-config", str(cfg)),
+        status_file=tmp_path / "s.yaml",
     )
     assert "running TestPlugin.plugin_start" in log.read_text()
 
 
-def test_unwritable_status_file_is_a_usage_error(tmp_path):
-    result = run_runner("--plugin", "test", "--action", "plugin_start", status_file=tmp_path / "no-such-dir" / "s.yaml")
-    assert result.returncode == 2 and "cannot write --status-file" in result.stderr
+def test_status_file_in_a_missing_directory_exits_1_before_the_action_runs(tmp_path):
+    cfg = write_yaml(
+        tmp_path / "c.yaml",
+        {
+            "pluginConfig": {"tmp_dir": str(tmp_path)},
+            "deploymentInfo": {"id": "d1", "modelId": "m", "modelArtifact": "/x"},
+        },
+    )
+    result = run_runner(
+        *("--plugin", "test", "--action", "deployment_start", "--config", str(cfg)),
+        status_file=tmp_path / "no-such-dir" / "s.yaml",
+    )
+    assert result.returncode == 1 and "no-such-dir does not exist" in result.stderr
+    assert not (tmp_path / "deployment_d1.yaml").exists()  # an unrecordable action changes nothing
+
+
+def test_status_file_is_block_yaml_as_documented(tmp_path):
+    cfg = write_yaml(tmp_path / "c.yaml", {"pluginConfig": {"tmp_dir": str(tmp_path)}})
+    result = run_runner(
+        "--plugin",
+        "test",
+        "--action",
+        "plugin_start",
+        "--config",
+        str(cfg),
+        "--show-status",
+        status_file=tmp_path / "s",
+    )
+    text = (tmp_path / "s").read_text()
+    assert "status: passing\n" in text and "state: null\n" in text
+    assert result.stdout == "\n-- action status --\n" + text + "\n"

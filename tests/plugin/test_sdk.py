@@ -15,7 +15,7 @@ from deckhand.plugin import (
 )
 from deckhand.plugin.action_config import truthy
 from deckhand.plugin.action_status import STATUS_FILE_KEYS
-from deckhand.plugin.constants import ACTIONS, ACTIONS_WITH_DEPLOYMENT
+from deckhand.plugin.constants import ACTIONS
 from deckhand.plugin.errors import ConfigError
 
 
@@ -141,16 +141,17 @@ def test_invoke_turns_wrong_types_and_exceptions_into_failing_statuses():
 
 
 @pytest.mark.parametrize("action", [*ACTIONS, "deployment_explode"])
-def test_failing_status_errors_a_deployment_only_for_deployment_actions(action):
+def test_failing_status_is_errored_whatever_the_action(action):
+    """As the documented runner reports every failure."""
     status = failing_status(action, "it broke", data={"k": 1}, duration=0.5)
     assert (status.status, status.msg, status.data, status.duration) == (ActionStatus.ERROR, "it broke", {"k": 1}, 0.5)
-    assert status.state == (DeploymentState.ERROR if action in ACTIONS_WITH_DEPLOYMENT else None)
+    assert status.state == DeploymentState.ERROR
 
 
-def test_invoke_failures_follow_the_failing_status_rule():
+def test_invoke_failures_are_errored_for_environment_and_deployment_actions():
     plugin = Recorder({})
     di = DeploymentInfo({"id": "d"})
-    assert plugin.invoke("pe_status", di).state is None  # environment-level: no deployment errored
+    assert plugin.invoke("pe_status", di).state == DeploymentState.ERROR
     assert plugin.invoke("deployment_status", di).state == DeploymentState.ERROR
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.plugin.helpers import action_args, run_runner, write_yaml
+from tests.plugin.helpers import action_args, filesystem_config, run_runner, write_yaml
 
 from deckhand import deployment_dirs
 from deckhand.plugin import ActionStatus, DeploymentInfo, DeploymentState, PEInfo
@@ -37,7 +37,7 @@ def artifacts(tmp_path) -> dict[str, Path]:
 
 
 def plugin(base: Path, pe_deployments=None, dry_run=False, **extra) -> FilesystemPlugin:
-    config = {"baseDir": str(base), "deploymentPredictionBaseUrl": "http://127.0.0.1:8080/", **extra}
+    config = filesystem_config(base, deploymentPredictionBaseUrl="http://127.0.0.1:8080/", **extra)
     pe = PEInfo({"id": "pe1", "deployments": pe_deployments or []})
     return FilesystemPlugin(config, None, pe, dry_run)
 
@@ -65,8 +65,9 @@ def test_start_status_list_stop(base, artifacts):
     listed = p.invoke("deployment_list")
     assert set(listed.data) == {"d1"} and listed.data["d1"]["state"] == DeploymentState.READY
     pe = p.invoke("pe_status")
-    assert pe.status == ActionStatus.WARN  # d2 is not deployed
+    assert pe.status == ActionStatus.OK  # d2 is simply not deployed, as the documented plugin says
     assert pe.data["deploymentsStatus"]["d1"]["state"] == DeploymentState.READY
+    assert pe.data["deploymentsStatus"]["d1"]["msg"] is None and listed.data["d1"]["msg"] is None
     assert pe.data["deploymentsStatus"]["d2"]["state"] == DeploymentState.ERROR
 
     stopped = p.invoke("deployment_stop", di())
@@ -212,7 +213,7 @@ def test_crash_mid_copy_never_leaves_a_ready_partial_deployment(base, tmp_path):
     cfg = write_yaml(
         tmp_path / "start.yaml",
         {
-            "pluginConfig": {"baseDir": str(base)},
+            "pluginConfig": filesystem_config(base),
             "deploymentInfo": {"id": "big", "modelId": "m1", "modelArtifact": str(big)},
         },
     )
@@ -227,6 +228,8 @@ def test_crash_mid_copy_never_leaves_a_ready_partial_deployment(base, tmp_path):
             "deployment_start",
             "--config",
             str(cfg),
+            "--status-file",
+            str(tmp_path / "status.yaml"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -251,7 +254,7 @@ def test_crash_mid_copy_never_leaves_a_ready_partial_deployment(base, tmp_path):
 
 
 def test_every_action_through_the_runner_cli(base, artifacts, tmp_path):
-    private = write_yaml(tmp_path / "fs.yaml", {"baseDir": str(base), "deploymentDirPrefix": ""})
+    private = write_yaml(tmp_path / "fs.yaml", filesystem_config(base, deploymentDirPrefix=""))
 
     def run(action, deployment=None, pe=None):
         config = {"pluginConfig": {"MLOPS_BOSUN_PRED_ENV_ID": "pe1"}}
@@ -290,9 +293,39 @@ def test_every_action_through_the_runner_cli(base, artifacts, tmp_path):
 
 
 def test_bad_plugin_config_names_the_key(tmp_path):
-    cfg = write_yaml(tmp_path / "c.yaml", {"pluginConfig": {"baseDir": 5}})
+    cfg = write_yaml(tmp_path / "c.yaml", {"pluginConfig": filesystem_config(tmp_path, baseDir=5)})
     result = run_runner(
         "--plugin", "filesystem", "--action", "plugin_start", "--config", str(cfg), status_file=tmp_path / "s.yaml"
     )
     assert result.status["status"] == "failing"
     assert result.status["msg"].startswith("baseDir: expected a non-empty string, got int 5")
+
+
+@pytest.mark.parametrize("private", [None, {"baseDir": "/srv/models"}])
+def test_missing_keys_are_a_failing_status_naming_them(tmp_path, private):
+    """No silent defaults: without the documented keys nothing is written anywhere."""
+    cfg = write_yaml(tmp_path / "c.yaml", {"pluginConfig": {"MLOPS_BOSUN_PRED_ENV_ID": "pe1"}, "peInfo": {"id": "pe1"}})
+    args = ["--plugin", "filesystem", "--action", "plugin_start", "--config", str(cfg)]
+    if private is not None:
+        args += ["--private-config", str(write_yaml(tmp_path / "fs.yaml", private))]
+    result = run_runner(*args, status_file=tmp_path / "s.yaml")
+    assert result.returncode == 0, result.stderr
+    assert (result.status["status"], result.status["state"], result.status["duration"]) == ("failing", "errored", None)
+    for key in ("deploymentDirPrefix", "deploymentInfoFile", "deploymentPredictionBaseUrl"):
+        assert key in result.status["msg"]
+    assert ("baseDir" in result.status["msg"]) is (private is None)
+
+
+def test_replacing_the_model_of_a_deployment_never_started_fails_and_creates_nothing(base, artifacts):
+    replaced = plugin(base).invoke("deployment_replace_model", di(model="B", artifact=artifacts["B"]))
+    assert (replaced.status, replaced.state) == (ActionStatus.ERROR, DeploymentState.ERROR)
+    assert "not running" in replaced.msg and list(base.iterdir()) == []
+
+
+def test_pe_status_warns_only_for_a_present_deployment_it_cannot_serve(base, artifacts):
+    p = plugin(base, pe_deployments=["d1", "absent"])
+    p.invoke("deployment_start", di(artifact=artifacts["A"]))
+    assert p.invoke("pe_status").status == ActionStatus.OK
+    (base / "deployment_d1" / "config.yml").unlink()
+    pe = p.invoke("pe_status")
+    assert pe.status == ActionStatus.WARN and "d1" in pe.msg and "absent" not in pe.msg

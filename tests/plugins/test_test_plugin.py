@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+import yaml
 from tests.plugin.helpers import action_args, run_runner, write_yaml
 
 from deckhand.plugin import ActionStatus, DeploymentInfo, DeploymentState, PEInfo
@@ -19,16 +20,47 @@ def make(tmp_path, **settings):
 def test_state_follows_start_replace_and_stop(tmp_path):
     p = make(tmp_path)
     a = DeploymentInfo({"id": "a", "modelId": "m1", "modelArtifact": "/x"})
-    assert p.invoke("deployment_status", a).state == DeploymentState.STOPPED
+    assert p.invoke("deployment_status", a).state == DeploymentState.ERROR  # not found, as documented
+    assert p.invoke("pe_status").status == ActionStatus.ERROR  # plugin_start has not run
+    assert p.invoke("plugin_start").status == ActionStatus.OK
     assert p.invoke("deployment_start", a).state == DeploymentState.READY
     assert set(p.invoke("deployment_list").data) == {"a"}
     replaced = p.invoke("deployment_replace_model", DeploymentInfo({"id": "a", "modelId": "m1", "newModelId": "m2"}))
     assert replaced.data["currentModelId"] == "m2"
     assert p.invoke("deployment_status", a).data["currentModelId"] == "m2"
     pe = p.invoke("pe_status")
-    assert pe.status == ActionStatus.WARN and pe.data["deploymentsStatus"]["b"]["state"] == DeploymentState.STOPPED
+    assert pe.status == ActionStatus.OK and pe.data["deploymentsStatus"]["b"]["state"] == DeploymentState.ERROR
     p.invoke("deployment_stop", a)
     assert p.invoke("deployment_list").data == {}
+    assert p.invoke("plugin_stop").status == ActionStatus.OK and not (tmp_path / "pe_pe.yaml").exists()
+
+
+def test_state_files_are_where_the_documentation_says(tmp_path):
+    """tmp_dir/pe_<pe id>.yaml and tmp_dir/deployment_<id>.yaml holding the deployment's fields;
+    deployment_list returns those fields (ids with '_' and '.' kept whole)."""
+    p = make(tmp_path)
+    p.invoke("plugin_start")
+    info = {"id": "d_1.x", "name": "one", "modelId": "m1", "modelArtifact": "/x", "modelExecutionType": "dedicated"}
+    p.invoke("deployment_start", DeploymentInfo({**info, "keyValueConfig": {"k": "v"}}))
+    assert yaml.safe_load((tmp_path / "pe_pe.yaml").read_text()) == {"state": "running"}
+    content = yaml.safe_load((tmp_path / "deployment_d_1.x.yaml").read_text())
+    assert content == {
+        "name": "one",
+        "model_id": "m1",
+        "key_value_config": {"k": "v"},
+        "model_execution_type": "dedicated",
+        "model_artifact": "/x",
+        "state": "running",
+    }
+    listed = p.invoke("deployment_list").data
+    assert set(listed) == {"d_1.x"} and {k: listed["d_1.x"][k] for k in content} == content
+
+
+def test_raise_exception_makes_every_action_fail(tmp_path):
+    p = make(tmp_path, raise_exception=True)
+    for action in ("plugin_start", "deployment_list", "pe_status"):
+        status = p.invoke(action)
+        assert (status.status, status.state) == (ActionStatus.ERROR, DeploymentState.ERROR), action
 
 
 def test_sleeps_for_the_configured_time(tmp_path):
@@ -45,7 +77,7 @@ def test_default_tmp_dir_honours_tmpdir(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", None)
     p = TestPlugin({}, None, PEInfo({"id": "pe"}))
     p.invoke("deployment_start", DeploymentInfo({"id": "a", "modelId": "m", "modelArtifact": "/x"}))
-    assert (tmp_path / "deckhand-test-plugin" / "pe" / "a.json").exists()
+    assert (tmp_path / "deployment_a.yaml").exists()
 
 
 @pytest.mark.parametrize("suffix, dump", [(".yaml", lambda v: __import__("yaml").safe_dump(v)), (".json", json.dumps)])
@@ -70,7 +102,7 @@ def test_private_config_yaml_or_json_through_the_cli(tmp_path, suffix, dump):
         )
         assert result.status["status"] == "passing", (action, result.status)
     assert result.status is not None
-    assert not list((tmp_path / "st" / "deckhand-test-plugin" / "default").glob("*.json"))
+    assert not list((tmp_path / "st").glob("deployment_*.yaml"))
 
 
 def test_bad_sleep_value_names_the_key(tmp_path):

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from deckhand import yamlio
 from deckhand.agent.clock import Clock, until
 from deckhand.agent.model import DesiredDeployment, EnvironmentInfo, ObservedDeployment
 from deckhand.fsutil import atomic_write_text
-from deckhand.plugin import yamlio
 from deckhand.plugin.action_config import parse_action_config
 from deckhand.plugin.action_status import ActionStatusInfo, failing_status
 from deckhand.plugin.constants import BosunPluginConfigConstants, DeploymentInfoConfigConstants, PeInfoConfigConstants

@@ -50,6 +50,10 @@ async def set_up_platform(
     try:
         if env.platform == "local":
             await _start_local(platform, settings, env, work)
+        if env.platform == "test" and "tmp_dir" not in env.plugin_config:
+            # The test plugin keeps deployment_<id>.yaml in tmp_dir (/tmp by default), shared
+            # by every environment there: each agent environment gets a folder of its own.
+            platform.overrides.setdefault("tmp_dir", str(work / "test-plugin"))
         if env.platform == "docker":
             # The tracking agent the plugin runs reports to this control plane as this agent.
             platform.overrides.setdefault(BosunPluginConfigConstants.MLOPS_URL, settings.resolved_url())

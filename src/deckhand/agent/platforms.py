@@ -346,8 +346,13 @@ def local_monitoring_enabled(*configs: dict[str, Any]) -> bool:
 
 
 def local_plugin_config(base_dir: Path, server_url: str) -> dict[str, Any]:
+    """The filesystem plugin's keys for the local platform (plugin_config_for adds the
+    monitoring flag, the last key it requires)."""
+    from deckhand.plugins.filesystem import config
+
     return {
-        "baseDir": str(base_dir),
-        "deploymentDirPrefix": "",
-        "deploymentPredictionBaseUrl": server_url,
+        config.BASE_DIR: str(base_dir),
+        config.DIR_PREFIX: "",
+        config.INFO_FILE: config.EXAMPLE[config.INFO_FILE],
+        config.PREDICTION_BASE_URL: server_url,
     }

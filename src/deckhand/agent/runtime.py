@@ -25,7 +25,7 @@ from deckhand.agent.slots import Slot, Slots
 from deckhand.agent.sources import DesiredStateSource
 from deckhand.agent.tasks import TaskSet, cancel_and_wait
 from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo, failing_status
-from deckhand.plugin.constants import TRANSIENT_STATES, BosunPluginActions, DeploymentState
+from deckhand.plugin.constants import DEPLOYMENT_STATES, RUNNING, TRANSIENT_STATES, BosunPluginActions, DeploymentState
 from deckhand.secrets import mask
 
 log = logging.getLogger("deckhand.agent")
@@ -349,6 +349,9 @@ def _observed_from_status(dep_id: str, raw: dict[str, Any], previous: ObservedDe
     state = raw.get("state") or (
         DeploymentState.READY if raw.get("status") == ActionStatus.OK else DeploymentState.UNKNOWN
     )
+    if state not in DEPLOYMENT_STATES:
+        # The documented test plugin lists a running deployment as `state: running`.
+        state = DeploymentState.READY if state == RUNNING else DeploymentState.UNKNOWN
     return ObservedDeployment(
         dep_id,
         state,

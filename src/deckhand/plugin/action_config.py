@@ -65,7 +65,7 @@ def truthy(value: Any) -> bool:
 
 def load_mapping_file(path: str, *, what: str) -> dict[str, Any]:
     """A YAML (or JSON, which YAML reads too) file holding a mapping; empty file -> {}."""
-    from deckhand.plugin import yamlio
+    from deckhand import yamlio
 
     try:
         with open(path, encoding="utf-8") as fh:
@@ -146,18 +146,18 @@ def template(action: str, plugin: str | None = None) -> str:
         '  mlopsUrl: "http://127.0.0.1:8000"',
         "  # Plugin settings may go here too, or in the --private-config file.",
     ]
-    if action == BosunPluginActions.PE_STATUS or action == BosunPluginActions.DEPLOYMENT_LIST:
-        lines += [
-            "peInfo:",
-            '  id: "pe-1"',
-            '  name: "Sample-PE"',
-            '  description: "some description"',
-            '  createdOn: "2026-01-01T00:00:00Z"',
-            '  createdBy: "someone"',
-            "  # Deployments whose status pe_status should report (ids or deploymentInfo mappings).",
-            '  deployments: ["deployment-1"]',
-            "  keyValueConfig: {}",
-        ]
+    # Every template has peInfo, as the documented runner's samples do.
+    lines += [
+        "peInfo:",
+        '  id: "pe-1"',
+        '  name: "Sample-PE"',
+        '  description: "some description"',
+        '  createdOn: "2026-01-01T00:00:00Z"',
+        '  createdBy: "someone"',
+        "  # Deployments whose status pe_status should report (ids or deploymentInfo mappings).",
+        '  deployments: ["deployment-1"]',
+        "  keyValueConfig: {}",
+    ]
     if action in ACTIONS_WITH_DEPLOYMENT:
         lines += [
             "deploymentInfo:",

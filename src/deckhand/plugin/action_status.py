@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from deckhand.plugin.constants import ACTIONS_WITH_DEPLOYMENT, DeploymentState
+from deckhand.plugin.constants import DeploymentState
 
 TYPE_CHECKING = False  # importing typing slows every runner start; only type checkers need it
 if TYPE_CHECKING:
@@ -79,10 +79,10 @@ class ActionStatusInfo:
         return info
 
     def to_yaml(self) -> str:
-        """The status file's text: JSON, which is YAML (see deckhand.plugin.yamlio)."""
-        from deckhand.plugin import yamlio
+        """The status file's text: block YAML, as the documented runner writes it."""
+        from deckhand import yamlio
 
-        return yamlio.dumps(self.to_dict())
+        return yamlio.dumps_block(self.to_dict())
 
     def write_to_file(self, status_file: str | None = None) -> None:
         if status_file:
@@ -104,18 +104,15 @@ def failing_status(
     data: dict[str, Any] | None = None,
     duration: float | None = None,
 ) -> ActionStatusInfo:
-    """The failing result of `action`, with `msg` saying why.
+    """The failing result of `action`, with `msg` saying why, `state` errored.
 
-    One rule sets `state`: an action about one deployment (ACTIONS_WITH_DEPLOYMENT:
-    deployment_start, deployment_stop, deployment_replace_model, deployment_status,
-    deployment_relaunch) that failed leaves that deployment `errored` — nobody knows what it
-    left behind, and an errored deployment is relaunched by the agent's next pass. Any other
-    action (plugin_start, plugin_stop, pe_status, deployment_list, or a name that is no
-    action) is about no single deployment, so `state` stays None.
+    Errored whatever the action, as the documented runner reports every failure: nobody
+    knows what a failed action left behind, and an errored deployment is relaunched by the
+    agent's next pass (the agent reads `state` only for actions about one deployment).
 
     A plugin that knows better says so with its own ActionStatusInfo (a failed model
-    replacement that left the old model serving reports `ready`). `msg` is used as given:
-    mask it (deckhand.secrets.mask) when it may hold a secret.
+    replacement that left the old model serving reports `ready`). `action` names the
+    failed action for the reader. `msg` is used as given: mask it (deckhand.secrets.mask)
+    when it may hold a secret.
     """
-    state = DeploymentState.ERROR if action in ACTIONS_WITH_DEPLOYMENT else None
-    return ActionStatusInfo(ActionStatus.ERROR, msg=msg, state=state, duration=duration, data=data)
+    return ActionStatusInfo(ActionStatus.ERROR, msg=msg, state=DeploymentState.ERROR, duration=duration, data=data)

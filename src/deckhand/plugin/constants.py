@@ -108,3 +108,7 @@ DEPLOYMENT_STATES: frozenset[str] = frozenset(v for k, v in vars(DeploymentState
 TRANSIENT_STATES: frozenset[str] = frozenset(
     {DeploymentState.LAUNCHING, DeploymentState.REPLACING_MODEL, DeploymentState.SHUTTING_DOWN}
 )
+
+# Not a DeploymentState: the word the documented test plugin records for a running
+# deployment, and lists in deployment_list. The agent reads it as ready.
+RUNNING = "running"

@@ -34,6 +34,23 @@ PLUGINS: Registry[type[BosunPluginBase] | ModuleType] = Registry(
 )
 
 
+# Other names the documented runner accepts for the built-ins (`--plugin k8s`), listed
+# before the name as its --list-plugins prints them.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "test": (),
+    "filesystem": ("filesystem_plugin",),
+    "docker": ("docker-plugin",),
+    "kubernetes": ("k8s-plugin", "k8s"),
+}
+_CANONICAL = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
+
+
+def list_plugin_names() -> list[str]:
+    """One line per plugin as the documented runner's --list-plugins prints it: its names,
+    comma-separated (built-ins with their aliases, then installed entry points)."""
+    return [",".join((*ALIASES.get(e.name, ()), e.name)) for e in list_plugins()]
+
+
 def list_plugins() -> list[RegistryEntry]:
     """Built-ins, then installed entry points: name, target ("module:Class") and source."""
     return PLUGINS.entries()
@@ -43,6 +60,7 @@ def load_plugin_class(spec: str) -> type[BosunPluginBase]:
     """Resolve `spec` to a conforming plugin class or raise PluginLoadError saying why."""
     if not spec:
         raise PluginLoadError("--plugin is empty: give a built-in name, a module or a .py path")
+    spec = _CANONICAL.get(spec, spec)
     if PLUGINS.is_builtin(spec):
         cls = _plugin_class(PLUGINS.load(spec), spec)
     elif _looks_like_path(spec):

@@ -11,100 +11,52 @@ plugin's `self._logger` still sets it up on first use.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from deckhand.plugin.action_status import ActionStatus, ActionStatusInfo, failing_status
 from deckhand.plugin.constants import ACTIONS
 from deckhand.plugin.errors import ConfigError, PluginError
+from deckhand.plugin.runner_args import parse
 
 TYPE_CHECKING = False  # importing typing slows every runner start; only type checkers need it
 if TYPE_CHECKING:
+    from argparse import Namespace
     from collections.abc import Callable
     from typing import Any
 
-EXIT_USAGE = 2
+# Usage errors exit 1, as the documented runner's do (argparse's own errors exit 2 in both).
+EXIT_USAGE = 1
 LOGGER_NAME = "deckhand.plugin.runner"
 
 
-class _HelpFormatter(argparse.HelpFormatter):
-    """argparse builds a formatter on every add_argument, and its default asks shutil for
-    the terminal width; importing shutil (and the compression modules it pulls in) is a
-    few milliseconds of every runner start. os.get_terminal_size gives the same answer."""
-
-    def __init__(self, prog: str, **kwargs: Any):
-        if kwargs.get("width") is None:
-            import os
-
-            try:
-                columns = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stdout.fileno()).columns)
-            except (OSError, ValueError):
-                columns = 80
-            kwargs["width"] = columns - 2
-        super().__init__(prog, **kwargs)
-
-
-def build_parser(prog: str = "bosun-plugin-runner") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Run one action of a management-agent plugin and write its status file.",
-        formatter_class=_HelpFormatter,
-    )
-    parser.add_argument("--plugin", help="built-in name, module name, or path to a .py file")
-    parser.add_argument("--action", help="the action to run (see --list-actions)")
-    parser.add_argument("--config", help="action config YAML (pluginConfig, peInfo, deploymentInfo)")
-    parser.add_argument("--private-config", help="plugin-specific config file (YAML or JSON)")
-    parser.add_argument("--status-file", help="where to write the action's status YAML")
-    parser.add_argument("--show-status", action="store_true", help="print the status to stdout")
-    parser.add_argument("--list-actions", action="store_true", help="list the actions and exit")
-    parser.add_argument("--list-plugins", action="store_true", help="list available plugins and exit")
-    parser.add_argument(
-        "--gen-config",
-        nargs="?",
-        const="-",
-        metavar="FILE",
-        help="write a ready-to-edit action config for --action to FILE (stdout if omitted)",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="report what would be done, change nothing")
-    parser.add_argument(
-        "--exit-codes",
-        action="store_true",
-        help="exit with the status: passing 0, failing 1, warning 2, unknown 3",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        type=str.upper,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
-    )
-    parser.add_argument("--logfile", help="write logs to this file instead of stderr")
-    parser.add_argument("--log-config", help="logging config file (YAML/JSON dictConfig, or INI)")
-    return parser
+# The flags an action needs; without any of them the runner runs nothing (as documented).
+REQUIRED_FOR_ACTION = ("--plugin", "--action", "--config", "--status-file")
 
 
 def main(argv: list[str] | None = None, prog: str = "bosun-plugin-runner") -> int:
-    parser = build_parser(prog)
-    args = parser.parse_args(argv)
+    args = parse(argv, prog)
 
+    # The documented runner's order: --gen-config, then --list-plugins, then --list-actions.
+    if args.gen_config is not None:
+        return _gen_config(args)
+    if args.list_plugins:
+        from deckhand.plugin.loader import list_plugin_names
+
+        print("\n".join(list_plugin_names()))
+        return 0
     if args.list_actions:
         print("\n".join(ACTIONS))
         return 0
-    if args.list_plugins:
-        from deckhand.plugin.loader import list_plugins
 
-        for item in list_plugins():
-            print(f"{item.name:<16} {item.source:<16} {item.target}")
-        return 0
-    if args.gen_config is not None:
-        if not args.action:
-            parser.error("--gen-config needs --action (which action the config is for)")
-        return _gen_config(parser, args)
-
-    missing = [flag for flag, value in (("--plugin", args.plugin), ("--action", args.action)) if not value]
+    missing = [flag for flag in REQUIRED_FOR_ACTION if not getattr(args, flag[2:].replace("-", "_"))]
     if missing:
-        parser.error(f"{' and '.join(missing)} required (or use --list-actions / --list-plugins)")
-    if args.action not in ACTIONS:
-        parser.error(f"--action {args.action!r} is not an action; use one of: {', '.join(ACTIONS)}")
+        return _usage_error(
+            f"missing {', '.join(missing)}: running an action needs {', '.join(REQUIRED_FOR_ACTION)} "
+            "(or use --list-actions, --list-plugins, --gen-config)"
+        )
+    problem = _status_file_problem(args.status_file)
+    if problem:
+        return _usage_error(problem)
 
     # From here on every failure becomes a status file.
     status = run_action(
@@ -116,6 +68,24 @@ def main(argv: list[str] | None = None, prog: str = "bosun-plugin-runner") -> in
         setup_logging=lambda: _configure_logging(args),
     )
     return _finish(status, args)
+
+
+def _usage_error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _status_file_problem(path: str) -> str | None:
+    """Why the status file cannot be written, checked before the action runs: an action
+    whose result cannot be recorded must not change anything."""
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"--status-file {path}: directory {folder} does not exist; create it or choose another path"
+    if os.path.isdir(path):
+        return f"--status-file {path} is a directory; give a file path"
+    return None
 
 
 def run_action(
@@ -156,23 +126,21 @@ def _log() -> Any:
 def _failure(action: str, message: str) -> ActionStatusInfo:
     from deckhand.secrets import mask
 
-    return failing_status(action, mask(message), duration=0.0)
+    return failing_status(action, mask(message))  # no action ran: duration stays null
 
 
-def _finish(status: ActionStatusInfo, args: argparse.Namespace) -> int:
+def _finish(status: ActionStatusInfo, args: Namespace) -> int:
+    from deckhand.fsutil import atomic_write_text
     from deckhand.secrets import mask
 
     text = mask(status.to_yaml())
-    if args.status_file:
-        from deckhand.fsutil import atomic_write_text
-
-        try:
-            atomic_write_text(args.status_file, text)
-        except OSError as exc:
-            print(f"error: cannot write --status-file {args.status_file}: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    if args.show_status or not args.status_file:
-        sys.stdout.write(text)
+    try:
+        atomic_write_text(args.status_file, text)
+    except OSError as exc:
+        print(f"error: cannot write --status-file {args.status_file}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.show_status:
+        sys.stdout.write("\n-- action status --\n" + text + "\n")
     if status.status != ActionStatus.OK:
         if "logging" in sys.modules:
             _log().warning("%s: %s: %s", args.action, status.status, status.msg)
@@ -181,29 +149,27 @@ def _finish(status: ActionStatusInfo, args: argparse.Namespace) -> int:
     return ActionStatus.to_numeric[status.status] if args.exit_codes else 0
 
 
-def _gen_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+def _gen_config(args: Namespace) -> int:
     from deckhand.plugin.action_config import template
 
+    if not args.action:
+        return _usage_error("--gen-config needs --action: say which action the config is for")
     if args.action not in ACTIONS:
-        parser.error(f"--action {args.action!r} is not an action; use one of: {', '.join(ACTIONS)}")
+        return _usage_error(f"--gen-config: {args.action!r} is not an action; use one of: {', '.join(ACTIONS)}")
     text = template(args.action, args.plugin)
     if args.gen_config == "-":
         sys.stdout.write(text)
         return 0
-    from pathlib import Path
-
     from deckhand.fsutil import atomic_write_text
 
-    target = Path(args.gen_config)
-    if target.exists():
-        print(f"error: --gen-config {target} exists; choose another name or remove it", file=sys.stderr)
-        return EXIT_USAGE
-    atomic_write_text(target, text)
-    print(f"wrote {target}", file=sys.stderr)
+    try:
+        atomic_write_text(args.gen_config, text)  # replaces an existing file, as documented
+    except OSError as exc:
+        return _usage_error(f"--gen-config: cannot write {args.gen_config}: {exc}")
     return 0
 
 
-def _configure_logging(args: argparse.Namespace) -> None:
+def _configure_logging(args: Namespace) -> None:
     """Route logs to stderr, --logfile or --log-config, masked; a bad setting is a ConfigError."""
     if not (args.log_config or args.logfile) and "logging" not in sys.modules:
         from deckhand.plugin import base
@@ -216,7 +182,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
         raise ConfigError("--log-config/--logfile", str(exc)) from exc
 
 
-def _apply_logging_settings(args: argparse.Namespace) -> None:
+def _apply_logging_settings(args: Namespace) -> None:
     import logging
 
     from deckhand.secrets import install_masking

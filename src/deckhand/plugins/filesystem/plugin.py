@@ -4,7 +4,6 @@ prediction server in multi-model mode (see deckhand.deployment_dirs for the cras
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from deckhand import deployment_dirs
 from deckhand.plugin.action_status import ActionDataFields, ActionStatus, ActionStatusInfo, failing_status
@@ -12,6 +11,10 @@ from deckhand.plugin.base import BosunPluginBase
 from deckhand.plugin.constants import BosunPluginActions, DeploymentState
 from deckhand.plugin.deployment_info import DeploymentInfo
 from deckhand.plugins.filesystem.config import FilesystemConfig
+
+TYPE_CHECKING = False  # importing typing slows every runner start; only type checkers need it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class FilesystemPlugin(BosunPluginBase):
@@ -42,7 +45,7 @@ class FilesystemPlugin(BosunPluginBase):
             return failing_status(BosunPluginActions.DEPLOYMENT_STATUS, str(entry))
         return ActionStatusInfo(
             ActionStatus.OK,
-            msg=f"model {entry.model_id} in place",
+            msg=None,  # nothing to say, as the documented plugin says nothing
             state=DeploymentState.READY,
             data={
                 ActionDataFields.CURRENT_MODEL_ID: entry.model_id,
@@ -98,6 +101,14 @@ class FilesystemPlugin(BosunPluginBase):
         model_id = di.current_model_id
         try:
             dir_name = self._dir_name(di.id)
+            if replacing and not (self._config.base_dir / dir_name).is_dir():
+                # Replacing means a deployment runs: creating one here would start what the
+                # control plane never asked to start (the documented plugin fails too).
+                return failing_status(
+                    BosunPluginActions.DEPLOYMENT_REPLACE_MODEL,
+                    f"deployment {di.id} is not running (no directory {self._config.base_dir / dir_name}); "
+                    "start it with deployment_start",
+                )
             artifact = deployment_dirs.check_artifact(di.model_artifact)
         except deployment_dirs.LayoutError as exc:
             current = self._deployment_status(di.id) if replacing else None
@@ -145,7 +156,6 @@ class FilesystemPlugin(BosunPluginBase):
             info_file=self._config.info_file,
             kv_file=self._config.kv_file,
         )
-        self._logger.info("deployment %s now runs model %s from %s", di.id, entry.model_id, entry.path)
         return ActionStatusInfo(
             ActionStatus.OK,
             msg=f"model {entry.model_id} in place at {entry.path}",
@@ -182,20 +192,28 @@ class FilesystemPlugin(BosunPluginBase):
         if problem:
             return problem
         statuses: dict[str, Any] = {}
+        broken = []
         for di in self._pe_info.deployments if self._pe_info else []:
             try:
-                statuses[di.id] = self._deployment_status(di.id).to_dict()
+                status = self._deployment_status(di.id)
+                present = (self._config.base_dir / self._dir_name(di.id)).exists()
             except deployment_dirs.LayoutError as exc:
-                statuses[di.id] = failing_status(BosunPluginActions.DEPLOYMENT_STATUS, str(exc)).to_dict()
-        not_ready = sorted(d for d, s in statuses.items() if s["state"] != DeploymentState.READY)
-        if not_ready:
+                status, present = failing_status(BosunPluginActions.DEPLOYMENT_STATUS, str(exc)), True
+            statuses[di.id] = status.to_dict()
+            # Not deployed is no fault of the environment; a directory it cannot serve is.
+            if present and status.state != DeploymentState.READY:
+                broken.append(di.id)
+        data = {ActionDataFields.DEPLOYMENTS_STATUS: statuses}
+        if broken:
             return ActionStatusInfo(
                 ActionStatus.WARN,
-                msg=f"{len(not_ready)} of {len(statuses)} deployment(s) not ready: {', '.join(not_ready)}",
-                data={ActionDataFields.DEPLOYMENTS_STATUS: statuses},
+                msg=f"{len(broken)} of {len(statuses)} deployment(s) present but not servable: "
+                f"{', '.join(sorted(broken))}",
+                data=data,
             )
+        ready = sum(1 for s in statuses.values() if s["state"] == DeploymentState.READY)
         return ActionStatusInfo(
             ActionStatus.OK,
-            msg=f"baseDir {self._config.base_dir} usable; {len(statuses)} deployment(s) ready",
-            data={ActionDataFields.DEPLOYMENTS_STATUS: statuses},
+            msg=f"baseDir {self._config.base_dir} usable; {ready} of {len(statuses)} listed deployment(s) running",
+            data=data,
         )
