@@ -1,6 +1,6 @@
 """Prediction-server benchmark: deckhand vs its peers vs two floors, side by side in one run, driven by wrk.
 
-    python bench/serving/bench.py                       # the default run: deckhand vs KServe (about 12 min on 2 CPUs)
+    python bench/serving/bench.py                       # the default run: deckhand vs KServe and MLServer (~11 min)
     python bench/serving/bench.py --peers kserve,mlserver,mlflow,drum --workers default,2   # every peer
     python bench/serving/bench.py --duration 3 --rounds 1 --payloads 1,100 --conns 16      # a smoke run
     python bench/serving/bench.py --model classifier     # a GradientBoostingClassifier instead
@@ -21,7 +21,8 @@ Each server is fed what its users send, each protocol as its own row (the same r
   kserve v1      KServe's ModelServer with the model class of KServe's own sklearnserver (kserve.utils'
                  get_predict_input/get_predict_response), `{"instances": rows}` at /v1/models/<name>:predict
   kserve v2      the same model, an FP64 tensor at /v2/models/<name>/infer
-  mlflow, drum, mlserver (with --peers): `mlflow models serve`, DataRobot's `drum server` (CSV), `mlserver start`
+  mlserver       `mlserver start` with mlserver-sklearn, an FP64 tensor (the Open Inference Protocol)
+  mlflow, drum (with --peers): `mlflow models serve` (dataframe_split), DataRobot's `drum server` (CSV)
 Peers run in their own venvs under $DECKHAND_CACHE_DIR/bench/<peer>, installed on first use.
 Floors:
   floor-http     a bare Starlette app on uvicorn (httptools + uvloop) returning a constant body: the most any
@@ -999,7 +1000,9 @@ def memory_mode(args: argparse.Namespace, workdir: Path) -> int:
 # -- main ---------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--peers", default="kserve", help=f"comma list of {','.join(PEERS)}, or none (default kserve)")
+    parser.add_argument(
+        "--peers", default="kserve,mlserver", help=f"comma list of {','.join(PEERS)}, or none (default kserve,mlserver)"
+    )
     parser.add_argument("--model", choices=("regressor", "classifier"), default="regressor", help="the model served")
     parser.add_argument("--duration", type=float, default=10, help="seconds of wrk per cell (default 10)")
     parser.add_argument("--rounds", type=int, default=2, help="turns per cell; each runs duration/rounds s")

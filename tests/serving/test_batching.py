@@ -82,3 +82,19 @@ def test_disabled_calls_per_request(enabled: bool) -> None:
 
     asyncio.run(main())
     assert recorder.calls == [1, 1, 1]
+
+
+def test_by_default_concurrent_100_row_requests_share_a_call_too() -> None:
+    """The default flush size lets ten 100-row requests pay one predict() call's fixed cost."""
+    recorder = Recorder()
+    batcher = MicroBatcher(recorder)
+
+    def hundred(value: float) -> Batch:
+        return Batch(["x", "y"], array=np.full((100, 2), value))
+
+    async def main() -> list[Predictions]:
+        return await asyncio.gather(*(batcher.predict(hundred(float(i))) for i in range(16)))
+
+    results = asyncio.run(main())
+    assert recorder.calls == [1100, 500]  # flushed once a batch holds >= DEFAULT_MAX_BATCH_ROWS rows
+    assert [r.values.tolist() for r in results] == [[2.0 * i] * 100 for i in range(16)]
