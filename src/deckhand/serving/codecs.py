@@ -254,13 +254,17 @@ def decode_csv(body: bytes, manifest: Manifest, max_rows: int | None = None) -> 
     return _batch(columns, rows)
 
 
-def _find_ragged_line(body: bytes, width: int) -> None:
+def _find_ragged_line(body: bytes, width: int, newlines: int) -> None:
     """Raise for the first line whose field count is not `width` (the csv module's reading,
-    so that large bodies fail exactly as small ones do). Blank lines are skipped by both."""
+    so that large bodies fail exactly as small ones do). Blank lines are skipped by both.
+    `newlines` is body.count(b"\n"), which the caller has already paid for."""
     if b'"' not in body:
-        # No quoting: a line's fields are its commas + 1. Check slices of lines with two
-        # C-level counts each and read line by line only a slice that does not add up.
+        # No quoting: a line's fields are its commas + 1. One C-level count over the whole
+        # body settles the usual case; otherwise check slices of lines with two counts each
+        # and read line by line only a slice that does not add up.
         commas = width - 1
+        if body.count(b",") == commas * (newlines + (0 if body.endswith(b"\n") else 1)):
+            return
         start, end = 0, len(body)
         line_number = 1
         while start < end:
@@ -288,7 +292,7 @@ def _decode_csv_pandas(body: bytes, manifest: Manifest, max_rows: int | None) ->
         _check_rows(lines - 1 + (0 if body.endswith(b"\n") else 1), max_rows)
     header_end = body.find(b"\n")
     header = next(csv.reader(io.StringIO(_text(body[: header_end if header_end >= 0 else len(body)]))), [])
-    _find_ragged_line(body, len(header))
+    _find_ragged_line(body, len(header), lines)
     try:
         frame = pd.read_csv(io.BytesIO(body))
     except (ValueError, pd.errors.ParserError) as exc:

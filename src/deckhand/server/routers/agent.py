@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import ORJSONResponse
 
 from deckhand.secrets import mask_mapping
 from deckhand.server.auth import AgentUser
@@ -34,7 +34,7 @@ async def desired_state(
         Query(ge=0, description="The revision the agent holds; omit to get it at once."),
     ] = None,
     timeout: Annotated[float, Query(ge=0, le=60, description="Seconds to wait for a newer revision (max 60).")] = 30.0,
-) -> ORJSONResponse:
+) -> Response:
     """Long poll: returns at once when the revision differs from `revision`, otherwise
     when it changes or after `timeout` seconds (then with the same revision)."""
     svc.check_scope(principal, environment_id)
@@ -42,7 +42,8 @@ async def desired_state(
     state = await svc.wait_for_desired_state(cp, environment_id, revision, timeout)
     if principal.role != "agent":  # secrets are for the environment's agent alone, not for admins
         state["environment"]["pluginConfig"] = mask_mapping(state["environment"]["pluginConfig"])
-    return ORJSONResponse(state)
+    # the state is already plain JSON data: orjson writes it without a second validation pass
+    return Response(orjson.dumps(state), media_type="application/json")
 
 
 @router.post("/{environment_id}/status", status_code=204, responses=errors(400, 403, 404))
