@@ -88,10 +88,10 @@ def _check_cells(rows: list[list[Any]], columns: list[str], where: str = "row") 
                 )
 
 
-def _nested_values_possible(body: bytes, containers: int) -> bool:
-    """Cheap screen before the per-cell check: true/false anywhere, or more JSON arrays and
-    objects than the top-level shape has, mean a cell may be a boolean or a container."""
-    return b"true" in body or b"false" in body or body.count(b"[") + body.count(b"{") != containers
+def _booleans_possible(body: bytes) -> bool:
+    """A cheap screen: numpy reads a JSON true/false in numeric rows as 1.0/0.0, so a body
+    that may hold one has its cells checked even when the rows make a float array."""
+    return b"true" in body or b"false" in body
 
 
 def _batch(columns: list[str], rows: list[list[Any]]) -> Batch:
@@ -101,13 +101,22 @@ def _batch(columns: list[str], rows: list[list[Any]]) -> Batch:
         array = np.array(rows)
     except ValueError:  # ragged: the caller's checks name the row
         return Batch(columns=columns, rows=rows)
-    if array.dtype.kind in "fiu" and array.ndim == 2:
+    if array.dtype.kind in "fiu" and array.ndim == 2 and array.shape[1] == len(columns):
         return Batch(columns=columns, array=array.astype(np.float64, copy=False))
     return Batch(columns=columns, rows=rows)
 
 
-def decode_records(records: list[Any], manifest: Manifest, check: bool = False) -> Batch:
-    """A list of {feature: value} records; `check` names a cell that is not a feature value."""
+def _checked_batch(columns: list[str], rows: list[list[Any]], booleans: bool) -> Batch:
+    """The batch of `rows`; cells are checked one by one (naming a boolean, array or object)
+    only when the rows did not make a float array or the body may hold a boolean."""
+    batch = _batch(columns, rows)
+    if booleans or batch.array is None:
+        _check_cells(rows, columns)
+    return batch
+
+
+def decode_records(records: list[Any], manifest: Manifest, booleans: bool = True) -> Batch:
+    """A list of {feature: value} records."""
     if not records:
         raise RequestError("the request holds no rows; send at least one record")
     first = records[0]
@@ -127,12 +136,10 @@ def decode_records(records: list[Any], manifest: Manifest, check: bool = False) 
     except TypeError as exc:
         index = next(i for i, record in enumerate(records) if not isinstance(record, dict))
         raise RequestError(f"row {index} is not a JSON object mapping feature names to values") from exc
-    if check:
-        _check_cells(rows, columns)
-    return _batch(columns, rows)
+    return _checked_batch(columns, rows, booleans)
 
 
-def _decode_split(data: dict[str, Any], manifest: Manifest, check: bool) -> Batch:
+def _decode_split(data: dict[str, Any], manifest: Manifest, booleans: bool) -> Batch:
     """pandas' split orientation: {"columns": [names], "data": [[values], ...]}."""
     given = data["columns"]
     if not isinstance(given, list) or not all(isinstance(c, str) for c in given):
@@ -140,16 +147,19 @@ def _decode_split(data: dict[str, Any], manifest: Manifest, check: bool) -> Batc
     rows = data["data"]
     if not rows:
         raise RequestError("the request holds no rows; send at least one record")
+    in_order = given == manifest.feature_names or not manifest.feature_names  # no per-row dicts needed
+    batch = _batch(given, rows) if in_order else None
+    if batch is not None and batch.array is not None and not booleans:
+        return batch  # every row a list of `len(given)` numbers: nothing left to check
     width = len(given)
     for index, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != width:
             found = f"a list of {len(row)}" if isinstance(row, list) else f"a JSON {_JSON_KIND.get(type(row), 'value')}"
             raise RequestError(f'"data" row {index} must be a list of {width} values (one per column), found {found}')
-    if check:
-        _check_cells(rows, given)
-    if given == manifest.feature_names or not manifest.feature_names:  # in the model's order: no per-row dicts
-        return _batch(given, rows)
-    return decode_records([dict(zip(given, row, strict=True)) for row in rows], manifest, check=False)
+    _check_cells(rows, given)
+    if batch is not None:
+        return batch
+    return decode_records([dict(zip(given, row, strict=True)) for row in rows], manifest, booleans=False)
 
 
 def decode_json(body: bytes, manifest: Manifest, max_rows: int | None = None) -> Batch:
@@ -157,15 +167,16 @@ def decode_json(body: bytes, manifest: Manifest, max_rows: int | None = None) ->
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise RequestError(f"the body is not valid JSON: {exc}") from exc
+    booleans = _booleans_possible(body)
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         records = data["data"]
         _check_rows(len(records), max_rows)
         if "columns" in data:
-            return _decode_split(data, manifest, _nested_values_possible(body, len(records) + 3))
-        return decode_records(records, manifest, _nested_values_possible(body, len(records) + 2))
+            return _decode_split(data, manifest, booleans)
+        return decode_records(records, manifest, booleans)
     if isinstance(data, list):
         _check_rows(len(data), max_rows)
-        return decode_records(data, manifest, _nested_values_possible(body, len(data) + 1))
+        return decode_records(data, manifest, booleans)
     raise RequestError(
         'JSON input must be a list of records, {"data": [records]}, or {"columns": [...], "data": [[...]]}'
     )
