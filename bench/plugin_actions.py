@@ -39,7 +39,7 @@ from tests.plugin.reference_runner import (  # noqa: E402 - the compat tests' lo
 
 from deckhand.plugin import DeploymentInfo  # noqa: E402
 from deckhand.plugins.filesystem.plugin import FilesystemPlugin  # noqa: E402
-from deckhand.plugins.test.plugin import TestPlugin  # noqa: E402
+from deckhand.plugins.test.plugin import SLEEP_KEYS, TestPlugin  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # The console script pip installed (what a `command:` prefix runs), not `-m`, whose runpy
@@ -47,16 +47,6 @@ REPO = Path(__file__).resolve().parents[1]
 RUNNER_SCRIPT = shutil.which("bosun-plugin-runner", path=str(Path(sys.executable).parent)) or "bosun-plugin-runner"
 CACHE = Path(os.environ.get("DECKHAND_CACHE_DIR") or Path.home() / ".cache" / "deckhand")
 OWN_VENV = CACHE / "bench" / "deckhand-runner-venv"
-SLEEPS = (
-    "launch_time_sec",
-    "stop_time_sec",
-    "replace_model_time_sec",
-    "pe_status_time_sec",
-    "deployment_status_time_sec",
-    "deployment_list_time_sec",
-    "plugin_start_time",
-    "plugin_stop_time",
-)
 
 
 def _children_cpu() -> float:
@@ -187,7 +177,7 @@ def run(
     plugin_config = {"MLOPS_BOSUN_PRED_ENV_ID": "pe1", "MLOPS_BOSUN_PRED_ENV_ENABLE_MONITORING": False}
     deployment = {"id": "d1", "modelId": "m1", "modelExecutionType": "dedicated"}
     start = {"pluginConfig": plugin_config, "peInfo": {"id": "pe1"}}
-    test_private = write("test.json", {"tmp_dir": str(work), **dict.fromkeys(SLEEPS, 0)})
+    test_private = write("test.json", {"tmp_dir": str(work), **dict.fromkeys(SLEEP_KEYS, 0)})
     fs_private = write(
         "fs.json",
         {

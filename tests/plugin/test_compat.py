@@ -25,6 +25,8 @@ import pytest
 import yaml
 from tests.plugin.reference_runner import missing_reason, reference_command, reference_env
 
+from deckhand.plugins.test.plugin import SLEEP_KEYS
+
 pytestmark = pytest.mark.reference
 
 # Each deliberate difference and why; a case allows only those it names.
@@ -69,19 +71,7 @@ FS_PRIVATE = {
     "deploymentInfoFile": "config.yml",
     "deploymentPredictionBaseUrl": "http://localhost:8080",
 }
-TEST_PRIVATE = {"tmp_dir": "{work}/out/tmp"} | {
-    key: 0
-    for key in (
-        "launch_time_sec",
-        "stop_time_sec",
-        "replace_model_time_sec",
-        "pe_status_time_sec",
-        "deployment_status_time_sec",
-        "deployment_list_time_sec",
-        "plugin_start_time",
-        "plugin_stop_time",
-    )
-}
+TEST_PRIVATE = {"tmp_dir": "{work}/out/tmp"} | dict.fromkeys(SLEEP_KEYS, 0)
 
 
 def deployment(dep_id: str = "d1", model: str = "A", **extra: Any) -> dict[str, Any]:
