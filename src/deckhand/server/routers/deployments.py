@@ -127,7 +127,7 @@ def rollback(
     replacement is (same compatibility check, same agent action). A no-op answered with
     `changed: false` when the deployment already runs that package."""
     with cp.db.writing() as session:
-        dep, out = svc.rollback(session, principal, ref, body or Rollback())
+        dep, out = svc.rollback(session, principal, ref, body or Rollback.model_validate({}))
         environment_id = dep.environment_id
     if out.changed:
         cp.notifier.notify(environment_id)

@@ -15,7 +15,7 @@ Result = Literal["passing", "warning", "failing", "unknown"]
 EnvironmentHealth = Literal["passing", "warning", "failing", "unknown"]
 DeploymentState = Literal["ready", "launching", "stopped", "errored", "replacingModel", "shuttingDown", "unknown"]
 EventKind = Literal["api", "agent"]
-# Why a deployment's model was replaced (DataRobot's list; details go in a free-text note).
+# deckhand.server.replace_reasons.REPLACE_REASONS, as pydantic needs it.
 ReplaceReason = Literal["accuracy", "data_drift", "errors", "scheduled_refresh", "scoring_speed", "other"]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._ -]*$"

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, StrictBool
 
+from deckhand.server.replace_reasons import DEFAULT_REASON
 from deckhand.server.schemas.common import ApiModel, ReplaceReason, RequestModel
 
 Note = Annotated[str, Field(max_length=2000, description="Free text: what prompted the change.")]
@@ -15,7 +16,7 @@ Note = Annotated[str, Field(max_length=2000, description="Free text: what prompt
 class ModelChange(RequestModel):
     """What a replacement and a rollback both take."""
 
-    reason: ReplaceReason = Field("other", description="Why the model is replaced.")
+    reason: ReplaceReason = Field(DEFAULT_REASON, description="Why the model is replaced.")
     note: Note | None = None
     force: StrictBool = Field(False, description="Change the model even if the compatibility check finds differences.")
 
