@@ -147,8 +147,9 @@ def test_rollback_refusals_name_the_field(api: TestClient, deployment: dict, sec
     replace(api, deployment["id"], second["id"])
     missing = rollback(api, deployment["id"], expect=404, revision=9)
     assert "revisions 1 to 2, not 9" in missing["detail"]
-    zero = rollback(api, deployment["id"], expect=422, revision=0)
-    assert zero["errors"][0]["field"] == "revision"
+    for bad in (0, "1", 1.5):  # a revision number is a JSON integer, 1 or more
+        refused = rollback(api, deployment["id"], expect=422, revision=bad)
+        assert {e["field"] for e in refused["errors"]} == {"revision"}, refused
     assert rollback(api, "nowhere", expect=404)["detail"].startswith("deployment:")
 
 

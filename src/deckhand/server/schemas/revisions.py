@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, StrictBool
+from pydantic import Field, StrictBool, StrictInt
 
 from deckhand.server.replace_reasons import DEFAULT_REASON
 from deckhand.server.schemas.common import ApiModel, ReplaceReason, RequestModel
@@ -22,7 +22,7 @@ class ModelChange(RequestModel):
 
 
 class Rollback(ModelChange):
-    revision: Annotated[int, Field(ge=1)] | None = Field(
+    revision: Annotated[StrictInt, Field(ge=1)] | None = Field(
         None,
         description="The revision to return to. Default: the one before the revision now current "
         "(after a rollback, the one before the revision it returned to).",
