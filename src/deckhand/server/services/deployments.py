@@ -142,9 +142,9 @@ def _change_model(
 def replace_model(session: Session, principal: Principal, ref: str, body: ReplaceModel) -> Deployment:
     dep = find_deployment(session, ref)
     package = find_package(session, body.model_package_id)
+    revisions.lock_deployment(session, dep)
     if package.id == dep.model_package_id:
         return dep
-    revisions.lock_deployment(session, dep)
     message = _change_model(session, principal, dep, package, body, field="modelPackageId", what="replaced the model")
     _changed(session, principal, dep, "deployment.replaceModel", message)
     return dep
