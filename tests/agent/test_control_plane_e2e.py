@@ -372,6 +372,7 @@ def test_replace_then_rollback_under_load_keeps_every_request(
             wait_until(lambda: ready_url(admin, dep["id"], first["id"]), 60, what="revision 3 ready")
             wait_until(lambda: serving_model(url) == first["id"], 30, what="the server serving revision 1's model")
             load.wait_for(3, "requests after the rollback")
+        print(f"replace + rollback under load: {load.sent} requests, {len(load.failures)} failed")
         assert load.sent > 20 and load.failures == [], (load.sent, load.failures[:5])
 
         history = admin.list_revisions(dep["id"])
