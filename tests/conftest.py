@@ -34,3 +34,13 @@ def second_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("packages") / "iris-2.dhpkg"
     train_demo_package(path, seed=1, name="iris-v2")
     return path
+
+
+@pytest.fixture(scope="session")
+def binary_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A binary classifier on other features than iris: incompatible with `demo_package`."""
+    from deckhand.packages.demo import train_demo_package
+
+    path = tmp_path_factory.mktemp("binary") / "binary.dhpkg"
+    train_demo_package(path, task="binary")
+    return path

@@ -95,6 +95,51 @@ def ready_url(client: ControlPlaneClient, dep_id: str, model_id: str | None = No
     return None
 
 
+class PredictionLoop:
+    """Posts rows to `url` in a thread, back to back, until the block ends; counts what it
+    sent and keeps every answer that was not a 200."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sent = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=10) as http:
+            while not self._stop.is_set():
+                try:
+                    response = http.post(self.url, json=ROWS)
+                except httpx.TransportError as exc:
+                    self.failures.append(f"{type(exc).__name__}: {exc}")
+                else:
+                    if response.status_code != 200:
+                        self.failures.append(f"{response.status_code} {response.text[:200]}")
+                self.sent += 1
+
+    def wait_for(self, more: int, what: str) -> None:
+        """Until `more` further requests have been sent."""
+        target = self.sent + more
+        wait_until(lambda: self.sent >= target, 30, 0.01, what=what)
+
+    def __enter__(self) -> PredictionLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def serving_model(prediction_url: str) -> str | None:
+    """The model id the prediction server itself says it serves (its `info` route)."""
+    info = httpx.get(prediction_url.rsplit("/predictions", 1)[0] + "/info", timeout=10)
+    info.raise_for_status()
+    model_id: str | None = info.json().get("modelId")
+    return model_id
+
+
 def test_deployment_life_cycle_through_the_agent(
     tmp_path: Path,
     control_plane: ServerProcess,
@@ -117,30 +162,12 @@ def test_deployment_life_cycle_through_the_agent(
         print(f"created -> answering: {time.monotonic() - created:.2f} s")
 
         # Replace the model while a request loop runs: not one request may fail.
-        failures: list[str] = []
-        sent = [0]
-        stop = threading.Event()
-
-        def loop() -> None:
-            with httpx.Client(timeout=10) as http:
-                while not stop.is_set():
-                    response = http.post(url, json=ROWS)
-                    sent[0] += 1
-                    if response.status_code != 200:
-                        failures.append(f"{response.status_code} {response.text[:200]}")
-
-        worker = threading.Thread(target=loop)
-        worker.start()
-        try:
-            wait_until(lambda: sent[0] >= 3, 30, 0.01, what="requests flowing before the replacement")
+        with PredictionLoop(url) as load:
+            load.wait_for(3, "requests flowing before the replacement")
             admin.replace_model(dep["id"], second["id"])
             wait_until(lambda: ready_url(admin, dep["id"], second["id"]), 60, what="new model ready")
-            after = sent[0]
-            wait_until(lambda: sent[0] >= after + 3, 30, 0.01, what="requests to the new model")
-        finally:
-            stop.set()
-            worker.join(30)
-        assert sent[0] > 20 and failures == [], (sent[0], failures[:5])
+            load.wait_for(3, "requests to the new model")
+        assert load.sent > 20 and load.failures == [], (load.sent, load.failures[:5])
 
         admin.deactivate_deployment(dep["id"])
         wait_until(lambda: observed(admin, dep["id"]).get("state") == "stopped", 60, what="deactivated")
@@ -310,3 +337,50 @@ def test_bad_tokens_stop_the_agent_with_a_clear_message(
     assert "404" in wrong_env.output() and env["id"] in wrong_env.output()
     assert "agent token was created for this environment" in wrong_env.output()
     assert scoped not in wrong_env.output()
+
+
+def test_replace_then_rollback_under_load_keeps_every_request(
+    tmp_path: Path,
+    sqlite_control_plane: ServerProcess,
+    demo_package: Path,
+    second_package: Path,
+    stop_leftovers: None,
+) -> None:
+    """create (revision 1) -> replace (revision 2) -> rollback (revision 3 = revision 1's
+    package), a request loop running throughout: the prediction server ends up serving
+    revision 1's model and not one request fails."""
+    admin = ControlPlaneClient(sqlite_control_plane.url, ADMIN)
+    first, second = admin.upload_package(demo_package), admin.upload_package(second_package)
+    env = admin.create_environment(name="rollback-e2e", platform="local")
+    token = admin.create_token("agent-rollback-e2e", "agent", [env["id"]])["token"]
+    with start_agent(tmp_path, sqlite_control_plane, env["id"], token) as agent:
+        agent.wait_for_log("started revision=", 60)
+        dep = admin.create_deployment("iris", env["id"], first["id"])
+        url = wait_until(lambda: ready_url(admin, dep["id"]), 60, what="deployment ready")
+
+        with PredictionLoop(url) as load:
+            load.wait_for(3, "requests flowing before the replacement")
+            admin.replace_model(dep["id"], second["id"], reason="scheduled_refresh", note="weekly retrain")
+            wait_until(lambda: ready_url(admin, dep["id"], second["id"]), 60, what="revision 2 ready")
+            wait_until(lambda: serving_model(url) == second["id"], 30, what="the server serving revision 2")
+            load.wait_for(3, "requests to revision 2")
+
+            back = admin.rollback(dep["id"], reason="accuracy", note="v2 scores worse")
+            assert back["changed"] is True
+            assert (back["revision"]["number"], back["revision"]["rollbackTo"]) == (3, 1)
+            assert back["revision"]["modelPackageId"] == first["id"]
+            wait_until(lambda: ready_url(admin, dep["id"], first["id"]), 60, what="revision 3 ready")
+            wait_until(lambda: serving_model(url) == first["id"], 30, what="the server serving revision 1's model")
+            load.wait_for(3, "requests after the rollback")
+        print(f"replace + rollback under load: {load.sent} requests, {len(load.failures)} failed")
+        assert load.sent > 20 and load.failures == [], (load.sent, load.failures[:5])
+
+        history = admin.list_revisions(dep["id"])
+        assert [(r["number"], r["modelPackageId"], r["current"]) for r in history] == [
+            (3, first["id"], True), (2, second["id"], False), (1, first["id"], False)
+        ]  # fmt: skip
+        events = admin.list_events(deployment_id=dep["id"])
+        replaces = [e for e in events if e["action"] == "deployment_replace_model" and e["result"] == "passing"]
+        assert len(replaces) == 2, [(e["action"], e["result"], e["message"]) for e in events]
+        rollback_event = next(e for e in events if e["action"] == "deployment.rollback")
+        assert "reason accuracy: v2 scores worse" in rollback_event["message"]

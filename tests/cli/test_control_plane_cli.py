@@ -3,97 +3,27 @@ with a stand-in agent thread that reports what the control plane asks for."""
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from tests.cli.helpers import StandInAgent, as_json
 
-from deckhand.cli.app import build_app
-from deckhand.client import ControlPlaneClient, ControlPlaneError
 from deckhand.server.testing import ThreadedServer
-
-ADMIN = "dh_cli-admin-token-0123456789abcdef"
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ThreadedServer]:
-    with ThreadedServer.on(tmp_path / "data", ADMIN) as running:
-        yield running
-
-
-@pytest.fixture
-def cli(server: ThreadedServer, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("DECKHAND_URL", server.url)
-    monkeypatch.setenv("DECKHAND_TOKEN", ADMIN)
-    monkeypatch.setenv("COLUMNS", "200")
-    runner = CliRunner()
-    app = build_app()
-
-    def run(*args: str, ok: bool = True):  # type: ignore[no-untyped-def]
-        result = runner.invoke(app, list(args), catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, (args, result.output, result.stderr)
-        return result
-
-    return run
-
-
-def _json(result) -> object:  # type: ignore[no-untyped-def]
-    return json.loads(result.stdout)
-
-
-class StandInAgent(threading.Thread):
-    """Long-polls the desired state and reports every active deployment as `state`."""
-
-    def __init__(self, url: str, env_id: str, state: str = "ready", message: str = "") -> None:
-        super().__init__(daemon=True)
-        self.client = ControlPlaneClient(url, ADMIN)
-        self.env_id, self.state, self.message = env_id, state, message
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        revision = None
-        while not self.stopping.is_set():
-            try:
-                desired = self.client.desired_state(self.env_id, revision, timeout=1.0)
-            except ControlPlaneError:
-                return
-            revision = desired["revision"]
-            self.client.report_status(
-                self.env_id,
-                {"deployments": [
-                    {"id": d["id"], "state": self.state, "modelId": d["modelId"],
-                     "message": self.message,
-                     "predictionUrl": f"http://127.0.0.1:9/deployments/{d['id']}/predictions"}
-                    for d in desired["deployments"] if d["active"]
-                ]},
-            )  # fmt: skip
-
-    def __enter__(self) -> StandInAgent:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self.join(5)
 
 
 def test_env_create_list_show(cli) -> None:  # type: ignore[no-untyped-def]
-    created = _json(cli("env", "create", "edge", "--platform", "test", "--kv", "replicas=2",
+    created = as_json(cli("env", "create", "edge", "--platform", "test", "--kv", "replicas=2",
                         "--plugin-config", "launch_time_sec=0", "-o", "json"))  # fmt: skip
     assert created["plugin"] == "test"
     assert created["keyValueConfig"] == {"replicas": 2}
     assert created["pluginConfig"] == {"launch_time_sec": 0}
-    listed = _json(cli("env", "list", "--output", "json"))
+    listed = as_json(cli("env", "list", "--output", "json"))
     assert [e["name"] for e in listed] == ["edge"]
     table = cli("env", "list").stdout
     assert "edge" in table and "test" in table
     shown = cli("env", "show", "edge").stdout
     assert created["id"] in shown and "replicas" in shown
-    assert _json(cli("env", "show", "edge", "-o", "json"))["deployments"] == []
+    assert as_json(cli("env", "show", "edge", "-o", "json"))["deployments"] == []
 
 
 def test_bad_input_and_conflicts_exit_non_zero(cli) -> None:  # type: ignore[no-untyped-def]
@@ -123,13 +53,13 @@ def test_deploy_wait_prints_the_prediction_url(
     server: ThreadedServer,
     demo_package: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    env = _json(cli("env", "create", "edge", "--platform", "test", "-o", "json"))
+    env = as_json(cli("env", "create", "edge", "--platform", "test", "-o", "json"))
     with StandInAgent(server.url, env["id"]):
         result = cli("deploy", str(demo_package), "--env", "edge", "--name", "iris",
                      "--kv", "threshold=0.5", "--wait", "--timeout", "30")  # fmt: skip
     assert "uploading" in result.stderr  # the upload progress bar
     assert "is ready: http://127.0.0.1:9/deployments/" in result.stdout
-    (dep,) = _json(cli("deployments", "list", "-o", "json"))
+    (dep,) = as_json(cli("deployments", "list", "-o", "json"))
     assert dep["observed"]["state"] == "ready" and dep["keyValueConfig"] == {"threshold": 0.5}
     table = cli("deployments", "list").stdout
     assert "iris" in table and "ready" in table
@@ -140,7 +70,7 @@ def test_deploy_wait_reports_an_errored_deployment(
     server: ThreadedServer,
     demo_package: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    env = _json(cli("env", "create", "edge", "--platform", "test", "-o", "json"))
+    env = as_json(cli("env", "create", "edge", "--platform", "test", "-o", "json"))
     with StandInAgent(server.url, env["id"], state="errored", message="image pull failed"):
         result = cli("deploy", str(demo_package), "--env", "edge", "--name", "iris",
                      "--wait", "--timeout", "30", ok=False)  # fmt: skip
@@ -165,25 +95,25 @@ def test_deployment_lifecycle_and_events(
     demo_package: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     cli("env", "create", "edge", "--platform", "test")
-    dep = _json(cli("deploy", str(demo_package), "--env", "edge", "--name", "iris", "-o", "json"))
+    dep = as_json(cli("deploy", str(demo_package), "--env", "edge", "--name", "iris", "-o", "json"))
     dep_id = dep["id"]
-    assert _json(cli("deployments", "deactivate", dep_id, "-o", "json"))["active"] is False
-    assert _json(cli("deployments", "activate", "iris", "-o", "json"))["active"] is True
+    assert as_json(cli("deployments", "deactivate", dep_id, "-o", "json"))["active"] is False
+    assert as_json(cli("deployments", "activate", "iris", "-o", "json"))["active"] is True
     # replace with the same file uploaded again: a new package id
-    replaced = _json(cli("deployments", "replace", dep_id, str(demo_package), "-o", "json"))
+    replaced = as_json(cli("deployments", "replace", dep_id, str(demo_package), "-o", "json"))
     assert replaced["modelPackageId"] != dep["modelPackageId"]
     # replace by package id (no upload)
-    back = _json(cli("deployments", "replace", dep_id, dep["modelPackageId"], "-o", "json"))
+    back = as_json(cli("deployments", "replace", dep_id, dep["modelPackageId"], "-o", "json"))
     assert back["modelPackageId"] == dep["modelPackageId"]
     shown = cli("deployments", "show", dep_id).stdout
     assert "not reported yet" in shown
-    events = _json(cli("events", "--deployment", dep_id, "-o", "json"))
+    events = as_json(cli("events", "--deployment", dep_id, "-o", "json"))
     actions = [e["action"] for e in events]
     assert actions[:4] == ["deployment.replaceModel", "deployment.replaceModel",
                            "deployment.activate", "deployment.deactivate"]  # fmt: skip
     assert "deployment.create" in cli("events", "--env", "edge").stdout
     cli("deployments", "delete", dep_id)
-    assert _json(cli("deployments", "list", "-o", "json")) == []
+    assert as_json(cli("deployments", "list", "-o", "json")) == []
 
 
 def test_tokens_create_list_delete(cli, server: ThreadedServer) -> None:  # type: ignore[no-untyped-def]
@@ -191,10 +121,10 @@ def test_tokens_create_list_delete(cli, server: ThreadedServer) -> None:  # type
     created = cli("tokens", "create", "edge-agent", "--role", "agent", "--env", "edge")
     secret = created.stdout.strip()
     assert secret.startswith("dh_")
-    listed = _json(cli("tokens", "list", "-o", "json"))
+    listed = as_json(cli("tokens", "list", "-o", "json"))
     assert {t["name"] for t in listed} == {"bootstrap-admin", "edge-agent"}
     assert secret not in cli("tokens", "list").stdout
     agent_view = cli("env", "list", "--token", secret, "-o", "json")
-    assert [e["name"] for e in _json(agent_view)] == ["edge"]
+    assert [e["name"] for e in as_json(agent_view)] == ["edge"]
     cli("tokens", "delete", "edge-agent")
     assert cli("env", "list", "--token", secret, ok=False).exit_code == 1

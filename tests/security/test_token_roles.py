@@ -134,6 +134,8 @@ def _request(world: World, method: str, path: str, api_package: bytes) -> tuple[
         },
         ("PATCH", "/api/v1/deployments/{ref}"): {"json": {"description": "changed"}},
         ("POST", "/api/v1/deployments/{ref}/replace-model"): {"json": {"modelPackageId": world.spare_package}},
+        # to the revision it runs: a no-op, so every role's call sees the same fresh world
+        ("POST", "/api/v1/deployments/{ref}/rollback"): {"json": {"revision": 1}},
         ("POST", "/api/v1/tokens"): {"json": {"name": f"n-{uuid.uuid4().hex[:8]}", "role": "read-only"}},
         ("POST", "/api/v1/agent/environments/{environment_id}/status"): {
             "json": {"deployments": [{"id": world.deployment, "state": "ready"}]}

@@ -1,6 +1,6 @@
 """`deckhand server` as a real process on loopback, on SQLite and on a real PostgreSQL:
-the whole API through the client, bad tokens and inputs refused, state kept across a
-restart."""
+the whole API through the client (model history included), bad tokens and inputs
+refused, state kept across a restart."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ def _exercise_and_restart(tmp_path: Path, demo_package: Path, database_url: str 
         agent.post_events(env["id"], [{"deploymentId": dep["id"], "action": "deployment_start",
                                        "result": "passing", "durationSeconds": 0.5}])  # fmt: skip
 
+        # model history: a replacement and a rollback are revisions 2 and 3
+        copy = client.upload_package(demo_package)  # same file, another package id
+        client.replace_model(dep["id"], copy["id"], reason="errors", note="e2e")
+        back = client.rollback(dep["id"])
+        assert back["changed"] and back["revision"]["modelPackageId"] == package["id"]
+
         # bad tokens and bad inputs are refused
         for token in (None, "dh_not-a-real-token"):
             with pytest.raises(ControlPlaneError) as err:
@@ -62,6 +68,8 @@ def _exercise_and_restart(tmp_path: Path, demo_package: Path, database_url: str 
         assert again["keyValueConfig"] == {"a": 1}
         actions = [e["action"] for e in client.list_events(environment_id=env["id"])]
         assert "deployment_start" in actions and "deployment.create" in actions
+        history = [(r["number"], r["reason"], r["rollbackTo"]) for r in client.list_revisions(dep["id"])]
+        assert history == [(3, "other", 1), (2, "errors", None), (1, None, None)]
         agent = ControlPlaneClient(server.url, agent_token)  # tokens survive too
         assert agent.desired_state(env["id"])["revision"] == revision
         copy = agent.download_package(package["id"], tmp_path / "copy.dhpkg")

@@ -31,6 +31,8 @@ BY_DEPLOYMENT_NAME = {
     ("POST", "/api/v1/deployments/{ref}/activate"),
     ("POST", "/api/v1/deployments/{ref}/deactivate"),
     ("POST", "/api/v1/deployments/{ref}/replace-model"),
+    ("GET", "/api/v1/deployments/{ref}/revisions"),
+    ("POST", "/api/v1/deployments/{ref}/rollback"),
     ("GET", "/api/v1/deployments/{ref}/monitoring/service-health"),
     ("GET", "/api/v1/deployments/{ref}/monitoring/predictions"),
     ("GET", "/api/v1/deployments/{ref}/monitoring/drift"),

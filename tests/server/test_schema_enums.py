@@ -9,6 +9,7 @@ from typing import get_args
 
 from deckhand.plugin.action_status import ActionStatus
 from deckhand.plugin.constants import DEPLOYMENT_STATES
+from deckhand.server.replace_reasons import REPLACE_REASONS
 from deckhand.server.schemas import common
 
 
@@ -20,3 +21,7 @@ def test_results_and_health_are_the_sdk_statuses():
     statuses = set(ActionStatus.to_numeric)
     assert set(get_args(common.Result)) == statuses
     assert set(get_args(common.EnvironmentHealth)) == statuses
+
+
+def test_replace_reasons_are_the_cli_s_list():
+    assert get_args(common.ReplaceReason) == REPLACE_REASONS

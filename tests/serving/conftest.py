@@ -5,13 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 
-from deckhand.packages.demo import train_demo_package
 from deckhand.serving.app import PredictionServer, create_app
 from deckhand.serving.config import ServeConfig
 from deckhand.serving.observers import PredictionObserver, RecordObserver
@@ -40,13 +38,6 @@ def running_server(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def binary_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("binary") / "binary.dhpkg"
-    train_demo_package(path, task="binary")
-    return path
 
 
 @pytest.fixture

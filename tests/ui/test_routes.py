@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -235,6 +237,24 @@ def test_deployment_without_monitoring_data_says_so(browser: TestClient, deploym
     text = browser.get(f"/ui/deployments/{deployment['id']}").text
     assert 'id="total-requests" data-value="0"' in text
     assert "No requests in this window yet." in text
+
+
+def test_deployment_page_shows_the_model_history(
+    api: TestClient,
+    browser: TestClient,
+    deployment: dict,
+    reader_token: str,
+    upload: Callable[[Path], dict],
+    second_package: Path,
+) -> None:
+    other = upload(second_package)
+    body = {"modelPackageId": other["id"], "reason": "data_drift", "note": "petals <moved>"}
+    assert api.post(f"/api/v1/deployments/{deployment['id']}/replace-model", json=body).status_code == 200
+    log_in(browser, reader_token)
+    text = browser.get(f"/ui/deployments/{deployment['id']}").text
+    history = text[text.index('<table id="revisions">') : text.index("</table>", text.index('id="revisions"'))]
+    assert '<tr data-number="2" aria-current="true">' in history and '<tr data-number="1">' in history
+    assert "data_drift" in history and "petals &lt;moved&gt;" in history and other["id"] in history
 
 
 def test_static_files_are_served_from_the_package(browser: TestClient) -> None:

@@ -19,6 +19,7 @@ import typer
 
 from deckhand.cli.output import Output, OutputOpt, fail, print_details, print_json, print_table
 from deckhand.plugin.platforms import PLATFORMS
+from deckhand.server.replace_reasons import DEFAULT_REASON, REPLACE_REASONS
 
 if TYPE_CHECKING:
     from deckhand.client import ControlPlaneClient
@@ -35,6 +36,15 @@ TokenOpt = Annotated[
     typer.Option("--token", envvar="DECKHAND_TOKEN", help="API token.", show_default=False, rich_help_panel=CONNECTION),
 ]
 TimeoutOpt = Annotated[float, typer.Option(min=1, metavar="SECONDS", help="How long to --wait.")]
+FORCE_HINT = "pass --force to change it anyway"
+ReasonOpt = Annotated[
+    str, typer.Option(help=f"Why the model changes: one of {', '.join(REPLACE_REASONS)}.", show_default=True)
+]
+NoteOpt = Annotated[str | None, typer.Option(help="Free text: what prompted the change.", show_default=False)]
+ForceOpt = Annotated[
+    bool,
+    typer.Option("--force", help="Change the model even if its target type, class labels or features differ."),
+]
 KvOpt = Annotated[
     list[str] | None,
     typer.Option("--kv", metavar="KEY=VALUE", help="Key-value config entry (repeatable; JSON values ok)."),
@@ -55,6 +65,10 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except ControlPlaneError as exc:
+        incompatible = [e for e in exc.errors if e.get("type") == "incompatible"]
+        if incompatible:
+            lines = "".join(f"\n  {e.get('field')}: {e.get('message')}" for e in incompatible)
+            fail(f"the new model is not compatible with the one the deployment runs:{lines}\n{FORCE_HINT}")
         fail(str(exc))
 
 
@@ -493,23 +507,103 @@ def deployments_show(
 def deployments_replace(
     deployment: DeploymentArg,
     package: Annotated[str, typer.Argument(help="A package file to upload, or a package id.")],
+    reason: ReasonOpt = DEFAULT_REASON,
+    note: NoteOpt = None,
+    force: ForceOpt = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the new model is ready.")] = False,
     timeout: TimeoutOpt = 300.0,
     server: ServerOpt = DEFAULT_URL,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Replace the deployment's model (the old one serves until the new one is ready)."""
+    """Replace the deployment's model (the old one serves until the new one is ready).
+
+    Refused, with the differences listed, when the new model's target type, class labels or
+    features differ from the current one's, unless --force."""
+    _check_reason(reason)
     with _errors():
         client = _client(server, token)
         current = client.get_deployment(deployment)
         _deploy_package(
             client,
             package,
-            lambda package_id: client.replace_model(current["id"], package_id),
+            lambda package_id: client.replace_model(current["id"], package_id, reason, note, force),
             wait=wait,
             timeout=timeout,
             output=output,
+        )
+
+
+def _check_reason(reason: str) -> None:
+    if reason not in REPLACE_REASONS:
+        raise typer.BadParameter(f"{reason!r} is not one of {', '.join(REPLACE_REASONS)}", param_hint="--reason")
+
+
+@deployments_app.command("history")
+def deployments_history(
+    deployment: DeploymentArg,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Every model the deployment has run, newest (the current one) first."""
+    with _errors():
+        client = _client(server, token)
+        dep = client.get_deployment(deployment)
+        found = client.list_revisions(dep["id"])
+    if output is Output.json:
+        print_json(found)
+        return
+    print_table(
+        f"model revisions of deployment {dep['name']}",
+        ["rev", "current", "model package", "created", "by", "reason", "note"],
+        [
+            [r["number"], "*" if r["current"] else "",
+             f"{r['modelPackageName'] or '(deleted)'} {r['modelPackageId']}",
+             _short_time(r["createdAt"]), r["createdBy"], r["reason"] or "(created)", r["note"]]
+            for r in found
+        ],
+    )  # fmt: skip
+
+
+@deployments_app.command("rollback")
+def deployments_rollback(
+    deployment: DeploymentArg,
+    to: Annotated[
+        int | None,
+        typer.Option(
+            "--to", min=1, metavar="REV", help="Revision to return to (default: the one before the current one)."
+        ),
+    ] = None,
+    reason: ReasonOpt = DEFAULT_REASON,
+    note: NoteOpt = None,
+    force: ForceOpt = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the model is ready.")] = False,
+    timeout: TimeoutOpt = 300.0,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Return to an earlier revision's model, as a new revision (made as `replace` makes one:
+    the old model serves until the earlier one is ready). Already there: nothing changes."""
+    _check_reason(reason)
+    with _errors():
+        client = _client(server, token)
+        dep_id = client.get_deployment(deployment)["id"]
+        since = _now_iso()
+        result = client.rollback(dep_id, to, reason, note, force)
+        revision = result["revision"]
+        if wait and result["changed"]:
+            wait_until_ready(client, dep_id, revision["modelPackageId"], timeout, since=since)
+    if output is Output.json:
+        print_json(result)
+    elif not result["changed"]:
+        typer.echo(result["message"])
+    else:
+        typer.echo(
+            f"rolled back deployment {deployment} to revision {revision['rollbackTo']}: revision "
+            f"{revision['number']} runs model package {revision['modelPackageName']} ({revision['modelPackageId']})"
+            + (" and is ready" if wait else "")
         )
 
 

@@ -35,6 +35,16 @@ def _error_message(response: httpx.Response) -> str:
     return text[:500] or response.reason_phrase or f"HTTP {response.status_code}"
 
 
+def _error_list(response: httpx.Response) -> list[dict[str, Any]]:
+    """The `errors` of an error body (each problem's field and message), or none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    found = body.get("errors") if isinstance(body, dict) else None
+    return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
+
+
 def _transport_error(base_url: str, method: str, path: str, exc: httpx.TransportError) -> ControlPlaneError:
     if isinstance(exc, httpx.TimeoutException):
         return ControlPlaneError(0, f"control plane at {base_url} did not answer {method} {path} in time ({exc})")
@@ -67,7 +77,7 @@ class ControlPlaneClient:
         except httpx.TransportError as exc:
             raise _transport_error(self.base_url, method, path, exc) from exc
         if response.status_code >= 400:
-            raise ControlPlaneError(response.status_code, _error_message(response))
+            raise ControlPlaneError(response.status_code, _error_message(response), _error_list(response))
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -237,12 +247,37 @@ class ControlPlaneClient:
     activate = activate_deployment
     deactivate = deactivate_deployment
 
-    def replace_model(self, deployment_id: str, model_package_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json(
-            "POST",
-            f"{API}/deployments/{deployment_id}/replace-model",
-            json={"modelPackageId": model_package_id},
-        )
+    def replace_model(
+        self,
+        deployment_id: str,
+        model_package_id: str,
+        reason: str | None = None,
+        note: str | None = None,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        """A new model revision; `reason` is one of the server's list (default `other`). An
+        incompatible package is refused (409, each difference in the error's `errors`) unless `force`."""
+        body = {"modelPackageId": model_package_id, "force": force, **self._without_none(reason=reason, note=note)}
+        result: dict[str, Any] = self._json("POST", f"{API}/deployments/{deployment_id}/replace-model", json=body)
+        return result
+
+    def list_revisions(self, deployment_id: str) -> list[dict[str, Any]]:
+        """Every model the deployment has run, newest (the current one) first."""
+        result: list[dict[str, Any]] = self._json("GET", f"{API}/deployments/{deployment_id}/revisions")
+        return result
+
+    def rollback(
+        self,
+        deployment_id: str,
+        revision: int | None = None,
+        reason: str | None = None,
+        note: str | None = None,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        """Return to `revision`'s package (default: the revision before the current one);
+        answers `{"changed", "message", "revision", "deploymentId"}`."""
+        body = {"force": force, **self._without_none(revision=revision, reason=reason, note=note)}
+        result: dict[str, Any] = self._json("POST", f"{API}/deployments/{deployment_id}/rollback", json=body)
         return result
 
     def update_deployment(

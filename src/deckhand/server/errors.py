@@ -19,12 +19,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class ApiError(Exception):
+    """`errors` (optional) lists each problem as `{"field", "message", "type"}`, as a 422 does."""
+
     status_code = 500
 
-    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, headers: dict[str, str] | None = None, errors: list[dict[str, str]] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.headers = headers
+        self.errors = errors
 
 
 class BadRequest(ApiError):
@@ -114,7 +119,10 @@ def _unparseable_json(exc: RequestValidationError) -> str | None:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=exc.headers)
+        body: dict[str, Any] = {"detail": exc.message}
+        if exc.errors:
+            body["errors"] = exc.errors
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -146,6 +146,28 @@ class Deployment(Base):
     model_package: Mapped[ModelPackage] = relationship()
 
 
+class DeploymentRevision(Base):
+    """One model a deployment has run: revision 1 is the model it was created with, and each
+    replacement or rollback adds the next number. The newest revision is the current one.
+
+    `model_package_id` is not a foreign key: history outlives a deleted package (a rollback to
+    it is then refused, naming the missing package). Rows go with their deployment's row.
+    """
+
+    __tablename__ = "deployment_revisions"
+
+    deployment_id: Mapped[str] = mapped_column(
+        String(24), ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    model_package_id: Mapped[str] = mapped_column(String(24))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(String(20))  # None for revision 1 (nothing replaced)
+    note: Mapped[str] = mapped_column(Text, default="")
+    rollback_to: Mapped[int | None] = mapped_column(Integer)  # the revision a rollback returned to
+
+
 class Event(Base):
     __tablename__ = "events"
     __table_args__ = (

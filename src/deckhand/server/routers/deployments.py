@@ -1,4 +1,5 @@
-"""`/api/v1/deployments`: create, list, show, activate, deactivate, replace model, delete."""
+"""`/api/v1/deployments`: create, list, show, activate, deactivate, replace model, model revisions
+and rollback, delete."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from deckhand.server.schemas.deployments import (
     DeploymentUpdate,
     ReplaceModel,
 )
+from deckhand.server.schemas.revisions import RevisionOut, Rollback, RollbackOut
 from deckhand.server.services import deployments as svc
+from deckhand.server.services import revisions
 from deckhand.server.services.lookup import find_deployment, find_environment
 from deckhand.server.state import CP, ControlPlane
 
@@ -96,7 +99,39 @@ def replace_model(
     principal: AdminUser,
     cp: CP,
 ) -> DeploymentOut:
-    return _write(cp, lambda s: svc.replace_model(s, principal, ref, body.model_package_id))
+    """A new model revision. Refused (409, each difference in `errors`) when the new package's
+    target type, class labels or features differ from the current one's, unless `force`."""
+    return _write(cp, lambda s: svc.replace_model(s, principal, ref, body))
+
+
+@router.get("/{ref}/revisions", response_model=list[RevisionOut], responses=errors(403, 404, 409))
+def list_revisions(
+    ref: str,
+    principal: Reader,
+    cp: CP,
+) -> list[RevisionOut]:
+    """Every model the deployment has run, newest (the current one) first."""
+    with cp.db.reading() as session:
+        dep = find_deployment(session, ref, principal)
+        return revisions.revisions_out(session, revisions.history(session, dep.id))
+
+
+@router.post("/{ref}/rollback", response_model=RollbackOut, responses=errors(400, 403, 404, 409))
+def rollback(
+    ref: str,
+    principal: AdminUser,
+    cp: CP,
+    body: Rollback | None = None,
+) -> RollbackOut:
+    """Return to an earlier revision's package, as a new revision made exactly as a
+    replacement is (same compatibility check, same agent action). A no-op answered with
+    `changed: false` when the deployment already runs that package."""
+    with cp.db.writing() as session:
+        dep, out = svc.rollback(session, principal, ref, body or Rollback.model_validate({}))
+        environment_id = dep.environment_id
+    if out.changed:
+        cp.notifier.notify(environment_id)
+    return out
 
 
 @router.patch("/{ref}", response_model=DeploymentOut, responses=errors(400, 403, 404, 409))

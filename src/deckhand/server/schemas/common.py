@@ -15,6 +15,8 @@ Result = Literal["passing", "warning", "failing", "unknown"]
 EnvironmentHealth = Literal["passing", "warning", "failing", "unknown"]
 DeploymentState = Literal["ready", "launching", "stopped", "errored", "replacingModel", "shuttingDown", "unknown"]
 EventKind = Literal["api", "agent"]
+# deckhand.server.replace_reasons.REPLACE_REASONS, as pydantic needs it.
+ReplaceReason = Literal["accuracy", "data_drift", "errors", "scheduled_refresh", "scoring_speed", "other"]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._ -]*$"
 NAME_HELP = "letters, digits, '.', '_', '-' and spaces, starting with a letter or digit"

@@ -14,6 +14,7 @@ from deckhand.server.schemas.common import (
     JsonObject,
     RequestModel,
 )
+from deckhand.server.schemas.revisions import ModelChange
 
 DeploymentName = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
 Ref = Annotated[str, Field(min_length=1, max_length=100)]
@@ -33,7 +34,7 @@ class DeploymentUpdate(RequestModel):
     key_value_config: JsonObject | None = None
 
 
-class ReplaceModel(RequestModel):
+class ReplaceModel(ModelChange):
     model_package_id: Ref
 
 

@@ -1,9 +1,11 @@
-"""Deployments: create, activate, deactivate, replace model, update, delete.
+"""Deployments: create, activate, deactivate, replace model, roll back, update, delete.
 
 Every change bumps the deployment's revision and its environment's revision (what
-wakes the agent's long poll) and records an event. Deletion is soft: the deployment
-leaves the desired state at once, and its row is purged when the agent's status report
-no longer lists it (or lists it stopped).
+wakes the agent's long poll) and records an event. Every model the deployment runs is
+also a numbered model revision (`services.revisions`): replace and rollback are one
+path, `_change_model`, so the agent sees the same change either way. Deletion is soft:
+the deployment leaves the desired state at once, and its row is purged when the agent's
+status report no longer lists it (or lists it stopped).
 """
 
 from __future__ import annotations
@@ -12,14 +14,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from deckhand.server.auth import Principal
-from deckhand.server.db.models import Deployment, utcnow
+from deckhand.server.db.models import Deployment, ModelPackage, utcnow
 from deckhand.server.errors import Conflict
 from deckhand.server.schemas.deployments import (
     DeploymentCreate,
     DeploymentOut,
     DeploymentUpdate,
     ObservedOut,
+    ReplaceModel,
 )
+from deckhand.server.schemas.revisions import ModelChange, Rollback, RollbackOut
+from deckhand.server.services import revisions
+from deckhand.server.services.compatibility import differences
 from deckhand.server.services.environments import bump_revision
 from deckhand.server.services.events import record_api_event
 from deckhand.server.services.lookup import find_deployment, find_environment, find_package
@@ -67,6 +73,7 @@ def create_deployment(session: Session, principal: Principal, body: DeploymentCr
     )
     session.add(dep)
     session.flush()
+    revisions.add_revision(session, principal, dep)
     bump_revision(session, env.id)
     record_api_event(
         session,
@@ -96,21 +103,82 @@ def set_active(session: Session, principal: Principal, ref: str, active: bool) -
     return dep
 
 
-def replace_model(session: Session, principal: Principal, ref: str, model_package_id: str) -> Deployment:
+def _change_model(
+    session: Session,
+    principal: Principal,
+    dep: Deployment,
+    package: ModelPackage,
+    change: ModelChange,
+    *,
+    field: str,
+    what: str,
+    rollback_to: int | None = None,
+) -> str:
+    """Point `dep` at `package` as a new model revision, unless the packages differ in ways
+    callers would notice and `change.force` is not set; returns the event message. The agent
+    sees a new model id and runs `deployment_replace_model`, which keeps the old model
+    serving until the new one answers."""
+    current = find_package(session, dep.model_package_id)
+    found = differences(current, package)
+    if found and not change.force:
+        raise Conflict(
+            f"{field}: model package {package.name!r} ({package.id}) is not compatible with the model "
+            f"deployment {dep.name!r} runs, {current.name!r} ({current.id}): "
+            + "; ".join(f"{d.field}: {d.message}" for d in found)
+            + ". Check that this is the package you meant, or pass force: true (CLI: --force) to change anyway",
+            errors=[d.as_error() for d in found],
+        )
+    dep.model_package_id = package.id
+    note = change.note or ""
+    revision = revisions.add_revision(session, principal, dep, change.reason, note, rollback_to)
+    return (
+        f"{what} of deployment {dep.name!r}: {current.id} -> {package.id} ({package.name!r}); "
+        f"revision {revision.number}, reason {change.reason}"
+        + (f": {note}" if note else "")
+        + (f" (forced past: {'; '.join(d.message for d in found)})" if found else "")
+    )
+
+
+def replace_model(session: Session, principal: Principal, ref: str, body: ReplaceModel) -> Deployment:
     dep = find_deployment(session, ref)
-    package = find_package(session, model_package_id)
+    package = find_package(session, body.model_package_id)
+    revisions.lock_deployment(session, dep)
     if package.id == dep.model_package_id:
         return dep
-    old = dep.model_package_id
-    dep.model_package_id = package.id
-    _changed(
-        session,
-        principal,
-        dep,
-        "deployment.replaceModel",
-        f"replaced the model of deployment {dep.name!r}: {old} -> {package.id} ({package.name!r})",
-    )
+    message = _change_model(session, principal, dep, package, body, field="modelPackageId", what="replaced the model")
+    _changed(session, principal, dep, "deployment.replaceModel", message)
     return dep
+
+
+def rollback(session: Session, principal: Principal, ref: str, body: Rollback) -> tuple[Deployment, RollbackOut]:
+    """Return to an earlier revision's package as a new revision; a no-op when the
+    deployment already runs that package."""
+    dep = find_deployment(session, ref)
+    revisions.lock_deployment(session, dep)
+    rows = revisions.history(session, dep.id)
+    target = revisions.rollback_target(dep, rows, body.revision)
+    if target.model_package_id == dep.model_package_id:
+        return dep, RollbackOut(
+            deployment_id=dep.id,
+            changed=False,
+            message=f"deployment {dep.name!r} already runs the package of revision {target.number} "
+            f"({target.model_package_id}); nothing to do",
+            revision=revisions.revisions_out(session, rows)[0],
+        )
+    package = session.get(ModelPackage, target.model_package_id)
+    if package is None:
+        raise Conflict(
+            f"revision: the model package of revision {target.number} ({target.model_package_id}) has been "
+            "deleted; upload it again and use `deckhand deployments replace`"
+        )
+    change = body.model_copy(update={"note": body.note or f"rollback to revision {target.number}"})
+    message = _change_model(
+        session, principal, dep, package, change, field="revision",
+        what=f"rolled back to revision {target.number}", rollback_to=target.number,
+    )  # fmt: skip
+    _changed(session, principal, dep, "deployment.rollback", message)
+    current = revisions.revisions_out(session, revisions.history(session, dep.id))[0]
+    return dep, RollbackOut(deployment_id=dep.id, changed=True, message=message, revision=current)
 
 
 def update_deployment(session: Session, principal: Principal, ref: str, body: DeploymentUpdate) -> Deployment:

@@ -315,6 +315,7 @@ async def deployment_page(request: Request, ref: str, window: str | None = None)
         deployment = await api.get(f"/deployments/{quote(ref, safe='')}")
         environment = await api.get_or_none(f"/environments/{deployment['environmentId']}")
         package = await api.get_or_none(f"/model-packages/{deployment['modelPackageId']}")
+        revisions = await api.get(f"/deployments/{quote(deployment['id'], safe='')}/revisions")
         chosen = find_window(window)
         live = await _live_context(api, deployment, chosen)
         live_src = f"{UI_PREFIX}/deployments/{quote(deployment['id'], safe='')}/live?window={chosen.key}"
@@ -325,6 +326,7 @@ async def deployment_page(request: Request, ref: str, window: str | None = None)
                 "nav": "deployments",
                 "environment": environment,
                 "package": package,
+                "revisions": revisions,
                 "live_src": live_src,
                 "refresh_seconds": REFRESH_SECONDS,
                 **live,
