@@ -60,6 +60,8 @@ def packages(tmp_path_factory) -> dict[str, Path]:
     broken.write_bytes(b"this is not a model package\n")
     found["broken"] = broken
     # A valid package (the control plane accepts it) whose model cannot load: the server exits.
+    # It declares the demo model's target and class labels, so replacing that model with it
+    # passes the compatibility check and reaches the agent.
     hook = root / "failing-src"
     hook.mkdir()
     (hook / "custom.py").write_text(
@@ -69,7 +71,8 @@ def packages(tmp_path_factory) -> dict[str, Path]:
     found["failing"] = root / "failing.dhpkg"
     subprocess.run(
         [sys.executable, "-c", "import sys; from deckhand.cli import main; sys.exit(main())", "package", "build",
-         str(hook), "--format", "python", "--target-type", "regression", "-o", str(found["failing"])],
+         str(hook), "--format", "python", "--target-type", "multiclass", "--class-labels", "setosa,versicolor,virginica",
+         "-o", str(found["failing"])],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
     return found
