@@ -49,6 +49,14 @@ FEATURES = "features"
 PREDICTIONS = "predictions"
 CLASS_NAMES = "classNames"
 ASSOCIATION_IDS = "associationIds"
+# A model's role in its deployment's traffic: a shadow (challenger) record was scored on a
+# copy of a request and never answered it, so it counts for its model only, not for the
+# deployment; compared/agreed count rows checked against the champion's answers, and
+# absDiffSum sums |challenger - champion| over compared regression rows.
+SHADOW = "shadow"
+COMPARED_ROWS = "comparedRows"
+AGREED_ROWS = "agreedRows"
+ABS_DIFF_SUM = "absDiffSum"
 # ... and those an aggregate adds (deckhand.monitoring.aggregate: one per source, deployment
 # and minute, with `latency`, `features` and `predictions` as mergeable counts).
 SOURCE_ID = "sourceId"

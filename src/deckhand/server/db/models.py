@@ -168,6 +168,53 @@ class DeploymentRevision(Base):
     rollback_to: Mapped[int | None] = mapped_column(Integer)  # the revision a rollback returned to
 
 
+class DeploymentRollout(Base):
+    """A canary: `model_package_id` takes `percent` of the deployment's traffic next to the
+    champion (`from_package_id`), steps up by `step` every `interval_seconds` while the gates
+    hold, and ends promoted (a new revision), rolled back (a gate failed) or aborted (by hand).
+
+    At most one rollout of a deployment is `running` (the rollouts service checks it under the
+    deployment's row lock). Ended rollouts stay as history."""
+
+    __tablename__ = "deployment_rollouts"
+    __table_args__ = (Index("ix_deployment_rollouts_deployment", "deployment_id", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    deployment_id: Mapped[str] = mapped_column(String(24), ForeignKey("deployments.id", ondelete="CASCADE"))
+    model_package_id: Mapped[str] = mapped_column(String(24))  # the candidate
+    from_package_id: Mapped[str] = mapped_column(String(24))  # the champion when it started
+    state: Mapped[str] = mapped_column(String(20))  # running | promoted | rolled_back | aborted
+    percent: Mapped[int] = mapped_column(Integer)  # the candidate's current share, 0-100
+    step: Mapped[int] = mapped_column(Integer)
+    interval_seconds: Mapped[int] = mapped_column(Integer)
+    gates: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # maxErrorRate, maxP99Ms, maxPsi, minRequests
+    sticky: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"header": name} or {"field": name}
+    reason: Mapped[str] = mapped_column(String(20))  # the replacement reason of the revision it ends in
+    note: Mapped[str] = mapped_column(Text, default="")
+    force: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_gates: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the last evaluation: values and verdicts
+    outcome: Mapped[str] = mapped_column(Text, default="")  # why it ended (or why it holds)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    step_started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeploymentChallenger(Base):
+    """A shadow model of a deployment: it scores a copy of live requests; its answers are
+    recorded, never returned."""
+
+    __tablename__ = "deployment_challengers"
+
+    deployment_id: Mapped[str] = mapped_column(
+        String(24), ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    model_package_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    added_by: Mapped[str | None] = mapped_column(String(100))
+
+
 class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
@@ -225,4 +272,39 @@ class MonitoringDistribution(Base):
     minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     role: Mapped[str] = mapped_column(String(12), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class MonitoringModelBucket(Base):
+    """Service health of one model of a deployment in one minute: the champion, a canary, or
+    a challenger (`shadow`: its answers were recorded, not returned, and are not counted in
+    the deployment's own buckets). `compared`/`agreed` count the rows whose answer was
+    compared with the champion's, and agreed with it; `abs_diff_sum` sums the absolute
+    differences of compared regression values."""
+
+    __tablename__ = "monitoring_model_buckets"
+
+    deployment_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    shadow: Mapped[bool] = mapped_column(Boolean, default=False)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    user_errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    system_errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    compared: Mapped[int] = mapped_column(BigInteger, default=0)
+    agreed: Mapped[int] = mapped_column(BigInteger, default=0)
+    abs_diff_sum: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class MonitoringModelPredictions(Base):
+    """The prediction distribution of one model of a deployment in one minute (the PSI gate
+    compares a canary's with the champion's over the same minutes)."""
+
+    __tablename__ = "monitoring_model_predictions"
+
+    deployment_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
