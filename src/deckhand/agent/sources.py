@@ -29,20 +29,26 @@ def state_from_api(body: dict[str, Any]) -> DesiredState:
         created_at=env.get("createdAt"),
         created_by=env.get("createdBy"),
     )
-    deployments = tuple(
-        DesiredDeployment(
-            id=str(d["id"]),
-            model_id=str(d.get("modelId") or d["modelPackageId"]),
-            active=bool(d.get("active", True)),
-            name=d.get("name"),
-            description=d.get("description"),
-            model_format=d.get("modelFormat"),
-            model_sha256=d.get("modelSha256"),
-            key_values=dict(d.get("keyValueConfig") or {}),
-        )
-        for d in body.get("deployments", [])
+    return DesiredState(int(body["revision"]), info, tuple(_deployment_from_api(d) for d in body.get("deployments", [])))
+
+
+def _deployment_from_api(d: dict[str, Any]) -> DesiredDeployment:
+    """One deployment of the desired state. A deployment whose traffic is split (a canary,
+    challengers: docs/rollouts.md) runs its *mix*: `servedModelId` names it, and the control
+    plane serves it for download under that id like any package; the package checksum is then
+    the champion's, not the mix's, so none is checked."""
+    champion = str(d.get("modelId") or d["modelPackageId"])
+    served = str(d.get("servedModelId") or champion)
+    return DesiredDeployment(
+        id=str(d["id"]),
+        model_id=served,
+        active=bool(d.get("active", True)),
+        name=d.get("name"),
+        description=d.get("description"),
+        model_format=d.get("modelFormat"),
+        model_sha256=d.get("modelSha256") if served == champion else None,
+        key_values=dict(d.get("keyValueConfig") or {}),
     )
-    return DesiredState(int(body["revision"]), info, deployments)
 
 
 class ControlPlaneSource:
