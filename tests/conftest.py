@@ -44,3 +44,35 @@ def binary_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("binary") / "binary.dhpkg"
     train_demo_package(path, task="binary")
     return path
+
+
+FLAKY_HOOK = """\
+import numpy as np
+
+
+def score(data, model, **kwargs):
+    # A candidate that fails on long petals (about a third of iris rows) and otherwise
+    # answers with the same probabilities for every row.
+    if (data["petal_length"] > 5.0).any():
+        raise RuntimeError("this model fails on petal_length > 5 (test fixture)")
+    return np.tile([0.2, 0.5, 0.3], (len(data), 1))
+"""
+
+
+@pytest.fixture(scope="session")
+def flaky_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An iris-compatible classifier (same target, labels) that raises on rows with
+    petal_length > 5: a canary that must be rolled back while clients see no failure."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("flaky")
+    (root / "src").mkdir()
+    (root / "src" / "custom.py").write_text(FLAKY_HOOK)
+    path = root / "flaky.dhpkg"
+    subprocess.run(
+        [sys.executable, "-m", "deckhand.cli", "package", "build", str(root / "src"), "--format", "python",
+         "--target-type", "multiclass", "--class-labels", "setosa,versicolor,virginica", "-o", str(path)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    return path
