@@ -12,7 +12,8 @@ from deckhand.packages.limits import DEFAULT_LIMITS, PackageLimits
 from deckhand.packages.model import LoadedModel
 
 
-def _workdir() -> Path:
+def work_dir() -> Path:
+    """Where loaded packages put files ($DECKHAND_CACHE_DIR/models, else the temp dir)."""
     root = Path(os.environ.get("DECKHAND_CACHE_DIR") or tempfile.gettempdir()) / "models"
     root.mkdir(parents=True, exist_ok=True)
     return root
@@ -22,4 +23,4 @@ def load_model(path: Path, limits: PackageLimits = DEFAULT_LIMITS) -> LoadedMode
     """Load the package at `path`. Raises PackageError (with the reason) if it cannot,
     PackageLimitError if it is over `limits` (checked before anything is inflated)."""
     manifest, files = read_package(Path(path), limits)
-    return format_module(manifest.format).load(manifest, files, _workdir())
+    return format_module(manifest.format).load(manifest, files, work_dir())
