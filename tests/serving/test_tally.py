@@ -15,26 +15,47 @@ def _collect(sink: list[Tally]):  # type: ignore[no-untyped-def]
     return lambda tallies: sink.extend(tallies)
 
 
-def test_counts_split_by_deployment_and_minute() -> None:
+def test_counts_split_by_deployment_model_and_minute() -> None:
     taken: list[Tally] = []
     tally = RequestTally(count_predictions=True)
     tally.add_sink(_collect(taken))
     tally.observe("a", "dep-a", "m1", MINUTE + 1, 200, 2, 0.01, None, ["x", "y"])
-    tally.observe("a", "dep-a", "m2", MINUTE + 2, 422, 0, 0.002, "user", [])
+    tally.observe("a", "dep-a", "m1", MINUTE + 2, 422, 0, 0.002, "user", [])
+    tally.observe("a", "dep-a", "m2", MINUTE + 2, 200, 1, 0.004, None, ["y"])  # a canary, or a replacement
     tally.observe("b", "dep-b", "m1", MINUTE + 3, 500, 1, 0.02, "system", [])
     tally.observe("a", "dep-a", "m2", MINUTE + 61, 200, 3, 0.03, None, ["x", "x", "z"])  # the next minute
     tally.drain()
-    by = {(t.key, t.minute): t for t in taken}
-    assert sorted(by) == [("a", MINUTE), ("a", MINUTE + 60), ("b", MINUTE)]
-    first = by[("a", MINUTE)]
+    by = {(t.key, t.model_id, t.minute): t for t in taken}
+    assert sorted(by) == [("a", "m1", MINUTE), ("a", "m2", MINUTE), ("a", "m2", MINUTE + 60), ("b", "m1", MINUTE)]
+    first = by[("a", "m1", MINUTE)]
     assert first.statuses == {200: 1, 422: 1} and first.requests == 2 and first.rows == 2
-    assert first.user_errors == 1 and first.system_errors == 0 and first.model_id == "m2"  # the newer model
+    assert first.user_errors == 1 and first.system_errors == 0 and not first.shadow
     assert first.latencies == [0.01, 0.002] and first.predictions == {"x": 1, "y": 1}
-    assert by[("b", MINUTE)].system_errors == 1
-    assert by[("a", MINUTE + 60)].predictions == {"x": 2, "z": 1}
+    assert by[("a", "m2", MINUTE)].predictions == {"y": 1}
+    assert by[("b", "m1", MINUTE)].system_errors == 1
+    assert by[("a", "m2", MINUTE + 60)].predictions == {"x": 2, "z": 1}
     taken.clear()
     tally.drain()
     assert taken == []  # nothing is handed over twice
+
+
+def test_shadow_counts_are_apart_and_left_out_of_metrics() -> None:
+    taken: list[Tally] = []
+    tally = RequestTally(count_predictions=True)
+    metrics = ServerMetrics()
+    tally.add_sink(_collect(taken))
+    tally.add_sink(metrics.absorb)
+    tally.observe("a", "dep-a", "champ", MINUTE, 200, 2, 0.01, None, ["x", "y"])
+    tally.observe("a", "dep-a", "chal", MINUTE, 200, 2, 0.02, None, ["x", "x"], True, (2, 1, 0.0))
+    tally.observe("a", "dep-a", "chal", MINUTE, 200, 1, 0.02, None, ["z"], True, (1, 0, 0.0))
+    tally.drain()
+    by = {(t.model_id, t.shadow): t for t in taken}
+    assert sorted(by, key=str) == [("chal", True), ("champ", False)]
+    shadow = by[("chal", True)]
+    assert (shadow.requests, shadow.rows, shadow.compared_rows, shadow.agreed_rows) == (2, 3, 3, 1)
+    assert shadow.predictions == {"x": 2, "z": 1}
+    text = metrics.render(1, 0).decode()
+    assert 'deckhand_prediction_requests_total{deployment="a",status="200"} 1.0' in text  # the client's one
 
 
 def test_predictions_are_counted_only_when_asked() -> None:

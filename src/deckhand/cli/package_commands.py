@@ -9,6 +9,7 @@ import typer
 
 from deckhand.cli import package_limit_options as pkg
 from deckhand.cli.output import Output, fail
+from deckhand.package_limits import PackageLimits
 
 app = typer.Typer(name="package", help="Build and inspect model packages (.dhpkg).", no_args_is_help=True)
 
@@ -62,10 +63,15 @@ def inspect(
     max_package_ratio: pkg.MaxPackageRatio = pkg.MAX_PACKAGE_RATIO,
     max_package_members: pkg.MaxPackageMembers = pkg.MAX_PACKAGE_MEMBERS,
 ) -> None:
-    """Verify a package (names, size limits, checksums) and print its manifest."""
+    """Verify a package (names, size limits, checksums) and print its manifest; for a mix
+    (a deployment's champion, canary and challengers), verify every member and list them."""
     from deckhand.packages import PackageError, file_sha256, read_manifest
+    from deckhand.packages.mix import is_mix
 
     limits = pkg.package_limits(max_package_uncompressed_mb, max_package_ratio, max_package_members)
+    if is_mix(path):
+        _inspect_mix(path, output, limits)
+        return
     try:
         manifest = read_manifest(path, limits)
     except PackageError as exc:
@@ -92,6 +98,39 @@ def inspect(
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         typer.echo(f"{key:<{width}}  {value}")
+
+
+def _inspect_mix(path: Path, output: Output, limits: PackageLimits) -> None:
+    """Check a mix and each member package (extracted to a temporary directory) and list them."""
+    import json
+    import tempfile
+
+    from deckhand.packages import PackageError, read_manifest
+    from deckhand.packages.mix import extract_members, read_mix
+
+    try:
+        mix = read_mix(path, limits)
+        with tempfile.TemporaryDirectory(prefix="deckhand-mix-") as tmp:
+            paths = extract_members(mix, Path(tmp))
+            manifests = {model_id: read_manifest(member, limits) for model_id, member in paths.items()}
+    except PackageError as exc:
+        fail(str(exc))
+    members = [
+        {"modelId": m.model_id, "role": m.role, "percent": m.percent, "sha256": m.sha256,
+         "name": manifests[m.model_id].name, "format": manifests[m.model_id].format,
+         "targetType": manifests[m.model_id].target_type}
+        for m in mix.members
+    ]  # fmt: skip
+    if output is Output.json:
+        typer.echo(
+            json.dumps({"servedModelId": mix.served_model_id, "members": members, "sticky": mix.sticky}, indent=2)
+        )
+        return
+    typer.echo(f"mix {mix.served_model_id}  sticky: {json.dumps(mix.sticky)}")
+    for m in members:
+        typer.echo(
+            f"  {m['role']:<10} {m['percent']:>3}%  {m['modelId']}  {m['name']} ({m['format']}, {m['targetType']})"
+        )
 
 
 @app.command("demo")

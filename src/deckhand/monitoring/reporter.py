@@ -35,12 +35,16 @@ from deckhand.monitoring import sketch
 from deckhand.monitoring.aggregate import distribution, merge_distribution
 from deckhand.monitoring.channels import Channel, ChannelError, channel_from_spec
 from deckhand.monitoring.records import (
+    ABS_DIFF_SUM,
+    AGREED_ROWS,
+    COMPARED_ROWS,
     DEPLOYMENT_ID,
     FEATURES,
     MODEL_ID,
     PREDICTIONS,
     REQUESTS,
     ROWS,
+    SHADOW,
     SYSTEM_ERRORS,
     TIMESTAMP,
     USER_ERRORS,
@@ -59,7 +63,8 @@ MAX_BACKOFF = 5.0
 
 
 class _Stats:
-    """One deployment's minute. Callers add raw latencies and labels (cheap appends); the
+    """One deployment's minute of one model (and shadow flag: a copy it scored without
+    answering, docs/rollouts.md). Callers add raw latencies and labels (cheap appends); the
     background thread `compact`s them into a latency sketch and a prediction distribution."""
 
     __slots__ = (
@@ -73,10 +78,17 @@ class _Stats:
         "numbers",
         "latency",
         "predictions",
+        "shadow",
+        "compared_rows",
+        "agreed_rows",
+        "abs_diff_sum",
     )
 
-    def __init__(self, model_id: str | None) -> None:
+    def __init__(self, model_id: str | None, shadow: bool = False) -> None:
         self.model_id = model_id
+        self.shadow = shadow
+        self.compared_rows = self.agreed_rows = 0
+        self.abs_diff_sum = 0.0
         self.requests = self.rows = self.user_errors = self.system_errors = 0
         self.latencies: list[float] = []
         self.labels: Counter[Any] = Counter()
@@ -92,6 +104,11 @@ class _Stats:
         else:  # report_deployment_stats' (user_errors, system_errors) counts
             self.user_errors += error[0]
             self.system_errors += error[1]
+
+    def count_comparison(self, compared: int, agreed: int, abs_diff_sum: float) -> None:
+        self.compared_rows += compared
+        self.agreed_rows += agreed
+        self.abs_diff_sum += abs_diff_sum
 
     def count_predictions(self, predictions: Any) -> None:
         if type(predictions[0]) is str:
@@ -124,6 +141,7 @@ class _Stats:
         self.rows += other.rows
         self.user_errors += other.user_errors
         self.system_errors += other.system_errors
+        self.count_comparison(other.compared_rows, other.agreed_rows, other.abs_diff_sum)
         sketch.merge(self.latency, other.latency)
         merge_distribution(self.predictions, other.predictions)
 
@@ -140,6 +158,12 @@ class _Stats:
         }
         if self.predictions:
             record[PREDICTIONS] = self.predictions
+        if self.shadow:
+            record[SHADOW] = True
+        if self.compared_rows:
+            record[COMPARED_ROWS] = self.compared_rows
+            record[AGREED_ROWS] = self.agreed_rows
+            record[ABS_DIFF_SUM] = self.abs_diff_sum
         return record
 
 
@@ -169,9 +193,9 @@ class MonitoringReporter:
         self.feature_samples_per_second = feature_samples_per_second
         # callers count into _live under _lock; the background thread swaps it out
         self._lock = threading.Lock()
-        self._live: dict[tuple[str, int], _Stats] = {}
+        self._live: dict[tuple[str, str | None, bool, int], _Stats] = {}
         # the background thread's compacted statistics, not yet published
-        self._stats: dict[tuple[str, int], _Stats] = {}
+        self._stats: dict[tuple[str, str | None, bool, int], _Stats] = {}
         self._sources: list[Callable[[], None]] = []
         self._cycles_started = self._cycles_done = 0  # of the background thread (flush waits on them)
         self.sent = 0
@@ -226,14 +250,17 @@ class MonitoringReporter:
         latency_ms: float,
         error: Any = None,
         predictions: Any = (),
+        shadow: bool = False,
+        comparison: tuple[int, int, float] | None = None,
     ) -> None:
         """One scoring call, counted at once.
 
         For trusted callers, so nothing is checked here (report_deployment_stats checks):
         `error` is None, "user", "system" or a (user_errors, system_errors) pair, and
-        `predictions` the predicted labels or values of the call's rows."""
+        `predictions` the predicted labels or values of the call's rows; `shadow` and
+        `comparison` (compared rows, agreed rows, sum of |difference|) as in docs/rollouts.md."""
         with self._lock:
-            stats = self._live_stats(deployment_id, timestamp, model_id)
+            stats = self._live_stats(deployment_id, timestamp, model_id, shadow)
             stats.requests += 1
             stats.rows += rows
             stats.latencies.append(latency_ms)
@@ -241,6 +268,8 @@ class MonitoringReporter:
                 stats.count_errors(error)
             if predictions:
                 stats.count_predictions(predictions)
+            if comparison is not None:
+                stats.count_comparison(*comparison)
 
     def add_source(self, drain: Callable[[], None]) -> None:
         """Statistics counted elsewhere -- the prediction server's RequestTally, which counts
@@ -256,7 +285,8 @@ class MonitoringReporter:
             if tally.latencies:  # seconds; sketched here, outside the lock
                 sketch.add_values(latency, np.asarray(tally.latencies, dtype=float) * 1000.0)
             with self._lock:
-                stats = self._live_stats(tally.deployment_id, tally.minute, tally.model_id)
+                stats = self._live_stats(tally.deployment_id, tally.minute, tally.model_id, tally.shadow)
+                stats.count_comparison(tally.compared_rows, tally.agreed_rows, tally.abs_diff_sum)
                 stats.requests += tally.requests
                 stats.rows += tally.rows
                 stats.user_errors += tally.user_errors
@@ -291,10 +321,20 @@ class MonitoringReporter:
         timestamp = record.timestamp
         if type(timestamp) not in (int, float) or not math.isfinite(timestamp):
             raise ValueError(f"timestamp: expected seconds since the epoch, got {timestamp!r}")
+        compared = getattr(record, "compared_rows", 0)  # PredictionRecords of older servers lack them
+        comparison = (compared, record.agreed_rows, record.abs_diff_sum) if compared else None
         self.count_request(
-            record.deployment_id, record.model_id, timestamp, rows, latency_ms, errors, list(record.predictions)
+            record.deployment_id,
+            record.model_id,
+            timestamp,
+            rows,
+            latency_ms,
+            errors,
+            list(record.predictions),
+            bool(getattr(record, "shadow", False)),
+            comparison,
         )
-        if record.feature_sample:
+        if record.feature_sample and not getattr(record, "shadow", False):
             self.report_features(record.deployment_id, record.model_id, record.feature_sample, timestamp)
 
     @property
@@ -340,14 +380,12 @@ class MonitoringReporter:
         self.channel.close()
 
     # ----- internals -----------------------------------------------------------------------
-    def _live_stats(self, deployment_id: str, timestamp: float, model_id: str | None) -> _Stats:
-        """The tally of a deployment's minute (under _lock); the newest model id wins."""
-        key = (deployment_id, int(timestamp // 60) * 60)
+    def _live_stats(self, deployment_id: str, timestamp: float, model_id: str | None, shadow: bool = False) -> _Stats:
+        """The tally of a deployment's model's minute (under _lock)."""
+        key = (deployment_id, model_id, shadow, int(timestamp // 60) * 60)
         stats = self._live.get(key)
         if stats is None:
-            stats = self._live[key] = _Stats(model_id)
-        elif model_id:
-            stats.model_id = model_id
+            stats = self._live[key] = _Stats(model_id, shadow)
         return stats
 
     def _take_live(self) -> None:
@@ -393,7 +431,7 @@ class MonitoringReporter:
         if self._retry is not None:
             return self._retry
         stats, self._stats = self._stats, {}
-        batch = [s.to_record(dep, minute) for (dep, minute), s in stats.items()]
+        batch = [s.to_record(key[0], key[-1]) for key, s in stats.items()]
         data = self._take()
         batch.extend(data)
         return uuid.uuid4().hex, batch, sum(s.requests for s in stats.values()) + len(data)

@@ -156,7 +156,9 @@ def read_mix(path: Path, limits: PackageLimits = DEFAULT_LIMITS) -> Mix:
     with archive:
         info = archive.NameToInfo[MIX_NAME]
         if info.file_size > MAX_MIX_JSON_BYTES:
-            raise PackageError(f"{path}: {MIX_NAME} is {info.file_size} bytes, over {MAX_MIX_JSON_BYTES}; rebuild the mix")
+            raise PackageError(
+                f"{path}: {MIX_NAME} is {info.file_size} bytes, over {MAX_MIX_JSON_BYTES}; rebuild the mix"
+            )
         try:
             document = json.loads(archive.read(MIX_NAME))
         except (ValueError, zipfile.BadZipFile) as exc:
@@ -216,7 +218,8 @@ def _check_entry(path: Path, info: zipfile.ZipInfo, limits: PackageLimits) -> No
     member_id = name.removeprefix(MEMBERS_DIR).removesuffix(".dhpkg")
     if name != MIX_NAME and not (name == f"{MEMBERS_DIR}{member_id}.dhpkg" and _valid_id(member_id)):
         raise PackageError(
-            f"{path}: unexpected entry {name!r} in the mix; a mix holds {MIX_NAME} and {MEMBERS_DIR}<modelId>.dhpkg only"
+            f"{path}: unexpected entry {name!r} in the mix; "
+            f"a mix holds {MIX_NAME} and {MEMBERS_DIR}<modelId>.dhpkg only"
         )
     if info.compress_type != zipfile.ZIP_STORED:
         raise PackageError(f"{path}: entry {name!r} is compressed; a mix stores its members uncompressed")
@@ -263,7 +266,7 @@ def _check_document(document: Any, path: Path) -> Mix:
             raise bad(f"{where}.percent", percent, "0 for a challenger (it answers no request)")
         if not isinstance(sha, str) or not _SHA256.match(sha):
             raise bad(f"{where}.sha256", sha, "64 lower-case hex digits")
-        member = MixMember(model_id, role, percent, sha)
+        member = MixMember(str(model_id), role, percent, sha)
         if raw.get("path", member.path) != member.path:
             raise bad(f"{where}.path", raw.get("path"), repr(member.path))
         members.append(member)

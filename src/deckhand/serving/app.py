@@ -89,6 +89,7 @@ class PredictionServer:
     def shutdown(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
+        self.plane.close()
         if self.observer is not None:
             self.observer.close(timeout=2.0)
 

@@ -6,6 +6,10 @@ request did (metrics, tallies, monitoring records and feature samples). They tak
 inputs and return results or raise typed errors (`UnknownDeployment`, `ModelNotLoaded`,
 `codecs.RequestError`, `ModelInputError`); the listeners (`public`, `admin`) turn HTTP
 into these calls and the errors into statuses (`routing.ERROR_STATUS`).
+
+A deployment serving a mix (`mixes`) is scored by `predict_mix`: the member the request
+routes to answers, a canary that fails is covered by the champion, and challengers get a
+copy through the `shadow` scorer once the response is sent (`shadow_copy`).
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from deckhand.packages import LoadedModel, Manifest, Predictions
+from deckhand.packages import LoadedModel, Manifest, ModelInputError, Predictions
 from deckhand.serving import codecs
 from deckhand.serving.config import ServeConfig
 from deckhand.serving.metrics import ServerMetrics
 from deckhand.serving.observers import PredictionObserver, PredictionRecord
 from deckhand.serving.repository import DeploymentEntry, ModelRepository, ServingModel
+from deckhand.serving.shadow import ShadowCopy, ShadowResult, ShadowScorer
 from deckhand.serving.tally import RequestTally
 
 log = logging.getLogger("deckhand.serving")
@@ -66,6 +71,8 @@ class DataPlane:
         if self._takes_tallies:
             self.tally.add_sink(observer.count_tallies)  # type: ignore[union-attr]
             observer.add_source(self.tally.drain)  # type: ignore[union-attr]
+        # challengers' copies: a scorer process, started with the first copy
+        self.shadow = ShadowScorer(self._shadow_scored, repository.package_limits)
 
     # -- deployments ----------------------------------------------------------------------
     def deployment(self, ref: str) -> DeploymentEntry:
@@ -90,10 +97,19 @@ class DataPlane:
         return serving
 
     def info(self, ref: str) -> dict[str, Any]:
-        return self.deployment(ref).info()
+        return self._info(self.deployment(ref))
 
     def deployments(self) -> list[dict[str, Any]]:
-        return [entry.info() for entry in self.repository.entries()]
+        return [self._info(entry) for entry in self.repository.entries()]
+
+    def _info(self, entry: DeploymentEntry) -> dict[str, Any]:
+        body = entry.info()
+        if "mix" in body:  # what the challengers got: copies sent, scored, dropped
+            body["mix"]["shadow"] = self.shadow.counts(entry.key)
+        return body
+
+    def close(self) -> None:
+        self.shadow.close()
 
     def ready(self) -> bool:
         """Single-model mode: the model is loaded. Multi-model mode: always (an empty
@@ -130,6 +146,109 @@ class DataPlane:
     async def predict_in_chunks(self, serving: ServingModel, batch: codecs.Batch) -> list[Scored]:
         """Score a large batch `stream_chunk_rows` rows at a time in a worker thread."""
         return await self.offload(_score_in_chunks, serving.model, batch, self.config.stream_chunk_rows)
+
+    async def predict_mix(
+        self, entry: DeploymentEntry, serving: ServingModel, batch: codecs.Batch, headers: Any, chunked: bool
+    ) -> tuple[ServingModel, Any]:
+        """Score a batch with the mix member the request routes to: (the member that answered,
+        what `predict` or `predict_in_chunks` returns). When the canary fails, the champion
+        scores the batch and answers; the canary's failure is counted for it as a shadow record."""
+        mix = serving.mix
+        assert mix is not None
+        member = mix.route(headers, batch)
+        score = self.predict_in_chunks if chunked else self.predict
+        if member is mix.champion:
+            return member, await score(member, batch)
+        started = time.perf_counter()
+        try:
+            return member, await score(member, batch)
+        except Exception as exc:  # any failure of the canary: the champion answers instead
+            seconds = time.perf_counter() - started
+            user = isinstance(exc, ModelInputError)
+            log.warning(
+                "event=canary_failed deployment=%s model_id=%s answered_by=%s error=%r",
+                entry.key,
+                member.model_id,
+                mix.champion.model_id,
+                exc,
+            )
+        self.record_shadow(
+            entry.key,
+            entry.deployment_id,
+            member.model_id or "",
+            time.time(),
+            422 if user else 500,
+            len(batch),
+            seconds,
+            "user" if user else "system",
+            [],
+            None,
+            member.manifest.class_labels,
+        )
+        return mix.champion, await score(mix.champion, batch)
+
+    def shadow_copy(
+        self, entry: DeploymentEntry, serving: ServingModel, answered: ServingModel, batch: Any, chosen: Any
+    ) -> None:
+        """After the response: a copy for the challengers of a request the champion answered
+        (their answers are compared with the champion's)."""
+        mix = serving.mix
+        if mix is None or not mix.challengers or answered is not mix.champion or batch is None:
+            return
+        targets = tuple((c.model_id, str(c.path)) for c in mix.challengers)
+        try:
+            self.shadow.submit(entry.key, entry.deployment_id, targets, batch, chosen)
+        except Exception as exc:  # a copy must never fail a request
+            log.warning("event=shadow_copy_failed deployment=%s error=%r", entry.key, exc)
+
+    def _shadow_scored(self, copy: ShadowCopy, results: list[ShadowResult]) -> None:
+        """The scorer's results for one copy (its results thread)."""
+        for r in results:
+            self.record_shadow(
+                copy.key,
+                copy.deployment_id,
+                r.model_id,
+                copy.timestamp,
+                r.status,
+                r.rows,
+                r.seconds,
+                r.error,
+                r.predictions,
+                (r.compared, r.agreed, r.abs_diff_sum) if r.compared else None,
+                r.class_names,
+            )
+
+    def record_shadow(
+        self,
+        key: str,
+        deployment_id: str,
+        model_id: str,
+        now: float,
+        status: int,
+        rows: int,
+        seconds: float,
+        error: str | None,
+        predictions: Any,
+        comparison: tuple[int, int, float] | None,
+        class_names: list[str] | None,
+    ) -> None:
+        """Count what a model scored without answering (a challenger, a failed canary)."""
+        self.tally.observe(
+            key, deployment_id, model_id, now, status, rows, seconds, error, predictions, True, comparison
+        )
+        if self.observer is None or self._takes_tallies:
+            return
+        compared, agreed, abs_diff = comparison or (0, 0, 0.0)
+        labels = predictions.tolist() if isinstance(predictions, np.ndarray) else list(predictions)
+        try:
+            self.observer.submit(
+                PredictionRecord(
+                    deployment_id, model_id, rows, seconds * 1000.0, status, error, labels, [], class_names, now,  # type: ignore[arg-type]
+                    True, compared, agreed, abs_diff,
+                )
+            )  # fmt: skip
+        except Exception as exc:  # monitoring must never fail a request
+            log.warning("event=monitoring_record_failed error=%r", exc)
 
     def record(
         self,

@@ -55,6 +55,8 @@ class ServerMetrics(Collector):
         """Add drained tallies to the totals (a RequestTally sink; any thread)."""
         with self._lock:
             for tally in tallies:
+                if tally.shadow:  # not what a client got: the answering model's tally counts the request
+                    continue
                 for status, n in tally.statuses.items():
                     key = (tally.key, status)
                     self._requests[key] = self._requests.get(key, 0) + n

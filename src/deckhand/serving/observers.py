@@ -62,6 +62,12 @@ class PredictionRecord:
     feature_sample: list[dict[str, Any]] = field(default_factory=list)
     class_names: list[str] | None = None
     timestamp: float = field(default_factory=time.time)
+    # a copy scored by a model that did not answer (challenger, failed canary), and its rows
+    # compared with the champion's answers: agreed, and the sum of |difference| (regression)
+    shadow: bool = False
+    compared_rows: int = 0
+    agreed_rows: int = 0
+    abs_diff_sum: float = 0.0
 
 
 @runtime_checkable

@@ -10,7 +10,7 @@
 the model's name and model id name it too. `<v>` is the model id the deployment serves
 (another version is a 404). Errors are `{"error": "..."}`. Inference goes through the
 data plane as `/predictions` does: the same body and row limits, the micro-batcher, and
-the same metrics and monitoring record.
+the same metrics and monitoring record, and on a mix the same routing (`DataPlane.predict_mix`).
 """
 
 from __future__ import annotations
@@ -123,6 +123,7 @@ class OpenInferenceApi:
     async def infer(self, request: Request) -> None:
         plane, scope = self.plane, request.scope
         entry, serving = self._model(request)
+        answered = serving if serving.mix is None else serving.mix.champion  # the model that answers
         encoding = header(scope, b"content-encoding")
         if encoding not in ("", "identity"):
             raise HttpError(415, f"Content-Encoding {encoding!r} is not supported; send the body uncompressed")
@@ -131,7 +132,7 @@ class OpenInferenceApi:
         rows, error = 0, None
         batch: codecs.Batch | None = None
         chosen: Any = []
-        headers: list[tuple[bytes, bytes]] = []
+        headers: list[tuple[bytes, bytes]] = []  # besides the answering model's id
         try:
             decoded = await self._run(
                 len(body),
@@ -142,16 +143,21 @@ class OpenInferenceApi:
                 self.config.max_rows,
             )
             batch, rows = decoded.batch, len(decoded.batch)
-            predictions, chosen = await plane.predict(serving, batch)
+            if serving.mix is None:
+                predictions, chosen = await plane.predict(serving, batch)
+            else:
+                answered, (predictions, chosen) = await plane.predict_mix(
+                    entry, serving, batch, scope["headers"], False
+                )
             payload, json_length = await self._run(
                 len(body),
                 openinference.encode_response,
                 decoded,
                 predictions,
                 chosen,
-                serving.manifest,
+                answered.manifest,
                 request.params["id"],
-                serving.model_id,
+                answered.model_id,
             )
             status, ctype = 200, JSON if json_length is None else BINARY
             if json_length is not None:
@@ -166,8 +172,12 @@ class OpenInferenceApi:
             status, ctype, error = 500, JSON, "system"
             payload = openinference.error_body(f"inference failed: {type(exc).__name__}: {exc}")
         seconds = time.perf_counter() - started
-        await send_response(request.send, status, payload, ctype, headers)
-        plane.record(entry, serving, batch, chosen, rows, seconds, status, error)
+        await send_response(
+            request.send, status, payload, ctype, [*answered.headers, *headers] if headers else answered.headers
+        )
+        plane.record(entry, answered, batch, chosen, rows, seconds, status, error)
+        if serving.mix is not None and error is None:
+            plane.shadow_copy(entry, serving, answered, batch, chosen)
 
     async def _run(self, body_size: int, function: Callable[..., Any], *args: Any) -> Any:
         """Decode or encode on the event loop for small bodies, in a worker thread for large."""

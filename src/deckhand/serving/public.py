@@ -13,7 +13,8 @@
 Uploads and deletes are not served here: they are the admin listener's (`admin`). Requests
 of more than `stream_chunk_rows` rows are scored in chunks and answered as a stream, so
 memory stays a small multiple of the body. `<id>` is the deployment's directory name, or
-its config.yml deployment_id when only one directory has it.
+its config.yml deployment_id when only one directory has it. Every prediction response
+names the model that answered in `x-deckhand-model-id` (in a mix: the champion or the canary).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 from deckhand.packages import ModelInputError
 from deckhand.serving import codecs
 from deckhand.serving.config import ServeConfig
-from deckhand.serving.dataplane import DataPlane, predicted
+from deckhand.serving.dataplane import DataPlane, Scored, predicted
 from deckhand.serving.http import JSON, body_chunks, header, json_body, send_response
 from deckhand.serving.openinference_api import OpenInferenceApi
 from deckhand.serving.repository import ServingModel
@@ -101,6 +102,7 @@ class PublicApp:
         body = await self._body(request)
         started = time.perf_counter()
         serving = plane.loaded_model(entry, ref)
+        answered = serving if serving.mix is None else serving.mix.champion  # the model that answers
         manifest = serving.manifest
         rows = 0
         error: str | None = None
@@ -110,10 +112,18 @@ class PublicApp:
         try:
             batch = await plane.decode(body, header(scope, b"content-type"), manifest)
             rows = len(batch)
-            if rows > self.config.stream_chunk_rows:
-                status, chosen = 200, await self._predict_streamed(request, serving, batch)
+            chunked = rows > self.config.stream_chunk_rows
+            if serving.mix is not None:
+                answered, scored = await plane.predict_mix(entry, serving, batch, scope["headers"], chunked)
+            elif chunked:
+                scored = await plane.predict_in_chunks(serving, batch)
             else:
-                predictions, chosen = await plane.predict(serving, batch)
+                scored = await plane.predict(serving, batch)
+            manifest = answered.manifest
+            if chunked:
+                status, chosen = 200, await self._send_streamed(request, answered, scored)
+            else:
+                predictions, chosen = scored
                 if codecs.wants_csv(header(scope, b"accept")):
                     status, payload, ctype = 200, codecs.encode_csv(predictions, manifest, chosen), b"text/csv"
                 else:
@@ -129,27 +139,29 @@ class PublicApp:
             payload = json_body({"message": f"prediction failed: {type(exc).__name__}: {exc}"})
         seconds = time.perf_counter() - started
         if payload:
-            await send_response(send, status, payload, ctype)
-        plane.record(entry, serving, batch, chosen, rows, seconds, status, error)
+            await send_response(send, status, payload, ctype, answered.headers)
+        plane.record(entry, answered, batch, chosen, rows, seconds, status, error)
+        if serving.mix is not None and error is None:
+            plane.shadow_copy(entry, serving, answered, batch, chosen)
 
     async def _body(self, request: Request) -> bytes:
         limit, flag = self.config.max_body_bytes, "--max-body-mb; split the rows"
         chunks = [chunk async for chunk in body_chunks(request.scope, request.receive, limit, flag)]
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _predict_streamed(self, request: Request, serving: ServingModel, batch: codecs.Batch) -> Any:
-        """Score a large request in chunks in a worker thread, then answer it as a stream of
-        encoded chunks: no per-row objects for the whole request exist at once. Everything is
-        scored before the 200 is sent, so a bad row is still a clean 4xx. Returns what
-        monitoring counts: the predicted labels, or an array of the predicted values."""
-        plane, send, manifest = self.plane, request.send, serving.manifest
-        scored = await plane.predict_in_chunks(serving, batch)
+    async def _send_streamed(self, request: Request, answered: ServingModel, scored: list[Scored]) -> Any:
+        """Answer a large request, scored in chunks (`predict_in_chunks`), as a stream of encoded
+        chunks: no per-row objects for the whole request exist at once. Everything was scored
+        before the 200 is sent, so a bad row is still a clean 4xx. Returns what monitoring
+        counts: the predicted labels, or an array of the predicted values."""
+        plane, send, manifest = self.plane, request.send, answered.manifest
         as_csv = codecs.wants_csv(header(request.scope, b"accept"))
         await send(
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [(b"content-type", b"text/csv" if as_csv else JSON)],  # no length: chunked
+                # no length: chunked
+                "headers": [(b"content-type", b"text/csv" if as_csv else JSON), *answered.headers],
             }
         )
         first_row = 0

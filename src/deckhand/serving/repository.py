@@ -4,6 +4,10 @@ Readers (the request path) take `entry.current` once per request; loaders (a wor
 thread) build a whole new `ServingModel` and assign it in one step, so a request sees the
 old model or the new one, never half of each. When a load fails the old model keeps
 serving and the error is kept on the entry for `/deployments/<id>/info`.
+
+A mix file (deckhand.packages.mix: champion, canary, challengers) is published the same way:
+one `ServingModel` whose `mix` holds the members. Members whose package (sha256) the old
+version already had loaded are reused, so a canary stepping from 10 % to 20 % loads nothing.
 """
 
 from __future__ import annotations
@@ -11,13 +15,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from deckhand.package_limits import PackageLimits
-from deckhand.packages import LoadedModel, Manifest, PackageError, file_sha256, load_model
+from deckhand.packages import LoadedModel, Manifest, PackageError, file_sha256, load_model, read_manifest
+from deckhand.packages.loader import work_dir
+from deckhand.packages.mix import extract_members, is_mix, read_mix
 from deckhand.serving.batching import DEFAULT_MAX_BATCH_ROWS, MicroBatcher
+from deckhand.serving.mixes import MODEL_ID_HEADER, Challenger, MixRouting
 
 log = logging.getLogger("deckhand.serving")
 
@@ -43,10 +51,20 @@ class ServingModel:
     loaded_at: float
     load_seconds: float
     batcher: MicroBatcher
+    mix: MixRouting | None = None  # set when the package is a mix: the members answer
+    headers: list[tuple[bytes, bytes]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # the response header naming the model that answered, built once
+        self.headers = [(MODEL_ID_HEADER, (self.model_id or "").encode("latin-1", "replace"))]
 
     @property
     def manifest(self) -> Manifest:
         return self.model.manifest
+
+    def models(self) -> list[LoadedModel]:
+        """Every model this version holds loaded (a mix: its champion and canary)."""
+        return [self.model] if self.mix is None else [m.model for m in self.mix.loaded()]
 
 
 @dataclass
@@ -95,6 +113,8 @@ class DeploymentEntry:
                     "payloadSha256": manifest.payload_sha256,
                 },
             )
+            if current.mix is not None:
+                body["mix"] = current.mix.describe()
         return body
 
 
@@ -169,28 +189,60 @@ class ModelRepository:
         model_id: str | None,
         signature: Any = None,
     ) -> bool:
-        """Load a package and publish it on the entry; on failure keep the old model."""
+        """Load a package (or a mix) and publish it on the entry; on failure keep the old one."""
         started = time.perf_counter()
         entry.loading = True
         entry.source_signature = signature
         try:
             sha = file_sha256(package_path)
-            model = load_model(package_path, self.package_limits)
+            if is_mix(package_path):
+                serving = self._load_mix(entry.current, Path(package_path), model_id, sha, started)
+            elif (found := _reusable(entry.current).get(sha)) is not None:  # e.g. a promoted canary
+                serving = self._serving(
+                    found.model, model_id or found.manifest.name, Path(package_path), sha, started, found.batcher
+                )
+            else:
+                model = load_model(package_path, self.package_limits)
+                serving = self._serving(model, model_id or model.manifest.name, Path(package_path), sha, started)
         except (PackageError, OSError) as exc:
             return self._failed(entry, package_path, str(exc))
         except Exception as exc:  # a model's own load code can raise anything
             return self._failed(entry, package_path, f"{type(exc).__name__}: {exc}")
         finally:
             entry.loading = False
+        serving.load_seconds = time.perf_counter() - started
+        old, entry.current = entry.current, serving
+        entry.last_error = entry.last_error_at = None
+        if old is not None:
+            _retire(old, keep=serving.models())
+        log.info(
+            "event=model_loaded deployment=%s model_id=%s format=%s seconds=%.3f",
+            entry.key,
+            serving.model_id,
+            "mix" if serving.mix is not None else serving.manifest.format,
+            serving.load_seconds,
+        )
+        return True
+
+    def _serving(
+        self,
+        model: LoadedModel,
+        model_id: str,
+        path: Path,
+        sha: str,
+        started: float,
+        batcher: MicroBatcher | None = None,
+    ) -> ServingModel:
         batching = self.batching
-        serving = ServingModel(
+        return ServingModel(
             model=model,
-            model_id=model_id or model.manifest.name,
-            package_path=Path(package_path),
+            model_id=model_id,
+            package_path=path,
             package_sha256=sha,
             loaded_at=time.time(),
             load_seconds=time.perf_counter() - started,
-            batcher=MicroBatcher(
+            batcher=batcher
+            or MicroBatcher(
                 model.predict,
                 max_rows=batching.max_rows,
                 max_wait_s=batching.max_wait_s,
@@ -200,18 +252,59 @@ class ModelRepository:
                 enabled=batching.enabled and bool(model.manifest.features),
             ),
         )
-        old, entry.current = entry.current, serving
-        entry.last_error = entry.last_error_at = None
-        if old is not None:
-            _retire(old)
-        log.info(
-            "event=model_loaded deployment=%s model_id=%s format=%s seconds=%.3f",
-            entry.key,
-            serving.model_id,
-            model.manifest.format,
-            serving.load_seconds,
+
+    def _load_mix(
+        self, old: ServingModel | None, path: Path, model_id: str | None, sha: str, started: float
+    ) -> ServingModel:
+        """The ServingModel of a mix: champion and canary loaded (or reused from `old` when their
+        package is unchanged), challengers checked and handed to the shadow scorer by path."""
+        mix = read_mix(path, self.package_limits)
+        paths = extract_members(mix, work_dir() / "mix-members")
+        reusable = _reusable(old)
+        loaded: list[LoadedModel] = []  # loaded here: closed again if the mix fails
+        answering: dict[str, ServingModel] = {}
+        try:
+            for member in (mix.champion, mix.canary):
+                if member is None:
+                    continue
+                found = reusable.get(member.sha256)
+                if found is not None:
+                    model, batcher = found.model, found.batcher
+                else:
+                    model, batcher = load_model(paths[member.model_id], self.package_limits), None
+                    loaded.append(model)
+                answering[member.role] = self._serving(
+                    model, member.model_id, paths[member.model_id], member.sha256, started, batcher
+                )
+            challengers = tuple(
+                Challenger(
+                    c.model_id, paths[c.model_id], c.sha256, read_manifest(paths[c.model_id], self.package_limits)
+                )
+                for c in mix.challengers
+            )
+        except BaseException:
+            for model in loaded:
+                model.close()
+            raise
+        champion = answering["champion"]
+        canary = answering.get("canary")
+        serving = self._serving(champion.model, model_id or mix.served_model_id, path, sha, started, champion.batcher)
+        serving.mix = MixRouting(
+            served_model_id=mix.served_model_id,
+            champion=champion,
+            canary=canary,
+            percent=mix.canary.percent if mix.canary is not None else 0,
+            challengers=challengers,
+            sticky=mix.sticky,
         )
-        return True
+        log.info(
+            "event=mix_loaded path=%s members=%d loaded=%d reused=%d",
+            path,
+            len(mix.members),
+            len(loaded),
+            len(answering) - len(loaded),
+        )
+        return serving
 
     def _failed(self, entry: DeploymentEntry, path: Path, message: str) -> bool:
         self.load_failures += 1
@@ -227,7 +320,24 @@ class ModelRepository:
         return False
 
 
-def _retire(serving: ServingModel) -> None:
-    timer = threading.Timer(RETIRE_AFTER_S, serving.model.close)
+def _reusable(old: ServingModel | None) -> dict[str, ServingModel]:
+    """The loaded models of the version being replaced, by package sha256."""
+    if old is None:
+        return {}
+    return {m.package_sha256: m for m in (old.mix.loaded() if old.mix is not None else [old])}
+
+
+def _retire(serving: ServingModel, keep: Sequence[LoadedModel] = ()) -> None:
+    """Close the old version's models a while after a swap (in-flight requests), except those
+    the new version reuses."""
+    closing = [model for model in serving.models() if not any(model is kept for kept in keep)]
+    if not closing:
+        return
+
+    def close() -> None:
+        for model in closing:
+            model.close()
+
+    timer = threading.Timer(RETIRE_AFTER_S, close)
     timer.daemon = True
     timer.start()

@@ -8,6 +8,11 @@ when a /metrics scrape or the monitoring reporter's thread asks (`drain`), or wh
 `MAX_PENDING` latencies wait. prometheus_client's own Counter and Histogram take a lock
 and search the buckets on every call, and monitoring counting the same request again on
 its own would do that work twice.
+
+A tally is kept per deployment, answering model and shadow flag: in a mix (a canary, or
+challengers) several models answer for one deployment, and monitoring compares them.
+Shadow tallies count what a model scored without answering the client (a challenger, or a
+canary whose failure the champion covered); /metrics leaves them out.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ MAX_PENDING = 4096  # latencies per deployment before the request that adds one 
 
 
 class Tally:
-    """One deployment's requests within one minute, since the last drain."""
+    """One deployment's requests answered by one model within one minute, since the last drain."""
 
     __slots__ = (
         "key",
@@ -37,9 +42,13 @@ class Tally:
         "latencies",
         "predictions",
         "value_arrays",
+        "shadow",
+        "compared_rows",
+        "agreed_rows",
+        "abs_diff_sum",
     )
 
-    def __init__(self, key: str, deployment_id: str, model_id: str | None, minute: int) -> None:
+    def __init__(self, key: str, deployment_id: str, model_id: str | None, minute: int, shadow: bool = False) -> None:
         self.key = key  # the server's name for the deployment (its directory; /metrics' label)
         self.deployment_id = deployment_id
         self.model_id = model_id
@@ -53,6 +62,11 @@ class Tally:
         # the predicted values of large regression requests, kept as arrays (8 bytes a row)
         # rather than as a dict entry per distinct value; the reporter sketches them
         self.value_arrays: list[np.ndarray] = []
+        self.shadow = shadow  # scored a copy: its answer was not the one returned
+        # rows compared with the champion's answers (challengers): equal, and |difference| summed
+        self.compared_rows = 0
+        self.agreed_rows = 0
+        self.abs_diff_sum = 0.0
 
     @property
     def requests(self) -> int:
@@ -70,7 +84,9 @@ class RequestTally:
         self.count_predictions = count_predictions  # only monitoring wants them
         self._sinks: list[Sink] = []
         self._lock = threading.Lock()
-        self._tallies: dict[str, Tally] = {}
+        # deployment key -> model id -> tally (two lookups, no key tuple built per request)
+        self._tallies: dict[str, dict[str | None, Tally]] = {}
+        self._shadow: dict[str, dict[str | None, Tally]] = {}
         self._done: list[Tally] = []  # of earlier minutes, not drained yet
         self._minute = 0
         self._minute_end = 0.0
@@ -89,17 +105,23 @@ class RequestTally:
         seconds: float,
         error: str | None,
         predictions: list[Any] | np.ndarray,
+        shadow: bool = False,
+        comparison: tuple[int, int, float] | None = None,
     ) -> None:
         """One request (`now` from time.time(); `seconds` its latency). `predictions` are the
-        predicted labels or values, or an array of values for a large regression request."""
+        predicted labels or values, or an array of values for a large regression request.
+        `shadow`: the model scored a copy and did not answer; `comparison`: (compared rows,
+        agreed rows, sum of |difference|) against the champion's answers."""
         with self._lock:
             if not self._minute <= now < self._minute_end:
                 self._new_minute(now)
-            tally = self._tallies.get(key)
+            tallies = self._shadow if shadow else self._tallies
+            by_model = tallies.get(key)
+            if by_model is None:
+                by_model = tallies[key] = {}
+            tally = by_model.get(model_id)
             if tally is None:
-                tally = self._tallies[key] = Tally(key, deployment_id, model_id, self._minute)
-            else:
-                tally.model_id = model_id  # a replaced model: the minute goes to the newer one
+                tally = by_model[model_id] = Tally(key, deployment_id, model_id, self._minute, shadow)
             statuses = tally.statuses
             statuses[status] = statuses.get(status, 0) + 1
             tally.rows += rows
@@ -109,6 +131,10 @@ class RequestTally:
                     tally.user_errors += 1
                 else:
                     tally.system_errors += 1
+            if comparison is not None:
+                tally.compared_rows += comparison[0]
+                tally.agreed_rows += comparison[1]
+                tally.abs_diff_sum += comparison[2]
             if self.count_predictions and len(predictions):
                 counts = tally.predictions
                 if isinstance(predictions, np.ndarray):
@@ -126,9 +152,10 @@ class RequestTally:
     def drain(self) -> None:
         """Hand everything counted so far to the sinks."""
         with self._lock:
-            taken = self._done + list(self._tallies.values())
+            taken = self._done + _flat(self._tallies) + _flat(self._shadow)
             self._done = []
             self._tallies = {}
+            self._shadow = {}
         if taken:
             for sink in self._sinks:
                 sink(taken)
@@ -136,7 +163,11 @@ class RequestTally:
     def _new_minute(self, now: float) -> None:
         """Tallies never span two minutes: the minute's go to `_done` (under the lock)."""
         minute = int(now // 60) * 60
-        if self._tallies:
-            self._done.extend(self._tallies.values())
-            self._tallies = {}
+        self._done.extend(_flat(self._tallies) + _flat(self._shadow))
+        self._tallies = {}
+        self._shadow = {}
         self._minute, self._minute_end = minute, minute + 60.0
+
+
+def _flat(tallies: dict[str, dict[str | None, Tally]]) -> list[Tally]:
+    return [tally for by_model in tallies.values() for tally in by_model.values()]
