@@ -74,15 +74,9 @@ class MixRouting:
 
     def describe(self) -> dict[str, Any]:
         """The mix as /deployments/<id>/info shows it."""
-        members = [
-            {"modelId": self.champion.model_id, "role": "champion", "percent": 100 - self.percent,
-             "sha256": self.champion.package_sha256},
-        ]  # fmt: skip
+        members = [_described(self.champion, "champion", 100 - self.percent)]
         if self.canary is not None:
-            members.append(
-                {"modelId": self.canary.model_id, "role": "canary", "percent": self.percent,
-                 "sha256": self.canary.package_sha256}
-            )  # fmt: skip
+            members.append(_described(self.canary, "canary", self.percent))
         members += [
             {"modelId": c.model_id, "role": "challenger", "percent": 0, "sha256": c.sha256} for c in self.challengers
         ]
@@ -90,6 +84,17 @@ class MixRouting:
 
     def loaded(self) -> list[ServingModel]:
         return [self.champion] if self.canary is None else [self.champion, self.canary]
+
+
+def _described(member: ServingModel, role: str, percent: int) -> dict[str, Any]:
+    # loadedAt stays when a swap reuses the member's model
+    return {
+        "modelId": member.model_id,
+        "role": role,
+        "percent": percent,
+        "sha256": member.package_sha256,
+        "loadedAt": member.loaded_at,
+    }
 
 
 def bucket(value: str) -> int:

@@ -201,6 +201,7 @@ class ModelRepository:
                 serving = self._serving(
                     found.model, model_id or found.manifest.name, Path(package_path), sha, started, found.batcher
                 )
+                serving.loaded_at = found.loaded_at  # still the model loaded then
             else:
                 model = load_model(package_path, self.package_limits)
                 serving = self._serving(model, model_id or model.manifest.name, Path(package_path), sha, started)
@@ -276,6 +277,8 @@ class ModelRepository:
                 answering[member.role] = self._serving(
                     model, member.model_id, paths[member.model_id], member.sha256, started, batcher
                 )
+                if found is not None:  # still the model loaded then
+                    answering[member.role].loaded_at = found.loaded_at
             challengers = tuple(
                 Challenger(
                     c.model_id, paths[c.model_id], c.sha256, read_manifest(paths[c.model_id], self.package_limits)

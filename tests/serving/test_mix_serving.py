@@ -1,0 +1,228 @@
+"""`deckhand serve` on a mix (docs/rollouts.md): canary split, sticky routing, a failing
+canary covered by the champion, challengers scored off the request path, and swaps that
+reuse loaded members. Real `deckhand serve` processes, monitoring to a spool directory."""
+
+from __future__ import annotations
+
+import collections
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from deckhand import deployment_dirs
+from deckhand.monitoring.records import decode_batch
+from deckhand.packages import Batch, file_sha256
+from deckhand.packages.demo import sample_rows
+from deckhand.packages.mix import MixMember, write_mix
+from deckhand.serving.mixes import MixRouting, bucket
+from deckhand.serving.shadow import compare
+from deckhand.serving.testing import ServeProcess
+from deckhand.testing import wait_until
+
+HEADER = "x-deckhand-model-id"
+CHALLENGERS = ("chal-1", "chal-2", "chal-3")
+
+
+def _mix(path: Path, champion: Path, canary: Path | None, percent: int, challenger: Path | None, sticky=None) -> Path:  # type: ignore[no-untyped-def]
+    members = [MixMember("champ", "champion", 100 - percent, file_sha256(champion), champion)]
+    if canary is not None:
+        members.append(MixMember("canary", "canary", percent, file_sha256(canary), canary))
+    if challenger is not None:
+        members += [MixMember(c, "challenger", 0, file_sha256(challenger), challenger) for c in CHALLENGERS]
+    write_mix(path, f"mix-{percent}", members, sticky)
+    return path
+
+
+def _spooled(spool: Path) -> list[dict[str, Any]]:
+    return [r for f in sorted(spool.glob("*.jsonl")) for r in decode_batch(f.read_bytes())]
+
+
+def _model_stats(spool: Path) -> dict[tuple[str, bool], dict[str, int]]:
+    """Per (model id, shadow): requests, errors and compared/agreed rows the server reported."""
+    out: dict[tuple[str, bool], dict[str, int]] = collections.defaultdict(collections.Counter)  # type: ignore[arg-type]
+    for record in _spooled(spool):
+        if "requests" in record:
+            counts = out[(record["modelId"], bool(record.get("shadow")))]
+            for key in ("requests", "systemErrors", "comparedRows", "agreedRows"):
+                counts[key] += record.get(key, 0)
+    return out
+
+
+def _short_petals(n: int) -> list[dict[str, float]]:
+    rows = [r for r in sample_rows(n * 3, seed=3) if r["petal_length"] <= 5.0]
+    return rows[:n]
+
+
+def test_canary_split_failures_and_challengers(
+    demo_package: Path, flaky_package: Path, second_package: Path, tmp_path: Path
+) -> None:
+    mix = _mix(tmp_path / "mix.dhpkg", demo_package, flaky_package, 20, second_package)
+    spool = tmp_path / "spool"
+    server = ServeProcess(
+        ["--package", str(mix), "--model-id", "mix-20"],
+        tmp_path / "serve.log",
+        env={"DECKHAND_MONITORING": f"spool:{spool}", "DECKHAND_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    with server, httpx.Client(timeout=20) as client:
+        server.wait_ready()
+        url = f"{server.url}/predictions"
+        # the split: 2,000 requests at 20 % (the flaky canary answers rows with short petals)
+        rows = _short_petals(50)
+        answered = collections.Counter()
+        for i in range(2000):
+            response = client.post(url, json=[rows[i % len(rows)]])
+            assert response.status_code == 200, response.text
+            answered[response.headers[HEADER]] += 1
+        assert set(answered) == {"champ", "canary"}
+        assert 300 <= answered["canary"] <= 500, answered
+
+        # a canary failing on long petals: the champion answers every one of them
+        long_row = {"sepal_length": 6.5, "sepal_width": 3.0, "petal_length": 6.0, "petal_width": 2.0}
+        failed = 0
+        for _ in range(200):
+            response = client.post(url, json=[long_row])
+            failed += response.status_code != 200
+            assert response.headers[HEADER] == "champ"
+        assert failed == 0
+
+        # the Open Inference Protocol routes the same way and names the model too
+        v2 = client.post(
+            f"{server.url}/v2/models/default/infer",
+            json={"inputs": [{"name": k, "shape": [1], "datatype": "FP64", "data": [v]} for k, v in rows[0].items()]},
+        )
+        assert v2.status_code == 200 and v2.headers[HEADER] in ("champ", "canary")
+
+        # challengers got copies of what the champion answered, and never answered a client
+        def scored() -> int:
+            return client.get(f"{server.url}/info").json()["mix"]["shadow"]["scored"]
+
+        wait_until(lambda: scored() > 100, 60, 0.2, what="the challengers to score copies")
+        info = client.get(f"{server.url}/info").json()
+        assert info["modelId"] == "mix-20"
+        assert [(m["modelId"], m["role"], m["percent"]) for m in info["mix"]["members"]] == [
+            ("champ", "champion", 80),
+            ("canary", "canary", 20),
+            *[(c, "challenger", 0) for c in CHALLENGERS],
+        ]
+        shadow = info["mix"]["shadow"]
+        assert shadow["sent"] >= shadow["scored"] > 100 and shadow["sent"] + shadow["dropped"] >= 1600
+
+        # monitoring: per model, the canary's failures as shadow records, challengers compared
+        def reported() -> dict[tuple[str, bool], dict[str, int]]:
+            stats = _model_stats(spool)
+            assert stats[("canary", True)]["systemErrors"] >= 15  # about 20 % of the 200 went to the canary
+            assert all(stats[(c, True)]["comparedRows"] > 100 for c in CHALLENGERS)
+            return stats
+
+        wait_until(lambda: bool(reported()), 30, 0.2, what="per-model records in the spool")
+    stats = _model_stats(spool)
+    assert stats[("champ", False)]["systemErrors"] == 0 and stats[("canary", False)]["systemErrors"] == 0
+    assert stats[("champ", False)]["requests"] + stats[("canary", False)]["requests"] == 2201
+    failures = stats[("canary", True)]
+    assert failures["requests"] == failures["systemErrors"] and 15 <= failures["systemErrors"] <= 80
+    for c in CHALLENGERS:  # iris-v2 mostly agrees with the demo model
+        assert 0.7 <= stats[(c, True)]["agreedRows"] / stats[(c, True)]["comparedRows"] <= 1.0
+
+
+def test_sticky_routing_and_swaps_that_reuse_members(demo_package: Path, second_package: Path, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    sticky = {"header": "x-customer-id"}
+    first = _mix(tmp_path / "mix-10.dhpkg", demo_package, second_package, 10, None, sticky)
+    deployment_dirs.install(models, "d1", "d1", "mix-10", first)
+    server = ServeProcess(
+        ["--models-dir", str(models), "--poll-interval", "0.1"],
+        tmp_path / "serve.log",
+        env={"DECKHAND_MONITORING": "off", "DECKHAND_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    row = sample_rows(1)
+    customers = [f"customer-{i}" for i in range(200)]
+    with server, httpx.Client(timeout=20) as client:
+        server.wait_ready()
+        url = f"{server.url}/deployments/d1/predictions"
+
+        def models_met() -> dict[str, set[str]]:
+            met: dict[str, set[str]] = collections.defaultdict(set)
+            for customer in customers:
+                for _ in range(3):
+                    response = client.post(url, json=row, headers={"x-customer-id": customer})
+                    met[customer].add(response.headers[HEADER])
+            return met
+
+        at_10 = models_met()
+        assert all(len(seen) == 1 for seen in at_10.values())  # an entity always meets the same model
+        assert {c for c, seen in at_10.items() if seen == {"canary"}} == {c for c in customers if bucket(c) < 10}
+        unkeyed = collections.Counter(client.post(url, json=row).headers[HEADER] for _ in range(300))
+        assert unkeyed["champ"] > unkeyed["canary"] > 0  # no key: a random draw at 10 %
+
+        before = client.get(f"{server.url}/deployments/d1").json()
+        second = _mix(tmp_path / "mix-20.dhpkg", demo_package, second_package, 20, None, sticky)
+        deployment_dirs.install(models, "d1", "d1", "mix-20", second)
+        wait_until(
+            lambda: client.get(f"{server.url}/deployments/d1").json()["modelId"] == "mix-20", 10, 0.05, what="the swap"
+        )
+        after = client.get(f"{server.url}/deployments/d1").json()
+        # members unchanged but the share: nothing loaded again, and the swap takes milliseconds
+        assert [m["loadedAt"] for m in after["mix"]["members"]] == [m["loadedAt"] for m in before["mix"]["members"]]
+        assert after["loadedAt"] > before["loadedAt"] and after["loadSeconds"] < 1.0
+        at_20 = models_met()
+        on_canary_at_10 = {c for c, seen in at_10.items() if seen == {"canary"}}
+        assert on_canary_at_10 <= {c for c, seen in at_20.items() if seen == {"canary"}}  # stays on it
+        assert {c for c, seen in at_20.items() if seen == {"canary"}} == {c for c in customers if bucket(c) < 20}
+
+        # promoted: the canary's package alone, served without loading it again
+        deployment_dirs.install(models, "d1", "d1", "model-b", second_package)
+        wait_until(
+            lambda: client.get(f"{server.url}/deployments/d1").json()["modelId"] == "model-b",
+            10,
+            0.05,
+            what="promotion",
+        )
+        promoted = client.get(f"{server.url}/deployments/d1").json()
+        assert promoted["loadedAt"] == after["mix"]["members"][1]["loadedAt"] and "mix" not in promoted
+        assert client.post(url, json=row).headers[HEADER] == "model-b"
+
+
+def test_sticky_field_reads_the_first_row_in_every_batch_form() -> None:
+    routing = MixRouting("mix-x", "champ", "canary", 50, (), {"field": "customer"})  # type: ignore[arg-type]
+    columns = ["customer", "x"]
+    forms = [
+        Batch(columns=columns, array=np.array([[42.0, 1.0]])),
+        Batch(columns=columns, rows=[[42, 1.0]]),
+        Batch(columns=columns, rows=[["42", 1.0]]),
+    ]
+    assert {routing.sticky_value([], batch) for batch in forms} == {"42"}
+    assert routing.route([], forms[0]) == ("canary" if bucket("42") < 50 else "champ")
+    assert routing.sticky_value([], Batch(columns=["x"], rows=[[1.0]])) is None  # no key: a random draw
+
+
+@pytest.mark.parametrize(
+    ("champion", "challenger", "regression", "expected"),
+    [
+        (["a", "b", "c"], ["a", "c", "c"], False, (3, 2, 0.0)),
+        ([100.0, 10.0, 0.0], np.array([100.5, 12.0, 0.0]), True, (3, 2, 2.5)),
+    ],
+)
+def test_challenger_answers_are_compared_with_the_champions(champion, challenger, regression, expected) -> None:  # type: ignore[no-untyped-def]
+    assert compare(champion, challenger, regression) == expected
+
+
+def test_a_swap_measured(demo_package: Path, second_package: Path, tmp_path: Path) -> None:
+    """The repository alone: a 10 % -> 20 % swap reuses both loaded members."""
+    from deckhand.serving.repository import ModelRepository
+
+    repository = ModelRepository()
+    entry = repository.entry("d", "d")
+    assert repository.load_into(entry, _mix(tmp_path / "a.dhpkg", demo_package, second_package, 10, None), None)
+    first = entry.current
+    started = time.perf_counter()
+    assert repository.load_into(entry, _mix(tmp_path / "b.dhpkg", demo_package, second_package, 20, None), None)
+    seconds = time.perf_counter() - started
+    assert first is not None and first.mix is not None and entry.current is not None and entry.current.mix is not None
+    assert entry.current.mix.champion.model is first.mix.champion.model
+    assert entry.current.mix.canary.model is first.mix.canary.model  # type: ignore[union-attr]
+    assert entry.current.mix.percent == 20 and seconds < 1.0, seconds
