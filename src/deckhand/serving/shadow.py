@@ -3,10 +3,12 @@
 After the champion's response is sent, the server hands the decoded batch and the champion's
 answers to `ShadowScorer.submit`: a non-blocking put on a bounded queue (a full queue drops
 the copy and counts it; nothing is queued without bound). One scorer process per server
-worker, started on the first copy at nice +10 (a fresh interpreter, one BLAS thread) and fed
-over a socket pair by a sender thread that pickles the copies. The scorer loads each challenger's
-package itself (from the extracted path; kept loaded), scores the copy, compares its answers
-with the champion's and sends back one `ShadowResult` per challenger. A process rather than
+worker, started on the first copy at nice +10 (a fresh interpreter, one BLAS thread), is fed
+over a datagram socket pair whose kernel buffer is that bounded queue: the request path
+sends to it without blocking, and no thread wakes per copy. The scorer loads each
+challenger's package itself (from the extracted path; kept loaded), scores the copy,
+compares its answers with the champion's and sends back one `ShadowResult` per challenger,
+batched every RESULTS_EVERY_S. A process rather than
 a thread: a thread would compete for the GIL with the request path, and the nice value puts
 its CPU time behind the server's.
 
@@ -17,11 +19,14 @@ with the next copy; a scorer whose server dies sees its socket close and exits.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import os
-import queue
+import pickle
+import select
 import socket
 import subprocess
 import sys
@@ -40,8 +45,11 @@ from deckhand.package_limits import PackageLimits
 
 log = logging.getLogger("deckhand.serving.shadow")
 
-MAX_QUEUE = 64  # copies waiting for the scorer; more are dropped
+QUEUE_BYTES = 4 * 1024**2  # copies waiting for the scorer (the kernel may cap it lower); more are dropped
+MAX_COPY_BYTES = 8 * 1024**2  # a copy larger than the socket buffer is dropped anyway
 MAX_ROWS = 10_000  # larger requests are not copied (counted as dropped)
+RESULTS_EVERY_S = 0.2  # the scorer sends results batched
+FULL_BACKOFF_S = 0.005  # after a full buffer, copies are dropped without trying for this long
 NICE = 10
 REGRESSION_TOLERANCE = 0.01  # regression answers agree within 1 % of each other
 _CACHED_MODELS = 16  # challenger models the scorer keeps loaded
@@ -89,26 +97,27 @@ OnScored = Callable[[ShadowCopy, list[ShadowResult]], None]
 
 
 class ShadowScorer:
-    """The server side: the bounded queue, the scorer process, and a thread each to send copies
-    and to collect results."""
+    """The server side: the copies' socket (the bounded queue), the scorer process, and a
+    thread that collects results."""
 
     def __init__(
         self,
         on_scored: OnScored,
         limits: PackageLimits | None = None,
         *,
-        max_queue: int = MAX_QUEUE,
+        queue_bytes: int = QUEUE_BYTES,
         max_rows: int = MAX_ROWS,
     ) -> None:
         self.on_scored = on_scored
         self.limits = limits or PackageLimits()
-        self.max_queue = max_queue
+        self.queue_bytes = queue_bytes
         self.max_rows = max_rows
         self._counts: dict[str, ShadowCounts] = {}
-        self._queue: queue.Queue[ShadowCopy | None] | None = None
+        self._copies: socket.socket | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._full_until = 0.0
 
     def counts(self, key: str) -> dict[str, int]:
         return self._counts.get(key, ShadowCounts()).as_dict()
@@ -116,91 +125,88 @@ class ShadowScorer:
     def submit(
         self, key: str, deployment_id: str, challengers: tuple[tuple[str, str], ...], batch: Any, champion: Any
     ) -> None:
-        """Queue a copy for the challengers, or drop it (counted) when the queue is full."""
+        """Send a copy to the scorer, or drop it (counted) when the socket's buffer is full."""
         counts = self._counts.get(key) or self._counts.setdefault(key, ShadowCounts())
         if len(batch) > self.max_rows or self._closed:
             counts.dropped += 1
             return
-        jobs = self._queue or self._start()
-        try:
-            jobs.put_nowait(ShadowCopy(key, deployment_id, challengers, batch, champion, time.time()))
-        except queue.Full:
+        if self._full_until and time.monotonic() < self._full_until:  # full a moment ago: not even pickled
             counts.dropped += 1
-            if counts.dropped == 1 or counts.dropped % 1000 == 0:
+            return
+        copies = self._copies or self._start()
+        data = pickle.dumps(ShadowCopy(key, deployment_id, challengers, batch, champion, time.time()), protocol=5)
+        try:
+            copies.send(data)  # one datagram, whole or not at all; never blocks
+        except (BlockingIOError, OSError) as exc:  # full (or, EMSGSIZE, a copy larger than the buffer)
+            counts.dropped += 1
+            if isinstance(exc, BlockingIOError):
+                self._full_until = time.monotonic() + FULL_BACKOFF_S
+            if not isinstance(exc, BlockingIOError | InterruptedError) and exc.errno != errno.EMSGSIZE:
+                self._copies = None  # the scorer is gone: the next copy starts another
+            elif counts.dropped == 1 or counts.dropped % 1000 == 0:
                 log.warning("event=shadow_queue_full deployment=%s dropped=%d", key, counts.dropped)
             return
         counts.sent += 1
 
-    def _start(self) -> queue.Queue[ShadowCopy | None]:
+    def _start(self) -> socket.socket:
         """Start the scorer: `python -c` rather than multiprocessing, which would run the
-        server's own __main__ again in the child (`python -m deckhand.cli serve`)."""
+        server's own __main__ again in the child (`python -m deckhand.cli serve`). Copies go
+        over a datagram socket pair sent to without blocking, straight from the request path
+        (no thread to wake per copy); results come back batched over a stream pair."""
         with self._lock:
-            if self._queue is not None:
-                return self._queue
-            ours, theirs = socket.socketpair()
+            if self._copies is not None:
+                return self._copies
+            copies, their_copies = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            results, their_results = socket.socketpair()
+            copies.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.queue_bytes)  # the kernel caps it
+            copies.setblocking(False)
             env = dict(os.environ, **ONE_THREAD)
             # the same deckhand as this server, whatever the child's sys.path would be
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [_SOURCE_ROOT, env.get("PYTHONPATH")]))
-            limits = json.dumps(dataclasses.asdict(self.limits))
+            fds = (their_copies.fileno(), their_results.fileno())
             self._process = subprocess.Popen(
-                [sys.executable, "-c", _CHILD, str(theirs.fileno()), limits],
-                pass_fds=(theirs.fileno(),),
+                [sys.executable, "-c", _CHILD, *map(str, fds), json.dumps(dataclasses.asdict(self.limits))],
+                pass_fds=fds,
                 env=env,
                 stdin=subprocess.DEVNULL,
             )
-            theirs.close()
-            connection = Connection(ours.detach())
-            jobs: queue.Queue[ShadowCopy | None] = queue.Queue(maxsize=self.max_queue)
+            their_copies.close()
+            their_results.close()
             threading.Thread(
-                target=self._send, args=(jobs, connection), name="deckhand-shadow-send", daemon=True
+                target=self._collect, args=(Connection(results.detach()), copies), name="deckhand-shadow", daemon=True
             ).start()
-            threading.Thread(
-                target=self._collect, args=(connection,), name="deckhand-shadow-results", daemon=True
-            ).start()
-            self._queue = jobs
+            self._copies = copies
             log.info("event=shadow_scorer_started pid=%s", self._process.pid)
-            return jobs
+            return copies
 
-    def _send(self, jobs: queue.Queue[ShadowCopy | None], connection: Connection) -> None:
-        while True:
-            copy = jobs.get()
-            try:
-                connection.send(copy)  # pickled here, in this thread
-            except (OSError, ValueError) as exc:  # the scorer is gone; _collect restarts it
-                log.warning("event=shadow_send_failed error=%r", exc)
-                return
-            if copy is None:
-                return
-
-    def _collect(self, connection: Connection) -> None:
+    def _collect(self, connection: Connection, copies: socket.socket) -> None:
         while True:
             try:
-                copy, results = connection.recv()
-            except (EOFError, OSError) as exc:
-                log.info("event=shadow_results_closed error=%r", exc)
+                batch = connection.recv()
+            except (EOFError, OSError):
                 break
-            counts = self._counts.get(copy.key)
-            if counts is not None:
-                counts.scored += 1
-            try:
-                self.on_scored(copy, results)
-            except Exception:  # counting must not stop the thread
-                log.exception("event=shadow_result_failed deployment=%s", copy.key)
+            for copy, results in batch:
+                counts = self._counts.get(copy.key)
+                if counts is not None:
+                    counts.scored += 1
+                try:
+                    self.on_scored(copy, results)
+                except Exception:  # counting must not stop the thread
+                    log.exception("event=shadow_result_failed deployment=%s", copy.key)
         connection.close()
+        if self._copies is copies:
+            self._copies = None  # the next copy starts a new scorer
+        copies.close()
         if not self._closed:
             exit_code = self._process.poll() if self._process is not None else None
-            log.warning("event=shadow_scorer_died exitcode=%s restarting=true", exit_code)
-            self._queue = None  # the next copy starts a new scorer
+            log.warning("event=shadow_scorer_died exitcode=%s", exit_code)
 
     def close(self, timeout: float = 2.0) -> None:
         self._closed = True
-        jobs, process = self._queue, self._process
-        if jobs is None or process is None:
+        copies, process = self._copies, self._process
+        if copies is None or process is None:
             return
-        try:
-            jobs.put(None, timeout=timeout)
-        except queue.Full:
-            pass
+        copies.shutdown(socket.SHUT_WR)  # the scorer reads end-of-file and exits
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -209,30 +215,49 @@ class ShadowScorer:
 
 
 # -- the scorer process ----------------------------------------------------------------------
-_CHILD = "import sys; from deckhand.serving.shadow import scorer_main; scorer_main(int(sys.argv[1]), sys.argv[2])"
+_CHILD = (
+    "import sys; from deckhand.serving.shadow import scorer_main; "
+    "scorer_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])"
+)
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
-def scorer_main(fd: int, limits_json: str) -> None:
-    """Score copies from the connection on `fd` until told to stop (None) or the server is gone."""
-    try:
+def scorer_main(copies_fd: int, results_fd: int, limits_json: str) -> None:
+    """Score copies from the datagram socket until it closes (the server stopped or died);
+    send results back at most every RESULTS_EVERY_S, batched (fewer wake-ups for the server)."""
+    with contextlib.suppress(OSError, AttributeError):
         os.nice(NICE)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError, AttributeError):  # Linux: CPU time only when nothing else wants it
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     limits = PackageLimits(**json.loads(limits_json))
-    connection = Connection(fd)
+    copies = socket.socket(fileno=copies_fd)
+    results = Connection(results_fd)
     models: OrderedDict[str, Any] = OrderedDict()
+    pending: list[tuple[ShadowCopy, list[ShadowResult]]] = []
+    buffer = bytearray(MAX_COPY_BYTES)
+    view = memoryview(buffer)
+    flush_at = time.monotonic() + RESULTS_EVERY_S
     while True:
-        try:
-            copy = connection.recv()
-        except (EOFError, OSError):  # the server process is gone
-            return
-        if copy is None:
-            return
-        out = [_score(models, model_id, path, copy, limits) for model_id, path in copy.challengers]
-        # the batch and the champion's answers need not travel back
-        connection.send((ShadowCopy(copy.key, copy.deployment_id, (), None, None, copy.timestamp), out))
+        wait = max(0.0, flush_at - time.monotonic()) if pending else None
+        if select.select([copies], [], [], wait)[0]:
+            size = copies.recv_into(buffer)
+            if not size:  # end of file: the server is gone
+                break
+            copy = pickle.loads(view[:size])
+            out = [_score(models, model_id, path, copy, limits) for model_id, path in copy.challengers]
+            # the batch and the champion's answers need not travel back
+            pending.append((ShadowCopy(copy.key, copy.deployment_id, (), None, None, copy.timestamp), out))
+        if pending and time.monotonic() >= flush_at:
+            try:
+                results.send(pending)
+            except OSError:
+                break
+            pending = []
+            flush_at = time.monotonic() + RESULTS_EVERY_S
+    if pending:
+        with contextlib.suppress(OSError):
+            results.send(pending)
 
 
 def _model(models: OrderedDict[str, Any], path: str, limits: PackageLimits) -> Any:
@@ -269,10 +294,15 @@ def _score(
     except ModelInputError:
         return ShadowResult(model_id, rows, time.perf_counter() - started, 422, "user", [], class_names, 0, 0, 0.0)
     except Exception as exc:
-        log.warning("event=challenger_failed model_id=%s error=%r", model_id, exc)
+        _failures[model_id] = failures = _failures.get(model_id, 0) + 1
+        if failures == 1 or failures % 1000 == 0:  # a broken challenger must not flood the log
+            log.warning("event=challenger_failed model_id=%s failures=%d error=%r", model_id, failures, exc)
         return ShadowResult(model_id, rows, time.perf_counter() - started, 500, "system", [], class_names, 0, 0, 0.0)
     compared, agreed, abs_diff = compare(copy.champion, answers, regression)
     return ShadowResult(model_id, rows, seconds, 200, None, answers, class_names, compared, agreed, abs_diff)
+
+
+_failures: dict[str, int] = {}  # the scorer's failures per challenger
 
 
 def compare(champion: Any, challenger: Any, regression: bool) -> tuple[int, int, float]:
