@@ -1,8 +1,9 @@
 """What the management agent uses: desired state (long-polled), status reports, events.
 
-The desired state is built from one query for the environment and one for its live
-deployments joined with their packages, straight into JSON-ready dicts (no ORM objects,
-no N+1): this is the call the agent makes most and the benchmark times.
+The desired state is built from one query for the environment, one for its live
+deployments joined with their packages, and one each for its running canaries and its
+challengers (`services.traffic`), straight into JSON-ready dicts (no ORM objects, no N+1):
+this is the call the agent makes most and the benchmarks time (bench/desired_state.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from deckhand.server.auth import Principal
 from deckhand.server.db.models import Deployment, Environment, ModelPackage, utcnow
 from deckhand.server.errors import Forbidden, NotFound
 from deckhand.server.schemas.agent import StatusReport
+from deckhand.server.services.traffic import NO_TRAFFIC, Traffic, traffic_of
 from deckhand.server.state import ControlPlane
 
 PURGE_STATES = frozenset({"stopped"})
@@ -111,6 +113,7 @@ def desired_state(session: Session, environment_id: str) -> dict[str, Any]:
         )
         .all()
     )
+    traffic = traffic_of(session, Deployment.environment_id == environment_id)
     return {
         "revision": int(env.revision),
         "environment": {
@@ -125,22 +128,25 @@ def desired_state(session: Session, environment_id: str) -> dict[str, Any]:
             "createdAt": _iso(env.created_at),
             "createdBy": env.created_by,
         },
-        "deployments": [
-            {
-                "id": r.id,
-                "name": r.name,
-                "description": r.description,
-                "active": bool(r.active),
-                "modelPackageId": r.model_package_id,
-                "modelId": r.model_package_id,
-                "modelFormat": r.format,
-                "modelSha256": r.sha256,
-                "modelSize": int(r.size),
-                "keyValueConfig": r.key_value_config or {},
-                "revision": int(r.revision),
-            }
-            for r in rows
-        ],
+        "deployments": [_desired_deployment(r, traffic.get(r.id, NO_TRAFFIC)) for r in rows],
+    }
+
+
+def _desired_deployment(r: Any, traffic: Traffic) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "name": r.name,
+        "description": r.description,
+        "active": bool(r.active),
+        "modelPackageId": r.model_package_id,
+        "modelId": r.model_package_id,
+        "modelFormat": r.format,
+        "modelSha256": r.sha256,
+        "modelSize": int(r.size),
+        "keyValueConfig": r.key_value_config or {},
+        "revision": int(r.revision),
+        "servedModelId": traffic.served_model_id(r.model_package_id),
+        "traffic": traffic.desired(),
     }
 
 
