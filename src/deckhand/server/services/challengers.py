@@ -94,14 +94,13 @@ def remove_challenger(session: Session, principal: Principal, ref: str, package_
 def promote_challenger(
     session: Session, principal: Principal, ref: str, package_id: str, body: PromoteChallenger
 ) -> Deployment:
-    """The challenger becomes the champion (the next revision) and leaves the challengers;
-    the old champion is not made a challenger."""
+    """The challenger becomes the champion (the next revision) and leaves the challengers
+    (`change_model` drops it); the old champion is not made a challenger."""
     dep = find_deployment(session, ref)
     revisions.lock_deployment(session, dep)
-    row = _find(session, dep, package_id)
+    _find(session, dep, package_id)
     refuse_while_rolling_out(session, dep, "promote a challenger")
     package = find_package(session, package_id, field="packageId")
     message = change_model(session, principal, dep, package, body, field="packageId", what="promoted a challenger")
-    session.delete(row)
     record_change(session, principal, dep, "deployment.challenger.promote", message)
     return dep

@@ -35,6 +35,7 @@ from deckhand.server.services.lookup import find_deployment, find_environment, f
 from deckhand.server.services.traffic import (
     NO_TRAFFIC,
     Traffic,
+    drop_challenger,
     end_rollouts_of_deleted,
     refuse_while_rolling_out,
     traffic_of,
@@ -176,6 +177,7 @@ def change_model(
     previous = dep.model_package_id
     found = check_compatible(session, dep, package, change.force, field=field)
     dep.model_package_id = package.id
+    was_challenger = drop_challenger(session, dep.id, package.id)
     note = change.note or ""
     revision = revisions.add_revision(session, principal, dep, change.reason, note, rollback_to)
     return (
@@ -183,6 +185,7 @@ def change_model(
         f"revision {revision.number}, reason {change.reason}"
         + (f": {note}" if note else "")
         + (f" (forced past: {'; '.join(d.message for d in found)})" if found else "")
+        + ("; it is no longer a challenger" if was_challenger else "")
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, true, update
+from sqlalchemy import ColumnElement, delete, func, select, true, update
 from sqlalchemy.orm import Session
 
 from deckhand.packages.mix import served_model_id
@@ -123,3 +123,13 @@ def shadow_and_canary_uses(session: Session, package_id: str) -> int:
         .where(live, DeploymentChallenger.model_package_id == package_id)
     )  # fmt: skip
     return (canaries or 0) + (shadows or 0)
+
+
+def drop_challenger(session: Session, deployment_id: str, package_id: str) -> bool:
+    """A model that becomes the champion stops being a challenger (it cannot shadow itself)."""
+    result = session.execute(
+        delete(DeploymentChallenger).where(
+            DeploymentChallenger.deployment_id == deployment_id, DeploymentChallenger.model_package_id == package_id
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
