@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, true, update
+from sqlalchemy import ColumnElement, delete, func, literal, select, true, update
 from sqlalchemy.orm import Session
 
 from deckhand.packages.mix import served_model_id
@@ -48,15 +48,20 @@ def _member(package_id: str, fmt: str, sha256: str, size: int) -> dict[str, Any]
 
 def traffic_of(session: Session, where: ColumnElement[bool] | None = None) -> dict[str, Traffic]:
     """Deployment id -> its traffic, for the live deployments matching `where` (a condition on
-    `Deployment`; None: all) that have a running canary or a challenger. Two queries."""
+    `Deployment`; None: all) that have a running canary or a challenger. Two queries, Core
+    selects on the tables (no ORM rows: this is part of the desired state's cost)."""
     condition = (where if where is not None else true()) & Deployment.deleted_at.is_(None)
-    rollout, challenger, pkg = DeploymentRollout, DeploymentChallenger, ModelPackage
+    dep = Deployment.__table__
+    rollout, challenger, pkg = DeploymentRollout.__table__.c, DeploymentChallenger.__table__.c, ModelPackage.__table__.c
+    connection = session.connection()
     found: dict[str, Traffic] = {}
-    canaries = session.execute(
+    canaries = connection.execute(
         select(rollout.deployment_id, rollout.id, rollout.model_package_id, rollout.percent, rollout.sticky,
                pkg.format, pkg.sha256, pkg.size)
-        .join(Deployment, Deployment.id == rollout.deployment_id)
-        .join(pkg, pkg.id == rollout.model_package_id)
+        .select_from(
+            DeploymentRollout.__table__.join(dep, dep.c.id == rollout.deployment_id)
+            .join(ModelPackage.__table__, pkg.id == rollout.model_package_id)
+        )
         .where(condition, rollout.state == RUNNING)
     )  # fmt: skip
     for dep_id, rollout_id, package_id, percent, sticky, fmt, sha256, size in canaries:
@@ -64,16 +69,27 @@ def traffic_of(session: Session, where: ColumnElement[bool] | None = None) -> di
             rollout_id=rollout_id, canary={**_member(package_id, fmt, sha256, size), "percent": int(percent)},
             sticky=sticky,
         )  # fmt: skip
-    shadows = session.execute(
+    shadows = connection.execute(
         select(challenger.deployment_id, challenger.model_package_id, pkg.format, pkg.sha256, pkg.size)
-        .join(Deployment, Deployment.id == challenger.deployment_id)
-        .join(pkg, pkg.id == challenger.model_package_id)
+        .select_from(
+            DeploymentChallenger.__table__.join(dep, dep.c.id == challenger.deployment_id).join(
+                ModelPackage.__table__, pkg.id == challenger.model_package_id
+            )
+        )
         .where(condition)
         .order_by(challenger.deployment_id, challenger.model_package_id)
     )
     for dep_id, package_id, fmt, sha256, size in shadows:
         found.setdefault(dep_id, Traffic()).challengers.append(_member(package_id, fmt, sha256, size))
     return found
+
+
+def in_environment(environment_id: str) -> ColumnElement[bool]:
+    """The condition for `traffic_of` of one environment. The column is wrapped so that the
+    database does not use its index: the queries then start from the few rollouts and
+    challengers and look each deployment up by id, instead of probing every deployment of the
+    environment (1,000 of them cost a millisecond more per desired state on SQLite)."""
+    return func.coalesce(Deployment.environment_id, literal("")) == environment_id
 
 
 def running_rollout(session: Session, deployment_id: str) -> DeploymentRollout | None:
