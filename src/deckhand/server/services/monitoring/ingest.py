@@ -3,8 +3,10 @@
 Each aggregate (see `deckhand.monitoring.aggregate`) names the channel source it came
 from and is merged into its deployment's buckets (unless shadow) and its model's; a
 source already recorded is skipped, so resending a batch after a crash or a timeout never
-counts anything twice, however the sender regrouped its sources. Raw records are
-aggregated here, under the batch id as their source.
+counts anything twice, however the sender regrouped its sources. A source's aggregates
+(one per deployment, model, shadow flag and minute) travel in one batch, as the tracking
+agent sends them: once a source is claimed, an aggregate of it arriving later is skipped.
+Raw records are aggregated here, under the batch id as their source.
 """
 
 from __future__ import annotations
