@@ -3,10 +3,10 @@ forget old sources.
 
 One service-health row per deployment and minute, one distribution row per deployment,
 minute and feature (or the predictions); per model of a deployment, one service-health
-row and one prediction-distribution row per minute. A merge reads the touched rows
-(locked on PostgreSQL: `SELECT ... FOR UPDATE`), adds, and bulk-inserts or -updates. Claiming a
-source is `INSERT ... ON CONFLICT DO NOTHING RETURNING`, in the dialect of the database
-(SQLite or PostgreSQL).
+row and one prediction-distribution row per minute. A merge (`_upsert`) reads the touched
+rows (locked on PostgreSQL: `SELECT ... FOR UPDATE`), adds, and bulk-inserts or -updates.
+Claiming a source is `INSERT ... ON CONFLICT DO NOTHING RETURNING`, in the dialect of the
+database (SQLite or PostgreSQL).
 """
 
 from __future__ import annotations
