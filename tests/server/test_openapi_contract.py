@@ -44,6 +44,7 @@ BY_DEPLOYMENT_NAME = {
     ("GET", "/api/v1/deployments/{ref}/monitoring/service-health"),
     ("GET", "/api/v1/deployments/{ref}/monitoring/predictions"),
     ("GET", "/api/v1/deployments/{ref}/monitoring/drift"),
+    ("GET", "/api/v1/deployments/{ref}/monitoring/models"),
 }
 
 
@@ -175,6 +176,7 @@ def test_an_ambiguous_deployment_name_is_a_409_on_every_lookup(api: TestClient, 
         ("/api/v1/deployments/{ref}/monitoring/service-health", "ServiceHealth"),
         ("/api/v1/deployments/{ref}/monitoring/predictions", "PredictionDistribution"),
         ("/api/v1/deployments/{ref}/monitoring/drift", "FeatureDriftReport"),
+        ("/api/v1/deployments/{ref}/monitoring/models", "ModelsMonitoring"),
     ],
 )
 def test_monitoring_queries_document_their_answers(path: str, model: str) -> None:

@@ -443,6 +443,15 @@ class ControlPlaneClient:
         )
         return result
 
+    def model_monitoring(self, deployment_id: str, start: str | None = None, end: str | None = None) -> dict[str, Any]:
+        """Each model's health in the window and its prediction PSI against the champion."""
+        result: dict[str, Any] = self._json(
+            "GET",
+            f"{API}/deployments/{deployment_id}/monitoring/models",
+            params=self._without_none(start=start, end=end),
+        )
+        return result
+
     def feature_drift(self, deployment_id: str, start: str | None = None, end: str | None = None) -> dict[str, Any]:
         result: dict[str, Any] = self._json(
             "GET",
