@@ -35,7 +35,7 @@ class StandInAgent(threading.Thread):
             self.client.report_status(
                 self.env_id,
                 {"deployments": [
-                    {"id": d["id"], "state": self.state, "modelId": d["modelId"],
+                    {"id": d["id"], "state": self.state, "modelId": d.get("servedModelId", d["modelId"]),
                      "message": self.message,
                      "predictionUrl": f"http://127.0.0.1:9/deployments/{d['id']}/predictions"}
                     for d in desired["deployments"] if d["active"]

@@ -80,3 +80,50 @@ def test_tracking_agent_cli_says_what_is_missing() -> None:
         capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2 and "absolute path" in bad.stderr
+
+
+def _keys(aggregates: list[dict]) -> dict[tuple, dict]:
+    return {(a["sourceId"], a["deploymentId"], a["modelId"], a["shadow"], a["minute"]): a for a in aggregates}
+
+
+def test_aggregates_are_per_model_and_shadow_flag_with_comparison_sums() -> None:
+    """Champion, canary and a challenger's shadow records of one deployment and minute stay
+    apart; a record without a model id keeps working (model id None)."""
+    aggregator = Aggregator()
+    for i in range(10):
+        aggregator.add("s", stats_record("d", "champ", 2, 1.0, timestamp=600.0 + i))
+        aggregator.add("s", stats_record("d", "canary", 1, 5.0, system_errors=int(i < 3), timestamp=600.0 + i))
+        shadow = stats_record("d", "chall", 2, 9.0, timestamp=600.0 + i)
+        shadow.update({"shadow": True, "comparedRows": 2, "agreedRows": 1 + i % 2, "absDiffSum": 0.25})
+        aggregator.add("s", shadow)
+    aggregator.add("s", stats_record("d", None, 1, 1.0, timestamp=610.0))
+    aggregator.add("s", {**stats_record("d", "chall", 1, 1.0, timestamp=610.0), "shadow": "yes"})  # not a bool
+    aggregator.add("s", {**stats_record("d", "chall", 1, 1.0, timestamp=610.0), "comparedRows": -1})
+    out = _keys(aggregator.drain())
+    assert sorted(out, key=str) == sorted(
+        [("s", "d", "champ", False, 600), ("s", "d", "canary", False, 600), ("s", "d", "chall", True, 600),
+         ("s", "d", None, False, 600)], key=str,
+    )  # fmt: skip
+    assert out[("s", "d", "champ", False, 600)]["rows"] == 20
+    assert out[("s", "d", "canary", False, 600)]["systemErrors"] == 3
+    challenger = out[("s", "d", "chall", True, 600)]
+    assert (challenger["requests"], challenger["comparedRows"], challenger["agreedRows"]) == (10, 20, 15)
+    assert challenger["absDiffSum"] == pytest.approx(2.5)
+    assert out[("s", "d", "champ", False, 600)]["comparedRows"] == 0
+    assert aggregator.invalid == 2 and aggregator.records == 31
+
+
+def test_reporter_aggregates_keep_their_model_and_shadow_flag() -> None:
+    """An aggregate that arrives aggregated (a prediction server's reporter) is filed under
+    its own model and shadow flag, its sums added."""
+    aggregator = Aggregator()
+    base = {"deploymentId": "d", "minute": 600, "requests": 4, "rows": 4, "latency": {}}
+    aggregator.add("s", {**base, "modelId": "champ"})
+    aggregator.add("s", {**base, "modelId": "chall", "shadow": True, "comparedRows": 4, "agreedRows": 3})
+    aggregator.add("s", {**base, "modelId": "chall", "shadow": True, "comparedRows": 4, "agreedRows": 4,
+                         "absDiffSum": 1.5})  # fmt: skip
+    out = _keys(aggregator.drain())
+    assert set(out) == {("s", "d", "champ", False, 600), ("s", "d", "chall", True, 600)}
+    challenger = out[("s", "d", "chall", True, 600)]
+    assert (challenger["requests"], challenger["comparedRows"], challenger["agreedRows"]) == (8, 8, 7)
+    assert challenger["absDiffSum"] == 1.5

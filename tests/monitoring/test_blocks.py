@@ -119,3 +119,30 @@ def test_vectorised_sketch_buckets_match_the_one_value_path() -> None:
     vectorised: sketch.Counts = {}
     assert sketch.add_values(vectorised, values) == 2  # nan and inf are not counted
     assert vectorised == one_by_one and "z" in vectorised and "p0" in vectorised and "n0" in vectorised
+
+
+def test_blocks_are_per_model_and_shadow_flag_and_carry_the_comparison_sums() -> None:
+    records: list[Record] = []
+    for i in range(30):
+        ts = 1_763_740_020.0 + i  # one minute
+        records.append(stats_record("d", "champ", 1, 1.0, timestamp=ts))
+        shadow = stats_record("d", "chall", 1, 2.0, timestamp=ts)
+        shadow.update({"shadow": True, "comparedRows": 1, "agreedRows": i % 2, "absDiffSum": 0.5})
+        records.append(shadow)
+        records.append(stats_record("d", None, 1, 3.0, timestamp=ts))
+    blocks = to_blocks(records)
+    assert all(is_block(b) for b in blocks) and len(blocks) == 3
+    by_model = {b["modelId"]: b for b in blocks}
+    assert by_model["chall"]["shadow"] is True and "shadow" not in by_model["champ"]
+    assert (by_model["chall"]["comparedRows"], by_model["chall"]["agreedRows"]) == (30, 15)
+    assert by_model["chall"]["absDiffSum"] == 15.0 and "comparedRows" not in by_model["champ"]
+    # and the agent makes of them what it makes of the records one per line
+    assert _aggregate(decode_batch(encode_batch(records))) == _aggregate(records)
+    challenger = next(a for a in _aggregate(blocks)[0] if a["modelId"] == "chall")
+    assert (challenger["shadow"], challenger["comparedRows"], challenger["agreedRows"]) == (True, 30, 15)
+
+
+def test_a_record_with_a_bad_shadow_flag_travels_unfolded() -> None:
+    bad = {**stats_record("d", "m", 1, 1.0, timestamp=1_763_740_000.0), "shadow": 1}
+    assert to_blocks([bad]) == [bad]
+    assert _aggregate([bad])[1:] == (0, 1)

@@ -152,3 +152,56 @@ def test_local_platform_runs_and_restarts_a_tracking_agent(tmp_path: Path, contr
     assert first["requests"] == 25
     assert second["requests"] == 35
     assert restarts >= 1
+
+
+def test_models_of_a_deployment_through_a_spool_and_the_tracking_agent(
+    tmp_path: Path, control_plane, cp_deployment
+) -> None:  # type: ignore[no-untyped-def]
+    """Champion, canary and a challenger (shadow) of one deployment: the prediction server's
+    reporter and a producer's raw records (folded into blocks) go through a real spool to
+    the real tracking agent; the deployment counts what clients got, each model its own."""
+    import time
+
+    from deckhand.monitoring import MonitoringReporter
+    from deckhand.monitoring.channels import channel_from_spec
+    from deckhand.monitoring.records import data_record, stats_record
+
+    dep, champion = cp_deployment["id"], cp_deployment["modelPackageId"]
+    spec = f"spool:{tmp_path / 'spool'}"
+    reporter = MonitoringReporter(spec, flush_interval=0.05)
+    now = time.time()
+    for i in range(30):  # what the prediction server counts: the champion and the canary answer...
+        reporter.count_request(dep, champion if i % 3 else "canary", now, 1, 2.0, None, ["setosa"])
+    for i in range(12):  # ...and a challenger scores copies, compared with the champion's answers
+        reporter.count_request(
+            dep, "challenger", now, 1, 3.0, None, ["virginica"], shadow=True, comparison=(1, int(i < 9), 0.0)
+        )
+    assert reporter.flush(10)
+    reporter.close()
+    producer = channel_from_spec(spec)
+    raw = []
+    for i in range(6):  # raw records: 6 more canary requests (one failed), 4 more challenger copies
+        raw.append(stats_record(dep, "canary", 2, 5.0, system_errors=int(i == 0), timestamp=now))
+    for _ in range(4):
+        record = stats_record(dep, "challenger", 1, 3.0, timestamp=now)
+        record.update(data_record(dep, "challenger", None, ["virginica"], timestamp=now))
+        record.update(shadow=True, comparedRows=1, agreedRows=1, absDiffSum=0.0)
+        raw.append(record)
+    producer.publish(raw)
+    producer.close()
+    with TrackingAgentProcess(spec, control_plane.url, ADMIN_TOKEN, tmp_path / "agent.log", flush_interval=0.2):
+        totals = wait_for_requests(control_plane.url, dep, 36)
+    with ControlPlaneClient(control_plane.url, ADMIN_TOKEN) as client:
+        found = {m["modelId"]: m for m in client.model_monitoring(dep)["models"]}
+    assert totals["requests"] == 36 and totals["systemErrors"] == 1  # no shadow request
+    assert set(found) == {champion, "canary", "challenger"}
+    assert (found[champion]["requests"], found[champion]["champion"]) == (20, True)
+    assert (found["canary"]["requests"], found["canary"]["systemErrors"], found["canary"]["shadow"]) == (16, 1, False)
+    challenger = found["challenger"]
+    assert (challenger["requests"], challenger["shadow"], challenger["compared"], challenger["agreed"]) == (
+        16,
+        True,
+        16,
+        13,
+    )
+    assert challenger["psiVsChampion"] is None  # 16 predictions each side: too few for a PSI

@@ -162,6 +162,37 @@ def test_requests_are_counted_per_deployment_and_minute() -> None:
     reporter.close()
 
 
+def test_requests_are_counted_per_model_and_shadow_flag() -> None:
+    """The champion, a canary and a challenger of one deployment in one minute: three
+    aggregates, the challenger's marked shadow and carrying its comparison sums, whether
+    counted one by one or handed over as tallies."""
+
+    class Tally:  # a prediction server's per-model tally (deckhand.serving.tally), as duck
+        def __init__(self, model_id: str, shadow: bool, compared: int = 0, agreed: int = 0, diff: float = 0.0):
+            self.deployment_id, self.model_id, self.minute = "d", model_id, minute
+            self.requests, self.rows, self.user_errors, self.system_errors = 2, 4, 0, 1
+            self.latencies, self.predictions, self.value_arrays = [0.001, 0.002], {"a": 4}, []
+            self.shadow, self.compared_rows, self.agreed_rows, self.abs_diff_sum = shadow, compared, agreed, diff
+
+    channel = GateChannel()
+    reporter = MonitoringReporter(channel, flush_interval=0.05)
+    minute = 60 * 29_395_000
+    for i in range(10):
+        reporter.count_request("d", "champ", minute + i, 1, 1.0, None, ["a"])
+        reporter.count_request("d", "canary", minute + i, 1, 1.0, "system" if i < 2 else None, ["b"])
+        reporter.count_request("d", "chall", minute + i, 1, 1.0, None, ["a"], shadow=True, comparison=(1, i % 2, 0.0))
+    reporter.count_tallies([Tally("chall", True, 4, 4, 0.5), Tally("champ", False)])
+    assert reporter.flush(10)
+    aggregates = {(r["modelId"], r.get("shadow", False)): r for r in channel.stored if "minute" in r}
+    assert set(aggregates) == {("champ", False), ("canary", False), ("chall", True)}
+    challenger, champion = aggregates[("chall", True)], aggregates[("champ", False)]
+    assert (challenger["requests"], challenger["comparedRows"], challenger["agreedRows"]) == (12, 14, 9)
+    assert challenger["absDiffSum"] == 0.5 and "comparedRows" not in champion
+    assert champion["requests"] == 12 and champion["systemErrors"] == 1
+    assert aggregates[("canary", False)]["systemErrors"] == 2
+    reporter.close()
+
+
 @pytest.mark.parametrize(
     ("arguments", "field"),
     [

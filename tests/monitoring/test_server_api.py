@@ -161,6 +161,12 @@ MINUTE = "records[1].minute: expected epoch seconds at a whole minute, found "
         ({"deploymentId": "x", "minute": 60, "features": "a"}, "records[1].features: expected an object, found str"),
         ({"deploymentId": "x"}, "records[1]: a raw record needs deploymentId (string) and ts (epoch seconds)"),
         ({"deploymentId": 5, "ts": 5}, "records[1]: a raw record needs deploymentId (string) and ts"),
+        ({"deploymentId": "x", "minute": 60, "shadow": "yes"}, "records[1].shadow: expected true or false, found"),
+        ({"deploymentId": "x", "minute": 60, "comparedRows": -1}, "records[1].comparedRows: expected a non-negative"),
+        ({"deploymentId": "x", "minute": 60, "agreedRows": 1.5}, "records[1].agreedRows: expected a non-negative"),
+        ({"deploymentId": "x", "minute": 60, "absDiffSum": -0.5}, "records[1].absDiffSum: expected a non-negative"),
+        ({"deploymentId": "x", "ts": 5, "shadow": 1}, "records[1].shadow: expected true or false, found 1"),
+        ({"deploymentId": "x", "ts": 5, "absDiffSum": "0"}, "records[1].absDiffSum: expected a non-negative finite"),
     ],
 )
 def test_ingest_validation_names_the_record_and_key(

@@ -62,6 +62,7 @@ class World:
     deployment: str
     package: str
     spare_package: str
+    challenger: str  # a challenger of the deployment
     spare_token: str
     tokens: dict[str, str | None]
 
@@ -93,6 +94,7 @@ def make_world(api: TestClient) -> World:
     octet = {"Content-Type": "application/octet-stream"}
     package = post("/api/v1/model-packages", content=api.package_bytes[0], headers=octet)["id"]  # type: ignore[attr-defined]
     spare = post("/api/v1/model-packages", content=api.package_bytes[1], headers=octet)["id"]  # type: ignore[attr-defined]
+    challenger = post("/api/v1/model-packages", content=api.package_bytes[1], headers=octet)["id"]  # type: ignore[attr-defined]
     env = post("/api/v1/environments", json={"name": f"a-{tag}", "platform": "test"})["id"]
     other = post("/api/v1/environments", json={"name": f"b-{tag}", "platform": "test"})["id"]
     dep = post("/api/v1/deployments", json={"name": f"d-{tag}", "environmentId": env, "modelPackageId": package})
@@ -106,7 +108,8 @@ def make_world(api: TestClient) -> World:
         tokens[role] = post("/api/v1/tokens", json={"name": f"{name}-{tag}", **body})["token"]
     listed = _ok(api.get("/api/v1/tokens", headers=AS_ADMIN))
     spare_token = next(t["id"] for t in listed if t["name"] == f"spare-{tag}")
-    return World(env, other, dep["id"], package, spare, spare_token, tokens)
+    post(f"/api/v1/deployments/{dep['id']}/challengers", json={"modelPackageId": challenger})
+    return World(env, other, dep["id"], package, spare, challenger, spare_token, tokens)
 
 
 def _request(world: World, method: str, path: str, api_package: bytes) -> tuple[str, dict[str, Any]]:
@@ -123,6 +126,8 @@ def _request(world: World, method: str, path: str, api_package: bytes) -> tuple[
         fill["{ref}"] = world.spare_token
     else:
         fill["{ref}"] = world.deployment
+    if "/challengers/" in path:
+        fill["{package_id}"] = world.challenger
     url = path
     for key, value in fill.items():
         url = url.replace(key, value)
@@ -134,6 +139,8 @@ def _request(world: World, method: str, path: str, api_package: bytes) -> tuple[
         },
         ("PATCH", "/api/v1/deployments/{ref}"): {"json": {"description": "changed"}},
         ("POST", "/api/v1/deployments/{ref}/replace-model"): {"json": {"modelPackageId": world.spare_package}},
+        # already a challenger: a no-op, the same for every role
+        ("POST", "/api/v1/deployments/{ref}/challengers"): {"json": {"modelPackageId": world.challenger}},
         # to the revision it runs: a no-op, so every role's call sees the same fresh world
         ("POST", "/api/v1/deployments/{ref}/rollback"): {"json": {"revision": 1}},
         ("POST", "/api/v1/tokens"): {"json": {"name": f"n-{uuid.uuid4().hex[:8]}", "role": "read-only"}},
@@ -153,7 +160,18 @@ def _request(world: World, method: str, path: str, api_package: bytes) -> tuple[
     return url, options
 
 
+# Routes about a running canary: one is started (as admin) before the call.
+NEEDS_CANARY = {
+    ("GET", "/api/v1/deployments/{ref}/rollout"),
+    ("POST", "/api/v1/deployments/{ref}/rollout/abort"),
+    ("POST", "/api/v1/deployments/{ref}/rollout/promote"),
+}
+
+
 def call(api: TestClient, world: World, method: str, path: str, role: str) -> int:
+    if (method, path) in NEEDS_CANARY:
+        body = {"modelPackageId": world.spare_package, "canary": {"percent": 10}}
+        _ok(api.post(f"/api/v1/deployments/{world.deployment}/replace-model", json=body, headers=AS_ADMIN))
     url, options = _request(world, method, path, api.package_bytes[0])  # type: ignore[attr-defined]
     token = world.tokens[role]
     headers = options.pop("headers", {})

@@ -33,9 +33,18 @@ BY_DEPLOYMENT_NAME = {
     ("POST", "/api/v1/deployments/{ref}/replace-model"),
     ("GET", "/api/v1/deployments/{ref}/revisions"),
     ("POST", "/api/v1/deployments/{ref}/rollback"),
+    ("GET", "/api/v1/deployments/{ref}/rollout"),
+    ("GET", "/api/v1/deployments/{ref}/rollouts"),
+    ("POST", "/api/v1/deployments/{ref}/rollout/promote"),
+    ("POST", "/api/v1/deployments/{ref}/rollout/abort"),
+    ("GET", "/api/v1/deployments/{ref}/challengers"),
+    ("POST", "/api/v1/deployments/{ref}/challengers"),
+    ("DELETE", "/api/v1/deployments/{ref}/challengers/{package_id}"),
+    ("POST", "/api/v1/deployments/{ref}/challengers/{package_id}/promote"),
     ("GET", "/api/v1/deployments/{ref}/monitoring/service-health"),
     ("GET", "/api/v1/deployments/{ref}/monitoring/predictions"),
     ("GET", "/api/v1/deployments/{ref}/monitoring/drift"),
+    ("GET", "/api/v1/deployments/{ref}/monitoring/models"),
 }
 
 
@@ -155,7 +164,7 @@ def test_an_ambiguous_deployment_name_is_a_409_on_every_lookup(api: TestClient, 
         assert api.post("/api/v1/deployments", json=body).status_code == 201
     for method, path in sorted(BY_DEPLOYMENT_NAME):
         url = path.replace("{ref}", "twin")
-        json = {"modelPackageId": package["id"]} if path.endswith("replace-model") else {}
+        json = {"modelPackageId": package["id"]} if path.endswith(("replace-model", "/challengers")) else {}
         response = api.request(method, url, json=json if method in ("POST", "PATCH") else None)
         assert response.status_code == 409, f"{method} {url}: {response.text}"
         assert "use the deployment id" in response.json()["detail"]
@@ -167,6 +176,7 @@ def test_an_ambiguous_deployment_name_is_a_409_on_every_lookup(api: TestClient, 
         ("/api/v1/deployments/{ref}/monitoring/service-health", "ServiceHealth"),
         ("/api/v1/deployments/{ref}/monitoring/predictions", "PredictionDistribution"),
         ("/api/v1/deployments/{ref}/monitoring/drift", "FeatureDriftReport"),
+        ("/api/v1/deployments/{ref}/monitoring/models", "ModelsMonitoring"),
     ],
 )
 def test_monitoring_queries_document_their_answers(path: str, model: str) -> None:

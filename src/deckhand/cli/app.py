@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "deckhand.cli.serve_commands",
     "deckhand.cli.server_commands",
     "deckhand.cli.control_plane_commands",
+    "deckhand.cli.rollout_commands",  # more `deployments` commands
     "deckhand.cli.agent_commands",
     "deckhand.cli.monitoring_commands",
     "deckhand.cli.plugin_commands",

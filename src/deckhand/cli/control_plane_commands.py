@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from deckhand.cli import rollout_options as ro
 from deckhand.cli.output import Output, OutputOpt, fail, print_details, print_json, print_table
 from deckhand.plugin.platforms import PLATFORMS
 from deckhand.server.replace_reasons import DEFAULT_REASON, REPLACE_REASONS
@@ -148,6 +149,8 @@ def _show_deployment(dep: dict[str, Any], output: Output) -> None:
             ("model package", dep["modelPackageId"]),
             ("active", dep["active"]),
             ("revision", dep["revision"]),
+            ("served model", dep.get("servedModelId")),
+            ("canary", _canary_summary(dep)),
             ("key-value config", dep["keyValueConfig"]),
             ("state", obs.get("state") or "not reported yet"),
             ("model in use", obs.get("modelId")),
@@ -157,6 +160,11 @@ def _show_deployment(dep: dict[str, Any], output: Output) -> None:
             ("observed at", _short_time(obs.get("updatedAt"))),
         ],
     )
+
+
+def _canary_summary(dep: dict[str, Any]) -> str:
+    rollout = dep.get("rollout")
+    return f"{rollout['modelPackageId']} at {rollout['percent']} %" if rollout else "none"
 
 
 def _upload_with_progress(client: ControlPlaneClient, path: Path) -> dict[str, Any]:
@@ -510,8 +518,17 @@ def deployments_replace(
     reason: ReasonOpt = DEFAULT_REASON,
     note: NoteOpt = None,
     force: ForceOpt = False,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until the new model is ready.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the new model (or mix) is ready.")] = False,
     timeout: TimeoutOpt = 300.0,
+    canary: ro.CanaryOpt = None,
+    step: ro.StepOpt = 10,
+    interval: ro.IntervalOpt = "5m",
+    max_error_rate: ro.MaxErrorRateOpt = None,
+    max_p99_ms: ro.MaxP99Opt = None,
+    max_psi: ro.MaxPsiOpt = None,
+    min_requests: ro.MinRequestsOpt = None,
+    sticky_header: ro.StickyHeaderOpt = None,
+    sticky_field: ro.StickyFieldOpt = None,
     server: ServerOpt = DEFAULT_URL,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,
@@ -519,11 +536,20 @@ def deployments_replace(
     """Replace the deployment's model (the old one serves until the new one is ready).
 
     Refused, with the differences listed, when the new model's target type, class labels or
-    features differ from the current one's, unless --force."""
+    features differ from the current one's, unless --force. With --canary PERCENT the new model
+    takes that share of the traffic first and steps up every --interval while its gates hold;
+    follow it with `deckhand deployments rollout`."""
     _check_reason(reason)
+    canary_body = ro.canary_body(
+        canary, step=step, interval=interval, max_error_rate=max_error_rate, max_p99_ms=max_p99_ms,
+        max_psi=max_psi, min_requests=min_requests, sticky_header=sticky_header, sticky_field=sticky_field,
+    )  # fmt: skip
     with _errors():
         client = _client(server, token)
         current = client.get_deployment(deployment)
+        if canary_body is not None:
+            _start_canary(client, current, package, canary_body, reason, note, force, wait, timeout, output)
+            return
         _deploy_package(
             client,
             package,
@@ -532,6 +558,33 @@ def deployments_replace(
             timeout=timeout,
             output=output,
         )
+
+
+def _start_canary(
+    client: ControlPlaneClient,
+    current: dict[str, Any],
+    package: str,
+    canary: dict[str, Any],
+    reason: str,
+    note: str | None,
+    force: bool,
+    wait: bool,
+    timeout: float,
+    output: Output,
+) -> None:
+    """`replace --canary`: the champion stays; --wait waits for the agent to serve the mix."""
+    package_id = _package_id(client, package)
+    since = _now_iso()
+    dep = client.replace_model(current["id"], package_id, reason, note, force, canary=canary)
+    if wait:
+        dep = wait_until_ready(client, dep["id"], dep["servedModelId"], timeout, since=since)
+    if output is Output.json:
+        print_json(dep)
+        return
+    typer.echo(
+        f"started a canary of model package {package_id} on deployment {dep['name']} ({dep['id']}) at "
+        f"{canary['percent']} %; follow it with `deckhand deployments rollout {dep['id']}`"
+    )
 
 
 def _check_reason(reason: str) -> None:

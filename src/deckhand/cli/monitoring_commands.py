@@ -1,15 +1,71 @@
-"""`deckhand tracking-agent`: carry monitoring records from a channel to the control plane."""
+"""`deckhand tracking-agent`: carry monitoring records from a channel to the control plane;
+`deckhand monitoring models`: what the control plane made of them, per model."""
 
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from deckhand.cli.output import fail, log_to_stderr
+from deckhand.cli.control_plane_commands import DEFAULT_URL, ServerOpt, TokenOpt, _client, _errors
+from deckhand.cli.output import Output, OutputOpt, fail, log_to_stderr, print_json, print_table
 
 app = typer.Typer()
+monitoring_app = typer.Typer(name="monitoring", help="Monitoring of deployments.", no_args_is_help=True)
+app.add_typer(monitoring_app)
+StartOpt = Annotated[
+    str | None, typer.Option("--start", help="Window start, ISO 8601 (UTC if no zone). Default: end minus one hour.")
+]
+EndOpt = Annotated[str | None, typer.Option("--end", help="Window end, ISO 8601 (UTC if no zone). Default: now.")]
+MODEL_COLUMNS = [
+    "model", "role", "requests", "errors", "error rate", "p50 ms", "p99 ms",
+    "agreement", "mean |diff|", "PSI vs champion",
+]  # fmt: skip
+
+
+def _share(value: float | None) -> str | None:
+    return None if value is None else f"{100 * value:.2f}%"
+
+
+def _number(value: float | None) -> str | None:
+    return None if value is None else f"{value:.4g}"
+
+
+def _model_row(model: dict[str, Any]) -> list[Any]:
+    role = "champion" if model["champion"] else "shadow" if model["shadow"] else "serving"
+    return [
+        model["modelId"],
+        role,
+        model["requests"],
+        model["userErrors"] + model["systemErrors"],
+        _share(model["errorRate"]),
+        _number(model["p50Ms"]),
+        _number(model["p99Ms"]),
+        _share(model["agreement"]),
+        _number(model["meanAbsDiff"]),
+        _number(model["psiVsChampion"]),
+    ]
+
+
+@monitoring_app.command("models")
+def monitoring_models(
+    deployment: Annotated[str, typer.Argument(help="Deployment id (or unique name).")],
+    start: StartOpt = None,
+    end: EndOpt = None,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Each model of a deployment (champion, canary, challengers): requests, errors,
+    latency, agreement with the champion and prediction PSI against it."""
+    with _errors():
+        found = _client(server, token).model_monitoring(deployment, start=start, end=end)
+    if output is Output.json:
+        print_json(found)
+        return
+    title = f"models of {found['deploymentId']}, {found['start']} .. {found['end']}"
+    print_table(title, MODEL_COLUMNS, [_model_row(m) for m in found["models"]])
 
 
 @app.command("tracking-agent")

@@ -254,11 +254,70 @@ class ControlPlaneClient:
         reason: str | None = None,
         note: str | None = None,
         force: bool = False,
+        canary: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A new model revision; `reason` is one of the server's list (default `other`). An
-        incompatible package is refused (409, each difference in the error's `errors`) unless `force`."""
-        body = {"modelPackageId": model_package_id, "force": force, **self._without_none(reason=reason, note=note)}
+        incompatible package is refused (409, each difference in the error's `errors`) unless `force`.
+        With `canary` (`{"percent", "step", "intervalSeconds", "gates", "sticky"}`), the package
+        starts as a canary instead (docs/rollouts.md)."""
+        body = {
+            "modelPackageId": model_package_id,
+            "force": force,
+            **self._without_none(reason=reason, note=note, canary=canary),
+        }
         result: dict[str, Any] = self._json("POST", f"{API}/deployments/{deployment_id}/replace-model", json=body)
+        return result
+
+    def start_canary(
+        self, deployment_id: str, model_package_id: str, canary: dict[str, Any], **change: Any
+    ) -> dict[str, Any]:
+        """`replace_model` with a canary; `change` takes reason, note, force."""
+        return self.replace_model(deployment_id, model_package_id, canary=canary, **change)
+
+    # -- rollouts and challengers ------------------------------------------------------------
+
+    def get_rollout(self, deployment_id: str) -> dict[str, Any]:
+        """The running canary, else the last one (404 when the deployment has had none)."""
+        result: dict[str, Any] = self._json("GET", f"{API}/deployments/{deployment_id}/rollout")
+        return result
+
+    def list_rollouts(self, deployment_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json("GET", f"{API}/deployments/{deployment_id}/rollouts")
+        return result
+
+    def promote_rollout(self, deployment_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("POST", f"{API}/deployments/{deployment_id}/rollout/promote")
+        return result
+
+    def abort_rollout(self, deployment_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("POST", f"{API}/deployments/{deployment_id}/rollout/abort")
+        return result
+
+    def list_challengers(self, deployment_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json("GET", f"{API}/deployments/{deployment_id}/challengers")
+        return result
+
+    def add_challenger(self, deployment_id: str, model_package_id: str, force: bool = False) -> dict[str, Any]:
+        body = {"modelPackageId": model_package_id, "force": force}
+        result: dict[str, Any] = self._json("POST", f"{API}/deployments/{deployment_id}/challengers", json=body)
+        return result
+
+    def remove_challenger(self, deployment_id: str, model_package_id: str) -> dict[str, Any]:
+        path = f"{API}/deployments/{deployment_id}/challengers/{model_package_id}"
+        result: dict[str, Any] = self._json("DELETE", path)
+        return result
+
+    def promote_challenger(
+        self,
+        deployment_id: str,
+        model_package_id: str,
+        reason: str | None = None,
+        note: str | None = None,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        body = {"force": force, **self._without_none(reason=reason, note=note)}
+        path = f"{API}/deployments/{deployment_id}/challengers/{model_package_id}/promote"
+        result: dict[str, Any] = self._json("POST", path, json=body)
         return result
 
     def list_revisions(self, deployment_id: str) -> list[dict[str, Any]]:
@@ -380,6 +439,15 @@ class ControlPlaneClient:
         result: dict[str, Any] = self._json(
             "GET",
             f"{API}/deployments/{deployment_id}/monitoring/predictions",
+            params=self._without_none(start=start, end=end),
+        )
+        return result
+
+    def model_monitoring(self, deployment_id: str, start: str | None = None, end: str | None = None) -> dict[str, Any]:
+        """Each model's health in the window and its prediction PSI against the champion."""
+        result: dict[str, Any] = self._json(
+            "GET",
+            f"{API}/deployments/{deployment_id}/monitoring/models",
             params=self._without_none(start=start, end=end),
         )
         return result

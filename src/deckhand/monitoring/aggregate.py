@@ -1,12 +1,14 @@
-"""Turn raw channel records into per-deployment, per-minute aggregates, and merge those.
+"""Turn raw channel records into per-model, per-minute aggregates, and merge those.
 
-The tracking agent aggregates before sending (one aggregate per source, deployment and
-minute instead of one row per request); the control plane merges aggregates into its
-stored buckets with `merge_aggregate`. Both sides use the same shapes:
+The tracking agent aggregates before sending (one aggregate per source, deployment, model,
+shadow flag and minute instead of one row per request); the control plane merges
+aggregates into its stored buckets. Both sides use the same shapes:
 
-    {"sourceId": "spool:0001-....jsonl", "deploymentId": "...", "modelId": "...",
+    {"sourceId": "spool:0001-....jsonl", "deploymentId": "...", "modelId": "...",  # or null
+     "shadow": false,                       # true: a challenger's answers, never returned
      "minute": 1763740020,                  # epoch seconds, a multiple of 60
      "requests": 10, "rows": 30, "userErrors": 0, "systemErrors": 1,
+     "comparedRows": 0, "agreedRows": 0, "absDiffSum": 0.0,   # against the champion's answers
      "latency": {"p57": 3, ...},            # sketch counts (deckhand.monitoring.sketch)
      "features": {"age": {"num": {...}, "cat": {...}, "missing": 0}},
      "predictions": {"num": {...}, "cat": {...}, "missing": 0}}
@@ -21,7 +23,19 @@ from typing import Any
 import numpy as np
 
 from deckhand.monitoring import sketch
-from deckhand.monitoring.records import COUNT_KEYS, MINUTE_START, Record, is_block
+from deckhand.monitoring.records import (
+    ABS_DIFF_SUM,
+    AGREED_ROWS,
+    COMPARED_ROWS,
+    COUNT_KEYS,
+    MINUTE_START,
+    MODEL_ID,
+    SHADOW,
+    Record,
+    comparison,
+    is_block,
+    shadow_flag,
+)
 
 MAX_CATEGORIES = 100
 OTHER = "__other__"
@@ -75,11 +89,13 @@ def cap_categories(counts: dict[str, int], limit: int = MAX_CATEGORIES) -> dict[
 
 @dataclass
 class _Bucket:
-    model_id: str | None = None
     requests: int = 0
     rows: int = 0
     user_errors: int = 0
     system_errors: int = 0
+    compared: int = 0
+    agreed: int = 0
+    abs_diff_sum: float = 0.0
     latencies: list[float] = field(default_factory=list)
     features: dict[str, list[Any]] = field(default_factory=dict)
     predictions: list[Any] = field(default_factory=list)
@@ -88,6 +104,12 @@ class _Bucket:
     latency: sketch.Counts = field(default_factory=dict)
     merged_predictions: dict[str, Any] = field(default_factory=dict)
     merged_features: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add_comparison(self, sums: tuple[int, int, float] | None) -> None:
+        if sums is not None:
+            self.compared += sums[0]
+            self.agreed += sums[1]
+            self.abs_diff_sum += sums[2]
 
 
 def _prediction_value(value: Any, class_names: list[str] | None) -> Any:
@@ -102,14 +124,24 @@ def _prediction_value(value: Any, class_names: list[str] | None) -> Any:
     return value
 
 
+# (source, deployment, model id or None, shadow, minute)
+Key = tuple[str, str, str | None, bool, int]
+
+
+def _model_id(record: Record) -> str | None:
+    model_id = record.get(MODEL_ID)
+    return str(model_id) if model_id else None
+
+
 class Aggregator:
-    """Collects records per (source, deployment, minute); `drain()` returns the aggregates.
+    """Collects records per (source, deployment, model, shadow, minute); `drain()` returns
+    the aggregates.
 
     `add` only files values away (the hot loop of the tracking agent); classifying and
     sketching happen once per aggregate in `drain`, vectorised."""
 
     def __init__(self) -> None:
-        self._buckets: dict[tuple[str, str, int], _Bucket] = {}
+        self._buckets: dict[Key, _Bucket] = {}
         self.records = 0
         self.invalid = 0
 
@@ -135,13 +167,12 @@ class Aggregator:
                     _count(record.get("userErrors") or 0),
                     _count(record.get("systemErrors") or 0),
                 )
-            key = (source_id, deployment_id, minute)
+            sums = comparison(record)
+            key = (source_id, deployment_id, _model_id(record), shadow_flag(record), minute)
             bucket = self._buckets.get(key)
             if bucket is None:
                 bucket = self._buckets[key] = _Bucket()
-            model_id = record.get("modelId")
-            if model_id:
-                bucket.model_id = str(model_id)
+            bucket.add_comparison(sums)
             if requests:
                 bucket.requests += counts[0]
                 bucket.rows += counts[1]
@@ -179,8 +210,9 @@ class Aggregator:
             self.invalid += 1
             return
         try:
-            deployment_id, model_id = block["deploymentId"], block.get("modelId")
+            deployment_id, model_id, shadow = block["deploymentId"], _model_id(block), shadow_flag(block)
             minute = block[MINUTE_START]
+            sums = comparison(block)
             if type(deployment_id) is not str or not deployment_id or type(minute) is not int or minute % 60:
                 raise TypeError("deploymentId/minuteStart")
             counts = [_counts(block.get(key) or []) for key in COUNT_KEYS]
@@ -196,12 +228,11 @@ class Aggregator:
         except (KeyError, TypeError, ValueError, AttributeError):
             self.invalid += n
             return
-        key = (source_id, deployment_id, minute)
+        key = (source_id, deployment_id, model_id, shadow, minute)
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _Bucket()
-        if model_id:
-            bucket.model_id = str(model_id)
+        bucket.add_comparison(sums)
         requests, rows, user_errors, system_errors = (int(c.sum()) for c in counts)
         bucket.requests += requests
         bucket.rows += rows
@@ -227,12 +258,12 @@ class Aggregator:
             minute = record["minute"]
             if type(deployment_id) is not str or not deployment_id or type(minute) is not int or minute % 60:
                 raise TypeError("deploymentId/minute")
-            key = (source_id, deployment_id, minute)
+            sums = comparison(record)
+            key = (source_id, deployment_id, _model_id(record), shadow_flag(record), minute)
             bucket = self._buckets.get(key)
             if bucket is None:
                 bucket = self._buckets[key] = _Bucket()
-            if record.get("modelId"):
-                bucket.model_id = str(record["modelId"])
+            bucket.add_comparison(sums)
             requests = _count(record.get("requests") or 0)
             bucket.requests += requests
             bucket.rows += _count(record.get("rows") or 0)
@@ -254,19 +285,23 @@ class Aggregator:
 
     def drain(self) -> list[dict[str, Any]]:
         out = []
-        for (source_id, deployment_id, minute), b in self._buckets.items():
+        for (source_id, deployment_id, model_id, shadow, minute), b in self._buckets.items():
             latency: sketch.Counts = b.latency
             if b.latencies:
                 sketch.add_values(latency, [v for v in b.latencies if type(v) in _NUMBER_TYPES])
             item: dict[str, Any] = {
                 "sourceId": source_id,
                 "deploymentId": deployment_id,
-                "modelId": b.model_id,
+                "modelId": model_id,
+                SHADOW: shadow,
                 "minute": minute,
                 "requests": b.requests,
                 "rows": b.rows,
                 "userErrors": b.user_errors,
                 "systemErrors": b.system_errors,
+                COMPARED_ROWS: b.compared,
+                AGREED_ROWS: b.agreed,
+                ABS_DIFF_SUM: b.abs_diff_sum,
                 "latency": latency,
             }
             features = {name: distribution(values) for name, values in b.features.items()}

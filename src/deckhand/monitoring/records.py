@@ -10,17 +10,19 @@ carry the statistics part, the data part, or both (the prediction server sends b
 
 Channels move lists of records; a channel message or spool file holds one JSON-lines
 batch, encoded here so every channel agrees on the bytes. On the way, raw records of one
-deployment, model and minute are folded into a columnar *block* (one line for up to
+deployment, model, shadow flag and minute are folded into a columnar *block* (one line for up to
 BLOCK_RECORDS records), so that the tracking agent -- one process for many prediction
 servers -- parses a few long arrays and sums them with numpy instead of filing each
 record's values one by one:
 
     {"kind": "columns", "deploymentId": "...", "modelId": "...", "minuteStart": 1763740020,
+     "shadow": true,                              # only when its records are (a challenger's)
      "records": 3,                                # raw records folded in
      "requests": [1, 1], "rows": [3, 1], "userErrors": [0, 0], "systemErrors": [0, 1],
      "latencyMs": [2.4, 0.9],                     # one entry per record with statistics
      "features": {"sepal_length": [5.1, 4.9, 6.2, 5.0], ...},   # values of all records
-     "predictions": [...], "classNames": [...], "associationIds": [...]}
+     "predictions": [...], "classNames": [...], "associationIds": [...],
+     "comparedRows": 4, "agreedRows": 3, "absDiffSum": 0.5}   # sums, only when non-zero
 
 Timestamps are kept to the minute, the resolution of every aggregate downstream. A record
 that is not a well-formed raw record travels as it is, for the agent to judge.
@@ -57,8 +59,8 @@ SHADOW = "shadow"
 COMPARED_ROWS = "comparedRows"
 AGREED_ROWS = "agreedRows"
 ABS_DIFF_SUM = "absDiffSum"
-# ... and those an aggregate adds (deckhand.monitoring.aggregate: one per source, deployment
-# and minute, with `latency`, `features` and `predictions` as mergeable counts).
+# ... and those an aggregate adds (deckhand.monitoring.aggregate: one per source, deployment,
+# model, shadow flag and minute, with `latency`, `features` and `predictions` as mergeable counts).
 SOURCE_ID = "sourceId"
 MINUTE = "minute"
 LATENCY = "latency"
@@ -144,9 +146,35 @@ BLOCK_RECORDS = 5_000
 MINUTE_START = "minuteStart"
 _RAW_KEYS = frozenset(
     (DEPLOYMENT_ID, MODEL_ID, TIMESTAMP, REQUESTS, ROWS, LATENCY_MS, USER_ERRORS, SYSTEM_ERRORS)
-    + (FEATURES, PREDICTIONS, CLASS_NAMES, ASSOCIATION_IDS)
+    + (FEATURES, PREDICTIONS, CLASS_NAMES, ASSOCIATION_IDS, SHADOW, COMPARED_ROWS, AGREED_ROWS, ABS_DIFF_SUM)
 )
 COUNT_KEYS = (REQUESTS, ROWS, USER_ERRORS, SYSTEM_ERRORS)
+# A challenger's comparison with the champion: summed, not listed per record.
+COMPARISON_KEYS = (COMPARED_ROWS, AGREED_ROWS, ABS_DIFF_SUM)
+
+
+def comparison(record: Record) -> tuple[int, int, float] | None:
+    """A record's (comparedRows, agreedRows, absDiffSum); None without any; a TypeError
+    when one is not a non-negative count (the sum: a non-negative finite number)."""
+    compared, agreed, diff = record.get(COMPARED_ROWS), record.get(AGREED_ROWS), record.get(ABS_DIFF_SUM)
+    if compared is None and agreed is None and diff is None:
+        return None
+    compared, agreed, diff = compared or 0, agreed or 0, diff or 0
+    if type(compared) is not int or type(agreed) is not int or compared < 0 or agreed < 0:
+        raise TypeError(f"{COMPARED_ROWS} and {AGREED_ROWS} must be non-negative integers")
+    if type(diff) not in (int, float) or not 0 <= diff < math.inf:
+        raise TypeError(f"{ABS_DIFF_SUM} must be a non-negative finite number")
+    return compared, agreed, float(diff)
+
+
+def shadow_flag(record: Record) -> bool:
+    """A record's shadow flag (absent or null: false); a TypeError when it is not a bool."""
+    shadow = record.get(SHADOW)
+    if shadow is None:
+        return False
+    if type(shadow) is not bool:
+        raise TypeError(f"{SHADOW} must be true or false")
+    return shadow
 
 
 def is_block(item: Record) -> bool:
@@ -166,6 +194,11 @@ def _foldable(record: Record) -> bool:
     if type(deployment_id) is not str or not deployment_id or not (model_id is None or type(model_id) is str):
         return False
     if type(ts) not in (int, float) or not math.isfinite(ts):
+        return False
+    try:
+        shadow_flag(record)
+        comparison(record)
+    except TypeError:
         return False
     if record.get(REQUESTS):
         for key in COUNT_KEYS:
@@ -187,24 +220,31 @@ def _foldable(record: Record) -> bool:
 
 
 def to_blocks(records: list[Record]) -> list[Record]:
-    """Raw records folded into blocks per deployment, model and minute, in first-seen order;
-    every other record kept as it is, in place."""
+    """Raw records folded into blocks per deployment, model, shadow flag and minute, in
+    first-seen order; every other record kept as it is, in place."""
     out: list[Record] = []
-    open_blocks: dict[tuple[str, str | None, int], Record] = {}
+    open_blocks: dict[tuple[str, str | None, bool, int], Record] = {}
     for record in records:
         if not _foldable(record):
             out.append(record)
             continue
-        key = (record[DEPLOYMENT_ID], record.get(MODEL_ID), int(record[TIMESTAMP] // 60) * 60)
+        key = (
+            record[DEPLOYMENT_ID],
+            record.get(MODEL_ID),
+            record.get(SHADOW) is True,
+            int(record[TIMESTAMP] // 60) * 60,
+        )
         block = open_blocks.get(key)
         if block is None or block["records"] >= BLOCK_RECORDS:
             block = open_blocks[key] = {
                 "kind": BLOCK_KIND,
                 DEPLOYMENT_ID: key[0],
                 MODEL_ID: key[1],
-                MINUTE_START: key[2],
+                MINUTE_START: key[3],
                 "records": 0,
             }
+            if key[2]:
+                block[SHADOW] = True
             out.append(block)
         _fold(block, record)
     return out
@@ -212,6 +252,9 @@ def to_blocks(records: list[Record]) -> list[Record]:
 
 def _fold(block: Record, record: Record) -> None:
     block["records"] += 1
+    if COMPARED_ROWS in record or AGREED_ROWS in record or ABS_DIFF_SUM in record:
+        for key in COMPARISON_KEYS:
+            block[key] = block.get(key, 0) + (record.get(key) or 0)
     if record.get(REQUESTS):
         for key in COUNT_KEYS:
             block.setdefault(key, []).append(record.get(key) or 0)

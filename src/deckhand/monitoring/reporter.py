@@ -4,9 +4,11 @@
     reporter.report_deployment_stats(deployment_id, model_id, num_predictions=3, execution_time_ms=4.2)
     reporter.report_predictions_data(deployment_id, model_id, features_df, predictions, class_names=[...])
 
-Statistics (`report_deployment_stats`) are counted at once into per-deployment,
-per-minute tallies under a lock held for a few attribute updates; the prediction server
-hands over the tallies it keeps anyway (`add_source`, `count_tallies`). Data records
+Statistics (`report_deployment_stats`) are counted at once into tallies per deployment,
+model, shadow flag and minute, under a lock held for a few attribute updates; the
+prediction server hands over the tallies it keeps anyway (`add_source`, `count_tallies`).
+A shadow (challenger) tally also sums how many rows were compared with the champion's
+answers, agreed with them, and the absolute differences (`TALLY_COMPARISON`). Data records
 (`report_predictions_data`, and the prediction server's feature samples, at most
 `feature_samples_per_second` requests a second) go to a buffer bounded by `max_buffer`.
 
@@ -60,36 +62,44 @@ DEFAULT_BATCH_SIZE = 2_000
 DEFAULT_FLUSH_INTERVAL = 0.5
 DEFAULT_FEATURE_SAMPLES_PER_SECOND = 20
 MAX_BACKOFF = 5.0
+# What a prediction server's tally (deckhand.serving.tally.Tally, or a PredictionRecord) may
+# carry beyond its model id, named after the record keys; one without them is not shadow
+# and compared nothing.
+TALLY_SHADOW = "shadow"
+TALLY_COMPARISON = ("compared_rows", "agreed_rows", "abs_diff_sum")
+# (deployment id, model id, shadow, minute)
+StatsKey = tuple[str, str | None, bool, int]
+
+
+def _comparison_of(tally: Any) -> tuple[int, int, float] | None:
+    sums = tuple(getattr(tally, name, 0) or 0 for name in TALLY_COMPARISON)
+    return (int(sums[0]), int(sums[1]), float(sums[2])) if any(sums) else None
 
 
 class _Stats:
-    """One deployment's minute of one model (and shadow flag: a copy it scored without
-    answering, docs/rollouts.md). Callers add raw latencies and labels (cheap appends); the
-    background thread `compact`s them into a latency sketch and a prediction distribution."""
+    """One model's minute in a deployment. Callers add raw latencies and labels (cheap
+    appends); the background thread `compact`s them into a latency sketch and a prediction
+    distribution."""
 
     __slots__ = (
-        "model_id",
         "requests",
         "rows",
         "user_errors",
         "system_errors",
+        "compared",
+        "agreed",
+        "abs_diff_sum",
         "latencies",
         "labels",
         "numbers",
         "latency",
         "predictions",
-        "shadow",
-        "compared_rows",
-        "agreed_rows",
-        "abs_diff_sum",
     )
 
-    def __init__(self, model_id: str | None, shadow: bool = False) -> None:
-        self.model_id = model_id
-        self.shadow = shadow
-        self.compared_rows = self.agreed_rows = 0
-        self.abs_diff_sum = 0.0
+    def __init__(self) -> None:
         self.requests = self.rows = self.user_errors = self.system_errors = 0
+        self.compared = self.agreed = 0
+        self.abs_diff_sum = 0.0
         self.latencies: list[float] = []
         self.labels: Counter[Any] = Counter()
         self.numbers: list[Any] = []
@@ -105,10 +115,10 @@ class _Stats:
             self.user_errors += error[0]
             self.system_errors += error[1]
 
-    def count_comparison(self, compared: int, agreed: int, abs_diff_sum: float) -> None:
-        self.compared_rows += compared
-        self.agreed_rows += agreed
-        self.abs_diff_sum += abs_diff_sum
+    def count_comparison(self, sums: tuple[int, int, float]) -> None:
+        self.compared += sums[0]
+        self.agreed += sums[1]
+        self.abs_diff_sum += sums[2]
 
     def count_predictions(self, predictions: Any) -> None:
         if type(predictions[0]) is str:
@@ -135,20 +145,20 @@ class _Stats:
             self.numbers = []
 
     def absorb(self, other: _Stats) -> None:
-        """Add another compacted tally of the same deployment and minute."""
-        self.model_id = other.model_id or self.model_id
+        """Add another compacted tally of the same deployment, model, shadow flag and minute."""
         self.requests += other.requests
         self.rows += other.rows
         self.user_errors += other.user_errors
         self.system_errors += other.system_errors
-        self.count_comparison(other.compared_rows, other.agreed_rows, other.abs_diff_sum)
+        self.count_comparison((other.compared, other.agreed, other.abs_diff_sum))
         sketch.merge(self.latency, other.latency)
         merge_distribution(self.predictions, other.predictions)
 
-    def to_record(self, deployment_id: str, minute: int) -> Record:
+    def to_record(self, key: StatsKey) -> Record:
+        deployment_id, model_id, shadow, minute = key
         record: Record = {
             DEPLOYMENT_ID: deployment_id,
-            MODEL_ID: self.model_id,
+            MODEL_ID: model_id,
             "minute": minute,
             REQUESTS: self.requests,
             ROWS: self.rows,
@@ -156,14 +166,12 @@ class _Stats:
             SYSTEM_ERRORS: self.system_errors,
             "latency": self.latency,
         }
+        if shadow:
+            record[SHADOW] = True
+        if self.compared or self.agreed or self.abs_diff_sum:
+            record.update({COMPARED_ROWS: self.compared, AGREED_ROWS: self.agreed, ABS_DIFF_SUM: self.abs_diff_sum})
         if self.predictions:
             record[PREDICTIONS] = self.predictions
-        if self.shadow:
-            record[SHADOW] = True
-        if self.compared_rows:
-            record[COMPARED_ROWS] = self.compared_rows
-            record[AGREED_ROWS] = self.agreed_rows
-            record[ABS_DIFF_SUM] = self.abs_diff_sum
         return record
 
 
@@ -193,9 +201,9 @@ class MonitoringReporter:
         self.feature_samples_per_second = feature_samples_per_second
         # callers count into _live under _lock; the background thread swaps it out
         self._lock = threading.Lock()
-        self._live: dict[tuple[str, str | None, bool, int], _Stats] = {}
+        self._live: dict[StatsKey, _Stats] = {}
         # the background thread's compacted statistics, not yet published
-        self._stats: dict[tuple[str, str | None, bool, int], _Stats] = {}
+        self._stats: dict[StatsKey, _Stats] = {}
         self._sources: list[Callable[[], None]] = []
         self._cycles_started = self._cycles_done = 0  # of the background thread (flush waits on them)
         self.sent = 0
@@ -222,12 +230,15 @@ class MonitoringReporter:
         execution_time_ms: float,
         user_errors: int = 0,
         system_errors: int = 0,
+        *,
+        shadow: bool = False,
     ) -> None:
-        """One scoring call: how many rows it predicted, how long it took, how it failed."""
+        """One scoring call: how many rows it predicted, how long it took, how it failed;
+        `shadow` when its answer was not the one returned (a challenger's)."""
         rows, latency_ms, errors = _checked_stats(
             deployment_id, num_predictions, execution_time_ms, user_errors, system_errors
         )
-        self.count_request(deployment_id, model_id, time.time(), rows, latency_ms, errors)
+        self.count_request(deployment_id, model_id, time.time(), rows, latency_ms, errors, shadow=bool(shadow))
 
     def report_predictions_data(
         self,
@@ -250,17 +261,18 @@ class MonitoringReporter:
         latency_ms: float,
         error: Any = None,
         predictions: Any = (),
+        *,
         shadow: bool = False,
         comparison: tuple[int, int, float] | None = None,
     ) -> None:
         """One scoring call, counted at once.
 
         For trusted callers, so nothing is checked here (report_deployment_stats checks):
-        `error` is None, "user", "system" or a (user_errors, system_errors) pair, and
-        `predictions` the predicted labels or values of the call's rows; `shadow` and
-        `comparison` (compared rows, agreed rows, sum of |difference|) as in docs/rollouts.md."""
+        `error` is None, "user", "system" or a (user_errors, system_errors) pair,
+        `predictions` the predicted labels or values of the call's rows, `comparison` the
+        (compared, agreed, absolute difference sum) of a shadow call's rows."""
         with self._lock:
-            stats = self._live_stats(deployment_id, timestamp, model_id, shadow)
+            stats = self._live_stats(deployment_id, model_id, shadow, timestamp)
             stats.requests += 1
             stats.rows += rows
             stats.latencies.append(latency_ms)
@@ -268,8 +280,8 @@ class MonitoringReporter:
                 stats.count_errors(error)
             if predictions:
                 stats.count_predictions(predictions)
-            if comparison is not None:
-                stats.count_comparison(*comparison)
+            if comparison:
+                stats.count_comparison(comparison)
 
     def add_source(self, drain: Callable[[], None]) -> None:
         """Statistics counted elsewhere -- the prediction server's RequestTally, which counts
@@ -279,14 +291,17 @@ class MonitoringReporter:
         self._sources.append(drain)
 
     def count_tallies(self, tallies: list[Any]) -> None:
-        """A RequestTally sink: each deployment's requests of one minute (serving.tally.Tally)."""
+        """A RequestTally sink: each deployment's (model's) requests of one minute
+        (serving.tally.Tally; its shadow flag and comparison sums as TALLY_* name them)."""
         for tally in tallies:
             latency: sketch.Counts = {}
             if tally.latencies:  # seconds; sketched here, outside the lock
                 sketch.add_values(latency, np.asarray(tally.latencies, dtype=float) * 1000.0)
+            shadow, sums = bool(getattr(tally, TALLY_SHADOW, False)), _comparison_of(tally)
             with self._lock:
-                stats = self._live_stats(tally.deployment_id, tally.minute, tally.model_id, tally.shadow)
-                stats.count_comparison(tally.compared_rows, tally.agreed_rows, tally.abs_diff_sum)
+                stats = self._live_stats(tally.deployment_id, tally.model_id, shadow, tally.minute)
+                if sums:
+                    stats.count_comparison(sums)
                 stats.requests += tally.requests
                 stats.rows += tally.rows
                 stats.user_errors += tally.user_errors
@@ -321,8 +336,6 @@ class MonitoringReporter:
         timestamp = record.timestamp
         if type(timestamp) not in (int, float) or not math.isfinite(timestamp):
             raise ValueError(f"timestamp: expected seconds since the epoch, got {timestamp!r}")
-        compared = getattr(record, "compared_rows", 0)  # PredictionRecords of older servers lack them
-        comparison = (compared, record.agreed_rows, record.abs_diff_sum) if compared else None
         self.count_request(
             record.deployment_id,
             record.model_id,
@@ -331,10 +344,10 @@ class MonitoringReporter:
             latency_ms,
             errors,
             list(record.predictions),
-            bool(getattr(record, "shadow", False)),
-            comparison,
+            shadow=bool(getattr(record, TALLY_SHADOW, False)),
+            comparison=_comparison_of(record),
         )
-        if record.feature_sample and not getattr(record, "shadow", False):
+        if record.feature_sample:
             self.report_features(record.deployment_id, record.model_id, record.feature_sample, timestamp)
 
     @property
@@ -380,12 +393,12 @@ class MonitoringReporter:
         self.channel.close()
 
     # ----- internals -----------------------------------------------------------------------
-    def _live_stats(self, deployment_id: str, timestamp: float, model_id: str | None, shadow: bool = False) -> _Stats:
+    def _live_stats(self, deployment_id: str, model_id: str | None, shadow: bool, timestamp: float) -> _Stats:
         """The tally of a deployment's model's minute (under _lock)."""
-        key = (deployment_id, model_id, shadow, int(timestamp // 60) * 60)
+        key = (deployment_id, model_id or None, shadow, int(timestamp // 60) * 60)
         stats = self._live.get(key)
         if stats is None:
-            stats = self._live[key] = _Stats(model_id, shadow)
+            stats = self._live[key] = _Stats()
         return stats
 
     def _take_live(self) -> None:
@@ -431,7 +444,7 @@ class MonitoringReporter:
         if self._retry is not None:
             return self._retry
         stats, self._stats = self._stats, {}
-        batch = [s.to_record(key[0], key[-1]) for key, s in stats.items()]
+        batch = [s.to_record(key) for key, s in stats.items()]
         data = self._take()
         batch.extend(data)
         return uuid.uuid4().hex, batch, sum(s.requests for s in stats.values()) + len(data)

@@ -1,7 +1,7 @@
 """The tracking agent: channel -> aggregate -> control plane -> acknowledge.
 
 Each cycle reads up to `batch_size` records (whole spool files or messages), aggregates
-them per source, deployment and minute, and posts one batch. Only after the control plane
+them per source, deployment, model, shadow flag and minute, and posts one batch. Only after the control plane
 answered 200 are the deliveries acknowledged (spool files deleted, messages acked). The
 batch id and each aggregate's source id come from the deliveries themselves, so a resend
 after any crash or timeout is recognised by the control plane and not counted again.

@@ -1,4 +1,5 @@
-"""Wiring: `create_app(settings)` migrates the database, bootstraps a token, mounts routers."""
+"""Wiring: `create_app(settings)` migrates the database, bootstraps a token, mounts routers,
+and runs the rollout controller while the app runs."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from deckhand.server.db.migrate import upgrade_to_head
 from deckhand.server.db.session import Database, mask_database_url
 from deckhand.server.docs import install_docs
 from deckhand.server.errors import install_error_handlers
-from deckhand.server.routers import agent, deployments, environments, events, health, packages, tokens
+from deckhand.server.routers import agent, deployments, environments, events, health, packages, rollouts, tokens
 from deckhand.server.routers import monitoring as monitoring_router
 from deckhand.server.security_headers import SecurityHeaders
 from deckhand.server.services.artifacts import ArtifactStore
 from deckhand.server.services.notifier import RevisionNotifier
+from deckhand.server.services.rollout_runner import RolloutController
 from deckhand.server.services.tokens import BOOTSTRAP_TOKEN_NAME, ensure_bootstrap_token
 from deckhand.server.settings import BOOTSTRAP_TOKEN_ENV, ServerSettings
 from deckhand.server.state import ControlPlane
@@ -30,7 +32,8 @@ log = logging.getLogger(__name__)
 
 # Every router of the HTTP API (the UI and /docs add their own routes).
 API_ROUTERS = tuple(
-    module.router for module in (health, packages, environments, deployments, agent, events, tokens, monitoring_router)
+    module.router
+    for module in (health, packages, environments, deployments, rollouts, agent, events, tokens, monitoring_router)
 )
 
 DESCRIPTION = """The deckhand control plane: model packages, prediction environments,
@@ -109,10 +112,16 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings()
     cp = open_control_plane(settings)
 
+    controller = RolloutController(cp)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        cp.db.dispose()
+        controller.start()
+        try:
+            yield
+        finally:
+            await controller.stop()
+            cp.db.dispose()
 
     app = _http_surface(lifespan)
     app.state.control_plane = cp

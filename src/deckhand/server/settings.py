@@ -37,6 +37,8 @@ class ServerSettings(BaseModel):
     # How often a waiting long poll re-reads the revision from the database, so that
     # changes made by another server process are seen too.
     long_poll_recheck_seconds: float = 2.0
+    # How often the rollout controller judges the canaries whose step has lasted its interval.
+    rollout_tick_seconds: float = Field(default=5.0, gt=0, le=3600)
     max_upload_bytes: int = 4 * 1024**3
     # What reading an uploaded package may inflate (`deckhand server --max-package-*`).
     package_limits: PackageLimits = Field(default_factory=PackageLimits)

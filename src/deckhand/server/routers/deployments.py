@@ -1,5 +1,5 @@
-"""`/api/v1/deployments`: create, list, show, activate, deactivate, replace model, model revisions
-and rollback, delete."""
+"""`/api/v1/deployments`: create, list, show, activate, deactivate, replace model (at once or as
+a canary), model revisions and rollback, delete. (Rollouts and challengers: `routers.rollouts`.)"""
 
 from __future__ import annotations
 
@@ -20,20 +20,20 @@ from deckhand.server.schemas.deployments import (
 )
 from deckhand.server.schemas.revisions import RevisionOut, Rollback, RollbackOut
 from deckhand.server.services import deployments as svc
-from deckhand.server.services import revisions
+from deckhand.server.services import revisions, rollouts
 from deckhand.server.services.lookup import find_deployment, find_environment
 from deckhand.server.state import CP, ControlPlane
 
 router = APIRouter(prefix=f"{API_PREFIX}/deployments", tags=["deployments"])
 
 
-def _write(cp: ControlPlane, change: Callable[[Session], Deployment]) -> DeploymentOut:
+def write_change(cp: ControlPlane, change: Callable[[Session], Deployment]) -> DeploymentOut:
     """Run a change in a transaction, then wake the environment's long polls."""
     with cp.db.writing() as session:
         dep = change(session)
         session.flush()
         session.refresh(dep)
-        out = svc.deployment_out(dep)
+        out = svc.deployment_out(session, dep)
     cp.notifier.notify(out.environment_id)
     return out
 
@@ -44,7 +44,7 @@ def create_deployment(
     principal: AdminUser,
     cp: CP,
 ) -> DeploymentOut:
-    return _write(cp, lambda s: svc.create_deployment(s, principal, body))
+    return write_change(cp, lambda s: svc.create_deployment(s, principal, body))
 
 
 @router.get("", response_model=list[DeploymentOut], responses=errors(403, 404))
@@ -60,7 +60,8 @@ def list_deployments(
         env_id = None
         if environment_id:
             env_id = find_environment(session, environment_id, field="environmentId", principal=principal).id
-        return [svc.deployment_out(d) for d in svc.list_deployments(session, principal, env_id)]
+        where = None if env_id is None else Deployment.environment_id == env_id
+        return svc.deployments_out(session, svc.list_deployments(session, principal, env_id), where)
 
 
 @router.get("/{ref}", response_model=DeploymentOut, responses=errors(403, 404, 409))
@@ -71,7 +72,7 @@ def get_deployment(
 ) -> DeploymentOut:
     """By id, or by name when the name is unique."""
     with cp.db.reading() as session:
-        return svc.deployment_out(find_deployment(session, ref, principal))
+        return svc.deployment_out(session, find_deployment(session, ref, principal))
 
 
 @router.post("/{ref}/activate", response_model=DeploymentOut, responses=errors(403, 404, 409))
@@ -80,7 +81,7 @@ def activate(
     principal: AdminUser,
     cp: CP,
 ) -> DeploymentOut:
-    return _write(cp, lambda s: svc.set_active(s, principal, ref, True))
+    return write_change(cp, lambda s: svc.set_active(s, principal, ref, True))
 
 
 @router.post("/{ref}/deactivate", response_model=DeploymentOut, responses=errors(403, 404, 409))
@@ -89,7 +90,7 @@ def deactivate(
     principal: AdminUser,
     cp: CP,
 ) -> DeploymentOut:
-    return _write(cp, lambda s: svc.set_active(s, principal, ref, False))
+    return write_change(cp, lambda s: svc.set_active(s, principal, ref, False))
 
 
 @router.post("/{ref}/replace-model", response_model=DeploymentOut, responses=errors(400, 403, 404, 409))
@@ -100,8 +101,15 @@ def replace_model(
     cp: CP,
 ) -> DeploymentOut:
     """A new model revision. Refused (409, each difference in `errors`) when the new package's
-    target type, class labels or features differ from the current one's, unless `force`."""
-    return _write(cp, lambda s: svc.replace_model(s, principal, ref, body))
+    target type, class labels or features differ from the current one's, unless `force`.
+
+    With `canary`, nothing is replaced yet: the new model takes `percent` of the traffic and
+    steps up every `intervalSeconds` while its gates hold (docs/rollouts.md); it becomes the
+    next revision when promoted. Any model change is refused (409) while a canary runs:
+    promote or abort it first."""
+    if body.canary is not None:
+        return write_change(cp, lambda s: rollouts.start_canary(s, principal, ref, body))
+    return write_change(cp, lambda s: svc.replace_model(s, principal, ref, body))
 
 
 @router.get("/{ref}/revisions", response_model=list[RevisionOut], responses=errors(403, 404, 409))
@@ -141,7 +149,7 @@ def update_deployment(
     principal: AdminUser,
     cp: CP,
 ) -> DeploymentOut:
-    return _write(cp, lambda s: svc.update_deployment(s, principal, ref, body))
+    return write_change(cp, lambda s: svc.update_deployment(s, principal, ref, body))
 
 
 @router.delete("/{ref}", status_code=204, responses=errors(403, 404, 409))
@@ -150,5 +158,5 @@ def delete_deployment(
     principal: AdminUser,
     cp: CP,
 ) -> Response:
-    _write(cp, lambda s: svc.delete_deployment(s, principal, ref))
+    write_change(cp, lambda s: svc.delete_deployment(s, principal, ref))
     return Response(status_code=204)

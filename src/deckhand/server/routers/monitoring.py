@@ -15,13 +15,14 @@ from deckhand.server.routers.common import API_PREFIX, errors
 from deckhand.server.schemas.common import IsoDateTime
 from deckhand.server.schemas.monitoring import (
     FeatureDriftReport,
+    ModelsMonitoring,
     MonitoringBatch,
     MonitoringBatchResult,
     PredictionDistribution,
     ServiceHealth,
 )
 from deckhand.server.services.lookup import find_deployment
-from deckhand.server.services.monitoring import ingest, queries
+from deckhand.server.services.monitoring import ingest, models, queries
 from deckhand.server.state import CP
 
 log = logging.getLogger("deckhand.server.monitoring")
@@ -111,3 +112,12 @@ def feature_drift(ref: str, principal: Reader, cp: CP, start: Start = None, end:
     with cp.db.reading() as session:
         dep = find_deployment(session, ref, principal)
         return queries.drift(session, dep, *window)
+
+
+@router.get("/deployments/{ref}/monitoring/models", response_model=ModelsMonitoring, responses=errors(403, 404, 409))
+def model_monitoring(ref: str, principal: Reader, cp: CP, start: Start = None, end: End = None) -> ModelsMonitoring:
+    """Each model's health (champion, canary, challengers) and its prediction PSI against the champion."""
+    window = queries.window(start, end)
+    with cp.db.reading() as session:
+        dep = find_deployment(session, ref, principal)
+        return models.compare_models(session, dep, *window)

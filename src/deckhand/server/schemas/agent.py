@@ -31,6 +31,23 @@ class DesiredEnvironment(EnvironmentFields):
     created_by: str | None
 
 
+class TrafficMember(ApiModel):
+    model_id: str
+    model_sha256: str
+    model_format: str
+    model_size: int
+
+
+class CanaryMember(TrafficMember):
+    percent: int
+
+
+class DesiredTraffic(ApiModel):
+    canary: CanaryMember | None
+    challengers: list[TrafficMember]
+    sticky: dict[str, str] | None = Field(description='{"header": name} (lower-case) or {"field": name}.')
+
+
 class DesiredDeployment(ApiModel):
     id: str
     name: str
@@ -43,6 +60,8 @@ class DesiredDeployment(ApiModel):
     model_size: int
     key_value_config: JsonObject
     revision: int
+    served_model_id: str = Field(description="The champion's id, or the id of its mix (docs/rollouts.md).")
+    traffic: DesiredTraffic | None = Field(description="None when the champion serves alone.")
 
 
 class DesiredState(ApiModel):

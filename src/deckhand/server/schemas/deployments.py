@@ -15,6 +15,7 @@ from deckhand.server.schemas.common import (
     RequestModel,
 )
 from deckhand.server.schemas.revisions import ModelChange
+from deckhand.server.schemas.rollouts import CanarySpec, RolloutSummary
 
 DeploymentName = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
 Ref = Annotated[str, Field(min_length=1, max_length=100)]
@@ -36,6 +37,11 @@ class DeploymentUpdate(RequestModel):
 
 class ReplaceModel(ModelChange):
     model_package_id: Ref
+    canary: CanarySpec | None = Field(
+        None,
+        description="Start the new model as a canary with a share of the traffic, stepped up while its "
+        "gates hold, instead of replacing at once (docs/rollouts.md).",
+    )
 
 
 class ObservedOut(ApiModel):
@@ -59,3 +65,8 @@ class DeploymentOut(ApiModel):
     created_at: datetime
     updated_at: datetime
     observed: ObservedOut | None
+    served_model_id: str = Field(
+        description="What the agent should report as observed.modelId: the champion's id, or the id of "
+        "its mix with a canary and challengers."
+    )
+    rollout: RolloutSummary | None = Field(description="The running canary, if any.")

@@ -8,12 +8,16 @@ ones `deckhand.monitoring.records` defines.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
 from deckhand.monitoring.records import (
+    ABS_DIFF_SUM,
+    AGREED_ROWS,
+    COMPARED_ROWS,
     DEPLOYMENT_ID,
     FEATURES,
     LATENCY,
@@ -22,6 +26,7 @@ from deckhand.monitoring.records import (
     PREDICTIONS,
     REQUESTS,
     ROWS,
+    SHADOW,
     SOURCE_ID,
     SYSTEM_ERRORS,
     TIMESTAMP,
@@ -80,6 +85,23 @@ def _count(value: Any) -> int:
     return value
 
 
+def _flag(value: Any) -> bool:
+    """true or false; absent or null reads as false."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, found {value!r}")
+    return value
+
+
+def _amount(value: Any) -> float:
+    if (
+        not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < math.inf  # also refuses NaN
+    ):
+        raise ValueError(f"expected a non-negative finite number, found {value!r}")
+    return float(value)
+
+
 def _object(value: Any) -> dict[str, Any]:
     """An object, or nothing (null reads as an empty object)."""
     if value is not None and not isinstance(value, dict):
@@ -105,14 +127,17 @@ def _epoch_seconds(value: Any) -> float:
 
 
 Count = Annotated[int, PlainValidator(_count)]
+Flag = Annotated[bool, PlainValidator(_flag)]
+Amount = Annotated[float, PlainValidator(_amount)]
 JsonObject = Annotated[dict[str, Any], PlainValidator(_object)]
 OptionalText = Annotated[str | None, PlainValidator(_optional_text)]
 
 
 class MonitoringAggregate(BaseModel):
-    """One deployment's statistics for one minute from one channel source (the shape
-    `deckhand.monitoring.aggregate` produces and the tracking agent posts). Keys are the
-    ones `deckhand.monitoring.records` defines; unknown keys are ignored."""
+    """One deployment's (one model's) statistics for one minute from one channel source
+    (the shape `deckhand.monitoring.aggregate` produces and the tracking agent posts). Keys
+    are the ones `deckhand.monitoring.records` defines; unknown keys are ignored. `shadow`:
+    a challenger's answers, never returned, counted for its model only."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -128,16 +153,25 @@ class MonitoringAggregate(BaseModel):
     predictions: JsonObject = Field(default_factory=dict, validation_alias=PREDICTIONS)
     source_id: OptionalText = Field(default=None, validation_alias=SOURCE_ID)
     model_id: OptionalText = Field(default=None, validation_alias=MODEL_ID)
+    shadow: Flag = Field(default=False, validation_alias=SHADOW)
+    compared_rows: Count = Field(default=0, validation_alias=COMPARED_ROWS)
+    agreed_rows: Count = Field(default=0, validation_alias=AGREED_ROWS)
+    abs_diff_sum: Amount = Field(default=0.0, validation_alias=ABS_DIFF_SUM)
 
 
 class MonitoringRawRecord(BaseModel):
     """The keys a raw record (one scoring call, `deckhand.monitoring.records`) needs before
-    the control plane aggregates it; the rest is judged by the aggregator."""
+    the control plane aggregates it, and its shadow flag and comparison sums; the rest is
+    judged by the aggregator."""
 
     model_config = ConfigDict(extra="ignore")
 
     deployment_id: Annotated[str, PlainValidator(_text)] = Field(validation_alias=DEPLOYMENT_ID)
     timestamp: Annotated[float, PlainValidator(_epoch_seconds)] = Field(validation_alias=TIMESTAMP)
+    shadow: Flag = Field(default=False, validation_alias=SHADOW)
+    compared_rows: Count = Field(default=0, validation_alias=COMPARED_ROWS)
+    agreed_rows: Count = Field(default=0, validation_alias=AGREED_ROWS)
+    abs_diff_sum: Amount = Field(default=0.0, validation_alias=ABS_DIFF_SUM)
 
 
 def first_error(exc: ValidationError) -> tuple[str, str]:
@@ -233,3 +267,39 @@ class FeatureDriftReport(ApiModel):
     features: list[FeatureDriftOut]
     features_without_data: list[str] = Field(description="Baseline features without values in the window.")
     thresholds: DriftThresholds
+
+
+class ModelMonitoring(ApiModel):
+    """One model of the deployment in the window (`deckhand.server.services.monitoring.models`)."""
+
+    model_id: str
+    champion: bool = Field(description="The deployment's current model.")
+    shadow: bool = Field(description="All its answers in the window were recorded, not returned (a challenger).")
+    requests: int
+    rows: int
+    user_errors: int
+    system_errors: int
+    error_rate: float | None = Field(description="(userErrors + systemErrors) / requests; null without requests.")
+    p50_ms: float | None = Field(description="Median latency (ms); null without requests.")
+    p99_ms: float | None = Field(description="99th percentile latency (ms); null without requests.")
+    compared: int = Field(description="Rows whose answer was compared with the champion's.")
+    agreed: int = Field(description="Compared rows that agreed (equal labels; values within 1 %).")
+    agreement: float | None = Field(description="agreed / compared; null when nothing was compared.")
+    mean_abs_diff: float | None = Field(
+        description="Mean |answer - champion's| over compared rows (0 for labels); null when nothing was compared."
+    )
+    psi_vs_champion: float | None = Field(
+        description="PSI of its predictions against the champion's over the minutes both have predictions in; "
+        "null for the champion, or with too few predictions on either side (see psiMinPredictions)."
+    )
+
+
+class ModelsMonitoring(ApiModel):
+    """Every model that reported in the window, the champion first."""
+
+    deployment_id: str
+    start: datetime
+    end: datetime
+    champion_model_id: str | None
+    psi_min_predictions: int = Field(description="Predictions each side needs for a PSI.")
+    models: list[ModelMonitoring]

@@ -1,8 +1,9 @@
 """What the management agent uses: desired state (long-polled), status reports, events.
 
-The desired state is built from one query for the environment and one for its live
-deployments joined with their packages, straight into JSON-ready dicts (no ORM objects,
-no N+1): this is the call the agent makes most and the benchmark times.
+The desired state is built from one query for the environment, one for its live
+deployments joined with their packages, and one each for its running canaries and its
+challengers (`services.traffic`), straight into JSON-ready dicts (no ORM objects, no N+1):
+this is the call the agent makes most and the benchmarks time (bench/desired_state.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from deckhand.server.auth import Principal
 from deckhand.server.db.models import Deployment, Environment, ModelPackage, utcnow
 from deckhand.server.errors import Forbidden, NotFound
 from deckhand.server.schemas.agent import StatusReport
+from deckhand.server.services.traffic import Traffic, in_environment, traffic_of
 from deckhand.server.state import ControlPlane
 
 PURGE_STATES = frozenset({"stopped"})
@@ -125,23 +127,40 @@ def desired_state(session: Session, environment_id: str) -> dict[str, Any]:
             "createdAt": _iso(env.created_at),
             "createdBy": env.created_by,
         },
-        "deployments": [
-            {
-                "id": r.id,
-                "name": r.name,
-                "description": r.description,
-                "active": bool(r.active),
-                "modelPackageId": r.model_package_id,
-                "modelId": r.model_package_id,
-                "modelFormat": r.format,
-                "modelSha256": r.sha256,
-                "modelSize": int(r.size),
-                "keyValueConfig": r.key_value_config or {},
-                "revision": int(r.revision),
-            }
-            for r in rows
-        ],
+        "deployments": _with_traffic(
+            [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "description": r.description,
+                    "active": bool(r.active),
+                    "modelPackageId": r.model_package_id,
+                    "modelId": r.model_package_id,
+                    "modelFormat": r.format,
+                    "modelSha256": r.sha256,
+                    "modelSize": int(r.size),
+                    "keyValueConfig": r.key_value_config or {},
+                    "revision": int(r.revision),
+                    "servedModelId": r.model_package_id,
+                    "traffic": None,
+                }
+                for r in rows
+            ],
+            traffic_of(session, in_environment(environment_id)),
+        ),
     }
+
+
+def _with_traffic(deployments: list[dict[str, Any]], traffic: dict[str, Traffic]) -> list[dict[str, Any]]:
+    """Fill in `traffic` and `servedModelId` of the few deployments that have a canary or
+    challengers (a second pass: nothing is added to the per-row cost of the others)."""
+    if traffic:
+        for d in deployments:
+            found = traffic.get(d["id"])
+            if found is not None:
+                d["traffic"] = found.desired()
+                d["servedModelId"] = found.served_model_id(d["modelId"])
+    return deployments
 
 
 async def wait_for_desired_state(

@@ -16,6 +16,7 @@ from deckhand.server.errors import BadRequest, Conflict, InvalidField, PayloadTo
 from deckhand.server.schemas.packages import ModelPackageOut
 from deckhand.server.services.events import record_api_event
 from deckhand.server.services.lookup import find_package, package_not_found
+from deckhand.server.services.traffic import shadow_and_canary_uses
 from deckhand.server.state import ControlPlane
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,11 @@ def delete_package(session: Session, principal: Principal, ref: str) -> ModelPac
     if users:
         raise Conflict(
             f"model package {package.id} is used by {users} deployment(s); replace their model or delete them first"
+        )
+    if shadow_and_canary_uses(session, package.id):
+        raise Conflict(
+            f"model package {package.id} is a running canary or a challenger of a deployment; abort the canary "
+            "or remove the challenger first (`deckhand deployments rollout|challengers ID` shows which)"
         )
     # Rows of deleted deployments not yet purged still point here: purge them now.
     for dep in session.scalars(select(Deployment).where(Deployment.model_package_id == package.id)):

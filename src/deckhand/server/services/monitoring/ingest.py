@@ -1,9 +1,12 @@
 """Monitoring ingest: check a batch's records, count each channel source once, merge.
 
 Each aggregate (see `deckhand.monitoring.aggregate`) names the channel source it came
-from; a source already recorded is skipped, so resending a batch after a crash or a
-timeout never counts anything twice, however the sender regrouped its sources. Raw
-records are aggregated here, under the batch id as their source.
+from and is merged into its deployment's buckets (unless shadow) and its model's; a
+source already recorded is skipped, so resending a batch after a crash or a timeout never
+counts anything twice, however the sender regrouped its sources. A source's aggregates
+(one per deployment, model, shadow flag and minute) travel in one batch, as the tracking
+agent sends them: once a source is claimed, an aggregate of it arriving later is skipped.
+Raw records are aggregated here, under the batch id as their source.
 """
 
 from __future__ import annotations
@@ -60,8 +63,11 @@ def parse_records(batch_id: str, records: list[dict[str, Any]]) -> list[Monitori
         else:
             try:
                 MonitoringRawRecord.model_validate(item)
-            except ValidationError:
-                raise InvalidField(where, RAW_RECORD_HELP) from None
+            except ValidationError as exc:
+                key, message = first_error(exc)
+                if key in (DEPLOYMENT_ID, TIMESTAMP):
+                    raise InvalidField(where, RAW_RECORD_HELP) from None
+                raise InvalidField(f"{where}.{key}", message) from None
             raw.add(batch_id, item)
     aggregates.extend(MonitoringAggregate.model_validate(item) for item in raw.drain())
     for aggregate in aggregates:
@@ -102,7 +108,11 @@ def ingest(
     if unknown:
         log.warning("event=monitoring_unknown_deployments batch=%s deployments=%s", batch_id, sorted(unknown))
     usable = [item for item in fresh if item.deployment_id not in unknown]
-    storage.merge_service(session, usable)
-    storage.merge_distributions(session, usable)
+    # a shadow (challenger) answer was not returned: it counts for its model, not the deployment
+    returned = [item for item in usable if not item.shadow]
+    storage.merge_service(session, returned)
+    storage.merge_distributions(session, returned)
+    storage.merge_models(session, usable)
+    storage.merge_model_predictions(session, usable)
     retention.maybe_prune(session)
     return IngestResult(len(usable), False, skipped, sorted(unknown))
