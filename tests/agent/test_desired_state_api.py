@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from deckhand.agent.reconcile import plan
 from deckhand.agent.model import ObservedDeployment
+from deckhand.agent.reconcile import plan
 from deckhand.agent.sources import state_from_api
 from deckhand.plugin.constants import BosunPluginActions, DeploymentState
 

@@ -29,7 +29,9 @@ def state_from_api(body: dict[str, Any]) -> DesiredState:
         created_at=env.get("createdAt"),
         created_by=env.get("createdBy"),
     )
-    return DesiredState(int(body["revision"]), info, tuple(_deployment_from_api(d) for d in body.get("deployments", [])))
+    return DesiredState(
+        int(body["revision"]), info, tuple(_deployment_from_api(d) for d in body.get("deployments", []))
+    )
 
 
 def _deployment_from_api(d: dict[str, Any]) -> DesiredDeployment:

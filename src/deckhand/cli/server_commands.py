@@ -38,6 +38,15 @@ def server(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    rollout_tick_seconds: Annotated[
+        float,
+        typer.Option(
+            "--rollout-tick-seconds",
+            min=0.1,
+            max=3600,
+            help="How often the rollout controller judges canaries whose step has lasted its interval.",
+        ),
+    ] = 5.0,
     max_package_uncompressed_mb: pkg.MaxPackageUncompressedMb = pkg.MAX_PACKAGE_UNCOMPRESSED_MB,
     max_package_ratio: pkg.MaxPackageRatio = pkg.MAX_PACKAGE_RATIO,
     max_package_members: pkg.MaxPackageMembers = pkg.MAX_PACKAGE_MEMBERS,
@@ -60,6 +69,7 @@ def server(
             host=host,
             port=port,
             database_url=database_url,
+            rollout_tick_seconds=rollout_tick_seconds,
             package_limits=pkg.package_limits(max_package_uncompressed_mb, max_package_ratio, max_package_members),
         )
     except ValidationError as exc:  # e.g. a weak DECKHAND_BOOTSTRAP_TOKEN: the message, no traceback

@@ -114,12 +114,19 @@ def write_mix(output: Path, served_model_id: str, members: list[MixMember], stic
 
     def _write(handle: BinaryIO) -> None:
         with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
-            archive.writestr(MIX_NAME, json.dumps(document, indent=2))
+            archive.writestr(_entry(MIX_NAME), json.dumps(document, indent=2))
             for member in members:
-                with open(member.source, "rb") as src, archive.open(member.path, "w", force_zip64=True) as dst:  # type: ignore[arg-type]
+                entry = _entry(member.path)
+                with open(member.source, "rb") as src, archive.open(entry, "w", force_zip64=True) as dst:  # type: ignore[arg-type]
                     shutil.copyfileobj(src, dst, _CHUNK)
 
     atomic_write_bytes(output, _write)
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    """A zip entry with a fixed date: the same members give the same bytes, so two control
+    plane replicas (or two racing downloads) build one mix with one checksum."""
+    return zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
 
 
 def _document(served_model_id: str, members: list[MixMember], sticky: dict[str, str] | None) -> dict[str, Any]:

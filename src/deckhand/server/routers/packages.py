@@ -11,6 +11,7 @@ from deckhand.server.auth import AdminUser, Reader, UserReader
 from deckhand.server.errors import NotFound, PayloadTooLarge
 from deckhand.server.routers.common import API_PREFIX, errors
 from deckhand.server.schemas.packages import ModelPackageOut
+from deckhand.server.services import mixes
 from deckhand.server.services import packages as svc
 from deckhand.server.state import CP
 
@@ -72,7 +73,18 @@ def get_package(package_id: str, principal: Reader, cp: CP) -> ModelPackageOut:
     },
 )
 def download_package(package_id: str, principal: Reader, cp: CP) -> FileResponse:
-    """The package file, with its sha256 in `X-Checksum-Sha256`."""
+    """The package file, with its sha256 in `X-Checksum-Sha256`. A `mix-...` id (the desired
+    state's name for what a deployment with a canary or challengers serves) downloads that
+    mix, built from its member packages on first use (`services.mixes`)."""
+    if mixes.is_mix_id(package_id):
+        with cp.db.reading() as session:
+            path, sha256 = mixes.mix_artifact(session, principal, cp.artifacts, package_id)
+        return FileResponse(
+            path,
+            media_type="application/octet-stream",
+            filename=f"{package_id}.dhpkg",
+            headers={"X-Checksum-Sha256": sha256},
+        )
     with cp.db.reading() as session:
         package = svc.readable_package(session, principal, package_id)
     path = cp.artifacts.path_for(package.id)

@@ -1,0 +1,92 @@
+"""Mix files for download: what a deployment with a canary or challengers serves, as one
+artifact (docs/rollouts.md).
+
+The desired state names a split deployment's model `mix-<16 hex>`; agents (and the
+Kubernetes plugin's image builds) download it from the package artifact route like any
+package. The control plane builds the file from the member packages on the first download,
+under `<artifacts>/mixes/`, and keeps it with its checksum beside it; a later download is a
+file read. Only mixes some live deployment serves now can be downloaded: an agent that asks
+for one the rollout has already stepped past gets a 404 and follows the next desired state.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from deckhand.packages.container import file_sha256
+from deckhand.packages.mix import MIX_ID_PREFIX, MixMember, write_mix
+from deckhand.server.auth import Principal
+from deckhand.server.db.models import Deployment, ModelPackage
+from deckhand.server.errors import NotFound
+from deckhand.server.services.artifacts import ArtifactStore
+from deckhand.server.services.traffic import traffic_of
+
+
+def is_mix_id(package_id: str) -> bool:
+    return package_id.startswith(MIX_ID_PREFIX)
+
+
+def _not_served(served_id: str) -> NotFound:
+    return NotFound(
+        f"modelPackage: no live deployment serves the mix {served_id!r} now (its canary moved on, or ended); "
+        "follow the current desired state"
+    )
+
+
+def _members(
+    session: Session, principal: Principal, store: ArtifactStore, served_id: str
+) -> tuple[list[MixMember], dict[str, str] | None]:
+    """The members and sticky rule of the mix `served_id`, read from the deployment that
+    serves it now."""
+    where = Deployment.environment_id.in_(principal.environment_ids) if principal.role == "agent" else None
+    traffic = traffic_of(session, where)
+    if not traffic:
+        raise _not_served(served_id)
+    rows = session.execute(select(Deployment.id, Deployment.model_package_id).where(Deployment.id.in_(list(traffic))))
+    champions: dict[str, str] = {dep_id: package_id for dep_id, package_id in rows}
+    for dep_id, split in traffic.items():
+        champion = champions.get(dep_id)
+        if champion is None or split.served_model_id(champion) != served_id:
+            continue
+        canary = split.canary
+        ids = [champion, *([canary["modelId"]] if canary else []), *(c["modelId"] for c in split.challengers)]
+        found = session.execute(select(ModelPackage.id, ModelPackage.sha256).where(ModelPackage.id.in_(ids)))
+        shas: dict[str, str] = {package_id: sha256 for package_id, sha256 in found}
+        share = int(canary["percent"]) if canary else 0
+        roles = [("champion", champion, 100 - share)]
+        if canary:
+            roles.append(("canary", canary["modelId"], share))
+        roles += [("challenger", c["modelId"], 0) for c in split.challengers]
+        members = [
+            MixMember(package_id, role, percent, shas[package_id], source=store.path_for(package_id))
+            for role, package_id, percent in roles
+        ]
+        return members, split.sticky
+    raise _not_served(served_id)
+
+
+def mix_artifact(session: Session, principal: Principal, store: ArtifactStore, served_id: str) -> tuple[Path, str]:
+    """The mix file `served_id` and its sha256, built on the first request."""
+    members, sticky = _members(session, principal, store, served_id)
+    directory = store.root / "mixes"
+    target = directory / f"{served_id}.dhpkg"
+    checksum = directory / f"{served_id}.sha256"
+    if target.is_file() and checksum.is_file():
+        return target, checksum.read_text().strip()
+    directory.mkdir(mode=0o700, exist_ok=True)
+    for member in members:
+        if member.source is None or not member.source.is_file():
+            raise NotFound(
+                f"modelPackage: the artifact of {member.model_id}, {member.role} of mix {served_id}, is missing "
+                f"from {store.root}; upload the package again"
+            )
+    write_mix(target, served_id, members, sticky)
+    digest = file_sha256(target)
+    tmp = checksum.with_name(f".{checksum.name}.{os.getpid()}.tmp")
+    tmp.write_text(digest + "\n")
+    os.replace(tmp, checksum)
+    return target, digest
