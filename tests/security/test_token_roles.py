@@ -17,8 +17,9 @@ from fastapi.testclient import TestClient
 
 from deckhand.server.app import API_ROUTERS, create_app
 from deckhand.server.settings import ServerSettings
+from deckhand.server.ui import UI_ROUTERS
+from deckhand.server.ui.csrf import CSRF_COOKIE, form_token
 from deckhand.server.ui.router import COOKIE_NAME
-from deckhand.server.ui.router import router as ui_router
 
 ADMIN = "dh_" + secrets.token_urlsafe(32)
 ROLES = ("no token", "read-only", "admin", "agent of this env", "agent of another env")
@@ -32,7 +33,7 @@ OTHER_ROUTES = [("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/asset
 def app_routes() -> list[tuple[str, str]]:
     routes = {
         (method, route.path)
-        for router in (*API_ROUTERS, ui_router)
+        for router in (*API_ROUTERS, *UI_ROUTERS)
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods
@@ -153,6 +154,7 @@ def _request(world: World, method: str, path: str, api_package: bytes) -> tuple[
         ("POST", "/api/v1/monitoring/batches"): {"json": {"batchId": uuid.uuid4().hex, "records": []}},
         ("GET", "/api/v1/agent/environments/{environment_id}/desired-state"): {"params": {"timeout": 0}},
         ("POST", "/ui/login"): {"data": {"token": "TOKEN"}},
+        ("POST", "/ui/deployments/{ref}/actions/rollback"): {"data": {"revision": "1"}},
     }
     options = dict(bodies.get((method, path), {}))
     if (method, path) == ("POST", "/api/v1/model-packages"):
@@ -165,6 +167,8 @@ NEEDS_CANARY = {
     ("GET", "/api/v1/deployments/{ref}/rollout"),
     ("POST", "/api/v1/deployments/{ref}/rollout/abort"),
     ("POST", "/api/v1/deployments/{ref}/rollout/promote"),
+    ("POST", "/ui/deployments/{ref}/actions/abort"),
+    ("POST", "/ui/deployments/{ref}/actions/promote"),
 }
 
 
@@ -180,8 +184,11 @@ def call(api: TestClient, world: World, method: str, path: str, role: str) -> in
         api.cookies.set(COOKIE_NAME, token)  # the UI takes its token from the login cookie
     elif token:
         headers["Authorization"] = f"Bearer {token}"
-    if "data" in options:  # the UI's login form carries the token in its body
+    if (method, path) == ("POST", "/ui/login"):  # the UI's login form carries the token in its body
         options["data"] = {"token": token or ""}
+    elif method == "POST" and "/actions/" in path and token:  # the buttons' forms carry a CSRF token
+        api.cookies.set(CSRF_COOKIE, "nonce")
+        options["data"] = {**options.get("data", {}), "csrf": form_token("nonce", token)}
     response = api.request(method, url, headers=headers, follow_redirects=False, **options)
     api.cookies.clear()
     return response.status_code

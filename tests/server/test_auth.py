@@ -157,3 +157,20 @@ def test_bootstrap_token_is_printed_once(
         assert "dh_" not in capsys.readouterr().out  # second start: nothing printed
         ok = client.get("/api/v1/environments", headers={"Authorization": f"Bearer {token}"})
         assert ok.status_code == 200
+
+
+
+def test_tokens_me_says_who_calls_for_every_role(api: TestClient, environment: dict) -> None:
+    reader = _token(api, "viewer", "read-only")
+    agent = _token(api, "agent-me", "agent", [environment["name"]])
+    ids = {t["name"]: t["id"] for t in api.get("/api/v1/tokens").json()}
+    assert api.get("/api/v1/tokens/me", headers=_as(api, reader)).json() == {
+        "id": ids["viewer"],
+        "name": "viewer",
+        "role": "read-only",
+        "environmentIds": [],
+    }
+    as_agent = api.get("/api/v1/tokens/me", headers=_as(api, agent)).json()
+    assert (as_agent["role"], as_agent["environmentIds"]) == ("agent", [environment["id"]])
+    assert api.get("/api/v1/tokens/me").json()["role"] == "admin"
+    assert api.get("/api/v1/tokens/me", headers=_as(api, "dh_nope")).status_code == 401

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 
 ADMIN_TOKEN = "dh_ui-test-admin-token-0123456789abcdef"
@@ -20,3 +22,10 @@ def log_in(client: TestClient, token: str, next_page: str = "/ui/deployments") -
     response = client.post("/ui/login", data={"token": token, "next": next_page})
     assert response.status_code == 303, response.text
     assert response.headers["location"] == next_page
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token the page's action forms carry."""
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, "no action form with a CSRF token on the page"
+    return found.group(1)

@@ -3,7 +3,8 @@
 A `deckhand server` control plane, a `deckhand serve` prediction server writing monitoring
 records to a spool directory and a `deckhand tracking-agent` carrying them to the control
 plane, all on loopback. The test logs in through the form, opens the deployment, sends a
-burst of predictions and waits for the page's own polling to show it in the charts.
+burst of predictions and waits for the page's own polling to show it in the charts. Another
+drives the rollout buttons as an admin: promote a canary, then roll back.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 BURST = 30
 ROWS_PER_REQUEST = 3
 SCREENSHOT = "ui-deployment.png"
+ROLLOUT_SCREENSHOT = "ui-rollout.png"
 
 
 @pytest.fixture(scope="module")
@@ -225,6 +227,76 @@ def test_deployment_page_charts_follow_a_burst_of_predictions(
         finally:
             for child in reversed(children):
                 child.stop()
+
+
+def test_admin_promotes_a_canary_and_rolls_back_from_the_page(
+    tmp_path: Path, chromium: object, demo_package: Path, second_package: Path, repo_root: Path
+) -> None:
+    admin = "dh_" + secrets.token_urlsafe(24)
+    with ServerProcess(tmp_path / "control-plane", bootstrap_token=admin, log_path=tmp_path / "cp.log") as cp:
+        client = ControlPlaneClient(cp.url, admin)
+        env = client.create_environment(name="rollout-env", platform="test")
+        champion = client.upload_package(demo_package)
+        candidate = client.upload_package(second_package)
+        challenger = client.upload_package(second_package)  # the same file again: a package of its own
+        dep = client.create_deployment(name="iris-canary", environment_id=env["id"], model_package_id=champion["id"])
+        # No gates, and a step an hour away: the canary holds at 20 % for the whole test.
+        client.start_canary(dep["id"], candidate["id"], {"percent": 20, "intervalSeconds": 3600})
+        client.add_challenger(dep["id"], challenger["id"])
+
+        page = chromium.new_page(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
+        page.set_default_timeout(30_000)
+        answers: list[bool] = []  # what the confirm() dialogs of ui.js are answered, in order
+        page.on("dialog", lambda dialog: dialog.accept() if answers.pop(0) else dialog.dismiss())
+
+        page.goto(f"{cp.url}/ui/deployments/{dep['id']}")
+        page.fill("#token", admin)
+        page.click("#login-submit")
+        page.wait_for_url(f"{cp.url}/ui/deployments/{dep['id']}")
+
+        # The split, the gates (none), the models side by side, and the admin's buttons.
+        assert page.get_attribute("#rollout-running", "data-percent") == "20"
+        assert page.get_attribute('#chart-split g[data-label="champion"]', "data-value") == "80"
+        assert page.get_attribute('#chart-split g[data-label="canary"]', "data-value") == "20"
+        assert "steps up on time alone" in page.inner_text("#rollout-no-gates")
+        assert page.locator("#model-table tr[data-role]").count() == 3
+        assert page.locator(f'#model-table tr[data-model-id="{challenger["id"]}"][data-role="challenger"]').count() == 1
+        assert page.locator(f"#promote-challenger-{challenger['id']}").is_disabled()  # not while a canary runs
+        assert page.locator("#abort-canary").is_visible()
+        artifacts = repo_root / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        page.screenshot(path=str(artifacts / ROLLOUT_SCREENSHOT), full_page=True)
+        print(f"\nscreenshot of the running canary: {artifacts / ROLLOUT_SCREENSHOT}")
+
+        # Saying no to the confirmation changes nothing.
+        answers.append(False)
+        page.click("#abort-canary")
+        assert client.get_rollout(dep["id"])["state"] == "running"
+
+        answers.append(True)
+        page.click("#promote-canary")
+        page.wait_for_selector('#flash[data-kind="ok"]')
+        assert "Promoted the canary" in page.inner_text("#flash")
+        assert page.locator('#revisions tr[data-number="2"][aria-current="true"]').count() == 1
+        assert candidate["id"] in page.inner_text('#revisions tr[data-number="2"]')
+        assert page.locator("#no-running-canary").is_visible()
+        assert page.locator("#rollouts-ended tr[data-state='promoted']").count() == 1
+        assert client.get_deployment(dep["id"])["rollout"] is None
+
+        # Roll back to revision 1, with a reason and a note: revision 3 runs the first model again.
+        row = page.locator('#revisions tr[data-number="1"]')
+        row.locator('select[name="reason"]').select_option("errors")
+        row.locator('input[name="note"]').fill("back to the first model, from the browser")
+        answers.append(True)
+        page.click("#rollback-1")
+        page.wait_for_selector('#revisions tr[data-number="3"][aria-current="true"]')
+        assert page.get_attribute("#flash", "data-kind") == "ok"
+        current = page.inner_text('#revisions tr[data-number="3"]')
+        assert champion["id"] in current and "errors" in current and "from the browser" in current
+        assert client.list_revisions(dep["id"])[0]["modelPackageId"] == champion["id"]
+        assert answers == []  # every button asked once
+
+        page.close()
 
 
 def test_api_docs_render_offline(tmp_path: Path, chromium: object) -> None:

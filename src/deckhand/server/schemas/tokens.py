@@ -38,3 +38,12 @@ class TokenOut(ApiModel):
 
 class TokenCreated(TokenOut):
     token: str = Field(description="The token itself: shown once, store it now.")
+
+
+class TokenSelf(ApiModel):
+    """The token a request was made with: who the caller is (`GET /tokens/me`)."""
+
+    id: str
+    name: str
+    role: str
+    environment_ids: list[str]

@@ -8,11 +8,16 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from deckhand.server.ui.router import STATIC_PATH, UI_DIR, UI_PREFIX, router
+from deckhand.server.ui import actions, router
 
-__all__ = ["UI_PREFIX", "install_ui"]
+__all__ = ["UI_PREFIX", "UI_ROUTERS", "install_ui"]
+
+UI_PREFIX = router.UI_PREFIX
+# The pages (and login) and the deployment page's buttons.
+UI_ROUTERS = (router.router, actions.router)
 
 
 def install_ui(app: FastAPI) -> None:
-    app.include_router(router)
-    app.mount(STATIC_PATH, StaticFiles(directory=UI_DIR / "static"), name="ui-static")
+    for ui_router in UI_ROUTERS:
+        app.include_router(ui_router)
+    app.mount(router.STATIC_PATH, StaticFiles(directory=router.UI_DIR / "static"), name="ui-static")

@@ -47,13 +47,20 @@ class UiApi:
     token: str
 
     async def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return await self._call("GET", path, params=params)
+
+    async def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """A change, as the CLI makes it: a JSON body (or none), the JSON answer back."""
+        return await self._call("POST", path, json=body)
+
+    async def _call(self, method: str, path: str, **options: Any) -> Any:
         transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
         async with httpx.AsyncClient(transport=transport, base_url=INTERNAL_BASE_URL, timeout=30.0) as client:
-            response = await client.get(API_PREFIX + path, params=params, headers=headers)
+            response = await client.request(method, API_PREFIX + path, headers=headers, **options)
         if response.status_code >= 400:
             raise ApiCallError(response.status_code, _detail(response), path)
-        return response.json()
+        return response.json() if response.content else None
 
     async def get_or_none(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """Like `get`, but a 404 (not found, or the route is missing) gives None."""

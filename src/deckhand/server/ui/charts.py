@@ -256,3 +256,32 @@ def distribution_chart(
         parts.append("</g>")
     parts.append("</svg>")
     return _figure(chart_id, title, [(s.name, s.css) for s in groups], "".join(parts))
+
+
+def split_bar(chart_id: str, title: str, parts: Sequence[Bar], note: str = "") -> Markup:
+    """One bar cut into shares of 100 %, left to right (e.g. champion 80 %, canary 20 %)."""
+    height = 36
+    total = sum(max(p.value, 0.0) for p in parts) or 1.0
+    svg = [
+        f'<svg class="chart-svg split" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}" '
+        'preserveAspectRatio="none">'
+    ]
+    left = 0.0
+    for part in parts:
+        width = WIDTH * max(part.value, 0.0) / total
+        text = f"{part.label} {part.value:g} %"
+        svg.append(
+            f'<g class="split-part" data-label="{escape(part.label)}" data-value="{part.value:g}">'
+            f'<rect class="bar bar-{_css_token(part.status)}" x="{left:.1f}" y="2" width="{width:.1f}" '
+            f'height="{height - 4}"><title>{escape(text)}</title></rect>'
+        )
+        if width >= 8 * len(text):  # a label only where it fits; the legend names every part
+            svg.append(
+                f'<text class="split-label" x="{left + width / 2:.1f}" y="{height / 2 + 4:.1f}" '
+                f'text-anchor="middle">{escape(text)}</text>'
+            )
+        svg.append("</g>")
+        left += width
+    svg.append("</svg>")
+    legend = [(f"{p.label} {p.value:g} %", f"bar-{_css_token(p.status)}") for p in parts]
+    return _figure(chart_id, title, legend, "".join(svg), note)

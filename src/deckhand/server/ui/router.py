@@ -1,10 +1,12 @@
 """The web UI's routes under `/ui`: login, environments, deployments, a deployment's page and its live panel.
+(The deployment page's buttons post to `actions.py`.)
 
 Pages are rendered on the server from the public API (see `api.py`), called with the token
 the user logged in with. The token lives in a cookie that scripts cannot read (HttpOnly),
 that the browser sends only to this site's `/ui` pages (Path=/ui, SameSite=Strict), and
 that dies with the browser session; it never appears in a URL or a page. The only script,
-`static/ui.js`, re-fetches the live panel of a deployment every few seconds.
+`static/ui.js`, re-fetches the live panel of a deployment every few seconds (and asks
+before a destructive button posts).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from fastapi.templating import Jinja2Templates
 
 from deckhand.server import security_headers
 from deckhand.server.auth import mask_token
+from deckhand.server.replace_reasons import DEFAULT_REASON, REPLACE_REASONS
 from deckhand.server.ui.api import ApiCallError, UiApi
+from deckhand.server.ui.csrf import CSRF_COOKIE, CSRF_FIELD, form_token, new_nonce
+from deckhand.server.ui.flash import FLASH_COOKIE, decode_flash
 from deckhand.server.ui.panels import (
     WINDOWS,
     Window,
@@ -33,6 +38,7 @@ from deckhand.server.ui.panels import (
     predictions_panel,
     window_range,
 )
+from deckhand.server.ui.rollout_panels import duration, format_percent, models_panel, rollout_panel
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +47,8 @@ STATIC_PATH = f"{UI_PREFIX}/static"
 COOKIE_NAME = "deckhand_ui_token"
 REFRESH_SECONDS = 5
 EVENTS_SHOWN = 50
-MAX_LOGIN_BODY = 16 * 1024
+MAX_FORM_BODY = 16 * 1024
+ADMIN_ROLE = "admin"
 UI_DIR = Path(__file__).parent
 
 SECURITY_HEADERS = security_headers.UI
@@ -81,6 +88,8 @@ def _latest(values: list[Any]) -> datetime | None:
 templates.env.filters["when"] = _when
 templates.env.filters["number"] = _number
 templates.env.filters["latest"] = _latest
+templates.env.filters["duration"] = duration
+templates.env.filters["percent"] = lambda value: "—" if value is None else format_percent(value)
 
 
 def _secure(response: Response) -> Response:
@@ -89,7 +98,13 @@ def _secure(response: Response) -> Response:
 
 
 def _render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
-    base = {"ui": UI_PREFIX, "static": STATIC_PATH, "logged_in": bool(request.cookies.get(COOKIE_NAME))}
+    base = {
+        "ui": UI_PREFIX,
+        "static": STATIC_PATH,
+        "logged_in": bool(request.cookies.get(COOKIE_NAME)),
+        "csrf_field": CSRF_FIELD,
+        "csrf_token": getattr(request.state, "csrf_token", None),  # set by `_page` for logged-in pages
+    }
     response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
     return _secure(response)
 
@@ -108,8 +123,9 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _login_redirect(request: Request, reason: str) -> Response:
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+def _login_redirect(request: Request, reason: str, here: str | None = None) -> Response:
+    """To the login form, and back to `here` (default: this page) after it."""
+    here = here or request.url.path + (f"?{request.url.query}" if request.url.query else "")
     location = f"{UI_PREFIX}/login?reason={reason}&next={quote(_safe_next(here), safe='')}"
     response = RedirectResponse(location, status_code=303)
     if reason == "expired":
@@ -117,16 +133,45 @@ def _login_redirect(request: Request, reason: str) -> Response:
     return _secure(response)
 
 
+def set_ui_cookie(response: Response, request: Request, name: str, value: str) -> None:
+    """Every UI cookie alike: HttpOnly, SameSite=Strict, Path=/ui, for the browser session, Secure over HTTPS."""
+    response.set_cookie(
+        name, value, path=UI_PREFIX, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
+
+
+def clear_ui_cookie(response: Response, name: str) -> None:
+    response.delete_cookie(name, path=UI_PREFIX, httponly=True, samesite="strict")
+
+
 def _clear_cookie(response: Response) -> None:
-    response.delete_cookie(COOKIE_NAME, path=UI_PREFIX, httponly=True, samesite="strict")
+    """Forget the session: its token and the CSRF nonce bound to it."""
+    clear_ui_cookie(response, COOKIE_NAME)
+    clear_ui_cookie(response, CSRF_COOKIE)
 
 
-def _same_origin(request: Request) -> bool:
-    """Form posts must come from our own pages (a second line behind SameSite=Strict)."""
-    origin = request.headers.get("origin")
+def same_origin(request: Request) -> bool:
+    """Form posts must come from our own pages (a second line behind SameSite=Strict).
+
+    Browsers send Origin with every form post; Referer stands in where one does not (our
+    Referrer-Policy is same-origin, so our own pages send it)."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
     if origin is None:  # not sent by a browser form (curl, scripts): nothing to forge
         return True
     return urlsplit(origin).netloc == request.headers.get("host", "")  # `null` and other sites fail
+
+
+async def read_form(request: Request) -> dict[str, str] | None:
+    """A urlencoded form's first value per field; None when the body is too large."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BODY:
+        return None
+    return {key: values[0] for key, values in parse_qs(body.decode("utf-8", errors="replace")).items()}
+
+
+def refused(request: Request, detail: str) -> Response:
+    """A form post we will not act on: a 403 page that says why (nothing was changed)."""
+    return _render(request, "error.html", {"title": "Request refused", "detail": detail}, status_code=403)
 
 
 Page = Callable[[Request, UiApi], Awaitable[Response]]
@@ -139,8 +184,15 @@ async def _page(request: Request, build: Page, fragment: bool = False) -> Respon
         if fragment:
             return _secure(PlainTextResponse("login required", status_code=401))
         return _login_redirect(request, "required")
+    # Forms on the page carry a token bound to this session (csrf.py); a session without a
+    # nonce yet (logged in before this page existed, or the cookie was lost) gets one now.
+    nonce = request.cookies.get(CSRF_COOKIE) or new_nonce()
+    request.state.csrf_token = form_token(nonce, token)
     try:
-        return await build(request, UiApi(request.app, token))
+        response = await build(request, UiApi(request.app, token))
+        if CSRF_COOKIE not in request.cookies:
+            set_ui_cookie(response, request, CSRF_COOKIE, nonce)
+        return response
     except ApiCallError as exc:
         if exc.status_code == 401:
             log.info("event=ui_token_rejected token=%s path=%s", mask_token(token), request.url.path)
@@ -185,14 +237,13 @@ async def login_form(request: Request, reason: str | None = None, next: str | No
 
 @router.post(f"{UI_PREFIX}/login")
 async def login(request: Request) -> Response:
-    if not _same_origin(request):
+    if not same_origin(request):
         return _secure(PlainTextResponse("cross-site login refused", status_code=403))
-    body = await request.body()
-    if len(body) > MAX_LOGIN_BODY:
+    form = await read_form(request)
+    if form is None:
         return _secure(PlainTextResponse("login form too large", status_code=413))
-    form = parse_qs(body.decode("utf-8", errors="replace"))
-    token = (form.get("token") or [""])[0].strip()
-    next_page = _safe_next((form.get("next") or [""])[0])
+    token = form.get("token", "").strip()
+    next_page = _safe_next(form.get("next", ""))
 
     def refuse(error: str, status: int) -> Response:
         return _render(request, "login.html", {"message": None, "error": error, "next": next_page}, status)
@@ -218,20 +269,14 @@ async def login(request: Request) -> Response:
         return refuse(f"The control plane could not check the token ({exc.status_code}: {exc.detail}).", 502)
     log.info("event=ui_login token=%s", mask_token(token))
     response = RedirectResponse(next_page, status_code=303)
-    response.set_cookie(
-        COOKIE_NAME,
-        token,
-        path=UI_PREFIX,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
+    set_ui_cookie(response, request, COOKIE_NAME, token)
+    set_ui_cookie(response, request, CSRF_COOKIE, new_nonce())  # a new login: earlier pages' forms stop working
     return _secure(response)
 
 
 @router.post(f"{UI_PREFIX}/logout")
 async def logout(request: Request) -> Response:
-    if not _same_origin(request):
+    if not same_origin(request):
         return _secure(PlainTextResponse("cross-site logout refused", status_code=403))
     response = RedirectResponse(f"{UI_PREFIX}/login?reason=loggedout", status_code=303)
     _clear_cookie(response)
@@ -275,13 +320,32 @@ async def deployments_page(request: Request, environment: str | None = None) -> 
     return await _page(request, build)
 
 
+async def _is_admin(api: UiApi) -> bool:
+    """Whether to show the buttons; the API still decides every action itself."""
+    return bool((await api.get("/tokens/me"))["role"] == ADMIN_ROLE)
+
+
+async def _package_names(api: UiApi, *package_ids: str | None) -> dict[str, str]:
+    names = {}
+    for package_id in {p for p in package_ids if p}:
+        found = await api.get_or_none(f"/model-packages/{quote(package_id, safe='')}")
+        if found is not None:
+            names[package_id] = found["name"]
+    return names
+
+
 async def _live_context(api: UiApi, deployment: dict[str, Any], window: Window) -> dict[str, Any]:
     """Everything on the deployment page that changes while it is open."""
     dep_id = deployment["id"]
+    dep_path = f"/deployments/{quote(dep_id, safe='')}"
     start, end = window_range(window)
     span = {"start": start.isoformat(), "end": end.isoformat()}
+    rollout = rollout_panel(await api.get(f"{dep_path}/rollouts"))
+    canary_id = rollout.running["modelPackageId"] if rollout and rollout.running else None
+    challengers = await api.get(f"{dep_path}/challengers")
+    names = await _package_names(api, deployment["modelPackageId"], canary_id)
     monitoring_error = None
-    health = drift = predictions = None
+    health = drift = predictions = raw_models = None
     try:
         raw_health = await api.get_or_none(
             f"/deployments/{dep_id}/monitoring/service-health", {**span, "bucketSeconds": window.bucket_seconds}
@@ -291,6 +355,7 @@ async def _live_context(api: UiApi, deployment: dict[str, Any], window: Window) 
         drift = drift_panel(raw_drift) if raw_drift is not None else None
         raw_predictions = await api.get_or_none(f"/deployments/{dep_id}/monitoring/predictions", span)
         predictions = predictions_panel(raw_predictions) if raw_predictions is not None else None
+        raw_models = await api.get_or_none(f"{dep_path}/monitoring/models", span)
     except ApiCallError as exc:
         if exc.status_code == 401:
             raise
@@ -304,6 +369,10 @@ async def _live_context(api: UiApi, deployment: dict[str, Any], window: Window) 
         "drift": drift,
         "predictions": predictions,
         "monitoring_error": monitoring_error,
+        "rollout": rollout,
+        "challengers": challengers,
+        "models": models_panel(raw_models, deployment["modelPackageId"], canary_id, challengers, names),
+        "is_admin": await _is_admin(api),
         "events": events,
         "refreshed_at": datetime.now(UTC),
     }
@@ -319,7 +388,7 @@ async def deployment_page(request: Request, ref: str, window: str | None = None)
         chosen = find_window(window)
         live = await _live_context(api, deployment, chosen)
         live_src = f"{UI_PREFIX}/deployments/{quote(deployment['id'], safe='')}/live?window={chosen.key}"
-        return _render(
+        response = _render(
             request,
             "deployment.html",
             {
@@ -327,11 +396,17 @@ async def deployment_page(request: Request, ref: str, window: str | None = None)
                 "environment": environment,
                 "package": package,
                 "revisions": revisions,
+                "reasons": REPLACE_REASONS,
+                "default_reason": DEFAULT_REASON,
+                "flash": decode_flash(request.cookies.get(FLASH_COOKIE)),
                 "live_src": live_src,
                 "refresh_seconds": REFRESH_SECONDS,
                 **live,
             },
         )
+        if FLASH_COOKIE in request.cookies:  # shown once
+            clear_ui_cookie(response, FLASH_COOKIE)
+        return response
 
     return await _page(request, build)
 

@@ -1,8 +1,19 @@
-// deckhand web UI: re-fetch the live panel of a deployment page every few seconds.
+// deckhand web UI: re-fetch the live panel of a deployment page every few seconds, and ask
+// before an action form (promote, abort, roll back) posts.
 // The panel is HTML rendered by the server; the login cookie is sent by the browser
 // (scripts cannot read it). A 401 means the token was revoked: back to the login page.
 (function () {
   "use strict";
+
+  // Progressive enhancement: without this script the forms post at once. Listening on the
+  // document also covers the forms of the live panel, which is replaced on every refresh.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form instanceof HTMLFormElement ? form.getAttribute("data-confirm") : null;
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+    }
+  });
 
   function start() {
     var live = document.getElementById("live");

@@ -1,0 +1,113 @@
+"""The deployment page's buttons: promote or abort a canary, promote a challenger, roll back.
+
+Each is a small form posting to `/ui/deployments/{ref}/actions/...`; the route makes the API
+call the CLI would make, with the logged-in user's token, and sends the browser back to the
+deployment page (303) with the outcome as a one-time message (`flash.py`): the API's answer,
+or its error detail. Only admins see the buttons; the API decides all the same (a read-only
+token's post gets the API's 403 as the message).
+
+A post is refused with a 403 page, before any API call, unless it comes from our own pages:
+its Origin (or Referer) must be this host, and it must carry the session's CSRF token
+(`csrf.py`). The cookies stay HttpOnly and SameSite=Strict.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from deckhand.server.auth import mask_token
+from deckhand.server.ui.api import ApiCallError, UiApi
+from deckhand.server.ui.csrf import CSRF_COOKIE, CSRF_FIELD, csrf_problem
+from deckhand.server.ui.flash import FLASH_COOKIE, Flash, encode_flash
+from deckhand.server.ui.router import (
+    COOKIE_NAME,
+    UI_PREFIX,
+    _login_redirect,
+    _secure,
+    read_form,
+    refused,
+    same_origin,
+    set_ui_cookie,
+)
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+ACTIONS = f"{UI_PREFIX}/deployments/{{ref}}/actions"
+
+# An action: the API call(s) for one button, given the API client, the deployment's API path
+# and the posted form; it returns the message to show on success.
+Action = Callable[[UiApi, str, dict[str, str]], Awaitable[str]]
+
+
+async def _run(request: Request, ref: str, what: str, action: Action) -> Response:
+    page = f"{UI_PREFIX}/deployments/{quote(ref, safe='')}"
+    if not same_origin(request):
+        return refused(
+            request, f"{what}: refused, the form was posted from another site ({request.headers.get('origin')})."
+        )
+    token = request.cookies.get(COOKIE_NAME)
+    if not token:
+        return _login_redirect(request, "required", here=page)
+    form = await read_form(request)
+    if form is None:
+        return refused(request, f"{what}: refused, the form is too large.")
+    problem = csrf_problem(request.cookies.get(CSRF_COOKIE), token, form.get(CSRF_FIELD))
+    if problem:
+        log.info("event=ui_action_refused action=%r reason=csrf token=%s", what, mask_token(token))
+        return refused(request, f"{what}: refused. {problem}")
+    try:
+        flash = Flash("ok", await action(UiApi(request.app, token), f"/deployments/{quote(ref, safe='')}", form))
+    except ApiCallError as exc:
+        if exc.status_code == 401:
+            return _login_redirect(request, "expired", here=page)
+        flash = Flash("error", f"{what} failed ({exc.status_code}): {exc.detail}")
+    log.info("event=ui_action action=%r ref=%r result=%s token=%s", what, ref, flash.kind, mask_token(token))
+    response = RedirectResponse(page, status_code=303)
+    set_ui_cookie(response, request, FLASH_COOKIE, encode_flash(flash))
+    return _secure(response)
+
+
+@router.post(f"{ACTIONS}/promote")
+async def promote_canary(request: Request, ref: str) -> Response:
+    async def act(api: UiApi, deployment: str, form: dict[str, str]) -> str:
+        out = await api.post(f"{deployment}/rollout/promote")
+        return f"Promoted the canary: {out['modelPackageId']} is the deployment's model now (a new revision)."
+
+    return await _run(request, ref, "Promote canary", act)
+
+
+@router.post(f"{ACTIONS}/abort")
+async def abort_canary(request: Request, ref: str) -> Response:
+    async def act(api: UiApi, deployment: str, form: dict[str, str]) -> str:
+        out = await api.post(f"{deployment}/rollout/abort")
+        return f"Aborted the canary: the champion {out['modelPackageId']} takes all traffic again."
+
+    return await _run(request, ref, "Abort canary", act)
+
+
+@router.post(f"{ACTIONS}/challengers/{{package_id}}/promote")
+async def promote_challenger(request: Request, ref: str, package_id: str) -> Response:
+    async def act(api: UiApi, deployment: str, form: dict[str, str]) -> str:
+        out = await api.post(f"{deployment}/challengers/{quote(package_id, safe='')}/promote")
+        return f"Promoted the challenger: {out['modelPackageId']} is the deployment's model now (a new revision)."
+
+    return await _run(request, ref, "Promote challenger", act)
+
+
+@router.post(f"{ACTIONS}/rollback")
+async def roll_back(request: Request, ref: str) -> Response:
+    async def act(api: UiApi, deployment: str, form: dict[str, str]) -> str:
+        body: dict[str, object] = {"reason": form.get("reason") or None, "note": form.get("note") or None}
+        revision = form.get("revision", "")
+        # The API checks the values and names the field; a number that is not one goes as text to get its 422.
+        body["revision"] = int(revision) if revision.isdigit() else revision or None
+        out = await api.post(f"{deployment}/rollback", {k: v for k, v in body.items() if v is not None})
+        return str(out["message"])
+
+    return await _run(request, ref, "Roll back", act)
