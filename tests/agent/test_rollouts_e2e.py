@@ -66,6 +66,9 @@ class Client:
                     self.answered_by[response.headers.get(MODEL_HEADER, "<none>")] += 1
                 self.sent += 1
 
+    def report(self) -> str:
+        return f"{self.sent} requests, {len(self.failures)} failed, answered by {dict(self.answered_by)}"
+
     def __enter__(self) -> Client:
         self._thread.start()
         return self
@@ -132,9 +135,7 @@ def test_a_canary_that_passes_its_gates_is_promoted(stack, packages) -> None:
         wait_until(lambda: _served(admin, dep_id), 60, what="the promoted model serving alone")
         after = client.sent
         wait_until(lambda: client.sent > after + 10, 30, what="requests after the promotion")
-    print(
-        f"canary promoted: {client.sent} requests, {len(client.failures)} failed, answered by {dict(client.answered_by)}"
-    )
+    print(f"canary promoted: {client.report()}")
     assert ended["state"] == "promoted", ended
     assert client.failures == [], client.failures[:5]
     assert client.answered_by[packages["v1"]] > 0 and client.answered_by[packages["v2"]] > 0
@@ -159,9 +160,7 @@ def test_a_canary_that_fails_on_some_rows_is_rolled_back_and_no_client_sees_it(s
         wait_until(lambda: _served(admin, dep_id), 60, what="the champion serving alone again")
         after = client.sent
         wait_until(lambda: client.sent > after + 10, 30, what="requests after the rollback")
-    print(
-        f"canary rolled back: {client.sent} requests, {len(client.failures)} failed, answered by {dict(client.answered_by)}"
-    )
+    print(f"canary rolled back: {client.report()}")
     assert ended["state"] == "rolled_back", ended
     assert "maxErrorRate" in ended["outcome"], ended["outcome"]
     assert client.failures == [], client.failures[:5]

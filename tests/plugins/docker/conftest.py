@@ -71,8 +71,8 @@ def packages(tmp_path_factory) -> dict[str, Path]:
     found["failing"] = root / "failing.dhpkg"
     subprocess.run(
         [sys.executable, "-c", "import sys; from deckhand.cli import main; sys.exit(main())", "package", "build",
-         str(hook), "--format", "python", "--target-type", "multiclass", "--class-labels", "setosa,versicolor,virginica",
-         "-o", str(found["failing"])],
+         str(hook), "--format", "python", "--target-type", "multiclass",
+         "--class-labels", "setosa,versicolor,virginica", "-o", str(found["failing"])],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
     return found
