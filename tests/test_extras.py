@@ -361,11 +361,9 @@ def readme_block_lines(section: str) -> list[str]:
     return [line for line in "\n".join(lines).replace("\\\n", " ").splitlines() if line]
 
 
-@pytest.mark.slow
-def test_the_plugins_section_as_written_in_a_fresh_venv(tmp_path: Path) -> None:
+def fresh_venv(tmp_path: Path) -> dict[str, str]:
     """A fresh venv (no system site-packages) holding only `pip install` of this checkout, no
-    extra: the Plugins section's commands run as written; a built-in plugin whose extra is
-    missing says which to install. About 30 s with pip's cache warm, a few minutes cold."""
+    extra; returns the environment a shell in it runs with (its bin first on PATH)."""
     import shutil
     import subprocess
     import sys
@@ -384,11 +382,20 @@ def test_the_plugins_section_as_written_in_a_fresh_venv(tmp_path: Path) -> None:
     )
     print(f"fresh venv with deckhand installed in {time.monotonic() - started:.0f} s")
     assert pip.returncode == 0, pip.stdout[-3000:] + pip.stderr[-3000:]
-    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
     for module in ("docker", "kubernetes", "pika", "psycopg", "onnxruntime", "pytest"):
         found = subprocess.run([str(venv / "bin" / "python"), "-c", f"import {module}"], capture_output=True)
         assert found.returncode != 0, f"{module} is in the fresh venv: it is not fresh"
+    return {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
 
+
+@pytest.mark.slow
+def test_the_plugins_section_as_written_in_a_fresh_venv(tmp_path: Path) -> None:
+    """A fresh venv (no system site-packages) holding only `pip install` of this checkout, no
+    extra: the Plugins section's commands run as written; a built-in plugin whose extra is
+    missing says which to install. About 30 s with pip's cache warm, a few minutes cold."""
+    import subprocess
+
+    env = fresh_venv(tmp_path)
     work = tmp_path / "work"
     work.mkdir()
     status = tmp_path / "status.yaml"
@@ -415,3 +422,30 @@ def test_the_plugins_section_as_written_in_a_fresh_venv(tmp_path: Path) -> None:
         text=True,
     )
     assert "pip install 'deckhand[docker]'" in docker.stdout, docker.stdout + docker.stderr
+
+
+CANARY_SECTION = "Canary rollouts, challengers and rollback"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_canary_section_as_written_in_a_fresh_venv(tmp_path: Path) -> None:
+    """The README's canary, as one bash script in a fresh venv: quickstart in the background,
+    a canary with gates under a curl loop, promoted (`rollout --wait` exits 0), revision 2
+    in the history; and nothing left running afterwards."""
+    import subprocess
+
+    env = fresh_venv(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    script = "set -e\n" + "\n".join(readme_block_lines(CANARY_SECTION)) + "\nwait\n"
+    env["COLUMNS"] = "200"  # rich tables unwrapped, for the checks below
+    run = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=500)
+    log = (work / "qs.log").read_text() if (work / "qs.log").exists() else ""
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n--- qs.log\n{log[-3000:]}"
+    print(run.stdout, run.stderr)
+    assert "promoted at 100 %" in run.stderr, run.stderr
+    history = run.stdout.split("model revisions of deployment iris", 1)[-1]
+    revision_2 = next(line for line in history.splitlines() if line.startswith("│ 2 "))
+    assert "scheduled_refresh" in revision_2 and "rollout-controller" in revision_2, history
+    assert not (work / "qs" / "deckhand.env").exists()  # the quickstart stopped and took its token file along

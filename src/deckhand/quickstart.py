@@ -62,6 +62,9 @@ def start_control_plane(data_dir: Path, token: str, port: int) -> subprocess.Pop
             "127.0.0.1",
             "--port",
             str(port),
+            # a canary tried on the quickstart (README) is judged within a second of its step's end
+            "--rollout-tick-seconds",
+            "1",
         ],
         stdout=log,
         stderr=log,
@@ -94,6 +97,23 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> No
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s; see {log}")
+
+
+ENV_FILE = "deckhand.env"
+
+
+def write_env_file(path: Path, result: QuickstartResult) -> None:
+    """`DECKHAND_URL`, `DECKHAND_TOKEN` and `DECKHAND_PREDICTION_URL` as shell exports, for the
+    CLI in another terminal (`. deckhand.env`). Written once everything is ready, so its
+    appearance says so; 0600, as it holds the admin token; removed when the quickstart stops."""
+    from deckhand.fsutil import atomic_write_text
+
+    lines = [
+        f"export DECKHAND_URL={shlex.quote(result.api_url)}",
+        f"export DECKHAND_TOKEN={shlex.quote(result.admin_token)}",
+        f"export DECKHAND_PREDICTION_URL={shlex.quote(result.prediction_url)}",
+    ]
+    atomic_write_text(path, "\n".join(lines) + "\n", mode=0o600)
 
 
 class Interrupted(Exception):
@@ -150,7 +170,10 @@ async def run_quickstart(data_dir: Path, say: Say, keep_running: bool) -> Quicks
         await asyncio.to_thread(wait_http, f"{api_url}/healthz", server, 30, data_dir / "control-plane.log")
         client = ControlPlaneClient(api_url, token)
         env = client.create_environment(
-            name="quickstart-local", platform="local", description="filesystem plugin + local prediction server"
+            name="quickstart-local",
+            platform="local",
+            description="filesystem plugin + local prediction server",
+            monitoringEnabled=True,  # as the local platform is anyway; canary gates read it
         )
         uploaded = client.upload_package(package)
         say(f"uploaded model package {uploaded['id']} ({manifest.format}, {manifest.target_type})")
@@ -180,6 +203,8 @@ async def run_quickstart(data_dir: Path, say: Say, keep_running: bool) -> Quicks
         await _show_service_health(client, deployment["id"], api_url, say)
         signals.demo_done()
         if keep_running:
+            write_env_file(data_dir / ENV_FILE, result)
+            say(f"the CLI's settings: . {data_dir / ENV_FILE}")
             say("running; press Ctrl-C to stop")
             await stop.wait()
         return result
@@ -192,6 +217,7 @@ async def run_quickstart(data_dir: Path, say: Say, keep_running: bool) -> Quicks
         # In order: the agent (its prediction server, then its tracking agent, which sends
         # what is left to the control plane), then the control plane. Each bound is for a
         # stuck component only; all of it takes well under a second.
+        (data_dir / ENV_FILE).unlink(missing_ok=True)  # its token and URLs die with this run
         stop.set()
         if agent_task is not None:
             try:

@@ -99,6 +99,7 @@ def require_plugin_extra(env_settings: EnvironmentSettings, env_id: str, env_plu
 
 async def _start_local(platform: Platform, settings: AgentSettings, env: EnvironmentInfo, work: Path) -> None:
     overrides = platform.overrides
+    work = work.resolve()  # the servers it starts take absolute paths (a spool spec must be one)
     base = work / "deployments"
     port = int(env.plugin_config.get("port") or overrides.get("port") or 0) or None  # None: stable free port
     # Monitoring (docs/monitoring.md): the server spools records, a tracking agent sends them.

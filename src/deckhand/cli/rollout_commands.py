@@ -45,15 +45,59 @@ def _gate_rows(rollout: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
+WaitOpt = Annotated[
+    bool, typer.Option("--wait", help="Follow the canary until it ends; exit 1 unless it is promoted.")
+]
+WaitTimeoutOpt = Annotated[float, typer.Option("--timeout", min=1, metavar="SECONDS", help="How long to --wait.")]
+ENDED_WELL = "promoted"
+
+
+def _follow(client: Any, dep_id: str, timeout: float) -> dict[str, Any]:
+    """Poll the rollout until it ends (or `timeout`), printing each change of share or state."""
+    import time
+
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    deadline = time.monotonic() + timeout
+    seen: tuple[str, int] | None = None
+    with console.status("following the canary") as status:
+        while True:
+            rollout: dict[str, Any] = client.get_rollout(dep_id)
+            now = (rollout["state"], rollout["percent"])
+            if now != seen:
+                when = _short_time(rollout["updatedAt"]) or ""
+                console.print(f"{when}  {now[0]} at {now[1]} %  {rollout['outcome']}")
+                seen = now
+            if rollout["state"] != "running":
+                return rollout
+            if time.monotonic() >= deadline:
+                raise typer.Exit(f"the canary still runs after {timeout:.0f} s (--timeout); it goes on without you")
+            status.update(f"canary at {rollout['percent']} %: {rollout['outcome'] or 'waiting for its next step'}")
+            time.sleep(1.0)
+
+
 @deployments_app.command("rollout")
 def deployments_rollout(
-    deployment: DeploymentArg, server: ServerOpt = DEFAULT_URL, token: TokenOpt = None, output: OutputOpt = Output.table
+    deployment: DeploymentArg,
+    wait: WaitOpt = False,
+    timeout: WaitTimeoutOpt = 1800.0,
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
 ) -> None:
-    """The deployment's running canary (else its last one): share, gates, last verdicts, next step."""
+    """The deployment's running canary (else its last one): share, gates, last verdicts, next step.
+    With --wait, follow it until it is promoted, rolled back or aborted."""
     with _errors():
         client = _client(server, token)
         dep = client.get_deployment(deployment)
-        rollout = client.get_rollout(dep["id"])
+        rollout = _follow(client, dep["id"], timeout) if wait else client.get_rollout(dep["id"])
+    _show_rollout(dep, rollout, output)
+    if wait and rollout["state"] != ENDED_WELL:
+        raise typer.Exit(1)
+
+
+def _show_rollout(dep: dict[str, Any], rollout: dict[str, Any], output: Output) -> None:
     if output is Output.json:
         print_json(rollout)
         return
