@@ -159,7 +159,6 @@ def test_bootstrap_token_is_printed_once(
         assert ok.status_code == 200
 
 
-
 def test_tokens_me_says_who_calls_for_every_role(api: TestClient, environment: dict) -> None:
     reader = _token(api, "viewer", "read-only")
     agent = _token(api, "agent-me", "agent", [environment["name"]])

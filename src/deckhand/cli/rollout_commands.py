@@ -45,9 +45,7 @@ def _gate_rows(rollout: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
-WaitOpt = Annotated[
-    bool, typer.Option("--wait", help="Follow the canary until it ends; exit 1 unless it is promoted.")
-]
+WaitOpt = Annotated[bool, typer.Option("--wait", help="Follow the canary until it ends; exit 1 unless it is promoted.")]
 WaitTimeoutOpt = Annotated[float, typer.Option("--timeout", min=1, metavar="SECONDS", help="How long to --wait.")]
 ENDED_WELL = "promoted"
 
