@@ -5,7 +5,6 @@ reuse loaded members. Real `deckhand serve` processes, monitoring to a spool dir
 from __future__ import annotations
 
 import collections
-import time
 from pathlib import Path
 from typing import Any
 
@@ -211,18 +210,16 @@ def test_challenger_answers_are_compared_with_the_champions(champion, challenger
     assert compare(champion, challenger, regression) == expected
 
 
-def test_a_swap_measured(demo_package: Path, second_package: Path, tmp_path: Path) -> None:
-    """The repository alone: a 10 % -> 20 % swap reuses both loaded members."""
+def test_a_share_only_swap_reuses_both_members(demo_package: Path, second_package: Path, tmp_path: Path) -> None:
+    """The repository alone: a 10 % -> 20 % swap reuses both loaded members (its time: bench/rollouts.py)."""
     from deckhand.serving.repository import ModelRepository
 
     repository = ModelRepository()
     entry = repository.entry("d", "d")
     assert repository.load_into(entry, _mix(tmp_path / "a.dhpkg", demo_package, second_package, 10, None), None)
     first = entry.current
-    started = time.perf_counter()
     assert repository.load_into(entry, _mix(tmp_path / "b.dhpkg", demo_package, second_package, 20, None), None)
-    seconds = time.perf_counter() - started
     assert first is not None and first.mix is not None and entry.current is not None and entry.current.mix is not None
     assert entry.current.mix.champion.model is first.mix.champion.model
     assert entry.current.mix.canary.model is first.mix.canary.model  # type: ignore[union-attr]
-    assert entry.current.mix.percent == 20 and seconds < 1.0, seconds
+    assert entry.current.mix.percent == 20
