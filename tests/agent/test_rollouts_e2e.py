@@ -125,7 +125,7 @@ def _rollout_ended(admin: ControlPlaneClient, dep_id: str) -> dict[str, Any] | N
 def test_a_canary_that_passes_its_gates_is_promoted(stack, packages) -> None:
     admin, env_id = stack
     dep_id, url = _deploy(admin, env_id, "canary-good", packages["v1"])
-    gates = {"maxErrorRate": 0.05, "maxP99Ms": 2000, "minRequests": 5}
+    gates = {"maxErrorRate": 0.05, "maxP99Ms": 2000, "maxPsi": 5.0, "minRequests": 5}
     with Client(url) as client:
         admin.start_canary(
             dep_id, packages["v2"], {"percent": 30, "step": 35, "intervalSeconds": 6, "gates": gates},
@@ -137,6 +137,10 @@ def test_a_canary_that_passes_its_gates_is_promoted(stack, packages) -> None:
         wait_until(lambda: client.sent > after + 10, 30, what="requests after the promotion")
     print(f"canary promoted: {client.report()}")
     assert ended["state"] == "promoted", ended
+    judged = ended["lastGates"]["gates"]
+    assert {gate: judged[gate]["verdict"] for gate in ("maxErrorRate", "maxP99Ms", "maxPsi")} == dict.fromkeys(
+        ("maxErrorRate", "maxP99Ms", "maxPsi"), "pass"
+    ), judged
     assert client.failures == [], client.failures[:5]
     assert client.answered_by[packages["v1"]] > 0 and client.answered_by[packages["v2"]] > 0
     assert set(client.answered_by) == {packages["v1"], packages["v2"]}
