@@ -85,3 +85,22 @@ def test_only_a_mix_someone_serves_now_and_may_see_downloads(
     assert api.post(f"{URL}/{dep_id}/rollout/abort").status_code == 200
     gone = api.get(f"/api/v1/model-packages/{served}/artifact")
     assert gone.status_code == 404 and "follow the current desired state" in gone.json()["detail"]
+
+
+def test_mixes_no_deployment_serves_are_removed_when_the_next_is_built(
+    api: TestClient, deployment: dict, second: dict
+) -> None:
+    """Each canary step is a new mix holding whole packages: the ones no longer served go."""
+    dep_id = deployment["id"]
+    body = {"modelPackageId": second["id"], "canary": {"percent": 10, "step": 10, "intervalSeconds": 60}}
+    assert api.post(f"{URL}/{dep_id}/replace-model", json=body).status_code == 200
+    first = _served(api, dep_id)
+    assert api.get(f"/api/v1/model-packages/{first}/artifact").status_code == 200
+    mixes = api.app.state.control_plane.artifacts.root / "mixes"  # type: ignore[attr-defined]
+    assert (mixes / f"{first}.dhpkg").is_file()
+
+    assert api.post(f"{URL}/{dep_id}/rollout/abort").status_code == 200
+    assert api.post(f"{URL}/{dep_id}/challengers", json={"modelPackageId": second["id"]}).status_code == 200
+    now = _served(api, dep_id)
+    assert api.get(f"/api/v1/model-packages/{now}/artifact").status_code == 200
+    assert sorted(p.name for p in mixes.iterdir()) == [f"{now}.dhpkg", f"{now}.sha256"]

@@ -70,8 +70,31 @@ class ArtifactCache:
         async with lock:  # one download per package, however many deployments use it
             if not target.exists():
                 self._dir.mkdir(parents=True, exist_ok=True)
+                remove_old_mixes(self._dir)
                 await _download(self._client, desired.model_id, target)
         return target
+
+
+MIX_KEEP_SECONDS = 3600.0
+
+
+def remove_old_mixes(directory: Path, keep_seconds: float = MIX_KEEP_SECONDS) -> list[str]:
+    """Remove cached mixes (`mix-*.dhpkg`: a deployment's canary or challengers, docs/rollouts.md)
+    downloaded more than `keep_seconds` ago. Each step of a canary is a new mix, and plugins
+    keep their own copy of what they deploy; a mix still served downloads again when an action
+    needs it."""
+    import time
+
+    cutoff = time.time() - keep_seconds
+    removed = []
+    for path in directory.glob("mix-*.dhpkg"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path.name)
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 class DownloadAborted(Exception):

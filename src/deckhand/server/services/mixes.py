@@ -89,4 +89,19 @@ def mix_artifact(session: Session, principal: Principal, store: ArtifactStore, s
     tmp = checksum.with_name(f".{checksum.name}.{os.getpid()}.tmp")
     tmp.write_text(digest + "\n")
     os.replace(tmp, checksum)
+    _prune(session, directory, keep=served_id)
     return target, digest
+
+
+def _prune(session: Session, directory: Path, keep: str) -> None:
+    """Delete the mixes no live deployment serves any more: each step of a canary is a new
+    mix holding whole member packages, so they would otherwise pile up. One that is needed
+    again (a rolled-back step cannot be) is simply built again."""
+    champions = dict(session.execute(select(Deployment.id, Deployment.model_package_id)).all())
+    served = {
+        split.served_model_id(champions[dep_id]) for dep_id, split in traffic_of(session).items() if dep_id in champions
+    }
+    served.add(keep)
+    for path in directory.glob(f"{MIX_ID_PREFIX}*"):
+        if path.name.split(".", 1)[0] not in served:
+            path.unlink(missing_ok=True)
