@@ -3,7 +3,7 @@
     with ThreadedServer(ServerSettings(data_dir=tmp, bootstrap_token="t")) as server:
         client = ControlPlaneClient(server.url, "t")
 
-Both bind 127.0.0.1 on a free port and stop what they started.
+Both bind 127.0.0.1 (or the `host` given) on a free port and stop what they started.
 """
 
 from __future__ import annotations
@@ -92,17 +92,21 @@ class ServerProcess(ChildProcess):
         port: int | None = None,
         log_path: Path | None = None,
         extra_args: list[str] | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
+        """`host`: the address to listen on; another local one (say the Docker bridge's, so
+        containers reach it) only when needed."""
         self.data_dir = Path(data_dir)
         self.extra_args = extra_args or []
-        self.port = port or free_port()
+        self.host = host
+        self.port = port or free_port(host)
         super().__init__(log_path or self.data_dir.parent / f"server-{self.port}.log")
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.bootstrap_token = bootstrap_token
         self.database_url = database_url
 
     def argv(self) -> list[str]:
-        cmd = [*DECKHAND, "server", "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = [*DECKHAND, "server", "--data-dir", str(self.data_dir), "--host", self.host, "--port", str(self.port)]
         return cmd + (["--database-url", self.database_url] if self.database_url else []) + self.extra_args
 
     def env(self) -> dict[str, str]:
