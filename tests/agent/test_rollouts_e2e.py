@@ -5,7 +5,8 @@ filesystem plugin, the prediction server and the tracking agent carrying monitor
 A client loop runs through each scenario and checks every answer: its status and which
 model answered it (`x-deckhand-model-id`):
 
-- a canary that passes its gates steps up and is promoted (it becomes revision 2);
+- a canary that passes its gates steps up and is promoted (it becomes revision 2), then the
+  deployment rolls back to revision 1 (revision 3);
 - a canary that raises on some rows fails its error-rate gate and is rolled back by the
   controller, while clients get the champion's answers and no failure;
 - a challenger scores copies of live requests; clients only ever get the champion's answers;
@@ -135,8 +136,13 @@ def test_a_canary_that_passes_its_gates_is_promoted(stack, packages) -> None:
         wait_until(lambda: _served(admin, dep_id), 60, what="the promoted model serving alone")
         after = client.sent
         wait_until(lambda: client.sent > after + 10, 30, what="requests after the promotion")
+        back = admin.rollback(dep_id, revision=1, reason="accuracy", note="v2 scores worse")
+        wait_until(lambda: _served(admin, dep_id), 60, what="revision 1's model serving again")
+        answered_before = client.answered_by[packages["v1"]]
+        wait_until(lambda: client.answered_by[packages["v1"]] > answered_before + 10, 30, what="v1 answering again")
     print(f"canary promoted: {client.report()}")
     assert ended["state"] == "promoted", ended
+    assert (back["revision"]["number"], back["revision"]["modelPackageId"]) == (3, packages["v1"])
     judged = ended["lastGates"]["gates"]
     assert {gate: judged[gate]["verdict"] for gate in ("maxErrorRate", "maxP99Ms", "maxPsi")} == dict.fromkeys(
         ("maxErrorRate", "maxP99Ms", "maxPsi"), "pass"
@@ -144,12 +150,8 @@ def test_a_canary_that_passes_its_gates_is_promoted(stack, packages) -> None:
     assert client.failures == [], client.failures[:5]
     assert client.answered_by[packages["v1"]] > 0 and client.answered_by[packages["v2"]] > 0
     assert set(client.answered_by) == {packages["v1"], packages["v2"]}
-    revisions = admin.list_revisions(dep_id)
-    assert [(r["number"], r["modelPackageId"], r["reason"]) for r in revisions][0] == (
-        2,
-        packages["v2"],
-        "scheduled_refresh",
-    )
+    revisions = [(r["number"], r["modelPackageId"], r["reason"]) for r in admin.list_revisions(dep_id)]
+    assert revisions[:2] == [(3, packages["v1"], "accuracy"), (2, packages["v2"], "scheduled_refresh")]
     steps = [e for e in admin.list_events(deployment_id=dep_id) if e["action"].startswith("deployment.rollout")]
     assert any("promot" in e["action"].lower() for e in steps), [(e["action"], e["message"]) for e in steps]
 

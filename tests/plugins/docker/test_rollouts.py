@@ -8,7 +8,8 @@ image, the route moved once /ping passes), so a client loop runs through each sc
 checks every answer: its status and which model answered it (`x-deckhand-model-id`, which
 must come through the proxy):
 
-- a canary that passes its gates is promoted (50 %, one step of 50 reaches 100 %);
+- a canary that passes its gates is promoted (50 %, one step of 50 reaches 100 %), then the
+  deployment rolls back to revision 1;
 - a canary that raises on some rows fails its error-rate gate and is rolled back by the
   controller, while clients get the champion's answers and no failure;
 - a challenger scores copies of live requests (in monitoring, shadow); clients only ever get
@@ -81,7 +82,7 @@ def stack(tmp_path: Path, denv: Any, build_image: Any) -> Iterator[Stack]:
             code = agent.stop()
         assert code == 0, agent.output()[-3000:]
     # plugin_stop with nothing deployed: proxy, RabbitMQ, tracking agent and network go.
-    assert denv.containers() == []
+    assert denv.containers() == [], [(c.name, c.labels) for c in denv.containers()]
     assert denv.networks() == []
     assert denv.routers() == []
 
@@ -160,11 +161,16 @@ def test_a_canary_that_passes_its_gates_is_promoted(stack: Stack, denv, packages
         alone = time.monotonic() - began
         after = load.ok
         wait_until(lambda: load.ok > after + 20, 30, what="requests after the promotion")
+        back = admin.rollback(dep_id, revision=1, reason="accuracy", note="v2 scores worse")
+        wait_until(lambda: _served(admin, dep_id), 180, 0.5, what="revision 1's model serving again")
+        after = load.ok
+        wait_until(lambda: load.ok > after + 20, 30, what="requests after the rollback")
     print(
-        f"\ncanary promoted: {load.ok + load.failed} requests, {load.failed} failed, answered by "
-        f"{dict(load.answered_by)}; {verdict:.1f} s from canary start to promotion, {alone:.1f} s to "
-        f"the promoted model serving alone"
+        f"\ncanary promoted, then rolled back to revision 1: {load.ok + load.failed} requests, {load.failed} "
+        f"failed, answered by {dict(load.answered_by)}; {verdict:.1f} s from canary start to promotion, "
+        f"{alone:.1f} s to the promoted model serving alone"
     )
+    assert (back["revision"]["number"], back["revision"]["modelPackageId"]) == (3, v1)
     replaced = _print_replacements(admin, dep_id)
     assert ended["state"] == "promoted", ended
     assert load.failed == 0, load.errors
@@ -172,16 +178,12 @@ def test_a_canary_that_passes_its_gates_is_promoted(stack: Stack, denv, packages
     # (a response without it is counted as "<none>").
     assert set(load.answered_by) == {v1, v2}, load.answered_by
     assert load.answered_by[v1] > 0 and load.answered_by[v2] > 0
-    revisions = admin.list_revisions(dep_id)
-    assert (revisions[0]["number"], revisions[0]["modelPackageId"], revisions[0]["reason"]) == (
-        2,
-        v2,
-        "scheduled_refresh",
-    )
-    # The champion to the 50 % mix, then the mix to the promoted model alone.
-    assert len(replaced) >= 2, replaced
+    revisions = [(r["number"], r["modelPackageId"], r["reason"]) for r in admin.list_revisions(dep_id)]
+    assert revisions == [(3, v1, "accuracy"), (2, v2, "scheduled_refresh"), (1, v1, None)]
+    # The champion to the 50 % mix, the mix to the promoted model alone, back to revision 1's.
+    assert len(replaced) >= 3, replaced
     served = {c.labels[names.LABEL_MODEL] for c in denv.containers() if c.labels[names.LABEL_ROLE] == "model"}
-    assert served == {v2}
+    assert served == {v1}
     _remove(stack, denv, dep_id)
 
 
