@@ -31,6 +31,7 @@ from deckhand.server.schemas.rollouts import ABORTED, PROMOTED, ROLLED_BACK, RUN
 from deckhand.server.services import revisions
 from deckhand.server.services.deployments import change_model, check_compatible, record_change
 from deckhand.server.services.lookup import find_deployment, find_package
+from deckhand.server.services.monitoring import models
 from deckhand.server.services.traffic import running_rollout, traffic_of
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,10 @@ class MonitoringReader(Protocol):
 
 
 class MonitoringModels:
-    """The real reader: the monitoring service's per-model queries, imported when first used."""
+    """The real reader: the monitoring service's per-model queries."""
 
     def model_health(self, session: Session, deployment_id: str, start: datetime, end: datetime) -> Mapping[str, Any]:
-        # written in another branch at the same time; until it merges, gated canaries hold (logged)
-        from deckhand.server.services.monitoring import models  # type: ignore[attr-defined,unused-ignore]
-
-        return cast(Mapping[str, Any], models.model_health(session, deployment_id, start, end))
+        return models.model_health(session, deployment_id, start, end)
 
     def prediction_psi(
         self,
@@ -80,8 +78,6 @@ class MonitoringModels:
         start: datetime,
         end: datetime,
     ) -> float | None:
-        from deckhand.server.services.monitoring import models  # type: ignore[attr-defined,unused-ignore]
-
         psi = models.prediction_psi(session, deployment_id, model_id, reference_model_id, start, end)
         return None if psi is None else float(psi)
 
