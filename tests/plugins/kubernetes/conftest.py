@@ -108,6 +108,19 @@ def control_plane(real_cluster, tmp_path_factory, demo_package, second_package) 
 
 
 @pytest.fixture
+def namespace(k8s_api, k8s_namespace: str) -> str:  # noqa: F811
+    """A fresh namespace holding the `api-token` secret (the admin token) the plugin's
+    Kaniko Jobs download packages with (`modelPackageTokenSecret`)."""
+    from kubernetes import client
+
+    client.CoreV1Api(k8s_api).create_namespaced_secret(
+        k8s_namespace,
+        client.V1Secret(metadata=client.V1ObjectMeta(name="api-token"), string_data={"secret": ADMIN_TOKEN}),
+    )
+    return k8s_namespace
+
+
+@pytest.fixture
 def file_server(tmp_path) -> Iterator[tuple[str, Path]]:
     """An HTTP server on the pod-bridge gateway serving tmp_path (for packages the control
     plane would refuse, e.g. a corrupt one)."""

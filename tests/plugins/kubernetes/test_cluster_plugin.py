@@ -178,19 +178,6 @@ def leftovers(k8s_api, namespace: str, dep_id: str) -> list[str]:
     return found
 
 
-@pytest.fixture
-def namespace(k8s_api, k8s_namespace: str) -> str:
-    from kubernetes import client
-
-    client.CoreV1Api(k8s_api).create_namespaced_secret(
-        k8s_namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="api-token"), string_data={"secret": "k8s-admin-token-0123456789"}
-        ),
-    )
-    return k8s_namespace
-
-
 def test_build_serve_replace_stop(
     real_cluster, cluster_images, control_plane, k8s_api, namespace, second_package
 ) -> None:

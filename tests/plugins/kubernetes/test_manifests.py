@@ -68,6 +68,15 @@ def test_objects_are_labelled_and_wired() -> None:
     yaml.safe_dump(list(objs.values()))  # plain data, ready for server-side apply
 
 
+def test_a_replaced_pod_keeps_serving_while_its_endpoint_is_dropped() -> None:
+    """A terminating pod sleeps before its server gets SIGTERM, within the grace period:
+    the Ingress still routes to it for a moment (502s and hung requests without it)."""
+    pod = manifests.deployment(cfg(), "ns", "d1", "m1", "img:m-m1")["spec"]["template"]["spec"]
+    hook = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+    assert hook == ["sleep", str(manifests.DRAIN_SECONDS)]
+    assert 0 < manifests.DRAIN_SECONDS < pod["terminationGracePeriodSeconds"] - 5  # time left to drain
+
+
 def test_production_knobs_reach_the_pod() -> None:
     c = cfg(
         resources={"requests": {"cpu": "250m"}},

@@ -49,6 +49,12 @@ exec deckhand serve --models-dir {MODELS_DIR} --host 0.0.0.0 --port "$DECKHAND_P
 # One worker per pod unless DECKHAND_WORKERS says otherwise: a pod scales out (replicas,
 # HPA), and inside a container os.cpu_count() is the node's CPUs, not the pod's limit.
 
+# A pod being replaced keeps serving this long after it is told to stop: the ingress
+# controller and kube-proxy drop its endpoint on their own watch, a moment after the pod
+# is marked terminating; a server that stopped at once answered what they still sent it
+# with 502s and hung connections (seen through Traefik on every rollout).
+DRAIN_SECONDS = 5
+
 _NAME_BAD = re.compile(r"[^a-z0-9-]+")
 _LABEL_BAD = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -152,6 +158,7 @@ def deployment(
         "startupProbe": {**probe, "periodSeconds": 1, "failureThreshold": 180},
         "readinessProbe": {**probe, "periodSeconds": 2, "failureThreshold": 3},
         "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(DRAIN_SECONDS)]}}},
         "volumeMounts": mounts + cfg.extra_volume_mounts,
     }
     resources = _resources_from_kv(cfg.resources, kv or {})
