@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +84,6 @@ def remove_old_mixes(directory: Path, keep_seconds: float = MIX_KEEP_SECONDS) ->
     downloaded more than `keep_seconds` ago. Each step of a canary is a new mix, and plugins
     keep their own copy of what they deploy; a mix still served downloads again when an action
     needs it."""
-    import time
-
     cutoff = time.time() - keep_seconds
     removed = []
     for path in directory.glob("mix-*.dhpkg"):

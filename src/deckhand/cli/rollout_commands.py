@@ -6,6 +6,7 @@ control_plane_commands; this module's own `app` holds nothing."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, Any
 
 import typer
@@ -52,8 +53,6 @@ ENDED_WELL = "promoted"
 
 def _follow(client: Any, dep_id: str, timeout: float) -> dict[str, Any]:
     """Poll the rollout until it ends (or `timeout`), printing each change of share or state."""
-    import time
-
     from rich.console import Console
 
     console = Console(stderr=True)

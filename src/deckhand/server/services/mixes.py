@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,7 +24,7 @@ from deckhand.server.auth import Principal
 from deckhand.server.db.models import Deployment, ModelPackage
 from deckhand.server.errors import NotFound
 from deckhand.server.services.artifacts import ArtifactStore
-from deckhand.server.services.traffic import traffic_of
+from deckhand.server.services.traffic import Traffic, traffic_of
 
 
 def is_mix_id(package_id: str) -> bool:
@@ -37,36 +38,45 @@ def _not_served(served_id: str) -> NotFound:
     )
 
 
+def _served_mixes(session: Session, where: Any = None) -> dict[str, tuple[str, Traffic]]:
+    """Mix id -> (champion id, traffic) of every live deployment matching `where` that serves
+    a mix now: the traffic queries, and one for those deployments' champions."""
+    traffic = traffic_of(session, where)
+    if not traffic:
+        return {}
+    rows = session.execute(select(Deployment.id, Deployment.model_package_id).where(Deployment.id.in_(list(traffic))))
+    champions: dict[str, str] = {dep_id: package_id for dep_id, package_id in rows}
+    return {
+        split.served_model_id(champions[dep_id]): (champions[dep_id], split)
+        for dep_id, split in traffic.items()
+        if dep_id in champions
+    }
+
+
 def _members(
     session: Session, principal: Principal, store: ArtifactStore, served_id: str
 ) -> tuple[list[MixMember], dict[str, str] | None]:
     """The members and sticky rule of the mix `served_id`, read from the deployment that
-    serves it now."""
+    serves it now (one the principal may see)."""
     where = Deployment.environment_id.in_(principal.environment_ids) if principal.role == "agent" else None
-    traffic = traffic_of(session, where)
-    if not traffic:
+    found = _served_mixes(session, where).get(served_id)
+    if found is None:
         raise _not_served(served_id)
-    rows = session.execute(select(Deployment.id, Deployment.model_package_id).where(Deployment.id.in_(list(traffic))))
-    champions: dict[str, str] = {dep_id: package_id for dep_id, package_id in rows}
-    for dep_id, split in traffic.items():
-        champion = champions.get(dep_id)
-        if champion is None or split.served_model_id(champion) != served_id:
-            continue
-        canary = split.canary
-        ids = [champion, *([canary["modelId"]] if canary else []), *(c["modelId"] for c in split.challengers)]
-        found = session.execute(select(ModelPackage.id, ModelPackage.sha256).where(ModelPackage.id.in_(ids)))
-        shas: dict[str, str] = {package_id: sha256 for package_id, sha256 in found}
-        share = int(canary["percent"]) if canary else 0
-        roles = [("champion", champion, 100 - share)]
-        if canary:
-            roles.append(("canary", canary["modelId"], share))
-        roles += [("challenger", c["modelId"], 0) for c in split.challengers]
-        members = [
-            MixMember(package_id, role, percent, shas[package_id], source=store.path_for(package_id))
-            for role, package_id, percent in roles
-        ]
-        return members, split.sticky
-    raise _not_served(served_id)
+    champion, split = found
+    canary = split.canary
+    share = int(canary["percent"]) if canary else 0
+    roles = [("champion", champion, 100 - share)]
+    if canary:
+        roles.append(("canary", canary["modelId"], share))
+    roles += [("challenger", c["modelId"], 0) for c in split.challengers]
+    ids = [package_id for _, package_id, _ in roles]
+    rows = session.execute(select(ModelPackage.id, ModelPackage.sha256).where(ModelPackage.id.in_(ids)))
+    shas: dict[str, str] = {package_id: sha256 for package_id, sha256 in rows}
+    members = [
+        MixMember(package_id, role, percent, shas[package_id], source=store.path_for(package_id))
+        for role, package_id, percent in roles
+    ]
+    return members, split.sticky
 
 
 def mix_artifact(session: Session, principal: Principal, store: ArtifactStore, served_id: str) -> tuple[Path, str]:
@@ -97,11 +107,7 @@ def _prune(session: Session, directory: Path, keep: str) -> None:
     """Delete the mixes no live deployment serves any more: each step of a canary is a new
     mix holding whole member packages, so they would otherwise pile up. One that is needed
     again (a rolled-back step cannot be) is simply built again."""
-    champions = dict(session.execute(select(Deployment.id, Deployment.model_package_id)).all())
-    served = {
-        split.served_model_id(champions[dep_id]) for dep_id, split in traffic_of(session).items() if dep_id in champions
-    }
-    served.add(keep)
+    served = {*_served_mixes(session), keep}
     for path in directory.glob(f"{MIX_ID_PREFIX}*"):
         if path.name.split(".", 1)[0] not in served:
             path.unlink(missing_ok=True)
