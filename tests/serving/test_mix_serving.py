@@ -223,3 +223,44 @@ def test_a_share_only_swap_reuses_both_members(demo_package: Path, second_packag
     assert entry.current.mix.champion.model is first.mix.champion.model
     assert entry.current.mix.canary.model is first.mix.canary.model  # type: ignore[union-attr]
     assert entry.current.mix.percent == 20
+
+
+def test_waiting_copies_are_scored_in_one_call_per_challenger_and_failures_stay_with_their_copies(
+    demo_package: Path, flaky_package: Path
+) -> None:
+    """The scorer's batching (in-process): five copies for two challengers are two predict()
+    calls per healthy challenger, each copy gets its own rows' answers (the same as scoring it
+    alone), and a challenger that raises on some rows fails only the copies holding them."""
+    from collections import OrderedDict
+
+    from deckhand.package_limits import PackageLimits
+    from deckhand.packages import load_model
+    from deckhand.serving.codecs import prediction_labels
+    from deckhand.serving.shadow import ShadowCopy, score_copies
+
+    champion = load_model(demo_package)
+    columns = [f.name for f in champion.manifest.features]
+    rows = sample_rows(40, seed=3)
+    chunks = [rows[i : i + 8] for i in range(0, 40, 8)]
+    copies = []
+    for i, chunk in enumerate(chunks):
+        batch = Batch(columns=columns, rows=[[r[c] for c in columns] for r in chunk])
+        answers = prediction_labels(champion.predict(batch), champion.manifest)
+        copies.append(
+            ShadowCopy("d", "d", (("same", str(demo_package)), ("flaky", str(flaky_package))), batch, answers, float(i))
+        )
+    models: OrderedDict[str, Any] = OrderedDict()
+    calls: collections.Counter[str] = collections.Counter()
+    scored = score_copies(models, copies, PackageLimits())
+    for path, model in models.items():  # count the calls of a second round
+        model.predict = lambda batch, _p=model.predict, _k=path: calls.update([_k]) or _p(batch)
+    score_copies(models, copies, PackageLimits())
+
+    assert [copy for copy, _ in scored] == copies
+    for (_, (same, flaky)), chunk in zip(scored, chunks, strict=True):
+        assert (same.model_id, same.status, same.rows, same.compared, same.agreed) == ("same", 200, 8, 8, 8)
+        raising = any(r["petal_length"] > 5.0 for r in chunk)
+        assert (flaky.status, flaky.error) == ((500, "system") if raising else (200, None)), chunk
+    assert any(f.status == 500 for _, (_, f) in scored) and any(f.status == 200 for _, (_, f) in scored)
+    # one call for the healthy challenger; the flaky one: one failed call, then copy by copy
+    assert calls == {str(demo_package): 1, str(flaky_package): 1 + 5}, calls

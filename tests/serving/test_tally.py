@@ -120,3 +120,38 @@ def test_draining_from_another_thread_loses_nothing() -> None:
     assert sum(t.requests for t in taken) == 100_000
     assert sum(t.predictions.get("x", 0) for t in taken) == 100_000
     assert sum(len(t.latencies) for t in taken) == 100_000
+
+
+def test_tallies_counted_in_another_process_are_absorbed_and_handed_on_with_the_next_drain() -> None:
+    """The challengers' scorer tallies its own copies; the server absorbs the pickled tallies
+    (without the predictions when nobody counts them) and drains them with its own."""
+    import pickle
+
+    scorer = RequestTally(count_predictions=True)
+    sent: list[Tally] = []
+    scorer.add_sink(_collect(sent))
+    scorer.observe("a", "dep-a", "chal", MINUTE, 200, 2, 0.02, None, ["x", "x"], True, (2, 1, 0.0))
+    scorer.observe("a", "dep-a", "chal", MINUTE + 1, 500, 1, 0.03, "system", [], True)
+    scorer.drain()
+    for count_predictions, expected in ((True, {"x": 2}), (False, {})):
+        taken: list[Tally] = []
+        server = RequestTally(count_predictions=count_predictions)
+        server.add_sink(_collect(taken))
+        server.absorb(pickle.loads(pickle.dumps(sent)))
+        assert taken == []  # not before the next drain
+        server.drain()
+        (chal,) = taken
+        assert (chal.model_id, chal.shadow, chal.requests, chal.rows, chal.system_errors) == ("chal", True, 2, 3, 1)
+        assert (chal.compared_rows, chal.agreed_rows, chal.latencies) == (2, 1, [0.02, 0.03])
+        assert chal.predictions == expected
+
+
+def test_absorbed_tallies_are_drained_when_enough_wait(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(tally_module, "MAX_PENDING", 3)
+    taken: list[Tally] = []
+    server = RequestTally()
+    server.add_sink(_collect(taken))
+    chal = Tally("a", "dep-a", "chal", MINUTE, True)
+    chal.latencies = [0.01, 0.02, 0.03]
+    server.absorb([chal])
+    assert taken == [chal]  # memory stays bounded with no scrapes and no monitoring

@@ -28,8 +28,8 @@ from deckhand.serving.config import ServeConfig
 from deckhand.serving.metrics import ServerMetrics
 from deckhand.serving.observers import PredictionObserver, PredictionRecord
 from deckhand.serving.repository import DeploymentEntry, ModelRepository, ServingModel
-from deckhand.serving.shadow import ShadowCopy, ShadowResult, ShadowScorer
-from deckhand.serving.tally import RequestTally
+from deckhand.serving.shadow import ShadowScorer
+from deckhand.serving.tally import RequestTally, Tally
 
 log = logging.getLogger("deckhand.serving")
 
@@ -201,22 +201,26 @@ class DataPlane:
         except Exception as exc:  # a copy must never fail a request
             log.warning("event=shadow_copy_failed deployment=%s error=%r", entry.key, exc)
 
-    def _shadow_scored(self, copy: ShadowCopy, results: list[ShadowResult]) -> None:
-        """The scorer's results for one copy (its results thread)."""
-        for r in results:
-            self.record_shadow(
-                copy.key,
-                copy.deployment_id,
-                r.model_id,
-                copy.timestamp,
-                r.status,
-                r.rows,
-                r.seconds,
-                r.error,
-                r.predictions,
-                (r.compared, r.agreed, r.abs_diff_sum) if r.compared else None,
-                r.class_names,
-            )
+    def _shadow_scored(self, tallies: list[Tally]) -> None:
+        """The scorer's tallies of what the challengers scored (its results thread). A
+        per-request observer gets one record per tally: the challenger's rows of the copies
+        scored since the last tallies, their median latency and their worst status."""
+        self.tally.absorb(tallies)
+        if self.observer is None or self._takes_tallies:
+            return
+        for t in tallies:
+            predictions = list(t.predictions) or [v for a in t.value_arrays for v in a.tolist()]
+            latency_ms = float(np.median(t.latencies)) * 1000.0 if t.latencies else 0.0
+            error = "system" if t.system_errors else "user" if t.user_errors else None
+            try:
+                self.observer.submit(
+                    PredictionRecord(
+                        t.deployment_id, t.model_id, t.rows, latency_ms, max(t.statuses, default=200), error,  # type: ignore[arg-type]
+                        predictions, [], None, float(t.minute), True, t.compared_rows, t.agreed_rows, t.abs_diff_sum,
+                    )
+                )  # fmt: skip
+            except Exception as exc:  # monitoring must never fail a request
+                log.warning("event=monitoring_record_failed error=%r", exc)
 
     def record_shadow(
         self,

@@ -6,14 +6,19 @@ the copy and counts it; nothing is queued without bound). One scorer process per
 worker, started on the first copy at nice +10 (a fresh interpreter, one BLAS thread), is fed
 over a datagram socket pair whose kernel buffer is that bounded queue: the request path
 sends to it without blocking, and no thread wakes per copy. The scorer loads each
-challenger's package itself (from the extracted path; kept loaded), scores the copy,
-compares its answers with the champion's and sends back one `ShadowResult` per challenger,
-batched every RESULTS_EVERY_S. A process rather than
-a thread: a thread would compete for the GIL with the request path, and the nice value puts
-its CPU time behind the server's.
+challenger's package itself (from the extracted path; kept loaded), scores the copies
+waiting together (one `predict()` per challenger), compares its answers with the
+champion's and counts them into its own shadow tallies (`deckhand.serving.tally`); then
+it rests, at least MIN_REST_S and so that it is busy at most DUTY of the time (the copies
+gather meanwhile: one wake-up and one `predict()` per challenger for many copies). A process rather than a thread: a
+thread would compete for the GIL with the request path, and the nice value and SCHED_IDLE
+put its CPU time behind the server's.
 
-A thread of the server collects the results and hands them to `on_scored` (the data
-plane counts them as shadow tallies: docs/rollouts.md). A scorer that dies is started again
+Every RESULTS_EVERY_S the scorer sends its tallies -- a few objects per challenger and
+minute, however many copies they count -- and a thread of the server hands them to
+`on_scored` (the data plane adds them to its own tally: docs/rollouts.md). Results sent
+copy by copy cost the server more than the copies did: unpickling thousands of them holds
+the GIL for milliseconds, and the request path waits. A scorer that dies is started again
 with the next copy; a scorer whose server dies sees its socket close and exits.
 """
 
@@ -32,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -42,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from deckhand.package_limits import PackageLimits
+from deckhand.serving.tally import RequestTally, Tally
 
 log = logging.getLogger("deckhand.serving.shadow")
 
@@ -49,6 +55,9 @@ QUEUE_BYTES = 4 * 1024**2  # copies waiting for the scorer (the kernel may cap i
 MAX_COPY_BYTES = 8 * 1024**2  # a copy larger than the socket buffer is dropped anyway
 MAX_ROWS = 10_000  # larger requests are not copied (counted as dropped)
 RESULTS_EVERY_S = 0.2  # the scorer sends results batched
+MAX_BATCH_ROWS = 4096  # copies scored in one predict() per challenger
+DUTY = 0.25  # the scorer's busy share of time at most: it rests 3x as long as it scored
+MIN_REST_S = 0.025  # and at least this long: copies gather, and it wakes 40 times a second, not per copy
 FULL_BACKOFF_S = 0.005  # after a full buffer, copies are dropped without trying for this long
 NICE = 10
 REGRESSION_TOLERANCE = 0.01  # regression answers agree within 1 % of each other
@@ -57,7 +66,7 @@ _CACHED_MODELS = 16  # challenger models the scorer keeps loaded
 
 @dataclass(frozen=True)
 class ShadowCopy:
-    """What crosses to the scorer process (pickled by the queue's feeder thread)."""
+    """What crosses to the scorer process: one datagram, pickled in the request path."""
 
     key: str
     deployment_id: str
@@ -93,7 +102,7 @@ class ShadowCounts:
         return {"sent": self.sent, "scored": self.scored, "dropped": self.dropped}
 
 
-OnScored = Callable[[ShadowCopy, list[ShadowResult]], None]
+OnScored = Callable[[list[Tally]], None]  # the scorer's shadow tallies, every RESULTS_EVERY_S
 
 
 class ShadowScorer:
@@ -134,7 +143,7 @@ class ShadowScorer:
             counts.dropped += 1
             return
         copies = self._copies or self._start()
-        data = pickle.dumps(ShadowCopy(key, deployment_id, challengers, batch, champion, time.time()), protocol=5)
+        data = _pack(ShadowCopy(key, deployment_id, challengers, batch, champion, time.time()))
         try:
             copies.send(data)  # one datagram, whole or not at all; never blocks
         except (BlockingIOError, OSError) as exc:  # full (or, EMSGSIZE, a copy larger than the buffer)
@@ -185,14 +194,15 @@ class ShadowScorer:
                 batch = connection.recv()
             except (EOFError, OSError):
                 break
-            for copy, results in batch:
-                counts = self._counts.get(copy.key)
+            tallies, scored = batch
+            for key, n in scored.items():
+                counts = self._counts.get(key)
                 if counts is not None:
-                    counts.scored += 1
-                try:
-                    self.on_scored(copy, results)
-                except Exception:  # counting must not stop the thread
-                    log.exception("event=shadow_result_failed deployment=%s", copy.key)
+                    counts.scored += n
+            try:
+                self.on_scored(tallies)
+            except Exception:  # counting must not stop the thread
+                log.exception("event=shadow_result_failed")
         connection.close()
         if self._copies is copies:
             self._copies = None  # the next copy starts a new scorer
@@ -214,6 +224,31 @@ class ShadowScorer:
             process.wait(timeout)
 
 
+SMALL_ROWS = 64  # arrays this small travel as lists: pickling an ndarray costs ~7 us, a short list ~1
+
+
+def _pack(copy: ShadowCopy) -> bytes:
+    """A copy as the bytes of one datagram: a plain tuple, small arrays as lists (this runs in
+    the request path, once per request the champion answers)."""
+    batch = copy.batch
+    array = batch.array
+    rows = batch.rows if array is None or len(array) > SMALL_ROWS else array.tolist()
+    if rows is not None:
+        array = None
+    champion = copy.champion
+    if isinstance(champion, np.ndarray) and len(champion) <= SMALL_ROWS:
+        champion = champion.tolist()
+    wire = (copy.key, copy.deployment_id, copy.challengers, batch.columns, rows, array, batch.frame, champion, copy.timestamp)
+    return pickle.dumps(wire, protocol=5)
+
+
+def _unpack(data: bytes | memoryview) -> ShadowCopy:
+    from deckhand.packages import Batch
+
+    key, deployment_id, challengers, columns, rows, array, frame, champion, timestamp = pickle.loads(data)
+    return ShadowCopy(key, deployment_id, challengers, Batch(columns, rows, frame, array), champion, timestamp)
+
+
 # -- the scorer process ----------------------------------------------------------------------
 _CHILD = (
     "import sys; from deckhand.serving.shadow import scorer_main; "
@@ -225,39 +260,137 @@ _SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
 
 def scorer_main(copies_fd: int, results_fd: int, limits_json: str) -> None:
     """Score copies from the datagram socket until it closes (the server stopped or died);
-    send results back at most every RESULTS_EVERY_S, batched (fewer wake-ups for the server)."""
+    send results back at most every RESULTS_EVERY_S, batched (fewer wake-ups for the server).
+
+    The copies waiting are scored together, one `predict()` per challenger (its fixed cost
+    paid once, not per copy), and after each round the scorer rests so that it is busy at
+    most DUTY of the time: under load the copies then gather into larger batches instead of
+    taking the CPU's idle time (and the caches the server shares) away copy by copy."""
     with contextlib.suppress(OSError, AttributeError):
         os.nice(NICE)
     with contextlib.suppress(OSError, AttributeError):  # Linux: CPU time only when nothing else wants it
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     limits = PackageLimits(**json.loads(limits_json))
     copies = socket.socket(fileno=copies_fd)
+    copies.setblocking(False)
     results = Connection(results_fd)
     models: OrderedDict[str, Any] = OrderedDict()
-    pending: list[tuple[ShadowCopy, list[ShadowResult]]] = []
+    tally = RequestTally(count_predictions=True)
+    tallies: list[Tally] = []
+    tally.add_sink(tallies.extend)
+    scored: Counter[str] = Counter()  # copies scored per deployment key, since the last send
     buffer = bytearray(MAX_COPY_BYTES)
-    view = memoryview(buffer)
     flush_at = time.monotonic() + RESULTS_EVERY_S
-    while True:
-        wait = max(0.0, flush_at - time.monotonic()) if pending else None
-        if select.select([copies], [], [], wait)[0]:
-            size = copies.recv_into(buffer)
-            if not size:  # end of file: the server is gone
-                break
-            copy = pickle.loads(view[:size])
-            out = [_score(models, model_id, path, copy, limits) for model_id, path in copy.challengers]
-            # the batch and the champion's answers need not travel back
-            pending.append((ShadowCopy(copy.key, copy.deployment_id, (), None, None, copy.timestamp), out))
-        if pending and time.monotonic() >= flush_at:
+    rest_until = 0.0
+    closed = False
+    while not closed:
+        now = time.monotonic()
+        if now < rest_until:
+            time.sleep(max(0.0, min(rest_until, flush_at if scored else rest_until) - now))
+        else:
+            wait = max(0.0, flush_at - now) if scored else None
+            if select.select([copies], [], [], wait)[0]:
+                batch, closed = _drain(copies, buffer)
+                if batch:
+                    started = time.monotonic()
+                    for copy, out in score_copies(models, batch, limits):
+                        scored[copy.key] += 1
+                        for r in out:
+                            comparison = (r.compared, r.agreed, r.abs_diff_sum) if r.compared else None
+                            tally.observe(
+                                copy.key, copy.deployment_id, r.model_id, copy.timestamp, r.status, r.rows,
+                                r.seconds, r.error, r.predictions, True, comparison,
+                            )  # fmt: skip
+                    rest_until = time.monotonic() + max(MIN_REST_S, (time.monotonic() - started) * (1 / DUTY - 1))
+        if scored and (closed or time.monotonic() >= flush_at):
+            tally.drain()
             try:
-                results.send(pending)
+                results.send(([_compact(t) for t in tallies], dict(scored)))
             except OSError:
                 break
-            pending = []
+            tallies.clear()
+            scored.clear()
             flush_at = time.monotonic() + RESULTS_EVERY_S
-    if pending:
-        with contextlib.suppress(OSError):
-            results.send(pending)
+
+
+def _compact(tally: Tally) -> Tally:
+    """One array of the predicted values rather than one per copy (less to pickle)."""
+    if len(tally.value_arrays) > 1:
+        tally.value_arrays = [np.concatenate(tally.value_arrays)]
+    return tally
+
+
+def _drain(copies: socket.socket, buffer: bytearray) -> tuple[list[ShadowCopy], bool]:
+    """The copies waiting in the socket, up to MAX_BATCH_ROWS rows; and whether it closed."""
+    view = memoryview(buffer)
+    batch: list[ShadowCopy] = []
+    rows = 0
+    while rows < MAX_BATCH_ROWS:
+        try:
+            size = copies.recv_into(buffer)
+        except (BlockingIOError, InterruptedError):
+            return batch, False
+        if not size:  # end of file: the server is gone
+            return batch, True
+        copy = _unpack(view[:size])
+        batch.append(copy)
+        rows += len(copy.batch)
+    return batch, False
+
+
+def score_copies(
+    models: OrderedDict[str, Any], copies: list[ShadowCopy], limits: PackageLimits
+) -> list[tuple[ShadowCopy, list[ShadowResult]]]:
+    """Each copy's results, one per challenger. Copies for the same challengers (and columns)
+    are scored in one call per challenger; a call that fails is retried copy by copy, so a
+    challenger that fails on some rows is charged only for the copies holding them. Every
+    copy of a call is given the call's seconds: what the challenger would take to answer
+    that load with the server's micro-batching."""
+    by_target: dict[tuple[Any, ...], list[int]] = {}
+    for i, copy in enumerate(copies):
+        by_target.setdefault((copy.challengers, tuple(copy.batch.columns)), []).append(i)
+    out: list[list[ShadowResult]] = [[] for _ in copies]
+    for (challengers, _columns), members in by_target.items():
+        group = [copies[i] for i in members]
+        for model_id, path in challengers:
+            for i, result in zip(members, _score_group(models, model_id, path, group, limits), strict=True):
+                out[i].append(result)
+    return list(zip(copies, out, strict=True))
+
+
+def _score_group(
+    models: OrderedDict[str, Any], model_id: str, path: str, group: list[ShadowCopy], limits: PackageLimits
+) -> list[ShadowResult]:
+    from deckhand.packages import Batch
+
+    if len(group) == 1:
+        return [_score(models, model_id, path, group[0], limits)]
+    try:
+        model = _model(models, path, limits)
+        started = time.perf_counter()
+        answers, regression = _answers(model, Batch.concat([c.batch for c in group]))
+        seconds = time.perf_counter() - started
+    except Exception:  # attribute the failure to the copies that cause it
+        return [_score(models, model_id, path, copy, limits) for copy in group]
+    results = []
+    offset = 0
+    for copy in group:
+        rows = len(copy.batch)
+        mine = answers[offset : offset + rows]
+        offset += rows
+        compared, agreed, abs_diff = compare(copy.champion, mine, regression)
+        labels = model.manifest.class_labels
+        results.append(ShadowResult(model_id, rows, seconds, 200, None, mine, labels, compared, agreed, abs_diff))
+    return results
+
+
+def _answers(model: Any, batch: Any) -> tuple[Any, bool]:
+    """The model's answers for the batch (values, or labels) and whether they are values."""
+    from deckhand.serving.codecs import prediction_labels
+
+    predictions = model.predict(batch)
+    regression = not model.manifest.class_labels
+    return (predictions.values if regression else prediction_labels(predictions, model.manifest)), regression
 
 
 def _model(models: OrderedDict[str, Any], path: str, limits: PackageLimits) -> Any:
@@ -277,7 +410,6 @@ def _score(
     models: OrderedDict[str, Any], model_id: str, path: str, copy: ShadowCopy, limits: PackageLimits
 ) -> ShadowResult:
     from deckhand.packages import ModelInputError
-    from deckhand.serving.codecs import prediction_labels
 
     rows = len(copy.batch)
     class_names = None
@@ -285,11 +417,8 @@ def _score(
     try:
         model = _model(models, path, limits)
         started = time.perf_counter()  # the latency of scoring, not of the first load
-        manifest = model.manifest
-        class_names = manifest.class_labels
-        predictions = model.predict(copy.batch)
-        regression = not manifest.class_labels
-        answers: Any = predictions.values if regression else prediction_labels(predictions, manifest)
+        class_names = model.manifest.class_labels
+        answers, regression = _answers(model, copy.batch)
         seconds = time.perf_counter() - started
     except ModelInputError:
         return ShadowResult(model_id, rows, time.perf_counter() - started, 422, "user", [], class_names, 0, 0, 0.0)

@@ -149,6 +149,18 @@ class RequestTally:
         if full:  # nobody drained for a while (no scrapes, no monitoring): keep memory bounded
             self.drain()
 
+    def absorb(self, tallies: list[Tally]) -> None:
+        """Tallies counted elsewhere (the challengers' scorer process), drained with the next
+        drain: a few objects per model and minute, so the request path hardly waits."""
+        with self._lock:
+            for tally in tallies:
+                if not self.count_predictions:
+                    tally.predictions, tally.value_arrays = {}, []
+            self._done.extend(tallies)
+            full = sum(len(t.latencies) for t in self._done) >= MAX_PENDING
+        if full:
+            self.drain()
+
     def drain(self) -> None:
         """Hand everything counted so far to the sinks."""
         with self._lock:
