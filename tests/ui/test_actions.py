@@ -54,7 +54,7 @@ def test_admins_see_the_buttons_and_read_only_users_do_not(
     log_in(browser, reader_token)
     text = _page(browser, deployment)
     assert 'id="rollout-running" data-percent="20"' in text  # the panel shows the canary to everyone
-    assert '<form class="action"' not in text and 'name="csrf"' not in text
+    assert '<form class="action"' not in text  # (the logout form carries the CSRF token too)
     assert "Promote canary" not in text and "Roll back to revision" not in text
 
     browser.cookies.clear()
@@ -110,8 +110,14 @@ def test_promote_challenger_and_roll_back_with_reason_and_note(
     assert _state(api, deployment)["modelPackageId"] == deployment["modelPackageId"]
 
     assert _post(browser, deployment, "abort", {"csrf": csrf}).status_code == 303
-    assert _post(browser, deployment, f"challengers/{challenger}/promote", {"csrf": csrf}).status_code == 303
+    page = _page(browser, deployment)  # the promote form asks for a reason and a note, as a rollback does
+    form = page.split(f"challengers/{challenger}/promote")[1].split("</form>")[0]
+    assert f'id="promote-challenger-{challenger}"' in form and 'name="reason"' in form and 'name="note"' in form
+    promote = {"csrf": csrf, "reason": "accuracy", "note": "better on last week's actuals"}
+    assert _post(browser, deployment, f"challengers/{challenger}/promote", promote).status_code == 303
     assert _state(api, deployment)["modelPackageId"] == challenger
+    promoted = api.get(f"/api/v1/deployments/{deployment['id']}/revisions").json()[0]
+    assert (promoted["reason"], promoted["note"]) == ("accuracy", "better on last week's actuals")
     assert api.get(f"/api/v1/deployments/{deployment['id']}/challengers").json() == []
 
     form = {"csrf": csrf, "revision": "1", "reason": "errors", "note": "the challenger <misbehaves>"}
@@ -190,7 +196,7 @@ def test_login_sets_a_strict_httponly_csrf_cookie_and_logout_clears_it(
     lowered = cookies[0].lower()
     assert "httponly" in lowered and "samesite=strict" in lowered and "path=/ui" in lowered
     assert "max-age" not in lowered and "expires" not in lowered
-    logout = browser.post("/ui/logout")
+    logout = browser.post("/ui/logout", data={"csrf": csrf_from(browser.get("/ui/deployments").text)})
     cleared = [c.lower() for c in logout.headers.get_list("set-cookie") if c.startswith(f"{CSRF_COOKIE}=")]
     assert len(cleared) == 1 and "max-age=0" in cleared[0]
 

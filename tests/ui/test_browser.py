@@ -294,6 +294,24 @@ def test_admin_promotes_a_canary_and_rolls_back_from_the_page(
         current = page.inner_text('#revisions tr[data-number="3"]')
         assert champion["id"] in current and "errors" in current and "from the browser" in current
         assert client.list_revisions(dep["id"])[0]["modelPackageId"] == champion["id"]
+
+        # Promote the challenger with a reason and a note. The live panel holding its form
+        # refreshes every few seconds, but holds still while the form is being filled in.
+        row = page.locator(f'#model-table tr[data-model-id="{challenger["id"]}"]')
+        row.locator('select[name="reason"]').select_option("accuracy")
+        row.locator('input[name="note"]').fill("agrees better, from the browser")
+        refreshes = page.get_attribute("#live", "data-refreshes")
+        page.locator("body").click(position={"x": 5, "y": 5})  # focus leaves the form; its values stay
+        page.wait_for_selector("#live-status:has-text('paused while you fill in a form')")
+        assert page.get_attribute("#live", "data-refreshes") == refreshes
+        assert row.locator('input[name="note"]').input_value() == "agrees better, from the browser"
+        answers.append(True)
+        page.click(f"#promote-challenger-{challenger['id']}")
+        page.wait_for_selector('#revisions tr[data-number="4"][aria-current="true"]')
+        assert "Promoted the challenger" in page.inner_text("#flash")
+        current = page.inner_text('#revisions tr[data-number="4"]')
+        assert challenger["id"] in current and "accuracy" in current and "agrees better" in current
+        assert client.list_challengers(dep["id"]) == []
         assert answers == []  # every button asked once
 
         page.close()

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.ui.helpers import ADMIN_TOKEN, log_in, make_token
+from tests.ui.helpers import ADMIN_TOKEN, csrf_from, log_in, make_token
 
 from deckhand.server.ui.router import COOKIE_NAME
 
@@ -133,7 +133,12 @@ def test_revoked_token_makes_the_live_panel_answer_401(api: TestClient, browser:
 
 def test_logout_clears_the_cookie(browser: TestClient, reader_token: str) -> None:
     log_in(browser, reader_token)
-    response = browser.post("/ui/logout")
+    # the logout form carries the session's CSRF token: another site cannot log the user out
+    forged = browser.post("/ui/logout", data={"csrf": "0" * 64})
+    assert forged.status_code == 403 and "Log out: refused" in forged.text
+    assert browser.post("/ui/logout").status_code == 403  # no token at all
+    assert browser.get("/ui/deployments").status_code == 200  # still logged in
+    response = browser.post("/ui/logout", data={"csrf": csrf_from(browser.get("/ui/deployments").text)})
     assert response.status_code == 303
     assert response.headers["location"] == "/ui/login?reason=loggedout"
     assert "max-age=0" in response.headers["set-cookie"].lower()

@@ -238,8 +238,8 @@ def _pack(copy: ShadowCopy) -> bytes:
     champion = copy.champion
     if isinstance(champion, np.ndarray) and len(champion) <= SMALL_ROWS:
         champion = champion.tolist()
-    wire = (copy.key, copy.deployment_id, copy.challengers, batch.columns, rows, array, batch.frame, champion, copy.timestamp)
-    return pickle.dumps(wire, protocol=5)
+    wire = (copy.key, copy.deployment_id, copy.challengers, batch.columns, rows, array, batch.frame, champion)
+    return pickle.dumps((*wire, copy.timestamp), protocol=5)
 
 
 def _unpack(data: bytes | memoryview) -> ShadowCopy:

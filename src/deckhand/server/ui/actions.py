@@ -94,7 +94,8 @@ async def abort_canary(request: Request, ref: str) -> Response:
 @router.post(f"{ACTIONS}/challengers/{{package_id}}/promote")
 async def promote_challenger(request: Request, ref: str, package_id: str) -> Response:
     async def act(api: UiApi, deployment: str, form: dict[str, str]) -> str:
-        out = await api.post(f"{deployment}/challengers/{quote(package_id, safe='')}/promote")
+        change = {k: v for k in ("reason", "note") if (v := form.get(k))}
+        out = await api.post(f"{deployment}/challengers/{quote(package_id, safe='')}/promote", change)
         return f"Promoted the challenger: {out['modelPackageId']} is the deployment's model now (a new revision)."
 
     return await _run(request, ref, "Promote challenger", act)

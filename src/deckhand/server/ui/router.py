@@ -26,7 +26,7 @@ from deckhand.server import security_headers
 from deckhand.server.auth import mask_token
 from deckhand.server.replace_reasons import DEFAULT_REASON, REPLACE_REASONS
 from deckhand.server.ui.api import ApiCallError, UiApi
-from deckhand.server.ui.csrf import CSRF_COOKIE, CSRF_FIELD, form_token, new_nonce
+from deckhand.server.ui.csrf import CSRF_COOKIE, CSRF_FIELD, csrf_problem, form_token, new_nonce
 from deckhand.server.ui.flash import FLASH_COOKIE, decode_flash
 from deckhand.server.ui.panels import (
     WINDOWS,
@@ -278,6 +278,13 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     if not same_origin(request):
         return _secure(PlainTextResponse("cross-site logout refused", status_code=403))
+    token = request.cookies.get(COOKIE_NAME)
+    form = await read_form(request)
+    problem = "the form is too large." if form is None else None
+    if token and form is not None:  # logged out already: nothing to protect
+        problem = csrf_problem(request.cookies.get(CSRF_COOKIE), token, form.get(CSRF_FIELD))
+    if problem:
+        return refused(request, f"Log out: refused. {problem}")
     response = RedirectResponse(f"{UI_PREFIX}/login?reason=loggedout", status_code=303)
     _clear_cookie(response)
     return _secure(response)
@@ -373,6 +380,8 @@ async def _live_context(api: UiApi, deployment: dict[str, Any], window: Window) 
         "challengers": challengers,
         "models": models_panel(raw_models, deployment["modelPackageId"], canary_id, challengers, names),
         "is_admin": await _is_admin(api),
+        "reasons": REPLACE_REASONS,  # for the forms that make a revision: rollback, promote a challenger
+        "default_reason": DEFAULT_REASON,
         "events": events,
         "refreshed_at": datetime.now(UTC),
     }
@@ -396,8 +405,6 @@ async def deployment_page(request: Request, ref: str, window: str | None = None)
                 "environment": environment,
                 "package": package,
                 "revisions": revisions,
-                "reasons": REPLACE_REASONS,
-                "default_reason": DEFAULT_REASON,
                 "flash": decode_flash(request.cookies.get(FLASH_COOKIE)),
                 "live_src": live_src,
                 "refresh_seconds": REFRESH_SECONDS,

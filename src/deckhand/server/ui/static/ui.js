@@ -33,8 +33,29 @@
       }
     }
 
+    // A form of the panel that the user is filling in (a promote with its reason and note)
+    // would be wiped by the next refresh: the panel holds still until it is sent or reset.
+    function editing() {
+      var fields = live.querySelectorAll("input:not([type=hidden]), select, textarea");
+      return Array.prototype.some.call(fields, function (field) {
+        if (field === document.activeElement) {
+          return true;
+        }
+        if (field.tagName === "SELECT") {
+          return Array.prototype.some.call(field.options, function (o) {
+            return o.selected !== o.defaultSelected;
+          });
+        }
+        return field.value !== field.defaultValue;
+      });
+    }
+
     async function refresh() {
       if (busy || document.hidden) {
+        return;
+      }
+      if (editing()) {
+        say("Live: paused while you fill in a form here.", false);
         return;
       }
       busy = true;
