@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from deckhand.packages.errors import PackageError
 from deckhand.packages.formats.base import BuiltPayload, Learned, build_one_file, sklearn_introspect
-from deckhand.packages.formats.sklearn_fastpath import compile_linear
+from deckhand.packages.formats.sklearn_fastpath import compile_boosted_trees, compile_linear
 from deckhand.packages.manifest import Manifest
 from deckhand.packages.model import (
     Batch,
@@ -64,9 +65,8 @@ class SklearnModel(LoadedModel):
     def __init__(self, manifest: Manifest, estimator: Any) -> None:
         super().__init__(manifest=manifest)
         self.estimator = estimator
-        self.wants_frame = hasattr(estimator, "feature_names_in_") or any(
-            f.type != "numeric" for f in manifest.features
-        )
+        numeric = all(f.type == "numeric" for f in manifest.features)
+        self.wants_frame = hasattr(estimator, "feature_names_in_") or not numeric
         self.classifier = manifest.target_type != "regression"
         self.has_proba = hasattr(estimator, "predict_proba")
         self.column_order: list[int] | None = None
@@ -74,20 +74,29 @@ class SklearnModel(LoadedModel):
             own = [str(c) for c in getattr(estimator, "classes_", manifest.class_labels or [])]
             labels = manifest.class_labels or []
             self.column_order = None if own == labels else [own.index(label) for label in labels]
-        self.fast = None if self.wants_frame else compile_linear(estimator, len(manifest.features), self.classifier)
+        # The fast paths take an array in the manifest's column order: right for a model fitted
+        # on an array, or on a frame of these very columns in this order (no frame to build).
+        names = manifest.feature_names
+        fitted_on = [str(c) for c in getattr(estimator, "feature_names_in_", names)]
+        self.fast = None
+        if numeric and fitted_on == names:
+            with warnings.catch_warnings():  # the check calls a frame-fitted model on arrays: it warns
+                warnings.simplefilter("ignore", UserWarning)
+                for compile_fast in (compile_linear, compile_boosted_trees):
+                    self.fast = self.fast or compile_fast(estimator, len(names), self.classifier)
 
     def _input(self, batch: Batch) -> Any:
         return batch.to_frame() if self.wants_frame else batch.to_array()
 
     def _predict(self, batch: Batch) -> Predictions:
-        data = self._input(batch)
         if self.fast is not None and (not self.classifier or self.has_proba):
-            out = self.fast(data)
+            out = self.fast(batch.to_array())
             if not self.classifier:
                 return Predictions(values=out)
             if self.column_order is not None:
                 out = out[:, self.column_order]
             return Predictions(probabilities=out)
+        data = self._input(batch)
         try:
             if self.classifier:
                 if self.has_proba:
