@@ -90,7 +90,11 @@ def compile_linear(estimator: Any, n_features: int, classifier: bool) -> FastFn 
             x = (x - mean) / scale
         return final(x)
 
-    probe = np.random.default_rng(0).normal(0.0, 3.0, size=(32, n_features))
+    return _verified(fast, estimator, classifier, np.random.default_rng(0).normal(0.0, 3.0, size=(32, n_features)))
+
+
+def _verified(fast: FastFn, estimator: Any, classifier: bool, probe: np.ndarray) -> FastFn | None:
+    """`fast` if it gives the estimator's own answers on the probe rows, else None."""
     try:
         reference = estimator.predict_proba(probe) if classifier else estimator.predict(probe)
         ok = np.allclose(fast(probe), reference, rtol=1e-9, atol=1e-12)
@@ -133,12 +137,7 @@ def compile_boosted_trees(estimator: Any, n_features: int, classifier: bool) -> 
         predict_stages(stages, np.ascontiguousarray(x, dtype=np.float32), rate, out)
         return link(out)
 
-    try:
-        reference = estimator.predict_proba(probe) if classifier else estimator.predict(probe)
-        ok = np.allclose(fast(probe), reference, rtol=1e-9, atol=1e-12)
-    except Exception:
-        return None
-    return fast if ok else None
+    return _verified(fast, estimator, classifier, probe)
 
 
 def _boosted_link(classifier: bool, columns: int) -> Callable[[np.ndarray], np.ndarray]:
