@@ -7,7 +7,7 @@ Three `deckhand serve --package` servers, one worker each, take turns under wrk 
 1-row CSV body: the champion alone; a mix with a canary taking 10 % (routing and the
 `x-deckhand-model-id` header); and a mix of the same champion with 3 challengers scoring
 copies. Reported: req/s and p50/p99 per cell (median over rounds, the servers interleaved
-in each round so drift in the machine's load hits all alike), each mix's p99 against the
+in each round, in a rotating order, so drift in the machine's load hits all alike), each mix's p99 against the
 champion alone (the issue's goal: with 3 challengers within 10 %), the challengers' copies
 sent, scored and dropped; then how long the prediction server takes to swap a mix whose
 share changed (10 % -> 20 %: the models are reused, not loaded again) against a first load.
@@ -85,9 +85,13 @@ def _serving(args: argparse.Namespace, work: Path, packages: dict[str, Path], bo
             server.wait_ready()
             run_wrk(f"{server.url}/predictions", body, "text/csv", 4, 2, work)  # warm up (starts the scorer)
         time.sleep(3)
-        for _ in range(args.rounds):
+        names = list(servers)
+        for round_ in range(args.rounds):
             for conns in (int(c) for c in args.conns.split(",")):
-                for name, server in servers.items():
+                # a rotating order, so whatever a server leaves behind (a scorer finishing its
+                # copies) or the machine's drift does not always hit the same one
+                for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+                    server = servers[name]
                     results.setdefault((name, conns), []).append(
                         run_wrk(f"{server.url}/predictions", body, "text/csv", conns, args.duration, work)
                     )

@@ -256,11 +256,18 @@ def test_waiting_copies_are_scored_in_one_call_per_challenger_and_failures_stay_
         model.predict = lambda batch, _p=model.predict, _k=path: calls.update([_k]) or _p(batch)
     score_copies(models, copies, PackageLimits())
 
-    assert [copy for copy, _ in scored] == copies
-    for (_, (same, flaky)), chunk in zip(scored, chunks, strict=True):
-        assert (same.model_id, same.status, same.rows, same.compared, same.agreed) == ("same", 200, 8, 8, 8)
-        raising = any(r["petal_length"] > 5.0 for r in chunk)
-        assert (flaky.status, flaky.error) == ((500, "system") if raising else (200, None)), chunk
-    assert any(f.status == 500 for _, (_, f) in scored) and any(f.status == 200 for _, (_, f) in scored)
+    ((group, results),) = scored  # one deployment, the same challengers and columns: one group
+    assert group == copies
+    same = [r for r in results if r.model_id == "same"]
+    flaky = [r for r in results if r.model_id == "flaky"]
+    # the healthy challenger: one result for the five copies, its answers the champion's
+    assert [(r.copies, r.rows, r.status, r.compared, r.agreed) for r in same] == [(5, 40, 200, 40, 40)]
+    # the flaky one failed the group call, then was scored copy by copy: only the copies
+    # holding a row it raises on are its failures
+    assert [r.copies for r in flaky] == [1] * 5
+    for r, chunk in zip(flaky, chunks, strict=True):
+        raising = any(row["petal_length"] > 5.0 for row in chunk)
+        assert (r.status, r.error) == ((500, "system") if raising else (200, None)), chunk
+    assert {r.status for r in flaky} == {200, 500}
     # one call for the healthy challenger; the flaky one: one failed call, then copy by copy
     assert calls == {str(demo_package): 1, str(flaky_package): 1 + 5}, calls

@@ -78,7 +78,7 @@ class ShadowCopy:
 
 @dataclass(frozen=True)
 class ShadowResult:
-    """One challenger's scoring of one copy."""
+    """One challenger's scoring of `copies` copies in one call (their rows summed)."""
 
     model_id: str
     rows: int
@@ -90,6 +90,7 @@ class ShadowResult:
     compared: int
     agreed: int
     abs_diff_sum: float
+    copies: int = 1
 
 
 @dataclass
@@ -293,13 +294,14 @@ def scorer_main(copies_fd: int, results_fd: int, limits_json: str) -> None:
                 batch, closed = _drain(copies, buffer)
                 if batch:
                     started = time.monotonic()
-                    for copy, out in score_copies(models, batch, limits):
-                        scored[copy.key] += 1
+                    for group, out in score_copies(models, batch, limits):
+                        first = group[0]
+                        scored[first.key] += len(group)
                         for r in out:
                             comparison = (r.compared, r.agreed, r.abs_diff_sum) if r.compared else None
                             tally.observe(
-                                copy.key, copy.deployment_id, r.model_id, copy.timestamp, r.status, r.rows,
-                                r.seconds, r.error, r.predictions, True, comparison,
+                                first.key, first.deployment_id, r.model_id, first.timestamp, r.status, r.rows,
+                                r.seconds, r.error, r.predictions, True, comparison, requests=r.copies,
                             )  # fmt: skip
                     rest_until = time.monotonic() + max(MIN_REST_S, (time.monotonic() - started) * (1 / DUTY - 1))
         if scored and (closed or time.monotonic() >= flush_at):
@@ -340,22 +342,24 @@ def _drain(copies: socket.socket, buffer: bytearray) -> tuple[list[ShadowCopy], 
 
 def score_copies(
     models: OrderedDict[str, Any], copies: list[ShadowCopy], limits: PackageLimits
-) -> list[tuple[ShadowCopy, list[ShadowResult]]]:
-    """Each copy's results, one per challenger. Copies for the same challengers (and columns)
-    are scored in one call per challenger; a call that fails is retried copy by copy, so a
-    challenger that fails on some rows is charged only for the copies holding them. Every
-    copy of a call is given the call's seconds: what the challenger would take to answer
-    that load with the server's micro-batching."""
-    by_target: dict[tuple[Any, ...], list[int]] = {}
-    for i, copy in enumerate(copies):
-        by_target.setdefault((copy.challengers, tuple(copy.batch.columns)), []).append(i)
-    out: list[list[ShadowResult]] = [[] for _ in copies]
-    for (challengers, _columns), members in by_target.items():
-        group = [copies[i] for i in members]
-        for model_id, path in challengers:
-            for i, result in zip(members, _score_group(models, model_id, path, group, limits), strict=True):
-                out[i].append(result)
-    return list(zip(copies, out, strict=True))
+) -> list[tuple[list[ShadowCopy], list[ShadowResult]]]:
+    """The copies grouped by deployment, challengers and columns, each group with its results.
+
+    A group is scored in one call per challenger, which gives one result counting all its
+    copies (each given the call's seconds: what the challenger would take to answer that
+    load with the server's micro-batching; the group counts in its first copy's minute). A
+    call that fails is retried copy by copy, so a challenger that fails on some rows is
+    charged only for the copies holding them."""
+    groups: dict[tuple[Any, ...], list[ShadowCopy]] = {}
+    for copy in copies:
+        groups.setdefault((copy.key, copy.deployment_id, copy.challengers, tuple(copy.batch.columns)), []).append(copy)
+    scored = []
+    for group in groups.values():
+        results = [
+            r for model_id, path in group[0].challengers for r in _score_group(models, model_id, path, group, limits)
+        ]
+        scored.append((group, results))
+    return scored
 
 
 def _score_group(
@@ -372,16 +376,14 @@ def _score_group(
         seconds = time.perf_counter() - started
     except Exception:  # attribute the failure to the copies that cause it
         return [_score(models, model_id, path, copy, limits) for copy in group]
-    results = []
-    offset = 0
-    for copy in group:
-        rows = len(copy.batch)
-        mine = answers[offset : offset + rows]
-        offset += rows
-        compared, agreed, abs_diff = compare(copy.champion, mine, regression)
-        labels = model.manifest.class_labels
-        results.append(ShadowResult(model_id, rows, seconds, 200, None, mine, labels, compared, agreed, abs_diff))
-    return results
+    if regression:
+        champion: Any = np.concatenate([np.asarray(c.champion, dtype=float) for c in group])
+    else:
+        champion = [label for c in group for label in c.champion]
+    rows = len(answers)
+    compared, agreed, abs_diff = compare(champion, answers, regression) if len(champion) == rows else (0, 0, 0.0)
+    labels = model.manifest.class_labels
+    return [ShadowResult(model_id, rows, seconds, 200, None, answers, labels, compared, agreed, abs_diff, len(group))]
 
 
 def _answers(model: Any, batch: Any) -> tuple[Any, bool]:

@@ -107,11 +107,14 @@ class RequestTally:
         predictions: list[Any] | np.ndarray,
         shadow: bool = False,
         comparison: tuple[int, int, float] | None = None,
+        requests: int = 1,
     ) -> None:
         """One request (`now` from time.time(); `seconds` its latency). `predictions` are the
         predicted labels or values, or an array of values for a large regression request.
         `shadow`: the model scored a copy and did not answer; `comparison`: (compared rows,
-        agreed rows, sum of |difference|) against the champion's answers."""
+        agreed rows, sum of |difference|) against the champion's answers. `requests` > 1:
+        that many requests scored in one call (a challenger's), `rows` and `predictions`
+        theirs together, each with the call's `seconds`."""
         with self._lock:
             if not self._minute <= now < self._minute_end:
                 self._new_minute(now)
@@ -123,14 +126,17 @@ class RequestTally:
             if tally is None:
                 tally = by_model[model_id] = Tally(key, deployment_id, model_id, self._minute, shadow)
             statuses = tally.statuses
-            statuses[status] = statuses.get(status, 0) + 1
+            statuses[status] = statuses.get(status, 0) + requests
             tally.rows += rows
-            tally.latencies.append(seconds)
+            if requests == 1:
+                tally.latencies.append(seconds)
+            else:
+                tally.latencies.extend([seconds] * requests)
             if error is not None:
                 if error == "user":
-                    tally.user_errors += 1
+                    tally.user_errors += requests
                 else:
-                    tally.system_errors += 1
+                    tally.system_errors += requests
             if comparison is not None:
                 tally.compared_rows += comparison[0]
                 tally.agreed_rows += comparison[1]
