@@ -101,3 +101,20 @@ def test_concurrent_requests_are_batched_and_answered_right(serve, demo_package:
             [v["value"] for v in e["predictionValues"]], rel=1e-9, abs=1e-12
         )
     assert batcher.batched_requests > batcher.flushes, vars(batcher)  # some requests shared a predict()
+
+
+def test_what_is_loaded_at_startup_is_out_of_the_collectors_sight(demo_package: Path) -> None:
+    """The interpreter, libraries and first model are frozen (gc.freeze) once the server has
+    started: a full collection no longer walks them in the middle of a request."""
+    import gc
+
+    from deckhand.serving.app import create_app
+
+    gc.unfreeze()
+    app = create_app(ServeConfig(package=demo_package))
+    try:
+        asyncio.run(app.startup())
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        app.shutdown()
+        gc.unfreeze()  # the rest of this test process is not a server

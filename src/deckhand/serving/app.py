@@ -12,6 +12,7 @@ on a second socket told apart by its port. Codecs live in `codecs`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -84,6 +85,10 @@ class PredictionServer:
             self.watcher.start()
             if not self.repository.keys():
                 threading.Thread(target=_warm_up_imports, name="deckhand-warm-up", daemon=True).start()
+        # What is loaded by now (the interpreter, libraries, the first models) lives as long as
+        # the server: out of the collector's sight, a full collection no longer walks it, which
+        # took milliseconds out of an unlucky request (the p99 of 1-row requests).
+        gc.freeze()
         self.started = True
 
     def shutdown(self) -> None:

@@ -45,15 +45,16 @@ def agent_pods(env, ns: str) -> list[str]:
     return [parts[0] for parts in map(str.split, out.splitlines()) if parts[1:] == ["Running"]]
 
 
-def test_helm_install_then_deploy_through_the_control_plane(
-    real_cluster, cluster_images, control_plane, k8s_namespace
-) -> None:
-    env, cp, ns = real_cluster, control_plane, k8s_namespace
-    environment = cp.client.create_environment(name=f"k8s-{ns}", platform="kubernetes", monitoringEnabled=True)
+def install_agent(env, images, cp, ns: str, name: str) -> tuple[dict, float, float]:
+    """`helm upgrade --install` of the agent chart (tracking-agent sidecars on) following a new
+    monitored kubernetes environment of the control plane, as the docs say; then until the
+    agent reports. Returns the environment and the seconds to the agent pod running and to
+    its first report."""
+    environment = cp.client.create_environment(name=name, platform="kubernetes", monitoringEnabled=True)
     token = cp.client.create_token(f"agent-{ns}", "agent", [environment["id"]])["token"]
     # the documented step: the API token as a secret in the agent's namespace
     kubectl(env, "-n", ns, "create", "secret", "generic", "deckhand-api-token", f"--from-literal=secret={token}")
-    repo, tag = cluster_images.agent.rsplit(":", 1)
+    repo, tag = images.agent.rsplit(":", 1)
     values = {
         "deckhand.url": cp.url,
         "deckhand.apiSecretName": "deckhand-api-token",
@@ -64,11 +65,11 @@ def test_helm_install_then_deploy_through_the_control_plane(
         "managementAgent.tag": tag,
         "managementAgent.logLevel": "debug",
         "trackingAgent.enabled": "true",
-        "trackingAgent.image": cluster_images.tracking_agent,
-        "imageBuilder.kanikoImage": cluster_images.kaniko,
-        "imageBuilder.ppsImage": cluster_images.pps,
-        "imageBuilder.generatedImageRepository": f"{cluster_images.registry}/deckhand/chart-models",
-        "imageBuilder.insecureRegistries[0]": cluster_images.registry,
+        "trackingAgent.image": images.tracking_agent,
+        "imageBuilder.kanikoImage": images.kaniko,
+        "imageBuilder.ppsImage": images.pps,
+        "imageBuilder.generatedImageRepository": f"{images.registry}/deckhand/chart-models",
+        "imageBuilder.insecureRegistries[0]": images.registry,
     }
     args = [a for k, v in values.items() for a in ("--set" if v == "true" else "--set-string", f"{k}={v}")]
     t0 = time.monotonic()
@@ -87,7 +88,14 @@ def test_helm_install_then_deploy_through_the_control_plane(
         return status.get("status") in ("passing", "warning")
 
     wait_for("the agent reporting to the control plane", agent_reported, timeout=120)
-    agent_ready_s = time.monotonic() - t0
+    return environment, pod_ready_s, time.monotonic() - t0
+
+
+def test_helm_install_then_deploy_through_the_control_plane(
+    real_cluster, cluster_images, control_plane, k8s_namespace
+) -> None:
+    env, cp, ns = real_cluster, control_plane, k8s_namespace
+    environment, pod_ready_s, agent_ready_s = install_agent(env, cluster_images, cp, ns, f"k8s-{ns}")
     print(f"\nhelm install -> agent pod running {pod_ready_s:.1f} s, agent reporting {agent_ready_s:.1f} s")
     assert agent_ready_s <= 90, f"helm install to agent ready took {agent_ready_s:.0f} s (target 90 s)"
 
