@@ -186,7 +186,7 @@ def call(api: TestClient, world: World, method: str, path: str, role: str) -> in
         headers["Authorization"] = f"Bearer {token}"
     if (method, path) == ("POST", "/ui/login"):  # the UI's login form carries the token in its body
         options["data"] = {"token": token or ""}
-    elif method == "POST" and "/actions/" in path and token:  # the buttons' forms carry a CSRF token
+    elif method == "POST" and ("/actions/" in path or path == "/ui/logout") and token:  # forms carry a CSRF token
         api.cookies.set(CSRF_COOKIE, "nonce")
         options["data"] = {**options.get("data", {}), "csrf": form_token("nonce", token)}
     response = api.request(method, url, headers=headers, follow_redirects=False, **options)
