@@ -10,9 +10,9 @@ challenger's package itself (from the extracted path; kept loaded), scores the c
 waiting together (one `predict()` per challenger), compares its answers with the
 champion's and counts them into its own shadow tallies (`deckhand.serving.tally`); then
 it rests, at least MIN_REST_S and so that it is busy at most DUTY of the time (the copies
-gather meanwhile: one wake-up and one `predict()` per challenger for many copies). A process rather than a thread: a
-thread would compete for the GIL with the request path, and the nice value and SCHED_IDLE
-put its CPU time behind the server's.
+gather meanwhile: one wake-up and one `predict()` per challenger for many copies). A
+process rather than a thread: a thread would compete for the GIL with the request path,
+and the nice value and SCHED_IDLE put its CPU time behind the server's.
 
 Every RESULTS_EVERY_S the scorer sends its tallies -- a few objects per challenger and
 minute, however many copies they count -- and a thread of the server hands them to
@@ -86,7 +86,6 @@ class ShadowResult:
     status: int
     error: str | None  # None, "user" or "system"
     predictions: Any  # labels (list), or values (array)
-    class_names: list[str] | None
     compared: int
     agreed: int
     abs_diff_sum: float
@@ -232,10 +231,9 @@ def _pack(copy: ShadowCopy) -> bytes:
     """A copy as the bytes of one datagram: a plain tuple, small arrays as lists (this runs in
     the request path, once per request the champion answers)."""
     batch = copy.batch
-    array = batch.array
-    rows = batch.rows if array is None or len(array) > SMALL_ROWS else array.tolist()
-    if rows is not None:
-        array = None
+    rows, array = batch.rows, batch.array
+    if array is not None and len(array) <= SMALL_ROWS:
+        rows, array = array.tolist(), None
     champion = copy.champion
     if isinstance(champion, np.ndarray) and len(champion) <= SMALL_ROWS:
         champion = champion.tolist()
@@ -382,8 +380,7 @@ def _score_group(
         champion = [label for c in group for label in c.champion]
     rows = len(answers)
     compared, agreed, abs_diff = compare(champion, answers, regression) if len(champion) == rows else (0, 0, 0.0)
-    labels = model.manifest.class_labels
-    return [ShadowResult(model_id, rows, seconds, 200, None, answers, labels, compared, agreed, abs_diff, len(group))]
+    return [ShadowResult(model_id, rows, seconds, 200, None, answers, compared, agreed, abs_diff, len(group))]
 
 
 def _answers(model: Any, batch: Any) -> tuple[Any, bool]:
@@ -414,23 +411,21 @@ def _score(
     from deckhand.packages import ModelInputError
 
     rows = len(copy.batch)
-    class_names = None
     started = time.perf_counter()
     try:
         model = _model(models, path, limits)
         started = time.perf_counter()  # the latency of scoring, not of the first load
-        class_names = model.manifest.class_labels
         answers, regression = _answers(model, copy.batch)
         seconds = time.perf_counter() - started
     except ModelInputError:
-        return ShadowResult(model_id, rows, time.perf_counter() - started, 422, "user", [], class_names, 0, 0, 0.0)
+        return ShadowResult(model_id, rows, time.perf_counter() - started, 422, "user", [], 0, 0, 0.0)
     except Exception as exc:
         _failures[model_id] = failures = _failures.get(model_id, 0) + 1
         if failures == 1 or failures % 1000 == 0:  # a broken challenger must not flood the log
             log.warning("event=challenger_failed model_id=%s failures=%d error=%r", model_id, failures, exc)
-        return ShadowResult(model_id, rows, time.perf_counter() - started, 500, "system", [], class_names, 0, 0, 0.0)
+        return ShadowResult(model_id, rows, time.perf_counter() - started, 500, "system", [], 0, 0, 0.0)
     compared, agreed, abs_diff = compare(copy.champion, answers, regression)
-    return ShadowResult(model_id, rows, seconds, 200, None, answers, class_names, compared, agreed, abs_diff)
+    return ShadowResult(model_id, rows, seconds, 200, None, answers, compared, agreed, abs_diff)
 
 
 _failures: dict[str, int] = {}  # the scorer's failures per challenger
