@@ -47,12 +47,21 @@ def _mixed_records(n: int, seed: int = 1) -> list[Record]:
     return out
 
 
-def _aggregate(items: list[Record]) -> tuple[list[dict], int, int]:
+def _aggregate(items: list[Record]) -> tuple[list[dict], list[tuple], int, int]:
+    """The aggregates, and the (deployment, minute, association id, prediction) of the scored
+    items that association ids become (a block makes one item of what lines make several)."""
     aggregator = Aggregator()
     for item in items:
         aggregator.add("source", item)
-    drained = sorted(aggregator.drain(), key=lambda a: (a["deploymentId"], a["minute"]))
-    return drained, aggregator.records, aggregator.invalid
+    drained = aggregator.drain()
+    aggregates = sorted((a for a in drained if "minute" in a), key=lambda a: (a["deploymentId"], a["minute"]))
+    scored = sorted(
+        (a["deploymentId"], int(a["ts"] // 60), i, str(p))
+        for a in drained
+        if a.get("kind") == "scored"
+        for i, p in zip(a["associationIds"], a["predictions"], strict=True)
+    )
+    return aggregates, scored, aggregator.records, aggregator.invalid
 
 
 def test_blocks_aggregate_exactly_like_the_same_records_one_per_line() -> None:
@@ -64,8 +73,9 @@ def test_blocks_aggregate_exactly_like_the_same_records_one_per_line() -> None:
     assert record_count(items) == len(records)
     as_lines = [orjson.loads(orjson.dumps(r)) for r in records]  # what a plain JSON-lines producer sends
     assert _aggregate(items) == _aggregate(as_lines)
-    drained, counted, invalid = _aggregate(items)
+    drained, scored, counted, invalid = _aggregate(items)
     assert counted == 3000 and invalid == 3  # the three odd ones, judged by the agent as before
+    assert len(scored) == 2 * 750  # the association ids of the 750 records that had them, each once
     assert sum(a["requests"] for a in drained) == sum(r.get("requests", 0) for r in records[:3000])
 
 
@@ -145,4 +155,4 @@ def test_blocks_are_per_model_and_shadow_flag_and_carry_the_comparison_sums() ->
 def test_a_record_with_a_bad_shadow_flag_travels_unfolded() -> None:
     bad = {**stats_record("d", "m", 1, 1.0, timestamp=1_763_740_000.0), "shadow": 1}
     assert to_blocks([bad]) == [bad]
-    assert _aggregate([bad])[1:] == (0, 1)
+    assert _aggregate([bad])[2:] == (0, 1)

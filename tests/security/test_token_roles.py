@@ -139,6 +139,7 @@ def _request(world: World, method: str, path: str, api_package: bytes) -> tuple[
             "json": {"name": f"n-{uuid.uuid4().hex[:8]}", "environmentId": world.env, "modelPackageId": world.package}
         },
         ("PATCH", "/api/v1/deployments/{ref}"): {"json": {"description": "changed"}},
+        ("POST", "/api/v1/deployments/{ref}/actuals"): {"json": {"data": [{"associationId": "a", "actualValue": 1}]}},
         ("POST", "/api/v1/deployments/{ref}/replace-model"): {"json": {"modelPackageId": world.spare_package}},
         # already a challenger: a no-op, the same for every role
         ("POST", "/api/v1/deployments/{ref}/challengers"): {"json": {"modelPackageId": world.challenger}},

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "deckhand.cli.rollout_commands",  # more `deployments` commands
     "deckhand.cli.agent_commands",
     "deckhand.cli.monitoring_commands",
+    "deckhand.cli.accuracy_commands",
     "deckhand.cli.plugin_commands",
 ]
 

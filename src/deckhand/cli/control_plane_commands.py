@@ -445,6 +445,18 @@ def deploy(
     description: Annotated[str | None, typer.Option(help="Free text.")] = None,
     kv: KvOpt = None,
     inactive: Annotated[bool, typer.Option("--inactive", help="Create it inactive.")] = False,
+    association_id_column: Annotated[
+        str | None,
+        typer.Option(
+            "--association-id",
+            metavar="COLUMN",
+            help="The request column with each row's association id, to match actuals to (docs/accuracy.md).",
+        ),
+    ] = None,
+    generate_association_ids: Annotated[
+        bool,
+        typer.Option("--generate-ids", help="Give rows without an association id one (returned with the prediction)."),
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the agent reports it ready.")] = False,
     timeout: TimeoutOpt = 300.0,
     server: ServerOpt = DEFAULT_URL,
@@ -452,6 +464,9 @@ def deploy(
     output: OutputOpt = Output.table,
 ) -> None:
     """Deploy a model package to a prediction environment."""
+    association = None
+    if association_id_column or generate_association_ids:
+        association = {"column": association_id_column, "generate": generate_association_ids}
     with _errors():
         client = _client(server, token)
         environment = client.get_environment(env)
@@ -464,6 +479,7 @@ def deploy(
                 description=description,
                 key_value_config=parse_pairs(kv, "--kv"),
                 active=not inactive,
+                association_id=association,
             )
             typer.echo(f"created deployment {dep['name']} id {dep['id']}", err=True)
             return dep

@@ -49,6 +49,15 @@ def server(
             rich_help_panel="Rollouts",
         ),
     ] = 5.0,
+    max_actuals_mb: Annotated[
+        float,
+        typer.Option(
+            "--max-actuals-mb",
+            min=1,
+            metavar="MB",
+            help="Largest body of one actuals upload (the CLI splits files into requests of 10,000 rows).",
+        ),
+    ] = 64,
     max_package_uncompressed_mb: pkg.MaxPackageUncompressedMb = pkg.MAX_PACKAGE_UNCOMPRESSED_MB,
     max_package_ratio: pkg.MaxPackageRatio = pkg.MAX_PACKAGE_RATIO,
     max_package_members: pkg.MaxPackageMembers = pkg.MAX_PACKAGE_MEMBERS,
@@ -72,6 +81,7 @@ def server(
             port=port,
             database_url=database_url,
             rollout_tick_seconds=rollout_tick_seconds,
+            max_actuals_bytes=int(max_actuals_mb * 1024 * 1024),
             package_limits=pkg.package_limits(max_package_uncompressed_mb, max_package_ratio, max_package_members),
         )
     except ValidationError as exc:  # e.g. a weak DECKHAND_BOOTSTRAP_TOKEN: the message, no traceback

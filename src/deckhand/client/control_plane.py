@@ -214,13 +214,17 @@ class ControlPlaneClient:
         description: str | None = None,
         key_value_config: dict[str, Any] | None = None,
         active: bool = True,
+        association_id: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """`association_id`: {"column": name, "generate": bool} (docs/accuracy.md)."""
         body: dict[str, Any] = {
             "name": name,
             "environmentId": environment_id,
             "modelPackageId": model_package_id,
             "active": active,
-            **self._without_none(description=description, keyValueConfig=key_value_config),
+            **self._without_none(
+                description=description, keyValueConfig=key_value_config, associationId=association_id
+            ),
         }
         result: dict[str, Any] = self._json("POST", f"{API}/deployments", json=body)
         return result
@@ -420,6 +424,28 @@ class ControlPlaneClient:
             f"{API}/monitoring/batches",
             content=orjson.dumps({"batchId": batch_id, "records": records}),
             headers={"Content-Type": "application/json"},
+        )
+        return result
+
+    def upload_actuals(self, deployment_id: str, body: bytes, content_type: str = "text/csv") -> dict[str, Any]:
+        """One request of actuals (CSV or JSON, docs/accuracy.md): the server's account of it."""
+        result: dict[str, Any] = self._json(
+            "POST", f"{API}/deployments/{deployment_id}/actuals", content=body, headers={"Content-Type": content_type}
+        )
+        return result
+
+    def accuracy(
+        self,
+        deployment_id: str,
+        start: str | None = None,
+        end: str | None = None,
+        bucket_seconds: int = 3600,
+        model_id: str | None = None,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            "GET",
+            f"{API}/deployments/{deployment_id}/accuracy",
+            params=self._without_none(start=start, end=end, bucketSeconds=bucket_seconds, modelId=model_id),
         )
         return result
 

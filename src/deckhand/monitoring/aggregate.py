@@ -26,14 +26,19 @@ from deckhand.monitoring import sketch
 from deckhand.monitoring.records import (
     ABS_DIFF_SUM,
     AGREED_ROWS,
+    ASSOCIATION_IDS,
     COMPARED_ROWS,
     COUNT_KEYS,
+    DEPLOYMENT_ID,
     MINUTE_START,
     MODEL_ID,
+    PASSTHROUGH_KINDS,
     SHADOW,
+    SOURCE_ID,
     Record,
     comparison,
     is_block,
+    scored_from_data,
     shadow_flag,
 )
 
@@ -142,12 +147,22 @@ class Aggregator:
 
     def __init__(self) -> None:
         self._buckets: dict[Key, _Bucket] = {}
+        self.passthrough: list[Record] = []
         self.records = 0
         self.invalid = 0
 
     def add(self, source_id: str, record: Record) -> None:
-        """File one channel item: a raw record (`ts`), a block of them (`kind: columns`) or a
-        reporter's aggregate (`minute`)."""
+        """File one channel item: a raw record (`ts`), a block of them (`kind: columns`), a
+        reporter's aggregate (`minute`), or an item passed on as it is (`passthrough`:
+        predictions by association id, actuals)."""
+        if record.get("kind") in PASSTHROUGH_KINDS:
+            self.passthrough.append({**record, SOURCE_ID: source_id})
+            self.records += 1
+            return
+        if record.get(ASSOCIATION_IDS) and isinstance(record.get(DEPLOYMENT_ID), str):
+            scored = scored_from_data(record)
+            if scored is not None:
+                self.passthrough.append({**scored, SOURCE_ID: source_id})
         if is_block(record):
             self._add_block(source_id, record)
             return
@@ -319,6 +334,8 @@ class Aggregator:
                 item["predictions"] = predictions
             out.append(item)
         self._buckets = {}
+        out.extend(self.passthrough)
+        self.passthrough = []
         return out
 
 

@@ -24,6 +24,15 @@ record's values one by one:
      "predictions": [...], "classNames": [...], "associationIds": [...],
      "comparedRows": 4, "agreedRows": 3, "absDiffSum": 0.5}   # sums, only when non-zero
 
+Predictions with association ids, and actuals, travel as items of their own kind, which no
+block folds and the tracking agent passes on as they are (docs/accuracy.md):
+
+    {"kind": "scored", "deploymentId": "...", "modelId": "...", "ts": 1763740000.1,
+     "associationIds": ["a1", "a2"], "predictions": [3.2, 1.0],   # or labels, or
+     "classNames": ["no", "yes"]}                 # probability lists in classNames order
+    {"kind": "actuals", "deploymentId": "...",
+     "data": [{"associationId": "a1", "actualValue": 3.0, "timestamp": "..."}]}
+
 Timestamps are kept to the minute, the resolution of every aggregate downstream. A record
 that is not a well-formed raw record travels as it is, for the agent to judge.
 """
@@ -64,6 +73,57 @@ ABS_DIFF_SUM = "absDiffSum"
 SOURCE_ID = "sourceId"
 MINUTE = "minute"
 LATENCY = "latency"
+
+
+SCORED_KIND = "scored"
+ACTUALS_KIND = "actuals"
+ACTUALS_DATA = "data"
+PASSTHROUGH_KINDS = frozenset((SCORED_KIND, ACTUALS_KIND))
+
+
+def scored_record(
+    deployment_id: str,
+    model_id: str | None,
+    association_ids: list[str],
+    predictions: list[Any],
+    class_names: list[str] | None = None,
+    timestamp: float | None = None,
+) -> Record:
+    """Each row's prediction under its association id, for accuracy once actuals arrive:
+    numbers (regression), labels, or probability lists in `class_names` order."""
+    record: Record = {
+        "kind": SCORED_KIND,
+        DEPLOYMENT_ID: deployment_id,
+        MODEL_ID: model_id,
+        TIMESTAMP: time.time() if timestamp is None else timestamp,
+        ASSOCIATION_IDS: association_ids,
+        PREDICTIONS: predictions,
+    }
+    if class_names:
+        record[CLASS_NAMES] = [str(c) for c in class_names]
+    return record
+
+
+def actuals_record(deployment_id: str, actuals: list[dict[str, Any]]) -> Record:
+    """Actuals (`associationId`, `actualValue`, optional `timestamp`) sent over the channel
+    by an environment that cannot reach the control plane itself."""
+    return {"kind": ACTUALS_KIND, DEPLOYMENT_ID: deployment_id, ACTUALS_DATA: actuals}
+
+
+def scored_from_data(record: Record) -> Record | None:
+    """The scored item a data record (or block) with association ids stands for (the MLOps
+    library's `report_predictions_data(..., association_ids=...)`); None without ids."""
+    ids, predictions = record.get(ASSOCIATION_IDS), record.get(PREDICTIONS)
+    if not ids or not isinstance(ids, list) or not isinstance(predictions, list) or len(ids) != len(predictions):
+        return None
+    pairs = [(str(i), p) for i, p in zip(ids, predictions, strict=True) if i is not None]
+    if not pairs:
+        return None
+    ts = record.get(TIMESTAMP, record.get(MINUTE_START))
+    return scored_record(
+        record[DEPLOYMENT_ID], record.get(MODEL_ID), [i for i, _ in pairs], [p for _, p in pairs],
+        record.get(CLASS_NAMES), ts,
+    )  # fmt: skip
 
 
 def stats_record(

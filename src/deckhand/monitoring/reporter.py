@@ -51,8 +51,10 @@ from deckhand.monitoring.records import (
     TIMESTAMP,
     USER_ERRORS,
     Record,
+    actuals_record,
     columnar,
     data_record,
+    scored_record,
 )
 
 log = logging.getLogger("deckhand.monitoring.reporter")
@@ -251,6 +253,24 @@ class MonitoringReporter:
     ) -> None:
         """Features (DataFrame or row dicts) and predictions, for drift and prediction distributions."""
         self._put(data_record(deployment_id, model_id, features, predictions, class_names, association_ids))
+
+    def report_scored(
+        self,
+        deployment_id: str,
+        model_id: str | None,
+        association_ids: list[str],
+        predictions: list[Any],
+        class_names: list[str] | None = None,
+        timestamp: float | None = None,
+    ) -> None:
+        """Each row's prediction under its association id, matched with actuals later
+        (docs/accuracy.md): numbers, labels, or probability lists in `class_names` order."""
+        self._put(scored_record(deployment_id, model_id, association_ids, predictions, class_names, timestamp))
+
+    def report_actuals(self, deployment_id: str, actuals: list[dict[str, Any]]) -> None:
+        """Actuals (`associationId`, `actualValue`, optional `timestamp`) through the channel,
+        from an environment that cannot reach the control plane itself."""
+        self._put(actuals_record(deployment_id, list(actuals)))
 
     def count_request(
         self,

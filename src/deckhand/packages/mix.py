@@ -49,8 +49,11 @@ STICKY_KINDS = ("header", "field")
 def served_model_id(champion_id: str, traffic: dict[str, Any] | None) -> str:
     """The champion's id when it serves alone; otherwise "mix-" + 16 hex digits of the SHA-256
     of the canonical JSON of the champion and the traffic reduced to what routes requests
-    (member ids, the canary's share, the sticky key), so that any change of these is a new id."""
-    if not traffic or (not traffic.get("canary") and not traffic.get("challengers")):
+    (member ids, the canary's share, the sticky key, the association-id settings), so that any
+    change of these is a new id. A deployment with association ids serves a mix, even of its
+    champion alone: the mix carries the settings to the prediction server on every platform."""
+    association = (traffic or {}).get("associationId")
+    if not traffic or (not traffic.get("canary") and not traffic.get("challengers") and not association):
         return champion_id
     canary = traffic.get("canary")
     reduced = {
@@ -60,6 +63,8 @@ def served_model_id(champion_id: str, traffic: dict[str, Any] | None) -> str:
         ),
         "sticky": traffic.get("sticky"),
     }
+    if association:  # only then: the ids of mixes without it stay what they were
+        reduced["associationId"] = association
     canonical = json.dumps({"champion": champion_id, "traffic": reduced}, sort_keys=True, separators=(",", ":"))
     return MIX_ID_PREFIX + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
@@ -88,6 +93,8 @@ class Mix:
     served_model_id: str
     members: tuple[MixMember, ...]
     sticky: dict[str, str] | None
+    # {"column": name or None, "generate": bool}: the rows' association ids (docs/accuracy.md)
+    association: dict[str, Any] | None = None
 
     @property
     def champion(self) -> MixMember:
@@ -102,11 +109,17 @@ class Mix:
         return [m for m in self.members if m.role == "challenger"]
 
 
-def write_mix(output: Path, served_model_id: str, members: list[MixMember], sticky: dict[str, str] | None) -> None:
+def write_mix(
+    output: Path,
+    served_model_id: str,
+    members: list[MixMember],
+    sticky: dict[str, str] | None,
+    association: dict[str, Any] | None = None,
+) -> None:
     """Write a mix atomically (temp file beside `output`, fsync, rename). Member packages are
     streamed into the zip in chunks; members and sticky rule are checked as read_mix checks them."""
     output = Path(output)
-    document = _document(served_model_id, members, sticky)
+    document = _document(served_model_id, members, sticky, association)
     _check_document(document, output)  # refuse to write what no server would read
     for member in members:
         if member.source is None:
@@ -129,8 +142,13 @@ def _entry(name: str) -> zipfile.ZipInfo:
     return zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
 
 
-def _document(served_model_id: str, members: list[MixMember], sticky: dict[str, str] | None) -> dict[str, Any]:
-    return {
+def _document(
+    served_model_id: str,
+    members: list[MixMember],
+    sticky: dict[str, str] | None,
+    association: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    document = {
         "format": MIX_FORMAT,
         "servedModelId": served_model_id,
         "members": [
@@ -139,6 +157,9 @@ def _document(served_model_id: str, members: list[MixMember], sticky: dict[str, 
         ],
         "sticky": sticky,
     }
+    if association:
+        document["associationId"] = association
+    return document
 
 
 def is_mix(path: Path) -> bool:
@@ -302,7 +323,20 @@ def _check_document(document: Any, path: Path) -> Mix:
             raise bad("sticky", sticky, 'null, {"header": "<name>"} or {"field": "<feature>"}')
         if "header" in sticky and sticky["header"] != sticky["header"].lower():
             raise bad("sticky.header", sticky["header"], "a lower-case header name")
-    return Mix(Path(path), served, tuple(members), sticky)
+    association = document.get("associationId")
+    if association is not None:
+        column, generate = (
+            (association.get("column"), association.get("generate")) if isinstance(association, dict) else (None, None)
+        )
+        if (
+            not isinstance(association, dict)
+            or set(association) - {"column", "generate"}
+            or not (column is None or (isinstance(column, str) and 0 < len(column) <= 200))
+            or type(generate) is not bool
+            or (column is None and not generate)
+        ):
+            raise bad("associationId", association, '{"column": "<request column>" or null, "generate": true or false}')
+    return Mix(Path(path), served, tuple(members), sticky, association)
 
 
 def extract_members(mix: Mix, directory: Path) -> dict[str, Path]:

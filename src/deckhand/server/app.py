@@ -17,7 +17,17 @@ from deckhand.server.db.migrate import upgrade_to_head
 from deckhand.server.db.session import Database, mask_database_url
 from deckhand.server.docs import install_docs
 from deckhand.server.errors import install_error_handlers
-from deckhand.server.routers import agent, deployments, environments, events, health, packages, rollouts, tokens
+from deckhand.server.routers import (
+    accuracy,
+    agent,
+    deployments,
+    environments,
+    events,
+    health,
+    packages,
+    rollouts,
+    tokens,
+)
 from deckhand.server.routers import monitoring as monitoring_router
 from deckhand.server.security_headers import SecurityHeaders
 from deckhand.server.services.artifacts import ArtifactStore
@@ -33,7 +43,9 @@ log = logging.getLogger(__name__)
 # Every router of the HTTP API (the UI and /docs add their own routes).
 API_ROUTERS = tuple(
     module.router
-    for module in (health, packages, environments, deployments, rollouts, agent, events, tokens, monitoring_router)
+    for module in (
+        health, packages, environments, deployments, rollouts, agent, events, tokens, monitoring_router, accuracy
+    )
 )
 
 DESCRIPTION = """The deckhand control plane: model packages, prediction environments,

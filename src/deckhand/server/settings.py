@@ -40,6 +40,8 @@ class ServerSettings(BaseModel):
     # How often the rollout controller judges the canaries whose step has lasted its interval.
     rollout_tick_seconds: float = Field(default=5.0, gt=0, le=3600)
     max_upload_bytes: int = 4 * 1024**3
+    # The body of one actuals upload (`deckhand server --max-actuals-mb`).
+    max_actuals_bytes: int = Field(default=64 * 1024**2, gt=0)
     # What reading an uploaded package may inflate (`deckhand server --max-package-*`).
     package_limits: PackageLimits = Field(default_factory=PackageLimits)
 

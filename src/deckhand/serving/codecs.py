@@ -5,8 +5,9 @@ Inputs
     or pandas' split form `{"columns": [...], "data": [[...], ...]}`.
   * CSV: comma-delimited with a header row.
 Output (JSON)
-  `{"data": [{"rowId", "prediction", "predictionValues": [{"label", "value"}],
-  "predictionThreshold"}]}` — the threshold only for binary models.
+  `{"data": [{"rowId", "associationId", "prediction", "predictionValues": [{"label", "value"}],
+  "predictionThreshold"}]}` — the threshold only for binary models, the association id only
+  for deployments that give rows one (`association`).
 """
 
 from __future__ import annotations
@@ -401,6 +402,13 @@ def _label_tokens(chosen: list[Any], encode: Any) -> list[bytes]:
     return [text[label] for label in chosen]
 
 
+def _with_ids(columns: list[Column], ids: list[str] | None) -> list[Column]:
+    """JSON row columns with `"associationId"` after the row ids (the first two columns)."""
+    if ids is None:
+        return columns
+    return [*columns[:2], b',"associationId":', [orjson.dumps(i) for i in ids], *columns[2:]]
+
+
 def _json_columns(predictions: Predictions, manifest: Manifest, chosen: list[Any], first_row: int) -> list[Column]:
     count = len(chosen)
     labels = manifest.class_labels
@@ -444,7 +452,16 @@ def _binary(manifest: Manifest) -> bool:
 FEW_ROWS = 8
 
 
-def _row_objects(predictions: Predictions, manifest: Manifest, chosen: list[Any]) -> list[dict[str, Any]]:
+def _row_objects(
+    predictions: Predictions, manifest: Manifest, chosen: list[Any], ids: list[str] | None = None
+) -> list[dict[str, Any]]:
+    rows = _plain_row_objects(predictions, manifest, chosen)
+    if ids is not None:
+        rows = [{"rowId": row.pop("rowId"), "associationId": i, **row} for row, i in zip(rows, ids, strict=True)]
+    return rows
+
+
+def _plain_row_objects(predictions: Predictions, manifest: Manifest, chosen: list[Any]) -> list[dict[str, Any]]:
     labels = manifest.class_labels
     if not labels or predictions.probabilities is None:
         target = manifest.name
@@ -466,20 +483,31 @@ def _row_objects(predictions: Predictions, manifest: Manifest, chosen: list[Any]
     return rows
 
 
-def encode_json(predictions: Predictions, manifest: Manifest, chosen: list[Any] | None = None) -> bytes:
-    """The JSON response; `chosen` is prediction_labels() when the caller has it already."""
+def encode_json(
+    predictions: Predictions, manifest: Manifest, chosen: list[Any] | None = None, ids: list[str] | None = None
+) -> bytes:
+    """The JSON response; `chosen` is prediction_labels() when the caller has it already,
+    `ids` the rows' association ids when the deployment gives them."""
     if chosen is None:
         chosen = prediction_labels(predictions, manifest)
     if len(chosen) <= FEW_ROWS:
-        return orjson.dumps({"data": _row_objects(predictions, manifest, chosen)}, option=orjson.OPT_SERIALIZE_NUMPY)
-    return JSON_OPEN + encode_json_rows(predictions, manifest, chosen, 0) + JSON_CLOSE
+        rows = _row_objects(predictions, manifest, chosen, ids)
+        return orjson.dumps({"data": rows}, option=orjson.OPT_SERIALIZE_NUMPY)
+    return JSON_OPEN + encode_json_rows(predictions, manifest, chosen, 0, ids) + JSON_CLOSE
 
 
-def encode_json_rows(predictions: Predictions, manifest: Manifest, chosen: list[Any] | None, first_row: int) -> bytes:
+def encode_json_rows(
+    predictions: Predictions,
+    manifest: Manifest,
+    chosen: list[Any] | None,
+    first_row: int,
+    ids: list[str] | None = None,
+) -> bytes:
     """The row objects of the JSON response from `first_row` on, comma-separated."""
     if chosen is None:
         chosen = prediction_labels(predictions, manifest)
-    return _rows_text(len(chosen), _json_columns(predictions, manifest, chosen, first_row), b",", False)
+    columns = _with_ids(_json_columns(predictions, manifest, chosen, first_row), ids)
+    return _rows_text(len(chosen), columns, b",", False)
 
 
 def _csv_field(value: Any) -> bytes:
@@ -501,9 +529,10 @@ def encode_csv(
     chosen: list[Any] | None = None,
     first_row: int = 0,
     header: bool = True,
+    association_ids: list[str] | None = None,
 ) -> bytes:
     """The CSV response (or, with `first_row` and `header=False`, a later chunk of it).
-    Missing numbers are empty fields."""
+    Missing numbers are empty fields; `association_ids` a column after rowId."""
     labels = manifest.class_labels
     if chosen is None:
         chosen = prediction_labels(predictions, manifest)
@@ -521,6 +550,9 @@ def encode_csv(
             columns += [b",", _csv_numbers(predictions.probabilities[:, index])]
         if binary:
             columns.append(b"," + orjson.dumps(BINARY_THRESHOLD) + b"," + _csv_field(labels[1]))
+    if association_ids is not None:
+        head = head.replace(b"rowId,", b"rowId,associationId,", 1)
+        columns = [columns[0], b",", [_csv_field(i) for i in association_ids], *columns[1:]]
     return (head if header else b"") + _rows_text(count, columns, b"\n", True)
 
 

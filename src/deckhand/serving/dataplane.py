@@ -277,6 +277,26 @@ class DataPlane:
             labels = chosen.tolist() if isinstance(chosen, np.ndarray) else chosen
             self._report(entry, serving, batch, labels, rows, seconds, status, error)
 
+    def record_scored(self, entry: DeploymentEntry, serving: ServingModel, ids: list[str], scored: Any) -> None:
+        """Report each row's prediction under its association id (docs/accuracy.md), for an
+        observer that takes them (`report_scored`); `scored` is what predict returned (a list
+        of chunks for a chunked request)."""
+        report = getattr(self.observer, "report_scored", None)
+        if report is None:
+            return
+        try:
+            chunks = scored if isinstance(scored, list) else [scored]
+            labels = serving.manifest.class_labels
+            if labels and all(p.probabilities is not None for p, _ in chunks):
+                values: list[Any] = [row for p, _ in chunks for row in p.probabilities.tolist()]  # type: ignore[union-attr]
+            elif labels:
+                values = [label for _, chosen in chunks for label in chosen]
+            else:
+                values = [v for p, _ in chunks for v in np.asarray(p.values, dtype=float).tolist()]
+            report(entry.deployment_id, serving.model_id, ids, values, list(labels) if labels else None, time.time())
+        except Exception as exc:  # monitoring must never fail a request
+            log.warning("event=monitoring_scored_failed error=%r", exc)
+
     # -- monitoring ---------------------------------------------------------------------------
     def _feature_sample(self, batch: Any, now: float) -> list[dict[str, Any]] | None:
         """The first rows of this request's input, taken at most `feature_samples_per_second`

@@ -46,6 +46,8 @@ class MixRouting:
     percent: int  # the canary's share of requests
     challengers: tuple[Challenger, ...]
     sticky: dict[str, str] | None
+    # {"column": name or None, "generate": bool}: the rows' association ids (docs/accuracy.md)
+    association: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         sticky = self.sticky or {}
@@ -80,7 +82,10 @@ class MixRouting:
         members += [
             {"modelId": c.model_id, "role": "challenger", "percent": 0, "sha256": c.sha256} for c in self.challengers
         ]
-        return {"servedModelId": self.served_model_id, "members": members, "sticky": self.sticky}
+        described = {"servedModelId": self.served_model_id, "members": members, "sticky": self.sticky}
+        if self.association:
+            described["associationId"] = self.association
+        return described
 
     def loaded(self) -> list[ServingModel]:
         return [self.champion] if self.canary is None else [self.champion, self.canary]

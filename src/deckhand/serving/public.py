@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from deckhand.packages import ModelInputError
-from deckhand.serving import codecs
+from deckhand.serving import association, codecs
 from deckhand.serving.config import ServeConfig
 from deckhand.serving.dataplane import DataPlane, Scored, predicted
 from deckhand.serving.http import JSON, body_chunks, header, json_body, send_response
@@ -109,9 +109,14 @@ class PublicApp:
         batch = None
         chosen: Any = []
         payload = b""
+        ids: list[str] | None = None  # the rows' association ids, when the deployment gives them
+        scored: Any = None
         try:
             batch = await plane.decode(body, header(scope, b"content-type"), manifest)
             rows = len(batch)
+            settings = serving.mix.association if serving.mix is not None else None
+            if settings:
+                ids = association.request_ids(body, header(scope, b"content-type"), settings, rows)
             chunked = rows > self.config.stream_chunk_rows
             if serving.mix is not None:
                 answered, scored = await plane.predict_mix(entry, serving, batch, scope["headers"], chunked)
@@ -121,13 +126,14 @@ class PublicApp:
                 scored = await plane.predict(serving, batch)
             manifest = answered.manifest
             if chunked:
-                status, chosen = 200, await self._send_streamed(request, answered, scored)
+                status, chosen = 200, await self._send_streamed(request, answered, scored, ids)
             else:
                 predictions, chosen = scored
                 if codecs.wants_csv(header(scope, b"accept")):
-                    status, payload, ctype = 200, codecs.encode_csv(predictions, manifest, chosen), b"text/csv"
+                    payload = codecs.encode_csv(predictions, manifest, chosen, association_ids=ids)
+                    status, ctype = 200, b"text/csv"
                 else:
-                    status, payload, ctype = 200, codecs.encode_json(predictions, manifest, chosen), JSON
+                    status, payload, ctype = 200, codecs.encode_json(predictions, manifest, chosen, ids), JSON
         except codecs.RequestError as exc:
             status, payload, ctype, error = exc.status, json_body({"message": str(exc)}), JSON, "user"
         except ModelInputError as exc:
@@ -141,6 +147,8 @@ class PublicApp:
         if payload:
             await send_response(send, status, payload, ctype, answered.headers)
         plane.record(entry, answered, batch, chosen, rows, seconds, status, error)
+        if ids is not None and error is None:
+            plane.record_scored(entry, answered, ids, scored)
         if serving.mix is not None and error is None:
             plane.shadow_copy(entry, serving, answered, batch, chosen)
 
@@ -149,7 +157,9 @@ class PublicApp:
         chunks = [chunk async for chunk in body_chunks(request.scope, request.receive, limit, flag)]
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _send_streamed(self, request: Request, answered: ServingModel, scored: list[Scored]) -> Any:
+    async def _send_streamed(
+        self, request: Request, answered: ServingModel, scored: list[Scored], ids: list[str] | None = None
+    ) -> Any:
         """Answer a large request, scored in chunks (`predict_in_chunks`), as a stream of encoded
         chunks: no per-row objects for the whole request exist at once. Everything was scored
         before the 200 is sent, so a bad row is still a clean 4xx. Returns what monitoring
@@ -166,10 +176,13 @@ class PublicApp:
         )
         first_row = 0
         for index, (predictions, labels) in enumerate(scored):
+            chunk_ids = None if ids is None else ids[first_row : first_row + len(predictions)]
             if as_csv:
-                part = await plane.offload(codecs.encode_csv, predictions, manifest, labels, first_row, index == 0)
+                part = await plane.offload(
+                    codecs.encode_csv, predictions, manifest, labels, first_row, index == 0, chunk_ids
+                )
             else:
-                rows = await plane.offload(codecs.encode_json_rows, predictions, manifest, labels, first_row)
+                rows = await plane.offload(codecs.encode_json_rows, predictions, manifest, labels, first_row, chunk_ids)
                 part = (codecs.JSON_OPEN if index == 0 else b",") + rows
             await send({"type": "http.response.body", "body": part, "more_body": True})
             first_row += len(predictions)

@@ -299,6 +299,7 @@ class ModelRepository:
             percent=mix.canary.percent if mix.canary is not None else 0,
             challengers=challengers,
             sticky=mix.sticky,
+            association=mix.association,
         )
         log.info(
             "event=mix_loaded path=%s members=%d loaded=%d reused=%d",

@@ -141,6 +141,8 @@ class Deployment(Base):
     observed_message: Mapped[str | None] = mapped_column(Text)
     observed_old_model_in_use: Mapped[bool | None] = mapped_column(Boolean)
     observed_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # {"column": name or None, "generate": bool}: how rows get their association ids
+    association_id: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     environment: Mapped[Environment] = relationship(back_populates="deployments")
     model_package: Mapped[ModelPackage] = relationship()
@@ -308,3 +310,51 @@ class MonitoringModelPredictions(Base):
     model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# --- accuracy: predictions by association id, actuals, per-minute sums ---------------------
+
+
+class ScoredRow(Base):
+    """One model's prediction for one association id, kept until its actual arrives (and
+    after: a corrected actual is matched again). `minute` is when it was predicted: the
+    bucket its accuracy counts in. A regression value is `prediction`; a classifier's
+    answer is `label` and, when it gave them, `probabilities` in `class_names` order."""
+
+    __tablename__ = "scored_rows"
+
+    deployment_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    association_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger)
+    prediction: Mapped[float | None] = mapped_column(Float)
+    label: Mapped[str | None] = mapped_column(String(200))
+    probabilities: Mapped[list[float] | None] = mapped_column(JSON)
+    class_names: Mapped[list[str] | None] = mapped_column(JSON)
+
+
+class Actual(Base):
+    """The true value for one association id of a deployment (the latest one sent): a number
+    (regression) or a class label, in the column of its type."""
+
+    __tablename__ = "actuals"
+
+    deployment_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    association_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    number: Mapped[float | None] = mapped_column(Float)
+    label: Mapped[str | None] = mapped_column(String(200))
+    timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AccuracyBucket(Base):
+    """The sums of the matched pairs of one model of a deployment predicted in one minute
+    (`deckhand.server.services.accuracy.metrics`)."""
+
+    __tablename__ = "accuracy_buckets"
+
+    deployment_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(12))
+    sums: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

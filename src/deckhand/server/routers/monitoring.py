@@ -34,6 +34,9 @@ Start = Annotated[
     IsoDateTime | None, Query(description="Window start, ISO 8601 (UTC if no zone). Default: end minus one hour.")
 ]
 End = Annotated[IsoDateTime | None, Query(description="Window end, ISO 8601 (UTC if no zone). Default: now.")]
+BucketSeconds = Annotated[
+    int, Query(alias="bucketSeconds", ge=60, le=31 * 86400, description="Bucket width, a multiple of 60.")
+]
 
 
 @router.post("/monitoring/batches", response_model=MonitoringBatchResult, responses=errors(400, 403))
@@ -73,9 +76,7 @@ def service_health(
     cp: CP,
     start: Start = None,
     end: End = None,
-    bucket_seconds: Annotated[
-        int, Query(alias="bucketSeconds", ge=60, le=31 * 86400, description="Bucket width, a multiple of 60.")
-    ] = 60,
+    bucket_seconds: BucketSeconds = 60,
 ) -> ServiceHealth:
     """Requests, rows, errors and latency p50/p99 per bucket and in total."""
     window = queries.window(start, end)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, StrictBool, field_validator
 
@@ -46,6 +46,9 @@ class DesiredTraffic(ApiModel):
     canary: CanaryMember | None
     challengers: list[TrafficMember]
     sticky: dict[str, str] | None = Field(description='{"header": name} (lower-case) or {"field": name}.')
+    association_id: dict[str, Any] | None = Field(
+        None, description='{"column": name or null, "generate": bool}: how rows get association ids.'
+    )
 
 
 class DesiredDeployment(ApiModel):

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, StrictBool
 
+from deckhand.server.schemas.accuracy import AssociationIdOut, AssociationIdSettings
 from deckhand.server.schemas.common import (
     NAME_PATTERN,
     ApiModel,
@@ -28,11 +29,19 @@ class DeploymentCreate(RequestModel):
     description: Annotated[str, Field(max_length=10_000)] = ""
     key_value_config: JsonObject = Field(default_factory=dict)
     active: StrictBool = True
+    association_id: AssociationIdSettings | None = Field(
+        None, description="Give predictions association ids, to match actuals to (docs/accuracy.md)."
+    )
 
 
 class DeploymentUpdate(RequestModel):
     description: Annotated[str, Field(max_length=10_000)] | None = None
     key_value_config: JsonObject | None = None
+    association_id: AssociationIdSettings | None = Field(
+        None,
+        description="Change how predictions get association ids: the prediction server is given "
+        "a new mix (docs/accuracy.md). Predictions and actuals already stored are kept.",
+    )
 
 
 class ReplaceModel(ModelChange):
@@ -61,6 +70,7 @@ class DeploymentOut(ApiModel):
     model_package_id: str
     active: bool
     key_value_config: JsonObject
+    association_id: AssociationIdOut | None
     revision: int
     created_at: datetime
     updated_at: datetime

@@ -123,6 +123,7 @@ def create_deployment(session: Session, principal: Principal, body: DeploymentCr
         model_package_id=package.id,
         active=body.active,
         key_value_config=body.key_value_config,
+        association_id=body.association_id.model_dump() if body.association_id else None,
         revision=1,
         created_at=now,
         updated_at=now,
@@ -236,6 +237,8 @@ def rollback(session: Session, principal: Principal, ref: str, body: Rollback) -
 def update_deployment(session: Session, principal: Principal, ref: str, body: DeploymentUpdate) -> Deployment:
     dep = find_deployment(session, ref)
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    if body.association_id is not None:  # whole, defaults included
+        changes["association_id"] = body.association_id.model_dump()
     if not changes:
         return dep
     for key, value in changes.items():

@@ -55,9 +55,9 @@ def _served_mixes(session: Session, where: Any = None) -> dict[str, tuple[str, T
 
 def _members(
     session: Session, principal: Principal, store: ArtifactStore, served_id: str
-) -> tuple[list[MixMember], dict[str, str] | None]:
-    """The members and sticky rule of the mix `served_id`, read from the deployment that
-    serves it now (one the principal may see)."""
+) -> tuple[list[MixMember], Traffic]:
+    """The members and traffic (sticky rule, association ids) of the mix `served_id`, read
+    from the deployment that serves it now (one the principal may see)."""
     where = Deployment.environment_id.in_(principal.environment_ids) if principal.role == "agent" else None
     found = _served_mixes(session, where).get(served_id)
     if found is None:
@@ -76,12 +76,12 @@ def _members(
         MixMember(package_id, role, percent, shas[package_id], source=store.path_for(package_id))
         for role, package_id, percent in roles
     ]
-    return members, split.sticky
+    return members, split
 
 
 def mix_artifact(session: Session, principal: Principal, store: ArtifactStore, served_id: str) -> tuple[Path, str]:
     """The mix file `served_id` and its sha256, built on the first request."""
-    members, sticky = _members(session, principal, store, served_id)
+    members, split = _members(session, principal, store, served_id)
     directory = store.root / "mixes"
     target = directory / f"{served_id}.dhpkg"
     checksum = directory / f"{served_id}.sha256"
@@ -94,7 +94,7 @@ def mix_artifact(session: Session, principal: Principal, store: ArtifactStore, s
                 f"modelPackage: the artifact of {member.model_id}, {member.role} of mix {served_id}, is missing "
                 f"from {store.root}; upload the package again"
             )
-    write_mix(target, served_id, members, sticky)
+    write_mix(target, served_id, members, split.sticky, split.association)
     digest = file_sha256(target)
     tmp = checksum.with_name(f".{checksum.name}.{os.getpid()}.tmp")
     tmp.write_text(digest + "\n")

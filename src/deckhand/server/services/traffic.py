@@ -28,12 +28,17 @@ class Traffic:
     canary: dict[str, Any] | None = None
     sticky: dict[str, str] | None = None
     challengers: list[dict[str, Any]] = field(default_factory=list)
+    # the deployment's association-id settings: its rows' ids travel in the mix too
+    association: dict[str, Any] | None = None
 
     def desired(self) -> dict[str, Any] | None:
         """The desired state's `traffic`: None when the champion serves alone."""
-        if self.canary is None and not self.challengers:
+        if self.canary is None and not self.challengers and not self.association:
             return None
-        return {"canary": self.canary, "challengers": self.challengers, "sticky": self.sticky}
+        found = {"canary": self.canary, "challengers": self.challengers, "sticky": self.sticky}
+        if self.association:
+            found["associationId"] = self.association
+        return found
 
     def served_model_id(self, champion_id: str) -> str:
         return served_model_id(champion_id, self.desired())
@@ -48,8 +53,9 @@ def _member(package_id: str, fmt: str, sha256: str, size: int) -> dict[str, Any]
 
 def traffic_of(session: Session, where: ColumnElement[bool] | None = None) -> dict[str, Traffic]:
     """Deployment id -> its traffic, for the live deployments matching `where` (a condition on
-    `Deployment`; None: all) that have a running canary or a challenger. Two queries, Core
-    selects on the tables (no ORM rows: this is part of the desired state's cost)."""
+    `Deployment`; None: all) that have a running canary, a challenger or association-id
+    settings. Three queries, Core selects on the tables (no ORM rows: this is part of the
+    desired state's cost)."""
     condition = (where if where is not None else true()) & Deployment.deleted_at.is_(None)
     dep = Deployment.__table__
     rollout, challenger, pkg = DeploymentRollout.__table__.c, DeploymentChallenger.__table__.c, ModelPackage.__table__.c
@@ -81,6 +87,12 @@ def traffic_of(session: Session, where: ColumnElement[bool] | None = None) -> di
     )
     for dep_id, package_id, fmt, sha256, size in shadows:
         found.setdefault(dep_id, Traffic()).challengers.append(_member(package_id, fmt, sha256, size))
+    associations = connection.execute(
+        select(dep.c.id, dep.c.association_id).where(condition, dep.c.association_id.is_not(None))
+    )
+    for dep_id, association in associations:
+        if association:
+            found.setdefault(dep_id, Traffic()).association = dict(association)
     return found
 
 

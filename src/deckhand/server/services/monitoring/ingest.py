@@ -20,11 +20,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from deckhand.monitoring.aggregate import Aggregator
-from deckhand.monitoring.records import DEPLOYMENT_ID, MINUTE, TIMESTAMP
+from deckhand.monitoring.records import DEPLOYMENT_ID, MINUTE, PASSTHROUGH_KINDS, TIMESTAMP
 from deckhand.server.auth import Principal
 from deckhand.server.db.models import Deployment
 from deckhand.server.errors import Forbidden, InvalidField
 from deckhand.server.schemas.monitoring import MonitoringAggregate, MonitoringRawRecord, first_error
+from deckhand.server.services.accuracy import channel as accuracy_channel
 from deckhand.server.services.monitoring import storage
 from deckhand.server.services.monitoring.storage import SourceRetention
 
@@ -44,17 +45,24 @@ class IngestResult:
     unknown_deployments: list[str]
 
 
-def parse_records(batch_id: str, records: list[dict[str, Any]]) -> list[MonitoringAggregate]:
-    """The batch's aggregates, checked; its raw records aggregated under `batch_id`.
+def parse_records(
+    batch_id: str, records: list[dict[str, Any]]
+) -> tuple[list[MonitoringAggregate], list[tuple[str, dict[str, Any]]]]:
+    """The batch's aggregates, checked, its raw records aggregated under `batch_id`; and its
+    accuracy items (`kind` scored or actuals, with where they were), checked.
 
     An item with `minute` is an aggregate, any other a raw record. The first bad item is a
     422 naming it and its key (`records[3].minute: ...`). A raw record that passes this
     check but not the aggregator's is counted invalid and dropped, as on the tracking agent."""
     aggregates: list[MonitoringAggregate] = []
+    accuracy_items: list[tuple[str, dict[str, Any]]] = []
     raw = Aggregator()
     for index, item in enumerate(records):
         where = f"records[{index}]"
-        if MINUTE in item:
+        if item.get("kind") in PASSTHROUGH_KINDS:
+            accuracy_channel.check(where, item)
+            accuracy_items.append((where, item))
+        elif MINUTE in item:
             try:
                 aggregates.append(MonitoringAggregate.model_validate(item))
             except ValidationError as exc:
@@ -69,10 +77,14 @@ def parse_records(batch_id: str, records: list[dict[str, Any]]) -> list[Monitori
                     raise InvalidField(where, RAW_RECORD_HELP) from None
                 raise InvalidField(f"{where}.{key}", message) from None
             raw.add(batch_id, item)
-    aggregates.extend(MonitoringAggregate.model_validate(item) for item in raw.drain())
+    for item in raw.drain():
+        if item.get("kind") in PASSTHROUGH_KINDS:  # a raw data record's association ids
+            accuracy_items.append((f"records (association ids of {item[DEPLOYMENT_ID]})", item))
+        else:
+            aggregates.append(MonitoringAggregate.model_validate(item))
     for aggregate in aggregates:
         aggregate.source_id = aggregate.source_id or batch_id
-    return aggregates
+    return aggregates, accuracy_items
 
 
 def _check_deployments(session: Session, principal: Principal, ids: set[str]) -> set[str]:
@@ -97,14 +109,24 @@ def ingest(
 ) -> IngestResult:
     """Merge a batch in `session`; sources already counted are skipped, unknown deployments
     dropped (and named); `retention` prunes old sources now and then."""
-    aggregates = parse_records(batch_id, records)
+    aggregates, accuracy_items = parse_records(batch_id, records)
+    accepted_accuracy, unknown_accuracy = 0, set()
+    if accuracy_items:  # idempotent by key: stored whether or not their source was seen
+        ids = {item[DEPLOYMENT_ID] for _, item in accuracy_items}
+        unknown_accuracy = _check_deployments(session, principal, ids)
+        usable_items = [(w, item) for w, item in accuracy_items if item[DEPLOYMENT_ID] not in unknown_accuracy]
+        accuracy_channel.ingest(session, usable_items)
+        accepted_accuracy = len(usable_items)
+        if not aggregates:
+            return IngestResult(accepted_accuracy, False, 0, sorted(unknown_accuracy))
     sources = sorted({str(item.source_id) for item in aggregates} or {batch_id})  # sorted: one lock order
     claimed = storage.claim_sources(session, sources, batch_id)
     fresh = [item for item in aggregates if item.source_id in claimed]
     skipped = len(sources) - len(claimed)
     if not claimed:
-        return IngestResult(0, True, skipped, [])
+        return IngestResult(accepted_accuracy, not accepted_accuracy, skipped, sorted(unknown_accuracy))
     unknown = _check_deployments(session, principal, {item.deployment_id for item in fresh}) if fresh else set()
+    unknown |= unknown_accuracy
     if unknown:
         log.warning("event=monitoring_unknown_deployments batch=%s deployments=%s", batch_id, sorted(unknown))
     usable = [item for item in fresh if item.deployment_id not in unknown]
@@ -115,4 +137,4 @@ def ingest(
     storage.merge_models(session, usable)
     storage.merge_model_predictions(session, usable)
     retention.maybe_prune(session)
-    return IngestResult(len(usable), False, skipped, sorted(unknown))
+    return IngestResult(len(usable) + accepted_accuracy, False, skipped, sorted(unknown))

@@ -42,17 +42,23 @@ PRUNE_INTERVAL_SECONDS = 3600.0
 _CHUNK = 500
 
 
-def claim_sources(session: Session, sources: list[str], batch_id: str) -> set[str]:
-    """Record the sources not seen before and return them (INSERT ... ON CONFLICT DO NOTHING
-    RETURNING): a concurrent ingest of the same source waits for the other transaction and
-    then gets nothing back, so exactly one of them counts it."""
+def insert_of(session: Session) -> Callable[[Any], Any]:
+    """The database's own `insert` (SQLite or PostgreSQL), which has ON CONFLICT."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
     else:  # pragma: no cover - other databases are not supported by the control plane
-        raise RuntimeError(f"monitoring ingest does not support the {dialect} database")
+        raise RuntimeError(f"the control plane does not support the {dialect} database")
+    return dialect_insert
+
+
+def claim_sources(session: Session, sources: list[str], batch_id: str) -> set[str]:
+    """Record the sources not seen before and return them (INSERT ... ON CONFLICT DO NOTHING
+    RETURNING): a concurrent ingest of the same source waits for the other transaction and
+    then gets nothing back, so exactly one of them counts it."""
+    dialect_insert = insert_of(session)
     now = utcnow()
     claimed: set[str] = set()
     for i in range(0, len(sources), _CHUNK):
