@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "deckhand.cli.agent_commands",
     "deckhand.cli.monitoring_commands",
     "deckhand.cli.accuracy_commands",
+    "deckhand.cli.notification_commands",
     "deckhand.cli.plugin_commands",
 ]
 

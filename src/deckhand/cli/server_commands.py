@@ -49,6 +49,16 @@ def server(
             rich_help_panel="Rollouts",
         ),
     ] = 5.0,
+    notify_tick_seconds: Annotated[
+        float,
+        typer.Option(
+            "--notify-tick-seconds",
+            min=0.1,
+            max=3600,
+            metavar="SECONDS",
+            help="How often notification policies are evaluated (docs/notifications.md).",
+        ),
+    ] = 30.0,
     max_actuals_mb: Annotated[
         float,
         typer.Option(
@@ -82,6 +92,7 @@ def server(
             database_url=database_url,
             rollout_tick_seconds=rollout_tick_seconds,
             max_actuals_bytes=int(max_actuals_mb * 1024 * 1024),
+            notify_tick_seconds=notify_tick_seconds,
             package_limits=pkg.package_limits(max_package_uncompressed_mb, max_package_ratio, max_package_members),
         )
     except ValidationError as exc:  # e.g. a weak DECKHAND_BOOTSTRAP_TOKEN: the message, no traceback

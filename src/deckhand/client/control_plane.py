@@ -427,6 +427,38 @@ class ControlPlaneClient:
         )
         return result
 
+    # -- notifications (docs/notifications.md) ------------------------------------------
+    def create_notification_channel(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("POST", f"{API}/notification-channels", json=body)
+        return result
+
+    def list_notification_channels(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json("GET", f"{API}/notification-channels")
+        return result
+
+    def test_notification_channel(self, ref: str) -> dict[str, Any]:
+        """Send a test message now: the delivery, sent or with the reason it was not."""
+        result: dict[str, Any] = self._json("POST", f"{API}/notification-channels/{ref}/test")
+        return result
+
+    def create_notification_policy(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("POST", f"{API}/notification-policies", json=body)
+        return result
+
+    def list_notification_policies(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json("GET", f"{API}/notification-policies")
+        return result
+
+    def notification_deliveries(
+        self, channel: str | None = None, policy: str | None = None, state: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json(
+            "GET",
+            f"{API}/notification-deliveries",
+            params=self._without_none(channel=channel, policy=policy, state=state, limit=limit),
+        )
+        return result
+
     def upload_actuals(self, deployment_id: str, body: bytes, content_type: str = "text/csv") -> dict[str, Any]:
         """One request of actuals (CSV or JSON, docs/accuracy.md): the server's account of it."""
         result: dict[str, Any] = self._json(

@@ -24,6 +24,7 @@ from deckhand.server.routers import (
     environments,
     events,
     health,
+    notifications,
     packages,
     rollouts,
     tokens,
@@ -31,6 +32,7 @@ from deckhand.server.routers import (
 from deckhand.server.routers import monitoring as monitoring_router
 from deckhand.server.security_headers import SecurityHeaders
 from deckhand.server.services.artifacts import ArtifactStore
+from deckhand.server.services.notifications.runner import NotificationLoops
 from deckhand.server.services.notifier import RevisionNotifier
 from deckhand.server.services.rollout_runner import RolloutController
 from deckhand.server.services.tokens import BOOTSTRAP_TOKEN_NAME, ensure_bootstrap_token
@@ -44,7 +46,17 @@ log = logging.getLogger(__name__)
 API_ROUTERS = tuple(
     module.router
     for module in (
-        health, packages, environments, deployments, rollouts, agent, events, tokens, monitoring_router, accuracy
+        health,
+        packages,
+        environments,
+        deployments,
+        rollouts,
+        agent,
+        events,
+        tokens,
+        monitoring_router,
+        accuracy,
+        notifications,
     )
 )
 
@@ -125,13 +137,16 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     cp = open_control_plane(settings)
 
     controller = RolloutController(cp)
+    notifications = NotificationLoops(cp)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         controller.start()
+        notifications.start()
         try:
             yield
         finally:
+            await notifications.stop()
             await controller.stop()
             cp.db.dispose()
 

@@ -39,6 +39,8 @@ class ServerSettings(BaseModel):
     long_poll_recheck_seconds: float = 2.0
     # How often the rollout controller judges the canaries whose step has lasted its interval.
     rollout_tick_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # How often the notification policies are evaluated (`deckhand server --notify-tick-seconds`).
+    notify_tick_seconds: float = Field(default=30.0, gt=0, le=3600)
     max_upload_bytes: int = 4 * 1024**3
     # The body of one actuals upload (`deckhand server --max-actuals-mb`).
     max_actuals_bytes: int = Field(default=64 * 1024**2, gt=0)

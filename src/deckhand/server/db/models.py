@@ -358,3 +358,77 @@ class AccuracyBucket(Base):
     minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     kind: Mapped[str] = mapped_column(String(12))
     sums: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# --- notifications: channels, policies, what fired, what was sent ---------------------------
+
+
+class NotificationChannel(Base):
+    """Where notifications go: a webhook (HMAC-signed), a Slack-compatible incoming webhook,
+    or e-mail over SMTP. `config` is shown by the API; `secrets` (the HMAC key, the Slack
+    URL, the SMTP password) never are."""
+
+    __tablename__ = "notification_channels"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    secrets: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class NotificationPolicy(Base):
+    """When to notify: a condition (`kind` and `settings`) on one deployment, or on every
+    deployment (or environment) when `deployment_id` is null, sent to `channel_ids` at most
+    once per `min_interval_seconds` per subject."""
+
+    __tablename__ = "notification_policies"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    deployment_id: Mapped[str | None] = mapped_column(String(24))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    channel_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    min_interval_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # the last event a deployment-action policy has looked at
+    event_cursor: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class NotificationFiring(Base):
+    """When a policy last notified about one subject (a deployment or an environment)."""
+
+    __tablename__ = "notification_firings"
+
+    policy_id: Mapped[str] = mapped_column(
+        String(24), ForeignKey("notification_policies.id", ondelete="CASCADE"), primary_key=True
+    )
+    subject: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_fired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_value: Mapped[float | None] = mapped_column(Float)
+
+
+class NotificationDelivery(Base):
+    """One message to one channel: pending until sent, or failed after its last attempt,
+    with the reason."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (Index("ix_notification_deliveries_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel_id: Mapped[str] = mapped_column(String(24), ForeignKey("notification_channels.id", ondelete="CASCADE"))
+    policy_id: Mapped[str | None] = mapped_column(String(24))
+    subject: Mapped[str | None] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
