@@ -44,7 +44,16 @@ log = logging.getLogger(__name__)
 API_ROUTERS = tuple(
     module.router
     for module in (
-        health, packages, environments, deployments, rollouts, agent, events, tokens, monitoring_router, accuracy
+        health,
+        packages,
+        environments,
+        deployments,
+        rollouts,
+        agent,
+        events,
+        tokens,
+        monitoring_router,
+        accuracy,
     )
 )
 
