@@ -13,6 +13,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -314,6 +315,78 @@ def test_admin_promotes_a_canary_and_rolls_back_from_the_page(
         assert client.list_challengers(dep["id"]) == []
         assert answers == []  # every button asked once
 
+        page.close()
+
+
+def test_accuracy_panel_shows_what_scikit_learn_computes(tmp_path: Path, chromium: object, demo_package: Path) -> None:
+    """Predictions by association id of two models and their actuals, in through the API as
+    a tracking agent and `deckhand actuals upload` send them; a read-only user sees each
+    model's RMSE, MAE and R² as scikit-learn computes them, and a line per model."""
+    import numpy as np
+    from sklearn import metrics as skm
+
+    from deckhand.monitoring.records import scored_record
+
+    admin = "dh_" + secrets.token_urlsafe(24)
+    with ServerProcess(tmp_path / "control-plane", bootstrap_token=admin, log_path=tmp_path / "cp.log") as cp:
+        client = ControlPlaneClient(cp.url, admin)
+        env = client.create_environment(name="accuracy-env", platform="test")
+        package = client.upload_package(demo_package)
+        dep = client.create_deployment(name="accuracy-ui", environment_id=env["id"], model_package_id=package["id"])
+        viewer = client.create_token("ui-accuracy-viewer", "read-only")["token"]
+
+        rng = np.random.default_rng(20)
+        n = 400
+        truth = rng.normal(30, 6, n).round(3)
+        ids = [f"a-{i}" for i in range(n)]
+        predicted = {  # the champion (the deployment's package) and another model, on part of the rows
+            package["id"]: (truth + rng.normal(0, 2, n)).round(3),
+            "challenger-b": (truth[:150] * 0.9 + 4).round(3),
+        }
+        now = time.time() - 60  # in the page's default window (the last hour): one hourly point
+        with httpx.Client(base_url=cp.url, headers={"Authorization": f"Bearer {admin}"}, timeout=30) as api:
+            records = [
+                scored_record(dep["id"], model, ids[: len(values)], values.tolist(), timestamp=now)
+                for model, values in predicted.items()
+            ]
+            response = api.post("/api/v1/monitoring/batches", json={"batchId": "accuracy-ui", "records": records})
+            assert response.status_code == 200, response.text
+            actuals = [{"associationId": i, "actualValue": float(t)} for i, t in zip(ids, truth, strict=True)]
+            response = api.post(f"/api/v1/deployments/{dep['id']}/actuals", json={"data": actuals})
+            assert response.status_code == 200, response.text
+            assert response.json()["matched"] == n
+
+        page = chromium.new_page(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
+        page.set_default_timeout(30_000)
+        page.goto(f"{cp.url}/ui/deployments/{dep['id']}")
+        page.fill("#token", viewer)
+        page.click("#login-submit")
+        page.wait_for_url(f"{cp.url}/ui/deployments/{dep['id']}")
+
+        tables = page.locator("#accuracy table.accuracy-table")
+        assert tables.count() == 2
+        assert tables.first.get_attribute("data-model-id") == package["id"]  # the champion first
+        assert tables.first.get_attribute("data-champion") == "true"
+        series = page.locator("#chart-accuracy-regression g.series")
+        assert series.count() == 2  # one line per model
+        assert series.first.get_attribute("data-series") == package["id"]
+        assert "s-champion" in (series.first.get_attribute("class") or "")
+        for model, values in predicted.items():
+            actual = truth[: len(values)]
+            rmse = float(np.sqrt(skm.mean_squared_error(actual, values)))
+            expected = {
+                "matched": f"{len(values):,}",
+                "rmse": f"{rmse:.4f}",
+                "mae": f"{skm.mean_absolute_error(actual, values):.4f}",
+                "r2": f"{skm.r2_score(actual, values):.4f}",
+            }
+            table = page.locator(f'#accuracy table.accuracy-table[data-model-id="{model}"]')
+            shown = {key: table.locator(f'td[data-metric="{key}"]').inner_text() for key in expected}
+            assert shown == expected, model
+            line = page.locator(f'#chart-accuracy-regression g.series[data-series="{model}"]')
+            assert line.get_attribute("data-points") == "1"
+            assert float(line.get_attribute("data-sum") or "nan") == pytest.approx(rmse, abs=1e-4)
+        assert page.locator("#accuracy-empty").count() == 0
         page.close()
 
 

@@ -122,3 +122,10 @@ def test_predictions_panel_for_classes_and_for_bins() -> None:
     bins = predictions_panel({"bins": [{"start": 0.0, "end": 0.5, "count": 2}, {"start": 0.5, "end": 1.0, "count": 5}]})
     assert bins is not None and re.search(r">0–0.5<", str(bins))
     assert predictions_panel({"bins": []}) is None
+
+
+def test_line_chart_of_one_bucket_labels_its_time_once() -> None:
+    svg = str(line_chart("one", "One", [T0], [Series("x", [0.5], "s-p50")]))
+    assert svg.count(">17:00<") == 1 and 'text-anchor="middle">17:00<' in svg
+    two = str(line_chart("two", "Two", [T0, T0 + timedelta(hours=1)], [Series("x", [0.5, 0.7], "s-p50")]))
+    assert two.count(">17:00<") == 1 and two.count(">18:00<") == 1

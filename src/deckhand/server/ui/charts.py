@@ -135,7 +135,9 @@ def line_chart(
 
     parts = _frame(title, top, fmt)
     if n:
-        for i, anchor in ((0, "start"), (n // 2, "middle"), (n - 1, "end")):
+        # first, middle and last bucket (one label each: a chart of one or two buckets has fewer)
+        anchors = {0: "start", n // 2: "middle", n - 1: "end"} if n > 1 else {0: "middle"}
+        for i, anchor in anchors.items():
             label = escape(_fmt_time(times[i]))
             parts.append(f'<text class="axis" x="{x(i):.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">{label}</text>')
     for s in series:

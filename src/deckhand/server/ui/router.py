@@ -25,6 +25,8 @@ from fastapi.templating import Jinja2Templates
 from deckhand.server import security_headers
 from deckhand.server.auth import mask_token
 from deckhand.server.replace_reasons import DEFAULT_REASON, REPLACE_REASONS
+from deckhand.server.ui.accuracy_panels import BUCKET_SECONDS as ACCURACY_BUCKET_SECONDS
+from deckhand.server.ui.accuracy_panels import AccuracyPanel, accuracy_panel
 from deckhand.server.ui.api import ApiCallError, UiApi
 from deckhand.server.ui.csrf import CSRF_COOKIE, CSRF_FIELD, csrf_problem, form_token, new_nonce
 from deckhand.server.ui.flash import FLASH_COOKIE, decode_flash
@@ -367,6 +369,18 @@ async def _live_context(api: UiApi, deployment: dict[str, Any], window: Window) 
         if exc.status_code == 401:
             raise
         monitoring_error = f"{exc.status_code}: {exc.detail}"
+    accuracy: AccuracyPanel | None = None
+    accuracy_error = None
+    try:
+        raw_accuracy = await api.get_or_none(f"{dep_path}/accuracy", {**span, "bucketSeconds": ACCURACY_BUCKET_SECONDS})
+        challenger_names = {
+            c["modelPackageId"]: c["modelPackageName"] for c in challengers if c.get("modelPackageName")
+        }
+        accuracy = accuracy_panel(raw_accuracy, {**challenger_names, **names})
+    except ApiCallError as exc:  # on its own: the other panels still show
+        if exc.status_code == 401:
+            raise
+        accuracy_error = f"{exc.status_code}: {exc.detail}"
     events = await api.get("/events", {"deploymentId": dep_id, "limit": EVENTS_SHOWN})
     return {
         "deployment": deployment,
@@ -376,6 +390,8 @@ async def _live_context(api: UiApi, deployment: dict[str, Any], window: Window) 
         "drift": drift,
         "predictions": predictions,
         "monitoring_error": monitoring_error,
+        "accuracy": accuracy,
+        "accuracy_error": accuracy_error,
         "rollout": rollout,
         "challengers": challengers,
         "models": models_panel(raw_models, deployment["modelPackageId"], canary_id, challengers, names),
