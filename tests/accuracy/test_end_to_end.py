@@ -18,7 +18,9 @@ import pytest
 from sklearn import metrics as skm
 
 from deckhand.client.control_plane import ControlPlaneClient
+from deckhand.packages import load_model
 from deckhand.packages.demo import sample_rows
+from deckhand.serving.codecs import decode
 from deckhand.testing import wait_until, wait_until_async
 
 from .conftest import ADMIN_TOKEN
@@ -27,7 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def test_predictions_with_ids_then_late_actuals_give_scikit_learns_accuracy(
-    tmp_path: Path, control_plane, demo_package
+    tmp_path: Path, control_plane, demo_package, second_package
 ) -> None:  # type: ignore[no-untyped-def]
     from deckhand.agent.config import AgentSettings, EnvironmentSettings
     from deckhand.agent.runtime import EnvironmentAgent
@@ -36,6 +38,7 @@ def test_predictions_with_ids_then_late_actuals_give_scikit_learns_accuracy(
     client = ControlPlaneClient(control_plane.url, ADMIN_TOKEN)
     env = client.create_environment(name="local-accuracy", platform="local")
     package = client.upload_package(demo_package)
+    challenger = client.upload_package(second_package)
     settings = AgentSettings(
         url=control_plane.url, token=ADMIN_TOKEN, work_dir=tmp_path / "agent", long_poll_timeout=5, resync_interval=5
     )
@@ -58,14 +61,15 @@ def test_predictions_with_ids_then_late_actuals_give_scikit_learns_accuracy(
                 model_package_id=package["id"],
                 association_id={"column": "id", "generate": True},
             )
-            assert dep["servedModelId"].startswith("mix-") and dep["associationId"] == {
-                "column": "id",
-                "generate": True,
-            }
+            assert dep["servedModelId"].startswith("mix-")
+            assert dep["associationId"] == {"column": "id", "generate": True}
+            await asyncio.to_thread(client.add_challenger, dep["id"], challenger["id"])
+            served = (await asyncio.to_thread(client.get_deployment, dep["id"]))["servedModelId"]
+            assert served != dep["servedModelId"]  # the mix now holds the challenger too
 
             async def ready_url() -> str | None:
                 observed = (await asyncio.to_thread(client.get_deployment, dep["id"])).get("observed") or {}
-                ok = observed.get("state") == "ready" and observed.get("modelId") == dep["servedModelId"]
+                ok = observed.get("state") == "ready" and observed.get("modelId") == served
                 return observed.get("predictionUrl") if ok else None
 
             url = await wait_until_async(ready_url, 120, 0.2, what="the deployment ready with its mix")
@@ -85,6 +89,12 @@ def test_predictions_with_ids_then_late_actuals_give_scikit_learns_accuracy(
                     headers={"Content-Type": "text/csv", "Accept": "text/csv"},
                 )
                 assert as_csv.status_code == 200 and as_csv.text.splitlines()[1].startswith("0,csv-1,")
+
+            async def challenger_scored() -> bool:  # its copies are scored off the request path
+                found = await asyncio.to_thread(client.model_monitoring, dep["id"])
+                return any(m["modelId"] == challenger["id"] and m["requests"] >= 6 for m in found["models"])
+
+            await wait_until_async(challenger_scored, 60, 0.5, what="the challenger's copies reported")
             return dep["id"], answers, rows
         finally:
             stop.set()
@@ -117,10 +127,18 @@ def test_predictions_with_ids_then_late_actuals_give_scikit_learns_accuracy(
 
     def matched() -> dict:
         report = client.accuracy(dep_id)
-        return report if report["models"] and report["models"][0]["matched"] == 60 else {}
+        return report if [m["matched"] for m in report["models"]] == [60, 60] else {}
 
-    report = wait_until(matched, 90, 0.5, what="60 predictions matched with their actuals")
-    model = report["models"][0]
+    report = wait_until(matched, 90, 0.5, what="60 predictions of each model matched with their actuals")
+    model, shadow = report["models"]
+    assert shadow["modelId"] == challenger["id"] and shadow["champion"] is False and shadow["kind"] == "multiclass"
+    # the challenger's own answers for the same rows, judged against the same actuals
+    reference = load_model(second_package)
+    theirs = reference.predict(decode(json.dumps(rows).encode(), "application/json", reference.manifest)).probabilities
+    their_labels = [reference.manifest.class_labels[i] for i in theirs.argmax(axis=1)]
+    assert shadow["metrics"]["accuracy"] == pytest.approx(skm.accuracy_score(truth, their_labels), abs=1e-6)
+    their_loss = skm.log_loss(truth, theirs, labels=reference.manifest.class_labels)
+    assert shadow["metrics"]["logLoss"] == pytest.approx(their_loss, abs=1e-5)
     probabilities = np.array([[v["value"] for v in a["predictionValues"]] for a in answers])
     predicted = [a["prediction"] for a in answers]
     assert model["kind"] == "multiclass" and model["modelId"] == client.get_deployment(dep_id)["modelPackageId"]

@@ -72,7 +72,7 @@ class DataPlane:
             self.tally.add_sink(observer.count_tallies)  # type: ignore[union-attr]
             observer.add_source(self.tally.drain)  # type: ignore[union-attr]
         # challengers' copies: a scorer process, started with the first copy
-        self.shadow = ShadowScorer(self._shadow_scored, repository.package_limits)
+        self.shadow = ShadowScorer(self._shadow_scored, repository.package_limits, on_rows=self._shadow_rows)
 
     # -- deployments ----------------------------------------------------------------------
     def deployment(self, ref: str) -> DeploymentEntry:
@@ -188,7 +188,13 @@ class DataPlane:
         return mix.champion, await score(mix.champion, batch)
 
     def shadow_copy(
-        self, entry: DeploymentEntry, serving: ServingModel, answered: ServingModel, batch: Any, chosen: Any
+        self,
+        entry: DeploymentEntry,
+        serving: ServingModel,
+        answered: ServingModel,
+        batch: Any,
+        chosen: Any,
+        ids: list[str] | None = None,
     ) -> None:
         """After the response: a copy for the challengers of a request the champion answered
         (their answers are compared with the champion's)."""
@@ -197,9 +203,20 @@ class DataPlane:
             return
         targets = tuple((c.model_id, str(c.path)) for c in mix.challengers)
         try:
-            self.shadow.submit(entry.key, entry.deployment_id, targets, batch, chosen)
+            self.shadow.submit(entry.key, entry.deployment_id, targets, batch, chosen, ids)
         except Exception as exc:  # a copy must never fail a request
             log.warning("event=shadow_copy_failed deployment=%s error=%r", entry.key, exc)
+
+    def _shadow_rows(self, found: list[Any]) -> None:
+        """Challengers' answers by association id (the scorer's results thread), for accuracy."""
+        report = getattr(self.observer, "report_scored", None)
+        if report is None:
+            return
+        for deployment_id, model_id, ids, values, class_names, timestamp in found:
+            try:
+                report(deployment_id, model_id, ids, values, class_names, timestamp)
+            except Exception as exc:  # monitoring must never fail a request
+                log.warning("event=monitoring_scored_failed error=%r", exc)
 
     def _shadow_scored(self, tallies: list[Tally]) -> None:
         """The scorer's tallies of what the challengers scored (its results thread). A

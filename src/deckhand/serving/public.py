@@ -150,7 +150,7 @@ class PublicApp:
         if ids is not None and error is None:
             plane.record_scored(entry, answered, ids, scored)
         if serving.mix is not None and error is None:
-            plane.shadow_copy(entry, serving, answered, batch, chosen)
+            plane.shadow_copy(entry, serving, answered, batch, chosen, ids)
 
     async def _body(self, request: Request) -> bytes:
         limit, flag = self.config.max_body_bytes, "--max-body-mb; split the rows"

@@ -74,6 +74,12 @@ class ShadowCopy:
     batch: Any  # deckhand.packages.Batch
     champion: Any  # the champion's labels, or its values (list or array)
     timestamp: float
+    ids: list[str] | None = None  # the rows' association ids, when the deployment gives them
+
+
+# A challenger's answers by association id, for accuracy (docs/accuracy.md): deployment id,
+# model id, ids, per-row answers (values, or probability lists in class order), classes, time.
+ScoredRows = tuple[str, str, list[str], list[Any], list[str] | None, float]
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ class ShadowResult:
     agreed: int
     abs_diff_sum: float
     copies: int = 1
+    rows_by_id: ScoredRows | None = None  # only for copies with association ids
 
 
 @dataclass
@@ -103,6 +110,7 @@ class ShadowCounts:
 
 
 OnScored = Callable[[list[Tally]], None]  # the scorer's shadow tallies, every RESULTS_EVERY_S
+OnRows = Callable[[list[ScoredRows]], None]  # challengers' answers by association id
 
 
 class ShadowScorer:
@@ -116,8 +124,10 @@ class ShadowScorer:
         *,
         queue_bytes: int = QUEUE_BYTES,
         max_rows: int = MAX_ROWS,
+        on_rows: OnRows | None = None,
     ) -> None:
         self.on_scored = on_scored
+        self.on_rows = on_rows
         self.limits = limits or PackageLimits()
         self.queue_bytes = queue_bytes
         self.max_rows = max_rows
@@ -132,7 +142,13 @@ class ShadowScorer:
         return self._counts.get(key, ShadowCounts()).as_dict()
 
     def submit(
-        self, key: str, deployment_id: str, challengers: tuple[tuple[str, str], ...], batch: Any, champion: Any
+        self,
+        key: str,
+        deployment_id: str,
+        challengers: tuple[tuple[str, str], ...],
+        batch: Any,
+        champion: Any,
+        ids: list[str] | None = None,
     ) -> None:
         """Send a copy to the scorer, or drop it (counted) when the socket's buffer is full."""
         counts = self._counts.get(key) or self._counts.setdefault(key, ShadowCounts())
@@ -143,7 +159,7 @@ class ShadowScorer:
             counts.dropped += 1
             return
         copies = self._copies or self._start()
-        data = _pack(ShadowCopy(key, deployment_id, challengers, batch, champion, time.time()))
+        data = _pack(ShadowCopy(key, deployment_id, challengers, batch, champion, time.time(), ids))
         try:
             copies.send(data)  # one datagram, whole or not at all; never blocks
         except (BlockingIOError, OSError) as exc:  # full (or, EMSGSIZE, a copy larger than the buffer)
@@ -194,13 +210,15 @@ class ShadowScorer:
                 batch = connection.recv()
             except (EOFError, OSError):
                 break
-            tallies, scored = batch
+            tallies, scored, by_id = batch
             for key, n in scored.items():
                 counts = self._counts.get(key)
                 if counts is not None:
                     counts.scored += n
             try:
                 self.on_scored(tallies)
+                if by_id and self.on_rows is not None:
+                    self.on_rows(by_id)
             except Exception:  # counting must not stop the thread
                 log.exception("event=shadow_result_failed")
         connection.close()
@@ -238,14 +256,14 @@ def _pack(copy: ShadowCopy) -> bytes:
     if isinstance(champion, np.ndarray) and len(champion) <= SMALL_ROWS:
         champion = champion.tolist()
     wire = (copy.key, copy.deployment_id, copy.challengers, batch.columns, rows, array, batch.frame, champion)
-    return pickle.dumps((*wire, copy.timestamp), protocol=5)
+    return pickle.dumps((*wire, copy.timestamp, copy.ids), protocol=5)
 
 
 def _unpack(data: bytes | memoryview) -> ShadowCopy:
     from deckhand.packages import Batch
 
-    key, deployment_id, challengers, columns, rows, array, frame, champion, timestamp = pickle.loads(data)
-    return ShadowCopy(key, deployment_id, challengers, Batch(columns, rows, frame, array), champion, timestamp)
+    key, deployment_id, challengers, columns, rows, array, frame, champion, timestamp, ids = pickle.loads(data)
+    return ShadowCopy(key, deployment_id, challengers, Batch(columns, rows, frame, array), champion, timestamp, ids)
 
 
 # -- the scorer process ----------------------------------------------------------------------
@@ -278,6 +296,7 @@ def scorer_main(copies_fd: int, results_fd: int, limits_json: str) -> None:
     tallies: list[Tally] = []
     tally.add_sink(tallies.extend)
     scored: Counter[str] = Counter()  # copies scored per deployment key, since the last send
+    by_id: list[ScoredRows] = []  # challengers' answers by association id, since the last send
     buffer = bytearray(MAX_COPY_BYTES)
     flush_at = time.monotonic() + RESULTS_EVERY_S
     rest_until = 0.0
@@ -296,6 +315,8 @@ def scorer_main(copies_fd: int, results_fd: int, limits_json: str) -> None:
                         first = group[0]
                         scored[first.key] += len(group)
                         for r in out:
+                            if r.rows_by_id is not None:
+                                by_id.append(r.rows_by_id)
                             comparison = (r.compared, r.agreed, r.abs_diff_sum) if r.compared else None
                             tally.observe(
                                 first.key, first.deployment_id, r.model_id, first.timestamp, r.status, r.rows,
@@ -305,11 +326,12 @@ def scorer_main(copies_fd: int, results_fd: int, limits_json: str) -> None:
         if scored and (closed or time.monotonic() >= flush_at):
             tally.drain()
             try:
-                results.send(([_compact(t) for t in tallies], dict(scored)))
+                results.send(([_compact(t) for t in tallies], dict(scored), by_id))
             except OSError:
                 break
             tallies.clear()
             scored.clear()
+            by_id = []
             flush_at = time.monotonic() + RESULTS_EVERY_S
 
 
@@ -370,7 +392,8 @@ def _score_group(
     try:
         model = _model(models, path, limits)
         started = time.perf_counter()
-        answers, regression = _answers(model, Batch.concat([c.batch for c in group]))
+        predictions = model.predict(Batch.concat([c.batch for c in group]))
+        answers, regression = _answers(model, predictions)
         seconds = time.perf_counter() - started
     except Exception:  # attribute the failure to the copies that cause it
         return [_score(models, model_id, path, copy, limits) for copy in group]
@@ -380,16 +403,38 @@ def _score_group(
         champion = [label for c in group for label in c.champion]
     rows = len(answers)
     compared, agreed, abs_diff = compare(champion, answers, regression) if len(champion) == rows else (0, 0, 0.0)
-    return [ShadowResult(model_id, rows, seconds, 200, None, answers, compared, agreed, abs_diff, len(group))]
+    by_id = _by_id(group, model_id, model, predictions)
+    return [ShadowResult(model_id, rows, seconds, 200, None, answers, compared, agreed, abs_diff, len(group), by_id)]
 
 
-def _answers(model: Any, batch: Any) -> tuple[Any, bool]:
-    """The model's answers for the batch (values, or labels) and whether they are values."""
+def _answers(model: Any, predictions: Any) -> tuple[Any, bool]:
+    """The model's answers (values, or labels) and whether they are values."""
     from deckhand.serving.codecs import prediction_labels
 
-    predictions = model.predict(batch)
     regression = not model.manifest.class_labels
     return (predictions.values if regression else prediction_labels(predictions, model.manifest)), regression
+
+
+def _by_id(copies: list[ShadowCopy], model_id: str, model: Any, predictions: Any) -> ScoredRows | None:
+    """The answers of the rows that have association ids (copies scored together, in order)."""
+    if not any(c.ids for c in copies):
+        return None
+    labels = model.manifest.class_labels
+    if labels and predictions.probabilities is not None:
+        values: list[Any] = predictions.probabilities.tolist()
+    else:
+        values = np.asarray(predictions.values, dtype=float).tolist() if not labels else _answers(model, predictions)[0]
+    ids: list[str] = []
+    kept: list[Any] = []
+    start = 0
+    for copy in copies:
+        n = len(copy.batch)
+        if copy.ids and len(copy.ids) == n:
+            ids.extend(copy.ids)
+            kept.extend(values[start : start + n])
+        start += n
+    first = copies[0]
+    return (first.deployment_id, model_id, ids, kept, list(labels) if labels else None, first.timestamp)
 
 
 def _model(models: OrderedDict[str, Any], path: str, limits: PackageLimits) -> Any:
@@ -415,7 +460,8 @@ def _score(
     try:
         model = _model(models, path, limits)
         started = time.perf_counter()  # the latency of scoring, not of the first load
-        answers, regression = _answers(model, copy.batch)
+        predictions = model.predict(copy.batch)
+        answers, regression = _answers(model, predictions)
         seconds = time.perf_counter() - started
     except ModelInputError:
         return ShadowResult(model_id, rows, time.perf_counter() - started, 422, "user", [], 0, 0, 0.0)
@@ -425,7 +471,8 @@ def _score(
             log.warning("event=challenger_failed model_id=%s failures=%d error=%r", model_id, failures, exc)
         return ShadowResult(model_id, rows, time.perf_counter() - started, 500, "system", [], 0, 0, 0.0)
     compared, agreed, abs_diff = compare(copy.champion, answers, regression)
-    return ShadowResult(model_id, rows, seconds, 200, None, answers, compared, agreed, abs_diff)
+    by_id = _by_id([copy], model_id, model, predictions)
+    return ShadowResult(model_id, rows, seconds, 200, None, answers, compared, agreed, abs_diff, 1, by_id)
 
 
 _failures: dict[str, int] = {}  # the scorer's failures per challenger
