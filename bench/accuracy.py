@@ -145,6 +145,7 @@ class Run:
         self.server = ServerProcess(
             work / "cp", bootstrap_token=ADMIN, database_url=database_url, log_path=work / "server.log"
         )
+        self.database_url = database_url or f"sqlite:///{work / 'cp' / 'deckhand.db'}"
         self.rows: list[Row] = []
         now_minute = int(time.time()) // 60 * 60
         self.start = now_minute - DAY_MINUTES * 60  # the 24 h all predictions fall in
@@ -218,7 +219,8 @@ class Run:
                 package = client.upload_package(self.work / "demo.dhpkg")["id"]
                 env = client.create_environment(name="bench", platform="test", monitoringEnabled=False)["id"]
                 self._ingest(client, env, package)
-                self._evaluation(client, env, package)
+                deps = self._evaluation(client, env, package)
+                self._policies(client, deps)
         self.rows[0].note += f"; server started in {boot:.1f} s"
         if self.rss_note:
             self.rows[0].note += f"; {self.rss_note}"
@@ -309,7 +311,7 @@ class Run:
         )  # fmt: skip
         csv_path.unlink()
 
-    def _evaluation(self, client: ControlPlaneClient, env: str, package: str) -> None:
+    def _evaluation(self, client: ControlPlaneClient, env: str, package: str) -> list[str]:
         m = self.args.deployments
         self._reset_rss()
         t0 = time.perf_counter()
@@ -364,6 +366,50 @@ class Run:
                 note=f"GET /deployments/ID/accuracy, 24 h in hourly buckets, one after another; each checked "
                      f"({EVAL_ROWS} matched, RMSE = numpy's); seconds include the checks")
         )  # fmt: skip
+        return deps
+
+    def _policies(self, client: ControlPlaneClient, deps: list[str]) -> None:
+        """One round of the notification evaluator (the code the server's loop runs, on the same
+        database) with a policy of each kind watching every deployment. The accuracy policy's
+        condition holds for all of them (RMSE about 1 > 0.5): the first round queues one delivery
+        each; the second, within the policies' interval, none."""
+        from deckhand.server.db.session import Database
+        from deckhand.server.services.notifications import engine
+
+        m = len(deps)
+        hook = {"name": "bench-hook", "kind": "webhook", "url": "http://127.0.0.1:9/closed"}
+        channel = client.create_notification_channel(hook)["id"]
+        kinds = {
+            "service_health": {"metric": "errorRate", "threshold": 0.5},
+            "accuracy": {"metric": "rmse", "threshold": 0.5},
+            "drift": {"threshold": 0.2},
+            "agent": {"silentMinutes": 10},
+        }
+        for kind, settings in kinds.items():
+            policy = {"name": f"bench-{kind}", "kind": kind, "settings": settings, "channelIds": [channel]}
+            client.create_notification_policy(policy)
+        db = Database(self.database_url)
+        try:
+            rounds = []
+            for _ in range(2):
+                started = time.perf_counter()
+                queued = engine.evaluate(db)
+                rounds.append((time.perf_counter() - started, queued))
+        finally:
+            db.dispose()
+        (first, fired), (second, again) = rounds
+        # every evaluation deployment, and the ingest stage's (its RMSE is about 4)
+        check(fired == m + 1, f"policy evaluation: the first round queued {fired} deliveries, expected {m + 1}")
+        check(again == 0, f"policy evaluation: the second round queued {again}, expected none (min interval)")
+        for label, seconds, queued in (("first", first, fired), ("second", second, again)):
+            self.rows.append(
+                Row(f"policy evaluation, {label} round", self.database, f"{m + 1:,} deployments", seconds,
+                    f"{(m + 1) / seconds:,.0f} deps/s",
+                    note=f"4 policies (service health, accuracy, drift, agent) over every deployment; {queued:,} "
+                         "deliveries queued (RMSE above 0.5 everywhere"
+                         + (")" if label == "first" else "; already notified within the interval)")
+                         + "; engine.evaluate in this process on the server's database")
+            )  # fmt: skip
 
 
 # ----- table -------------------------------------------------------------------------------------------

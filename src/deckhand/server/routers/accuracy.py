@@ -9,8 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.concurrency import run_in_threadpool
 
-from deckhand.server.auth import AgentUser, Reader
+from deckhand.server.auth import AgentUser, Principal, Reader
 from deckhand.server.errors import ApiError, InvalidField, PayloadTooLarge
 from deckhand.server.routers.common import API_PREFIX, errors
 from deckhand.server.routers.monitoring import BucketSeconds, End, Start
@@ -18,7 +19,7 @@ from deckhand.server.schemas.accuracy import AccuracyReport, ActualsResult, Reje
 from deckhand.server.services.accuracy import actuals_input, queries, store
 from deckhand.server.services.lookup import find_deployment
 from deckhand.server.services.monitoring.queries import window
-from deckhand.server.state import CP
+from deckhand.server.state import CP, ControlPlane
 
 log = logging.getLogger("deckhand.server.accuracy")
 
@@ -69,6 +70,11 @@ async def upload_actuals(ref: str, request: Request, principal: AgentUser, cp: C
     each unusable row is rejected with its reason."""
     body = await _read_body(request, cp.settings.max_actuals_bytes)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    # parsing and the database work off the event loop: a large upload must not stall other requests
+    return await run_in_threadpool(_store_actuals, cp, principal, ref, body, content_type)
+
+
+def _store_actuals(cp: ControlPlane, principal: Principal, ref: str, body: bytes, content_type: str) -> ActualsResult:
     try:
         parsed = (actuals_input.from_csv if content_type == "text/csv" else actuals_input.from_json)(body)
     except actuals_input.ActualsFormatError as exc:

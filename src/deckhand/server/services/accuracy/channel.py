@@ -31,13 +31,19 @@ from deckhand.server.services.accuracy.metrics import label_text
 UNKNOWN_MODEL = "unknown"
 
 
-def _scored_rows(where: str, item: dict[str, Any]) -> tuple[list[store.Scored], list[str] | None]:
+def _scored_rows(where: str, item: dict[str, Any]) -> list[store.Scored]:
     ids, predictions, names = item.get(ASSOCIATION_IDS), item.get(PREDICTIONS), item.get(CLASS_NAMES)
     if not isinstance(ids, list) or not isinstance(predictions, list) or len(ids) != len(predictions):
         raise InvalidField(f"{where}.{ASSOCIATION_IDS}", f"a list as long as {PREDICTIONS} (one id per prediction)")
     if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
         raise InvalidField(f"{where}.{CLASS_NAMES}", "a list of the class labels, as strings")
+    model_id = str(item.get(MODEL_ID) or UNKNOWN_MODEL)[:200]
+    minute = int(item[TIMESTAMP] // 60) * 60 if _finite(item.get(TIMESTAMP)) else 0
     rows = []
+
+    def row(association_id: str, prediction: float | None, label: str | None, probabilities: Any) -> store.Scored:
+        return store.Scored(association_id, model_id, minute, prediction, label, probabilities, names)
+
     for index, (association_id, value) in enumerate(zip(ids, predictions, strict=True)):
         if not isinstance(association_id, str) or not association_id or len(association_id) > MAX_ID_LENGTH:
             raise InvalidField(f"{where}.{ASSOCIATION_IDS}[{index}]", f"a string of 1 to {MAX_ID_LENGTH} characters")
@@ -47,17 +53,17 @@ def _scored_rows(where: str, item: dict[str, Any]) -> tuple[list[store.Scored], 
                     f"{where}.{PREDICTIONS}[{index}]", f"probabilities: one finite number per class of {CLASS_NAMES}"
                 )
             best = max(range(len(value)), key=value.__getitem__)
-            rows.append(store.Scored(association_id, None, names[best], [float(p) for p in value]))
+            rows.append(row(association_id, None, names[best], [float(p) for p in value]))
         elif isinstance(value, str):
-            rows.append(store.Scored(association_id, None, value[:200], None))
+            rows.append(row(association_id, None, value[:200], None))
         elif _finite(value):
             if names:  # a classifier's label written as a number
-                rows.append(store.Scored(association_id, None, label_text(value), None))
+                rows.append(row(association_id, None, label_text(value), None))
             else:
-                rows.append(store.Scored(association_id, float(value), None, None))
+                rows.append(row(association_id, float(value), None, None))
         else:
             raise InvalidField(f"{where}.{PREDICTIONS}[{index}]", "a number, a label or a list of probabilities")
-    return rows, names
+    return rows
 
 
 def _finite(value: Any) -> bool:
@@ -83,15 +89,15 @@ def ingest(session: Session, items: list[tuple[str, dict[str, Any]]]) -> int:
     (predictions or actuals) were new or changed."""
     changed = 0
     store.hold(session, (item[DEPLOYMENT_ID] for _, item in items))
+    scored: dict[str, list[store.Scored]] = {}  # per deployment: one statement for all its items
     for where, item in items:
-        deployment_id = item[DEPLOYMENT_ID]
         if item["kind"] == SCORED_KIND:
-            rows, names = _scored_rows(where, item)
-            minute = int(item[TIMESTAMP] // 60) * 60
-            model_id = str(item.get(MODEL_ID) or UNKNOWN_MODEL)[:200]
-            changed += store.record_scored(session, deployment_id, model_id, minute, rows, names)
-        elif item["kind"] == ACTUALS_KIND:
+            scored.setdefault(item[DEPLOYMENT_ID], []).extend(_scored_rows(where, item))
+    for deployment_id, rows in sorted(scored.items()):
+        changed += store.record_scored(session, deployment_id, rows)
+    for _, item in items:
+        if item["kind"] == ACTUALS_KIND:
             parsed = actuals_input.from_items(item[ACTUALS_DATA])
-            outcome = store.upsert_actuals(session, deployment_id, parsed.rows)
+            outcome = store.upsert_actuals(session, item[DEPLOYMENT_ID], parsed.rows)
             changed += outcome.inserted + outcome.updated
     return changed

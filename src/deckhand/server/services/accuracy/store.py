@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import insert, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from deckhand.server.db.models import AccuracyBucket, Actual, Deployment, ScoredRow, utcnow
@@ -28,12 +28,16 @@ PENDING_SAMPLE = 20
 
 @dataclass(frozen=True)
 class Scored:
-    """One row's prediction as the prediction server reported it."""
+    """One row's prediction as the prediction server reported it: by which model, in which
+    minute, and its answer (a value, or a label and the probabilities in `class_names` order)."""
 
     association_id: str
+    model_id: str
+    minute: int
     prediction: float | None
     label: str | None
     probabilities: list[float] | None
+    class_names: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -124,70 +128,61 @@ def hold(session: Session, deployment_ids: Iterable[str]) -> None:
     stored at once by two transactions would each miss the other and the pair would never
     count. Holding the deployment's row makes its accuracy writes take turns (PostgreSQL;
     SQLite writers queue anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # the IN (...) lookups by id: a generic plan for a prepared statement, made before the
+        # planner has statistics of these tables, scans a deployment's rows for each (bench/accuracy.py)
+        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     for deployment_id in sorted(set(deployment_ids)):
         session.execute(select(Deployment.id).where(Deployment.id == deployment_id).with_for_update())
 
 
-def record_scored(
-    session: Session,
-    deployment_id: str,
-    model_id: str,
-    minute: int,
-    rows: list[Scored],
-    class_names: list[str] | None,
-) -> int:
-    """Keep the rows' predictions (an id this model already has is ignored) and count the
-    ones whose actual is already there. Returns how many rows were new."""
+def record_scored(session: Session, deployment_id: str, rows: list[Scored]) -> int:
+    """Keep the rows' predictions (an id a model already has is ignored) and count the ones
+    whose actual is already there. Returns how many rows were new.
+
+    One statement for all rows (executemany: compiled once, sent in batches with RETURNING),
+    whatever the models and minutes they came in: a prediction server reports many small
+    requests."""
     hold(session, [deployment_id])
-    dialect_insert = insert_of(session)
-    fresh: list[str] = []
-    for chunk in _chunks(list({r.association_id: r for r in rows}.values())):
-        values = [
-            {
-                "deployment_id": deployment_id,
-                "association_id": r.association_id,
-                "model_id": model_id,
-                "minute": minute,
-                "prediction": r.prediction,
-                "label": r.label,
-                "probabilities": r.probabilities,
-                "class_names": class_names if r.probabilities or r.label is not None else None,
-            }
-            for r in chunk
-        ]
-        statement = (
-            dialect_insert(ScoredRow)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["deployment_id", "association_id", "model_id"])
-            .returning(ScoredRow.association_id)
-        )
-        fresh.extend(session.scalars(statement))
+    latest = list({(r.association_id, r.model_id): r for r in rows}.values())
+    if not latest:
+        return 0
+    statement = (
+        insert_of(session)(ScoredRow)
+        .on_conflict_do_nothing(index_elements=["deployment_id", "association_id", "model_id"])
+        .returning(ScoredRow.association_id, ScoredRow.model_id)
+    )
+    values = [
+        {
+            "deployment_id": deployment_id,
+            "association_id": r.association_id,
+            "model_id": r.model_id,
+            "minute": r.minute,
+            "prediction": r.prediction,
+            "label": r.label,
+            "probabilities": r.probabilities,
+            "class_names": r.class_names if r.probabilities or r.label is not None else None,
+        }
+        for r in latest
+    ]
+    fresh = {(i, m) for i, m in session.execute(statement, values)}
     if not fresh:
         return 0
+    by_id: dict[str, list[Scored]] = {}
+    for r in latest:
+        if (r.association_id, r.model_id) in fresh:
+            by_id.setdefault(r.association_id, []).append(r)
     deltas = _Deltas(deployment_id)
-    by_id = {r.association_id: r for r in rows}
-    for chunk in _chunks(fresh):
+    for chunk in _chunks(sorted(by_id)):
         for actual_id, number, label in session.execute(
             select(Actual.association_id, Actual.number, Actual.label).where(
                 Actual.deployment_id == deployment_id, Actual.association_id.in_(chunk)
             )
         ):
-            r = by_id[actual_id]
-            deltas.add(
-                _Row(model_id, minute, r.prediction, r.label, r.probabilities, class_names), _value(number, label)
-            )
+            for r in by_id[actual_id]:
+                deltas.add(r, _value(number, label))
     deltas.write(session)
     return len(fresh)
-
-
-@dataclass(frozen=True)
-class _Row:
-    model_id: str
-    minute: int
-    prediction: float | None
-    label: str | None
-    probabilities: list[float] | None
-    class_names: list[str] | None
 
 
 def _columns(value: Any) -> dict[str, Any]:

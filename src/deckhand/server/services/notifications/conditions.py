@@ -121,14 +121,28 @@ def _accuracy(session: Session, policy: NotificationPolicy, now: float) -> list[
     min_matched = int(settings.get("minMatched", 10))
     deps = _deployments(session, policy)
     start, end = _window(policy, now, 24 * 60)
-    sums: dict[str, tuple[str, Sums]] = {}
+    by_model: dict[tuple[str, str], tuple[str, Sums]] = {}
     for dep_id, model_id, kind, bucket in session.execute(
         select(AccuracyBucket.deployment_id, AccuracyBucket.model_id, AccuracyBucket.kind, AccuracyBucket.sums).where(
             AccuracyBucket.deployment_id.in_(list(deps)), AccuracyBucket.minute >= start, AccuracyBucket.minute < end
         )
     ):
-        if model_id == deps[dep_id].model_package_id:  # the champion's: the model that answers
-            combine(sums.setdefault(dep_id, (kind, {}))[1], bucket)
+        combine(by_model.setdefault((dep_id, model_id), (kind, {}))[1], bucket)
+    # the champion's (the model that answers); for a model reported under another id (the
+    # MLOps library's own ids), the one with the most matched predictions
+    sums: dict[str, tuple[str, Sums]] = {}
+    for (dep_id, model_id), found_sums in by_model.items():
+        current = sums.get(dep_id)
+        champion = model_id == deps[dep_id].model_package_id
+        if (
+            current is None
+            or champion
+            or (
+                (dep_id, deps[dep_id].model_package_id) not in by_model
+                and found_sums[1].get("n", 0) > current[1].get("n", 0)
+            )
+        ):
+            sums[dep_id] = found_sums
     found = []
     lower_is_better = metric in LOWER_IS_BETTER
     for dep_id, (kind, total) in sums.items():
