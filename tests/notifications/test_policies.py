@@ -127,3 +127,22 @@ def test_a_silent_agent_and_a_failed_action(api: TestClient, deployment: dict, e
     assert "has not reported for 25 min" in api_message(api, silent)
     (failed,) = _deliveries(api, "failures")
     assert "deployment_replace_model failed: image build failed" in api_message(api, failed)
+
+
+def test_accuracy_of_a_model_reported_under_its_own_id(
+    api: TestClient, deployment: dict, evaluate: Callable[[], int]
+) -> None:
+    """An external model reporting through the MLOps library names itself: with no rows of the
+    champion's id, the policy judges the model with the most matched predictions."""
+    dep = deployment["id"]
+    channel = _hook(api)
+    _policy(api, channel, name="external", kind="accuracy", deploymentId=dep,
+            settings={"metric": "mae", "threshold": 1.0, "minMatched": 5})  # fmt: skip
+    ids = [f"x{i}" for i in range(10)]
+    _post(api, "ext", [scored_record(dep, "my-external-model", ids, [5.0] * 10, timestamp=time.time() - 60),
+                       scored_record(dep, "another", ids[:3], [0.0] * 3, timestamp=time.time() - 60)])  # fmt: skip
+    actuals = [{"associationId": i, "actualValue": 2.0} for i in ids]
+    assert api.post(f"/api/v1/deployments/{dep}/actuals", json={"data": actuals}).status_code == 200
+    assert evaluate() == 1
+    (delivery,) = _deliveries(api, "external")
+    assert "mae 3.0000 > 1 over 10 matched predictions" in api_message(api, delivery)
