@@ -3,11 +3,14 @@ field, a test message is sent (or its failure recorded and retried with backoff)
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
-from deckhand.server.db.models import NotificationDelivery, utcnow
-from deckhand.server.services.notifications import engine
+from deckhand.server.db.models import NotificationChannel, NotificationDelivery, utcnow
+from deckhand.server.services.notifications import engine, senders
 
 from .receivers import WebhookReceiver
 
@@ -75,6 +78,35 @@ def test_a_test_message_is_sent_signed(api: TestClient) -> None:
     assert answer.json()["state"] == "sent" and answer.json()["attempts"] == 1
     (received,) = receiver.received
     assert received.signed and received.body["kind"] == "test"
+
+
+def test_a_test_message_the_dispatch_loop_took_first_is_waited_for(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop may claim a test message between its queuing and the route's own send: the
+    answer then waits for that attempt instead of saying "pending" with no reason."""
+    db = api.app.state.control_plane.db  # type: ignore[attr-defined]
+    sending, send = threading.Event(), senders.send
+
+    def slow_send(*args: object) -> None:
+        sending.set()
+        time.sleep(0.3)
+        send(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(senders, "send", slow_send)
+    with WebhookReceiver(secret=SECRET) as receiver:
+        hook = _channel(api, name="hook", kind="webhook", url=receiver.url, secret=SECRET)
+        with db.writing() as session:
+            delivery_id = engine.queue_test(session, session.get(NotificationChannel, hook["id"])).id
+        loop_round = threading.Thread(target=engine.dispatch, args=(db,))  # a round of the dispatch loop
+        loop_round.start()
+        assert sending.wait(10)
+        engine.send_now(db, delivery_id)  # finds it claimed: waits for the loop's attempt
+        with db.reading() as session:
+            delivery = session.get(NotificationDelivery, delivery_id)
+            assert (delivery.state, delivery.attempts) == ("sent", 1)
+        loop_round.join(10)
+    assert len(receiver.received) == 1 and receiver.received[0].signed
 
 
 def test_a_failing_receiver_is_retried_with_backoff_then_recorded_failed(

@@ -65,6 +65,8 @@ class World:
     spare_package: str
     challenger: str  # a challenger of the deployment
     spare_token: str
+    channel: str  # a notification channel no policy uses (so it can be deleted)
+    policy: str  # a notification policy, on a channel of its own
     tokens: dict[str, str | None]
 
 
@@ -84,6 +86,8 @@ def _ok(response: Any) -> Any:
 
 
 AS_ADMIN = {"Authorization": f"Bearer {ADMIN}"}
+# Where the notification channels send: nothing listens, so a test message fails at once.
+DEAD_HOOK = "http://127.0.0.1:9/hook"
 
 
 def make_world(api: TestClient) -> World:
@@ -110,7 +114,14 @@ def make_world(api: TestClient) -> World:
     listed = _ok(api.get("/api/v1/tokens", headers=AS_ADMIN))
     spare_token = next(t["id"] for t in listed if t["name"] == f"spare-{tag}")
     post(f"/api/v1/deployments/{dep['id']}/challengers", json={"modelPackageId": challenger})
-    return World(env, other, dep["id"], package, spare, challenger, spare_token, tokens)
+    hook = {"kind": "webhook", "url": DEAD_HOOK}
+    channel = post("/api/v1/notification-channels", json={"name": f"c-{tag}", **hook})
+    policy_channel = post("/api/v1/notification-channels", json={"name": f"pc-{tag}", **hook})
+    policy = post(
+        "/api/v1/notification-policies",
+        json={"name": f"p-{tag}", "kind": "deployment_action", "channelIds": [policy_channel["id"]]},
+    )
+    return World(env, other, dep["id"], package, spare, challenger, spare_token, channel["id"], policy["id"], tokens)
 
 
 def _request(world: World, method: str, path: str, api_package: bytes) -> tuple[str, dict[str, Any]]:
@@ -125,6 +136,10 @@ def _request(world: World, method: str, path: str, api_package: bytes) -> tuple[
         fill["{ref}"] = world.other_env if method == "DELETE" else world.env
     elif path.startswith("/api/v1/tokens/"):
         fill["{ref}"] = world.spare_token
+    elif path.startswith(("/api/v1/notification-channels/", "/ui/notifications/channels/")):
+        fill["{ref}"] = world.channel
+    elif path.startswith("/api/v1/notification-policies/"):
+        fill["{ref}"] = world.policy
     else:
         fill["{ref}"] = world.deployment
     if "/challengers/" in path:
@@ -154,6 +169,14 @@ def _request(world: World, method: str, path: str, api_package: bytes) -> tuple[
         },
         ("POST", "/api/v1/monitoring/batches"): {"json": {"batchId": uuid.uuid4().hex, "records": []}},
         ("GET", "/api/v1/agent/environments/{environment_id}/desired-state"): {"params": {"timeout": 0}},
+        ("POST", "/api/v1/notification-channels"): {
+            "json": {"name": f"n-{uuid.uuid4().hex[:8]}", "kind": "webhook", "url": DEAD_HOOK}
+        },
+        ("PATCH", "/api/v1/notification-channels/{ref}"): {"json": {"url": DEAD_HOOK + "/changed"}},
+        ("POST", "/api/v1/notification-policies"): {
+            "json": {"name": f"n-{uuid.uuid4().hex[:8]}", "kind": "deployment_action", "channelIds": [world.channel]}
+        },
+        ("PATCH", "/api/v1/notification-policies/{ref}"): {"json": {"enabled": False}},
         ("POST", "/ui/login"): {"data": {"token": "TOKEN"}},
         ("POST", "/ui/deployments/{ref}/actions/rollback"): {"data": {"revision": "1"}},
     }

@@ -4,7 +4,8 @@ A `deckhand server` control plane, a `deckhand serve` prediction server writing 
 records to a spool directory and a `deckhand tracking-agent` carrying them to the control
 plane, all on loopback. The test logs in through the form, opens the deployment, sends a
 burst of predictions and waits for the page's own polling to show it in the charts. Another
-drives the rollout buttons as an admin: promote a canary, then roll back.
+drives the rollout buttons as an admin: promote a canary, then roll back. Another sends a
+test message from the Notifications page to a real webhook receiver that checks its signature.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ BURST = 30
 ROWS_PER_REQUEST = 3
 SCREENSHOT = "ui-deployment.png"
 ROLLOUT_SCREENSHOT = "ui-rollout.png"
+NOTIFICATIONS_SCREENSHOT = "ui-notifications.png"
 
 
 @pytest.fixture(scope="module")
@@ -408,3 +410,50 @@ def test_api_docs_render_offline(tmp_path: Path, chromium: object) -> None:
     assert operations == sum(len(methods) for methods in spec["paths"].values()) > 20
     assert all(url.startswith(cp.url) for url in requested), [u for u in requested if not u.startswith(cp.url)]
     assert blocked == []
+
+
+def test_admin_sends_a_test_message_from_the_notifications_page(
+    tmp_path: Path, chromium: object, repo_root: Path
+) -> None:
+    """A webhook channel whose key only the receiver and the control plane know: the button
+    sends a test message that the receiver verifies (HMAC-SHA256), and the page says so."""
+    from tests.notifications.receivers import WebhookReceiver
+
+    admin = "dh_" + secrets.token_urlsafe(24)
+    key = secrets.token_urlsafe(24)
+    with (
+        ServerProcess(tmp_path / "control-plane", bootstrap_token=admin, log_path=tmp_path / "cp.log") as cp,
+        WebhookReceiver(secret=key) as receiver,
+    ):
+        client = ControlPlaneClient(cp.url, admin)
+        hook = client.create_notification_channel({"name": "ops-hook", "kind": "webhook", "url": receiver.url,
+                                                   "secret": key})  # fmt: skip
+        client.create_notification_policy({"name": "failed-actions", "kind": "deployment_action",
+                                           "channelIds": [hook["id"]]})  # fmt: skip
+
+        page = chromium.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+        page.set_default_timeout(30_000)
+        page.goto(f"{cp.url}/ui/notifications")
+        page.fill("#token", admin)
+        page.click("#login-submit")
+        page.wait_for_url(f"{cp.url}/ui/notifications")
+        row = page.locator(f'#channels tr[data-id="{hook["id"]}"]')
+        assert receiver.url in row.inner_text() and "signed" in row.inner_text()
+        assert key not in page.content()
+        assert page.locator("#deliveries").count() == 0  # nothing sent yet
+
+        page.click(f"#test-{hook['id']}")
+        page.wait_for_selector("#flash")
+        assert page.get_attribute("#flash", "data-kind") == "ok"
+        assert page.inner_text("#flash") == "sent a test message to ops-hook"
+        (received,) = receiver.received
+        assert received.signed is True and received.body["kind"] == "test"
+        sent = page.locator('#deliveries tr[data-state="sent"]')
+        assert sent.count() == 1 and "test message to ops-hook" in sent.inner_text()
+        assert page.locator("#deliveries tbody tr").count() == 1
+
+        artifacts = repo_root / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        page.screenshot(path=str(artifacts / NOTIFICATIONS_SCREENSHOT), full_page=True)
+        page.close()
+    assert len(receiver.received) == 1  # the dispatch loop sent nothing twice

@@ -69,7 +69,7 @@ async def test_channel(ref: str, principal: AdminUser, cp: CP) -> DeliveryOut:
     reason it failed (it is retried like any other)."""
     with cp.db.writing() as session:
         delivery_id = engine.queue_test(session, svc.find_channel(session, ref)).id
-    await run_in_threadpool(engine.dispatch, cp.db, delivery_id)
+    await run_in_threadpool(engine.send_now, cp.db, delivery_id)
     with cp.db.reading() as session:
         return DeliveryOut.from_row(session.get(NotificationDelivery, delivery_id))
 

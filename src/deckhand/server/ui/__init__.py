@@ -13,7 +13,7 @@ from deckhand.server.ui import actions, router
 __all__ = ["UI_PREFIX", "UI_ROUTERS", "install_ui"]
 
 UI_PREFIX = router.UI_PREFIX
-# The pages (and login) and the deployment page's buttons.
+# The pages (and login) and the buttons of the deployment and notifications pages.
 UI_ROUTERS = (router.router, actions.router)
 
 

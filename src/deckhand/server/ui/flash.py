@@ -1,4 +1,4 @@
-"""The one-time message shown on the deployment page after an action (promote, abort, roll back).
+"""The one-time message shown on a page after an action (promote, abort, roll back, send a test message).
 
 It travels from the action's redirect to the next page in a short-lived cookie rather than
 in the URL, so a link from elsewhere cannot put words on our page; the page that shows it

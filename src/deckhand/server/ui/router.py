@@ -1,5 +1,5 @@
-"""The web UI's routes under `/ui`: login, environments, deployments, a deployment's page and its live panel.
-(The deployment page's buttons post to `actions.py`.)
+"""The web UI's routes under `/ui`: login, environments, deployments, a deployment's page and its live panel,
+notifications. (The buttons of the deployment and notifications pages post to `actions.py`.)
 
 Pages are rendered on the server from the public API (see `api.py`), called with the token
 the user logged in with. The token lives in a cookie that scripts cannot read (HttpOnly),
@@ -30,6 +30,7 @@ from deckhand.server.ui.accuracy_panels import AccuracyPanel, accuracy_panel
 from deckhand.server.ui.api import ApiCallError, UiApi
 from deckhand.server.ui.csrf import CSRF_COOKIE, CSRF_FIELD, csrf_problem, form_token, new_nonce
 from deckhand.server.ui.flash import FLASH_COOKIE, decode_flash
+from deckhand.server.ui.notification_panels import DELIVERIES_SHOWN, channel_row, delivery_row, policy_row
 from deckhand.server.ui.panels import (
     WINDOWS,
     Window,
@@ -109,6 +110,14 @@ def _render(request: Request, name: str, context: dict[str, Any], status_code: i
     }
     response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
     return _secure(response)
+
+
+def _render_with_flash(request: Request, name: str, context: dict[str, Any]) -> Response:
+    """A page that shows the one-time message of the action that led to it (`flash.py`), once."""
+    response = _render(request, name, {**context, "flash": decode_flash(request.cookies.get(FLASH_COOKIE))})
+    if FLASH_COOKIE in request.cookies:
+        clear_ui_cookie(response, FLASH_COOKIE)
+    return response
 
 
 def _safe_next(target: str | None) -> str:
@@ -413,7 +422,7 @@ async def deployment_page(request: Request, ref: str, window: str | None = None)
         chosen = find_window(window)
         live = await _live_context(api, deployment, chosen)
         live_src = f"{UI_PREFIX}/deployments/{quote(deployment['id'], safe='')}/live?window={chosen.key}"
-        response = _render(
+        return _render_with_flash(
             request,
             "deployment.html",
             {
@@ -421,15 +430,11 @@ async def deployment_page(request: Request, ref: str, window: str | None = None)
                 "environment": environment,
                 "package": package,
                 "revisions": revisions,
-                "flash": decode_flash(request.cookies.get(FLASH_COOKIE)),
                 "live_src": live_src,
                 "refresh_seconds": REFRESH_SECONDS,
                 **live,
             },
         )
-        if FLASH_COOKIE in request.cookies:  # shown once
-            clear_ui_cookie(response, FLASH_COOKIE)
-        return response
 
     return await _page(request, build)
 
@@ -443,3 +448,28 @@ async def deployment_live(request: Request, ref: str, window: str | None = None)
         return _render(request, "_live.html", await _live_context(api, deployment, find_window(window)))
 
     return await _page(request, build, fragment=True)
+
+
+@router.get(f"{UI_PREFIX}/notifications")
+async def notifications_page(request: Request) -> Response:
+    """Channels (never their secrets: the API does not give them), policies, the newest
+    deliveries; for admins a "Send test message" button per channel."""
+
+    async def build(request: Request, api: UiApi) -> Response:
+        channels = await api.get("/notification-channels")
+        policies = await api.get("/notification-policies")
+        deliveries = await api.get("/notification-deliveries", {"limit": DELIVERIES_SHOWN})
+        channel_names = {c["id"]: c["name"] for c in channels}
+        deployment_names = {d["id"]: d["name"] for d in await api.get("/deployments")}
+        environment_names = {e["id"]: e["name"] for e in await api.get("/environments")}
+        context = {
+            "nav": "notifications",
+            "channels": [channel_row(c) for c in channels],
+            "policies": [policy_row(p, deployment_names, environment_names, channel_names) for p in policies],
+            "deliveries": [delivery_row(d, channel_names) for d in deliveries],
+            "deliveries_shown": DELIVERIES_SHOWN,
+            "is_admin": await _is_admin(api),
+        }
+        return _render_with_flash(request, "notifications.html", context)
+
+    return await _page(request, build)

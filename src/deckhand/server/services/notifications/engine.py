@@ -172,6 +172,21 @@ def _record(db: Database, delivery_id: int, error: str | None) -> str:
         return delivery.state
 
 
+def send_now(db: Database, delivery_id: int) -> None:
+    """Send a delivery just queued (a test message) in this thread, and return once it was
+    tried. The dispatch loop may have claimed it between the queuing and this call: then
+    wait (bounded) for that attempt's outcome rather than answer before it is known."""
+    if dispatch(db, delivery_id):
+        return
+    deadline = time.monotonic() + 2 * senders.TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        with db.reading() as session:
+            delivery = session.get(NotificationDelivery, delivery_id)
+            if delivery is None or delivery.attempts:
+                return
+        time.sleep(0.05)
+
+
 def dispatch(db: Database, delivery_id: int | None = None) -> int:
     """Send what is due (or the one delivery given, if due); returns how many were tried.
     The sending happens outside any transaction: no lock is held while a receiver is slow."""
