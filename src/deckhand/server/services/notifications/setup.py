@@ -53,13 +53,15 @@ def channel_out(channel: NotificationChannel) -> ChannelOut:
     )  # fmt: skip
 
 
-def find_channel(session: Session, ref: str, field: str = "channel") -> NotificationChannel:
-    found = session.scalars(
-        select(NotificationChannel).where(or_(NotificationChannel.id == ref, NotificationChannel.name == ref))
-    ).first()
+def _by_id_or_name(session: Session, table: Any, ref: str, field: str, what: str, listing: str) -> Any:
+    found = session.scalars(select(table).where(or_(table.id == ref, table.name == ref))).first()
     if found is None:
-        raise NotFound(f"{field}: no notification channel {ref!r}; list them with `deckhand notifications channels`")
+        raise NotFound(f"{field}: no notification {what} {ref!r}; list them with `deckhand notifications {listing}`")
     return found
+
+
+def find_channel(session: Session, ref: str, field: str = "channel") -> NotificationChannel:
+    return _by_id_or_name(session, NotificationChannel, ref, field, "channel", "channels")  # type: ignore[no-any-return]
 
 
 def create_channel(session: Session, principal: Principal, body: ChannelCreate) -> NotificationChannel:
@@ -100,12 +102,7 @@ def delete_channel(session: Session, principal: Principal, ref: str) -> None:
 
 
 def find_policy(session: Session, ref: str) -> NotificationPolicy:
-    found = session.scalars(
-        select(NotificationPolicy).where(or_(NotificationPolicy.id == ref, NotificationPolicy.name == ref))
-    ).first()
-    if found is None:
-        raise NotFound(f"policy: no notification policy {ref!r}; list them with `deckhand notifications policies`")
-    return found
+    return _by_id_or_name(session, NotificationPolicy, ref, "policy", "policy", "policies")  # type: ignore[no-any-return]
 
 
 def _channel_ids(session: Session, refs: list[str]) -> list[str]:
