@@ -58,7 +58,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {"type": "object", "properties": {"data": {"type": "array"}}}},
+                "application/json": {
+                    "schema": {  # {"data": [...]}, or the list alone
+                        "anyOf": [
+                            {"type": "object", "properties": {"data": {"type": "array"}}},
+                            {"type": "array"},
+                        ]
+                    }
+                },
                 "text/csv": {"schema": {"type": "string"}},
             },
         }
