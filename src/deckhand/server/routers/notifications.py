@@ -29,7 +29,7 @@ router = APIRouter(prefix=API_PREFIX, tags=["notifications"])
 CHANNELS, POLICIES = "/notification-channels", "/notification-policies"
 
 
-@router.post(CHANNELS, status_code=201, response_model=ChannelOut, responses=errors(403, 409))
+@router.post(CHANNELS, status_code=201, response_model=ChannelOut, responses=errors(400, 403, 409))
 def create_channel(body: ChannelCreate, principal: AdminUser, cp: CP) -> ChannelOut:
     """A channel; its secrets (webhook key, Slack URL, SMTP password) are stored, never shown."""
     with cp.db.writing() as session:
@@ -50,7 +50,7 @@ def get_channel(ref: str, _p: UserReader, cp: CP) -> ChannelOut:
         return svc.channel_out(svc.find_channel(session, ref))
 
 
-@router.patch(CHANNELS + "/{ref}", response_model=ChannelOut, responses=errors(403, 404))
+@router.patch(CHANNELS + "/{ref}", response_model=ChannelOut, responses=errors(400, 403, 404))
 def update_channel(ref: str, body: ChannelUpdate, principal: AdminUser, cp: CP) -> ChannelOut:
     with cp.db.writing() as session:
         return svc.channel_out(svc.update_channel(session, principal, ref, body))
@@ -74,7 +74,7 @@ async def test_channel(ref: str, principal: AdminUser, cp: CP) -> DeliveryOut:
         return DeliveryOut.from_row(session.get(NotificationDelivery, delivery_id))
 
 
-@router.post(POLICIES, status_code=201, response_model=PolicyOut, responses=errors(403, 404, 409))
+@router.post(POLICIES, status_code=201, response_model=PolicyOut, responses=errors(400, 403, 404, 409))
 def create_policy(body: PolicyCreate, principal: AdminUser, cp: CP) -> PolicyOut:
     with cp.db.writing() as session:
         return svc.policy_out(svc.create_policy(session, principal, body))
@@ -94,7 +94,7 @@ def get_policy(ref: str, _p: UserReader, cp: CP) -> PolicyOut:
         return svc.policy_out(svc.find_policy(session, ref))
 
 
-@router.patch(POLICIES + "/{ref}", response_model=PolicyOut, responses=errors(403, 404))
+@router.patch(POLICIES + "/{ref}", response_model=PolicyOut, responses=errors(400, 403, 404))
 def update_policy(ref: str, body: PolicyUpdate, principal: AdminUser, cp: CP) -> PolicyOut:
     with cp.db.writing() as session:
         return svc.policy_out(svc.update_policy(session, principal, ref, body))
