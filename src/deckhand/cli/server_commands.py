@@ -55,10 +55,22 @@ def server(
             "--notify-tick-seconds",
             min=0.1,
             max=3600,
-            metavar="SECONDS",
+            metavar="SEC",
             help="How often notification policies are evaluated (docs/notifications.md).",
+            rich_help_panel="Notifications",
         ),
     ] = 30.0,
+    long_poll_recheck_seconds: Annotated[
+        float,
+        typer.Option(
+            "--long-poll-recheck-seconds",
+            min=0.1,
+            metavar="SEC",
+            help="How often a waiting agent long poll re-reads its revision, should a wake-up be lost "
+            "(a change wakes it at once, across replicas on PostgreSQL).",
+            rich_help_panel="Agents",
+        ),
+    ] = 2.0,
     max_actuals_mb: Annotated[
         float,
         typer.Option(
@@ -93,6 +105,7 @@ def server(
             rollout_tick_seconds=rollout_tick_seconds,
             max_actuals_bytes=int(max_actuals_mb * 1024 * 1024),
             notify_tick_seconds=notify_tick_seconds,
+            long_poll_recheck_seconds=long_poll_recheck_seconds,
             package_limits=pkg.package_limits(max_package_uncompressed_mb, max_package_ratio, max_package_members),
         )
     except ValidationError as exc:  # e.g. a weak DECKHAND_BOOTSTRAP_TOKEN: the message, no traceback

@@ -1,5 +1,5 @@
 """Wiring: `create_app(settings)` migrates the database, bootstraps a token, mounts routers,
-and runs the rollout controller while the app runs."""
+and runs the rollout controller (and, on PostgreSQL, the revision listener) while the app runs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from deckhand import __version__
 from deckhand.fsutil import private_dir
+from deckhand.server.db.locks import BOOTSTRAP_LOCK, transaction_lock
 from deckhand.server.db.migrate import upgrade_to_head
 from deckhand.server.db.session import Database, mask_database_url
 from deckhand.server.docs import install_docs
@@ -34,6 +35,7 @@ from deckhand.server.security_headers import SecurityHeaders
 from deckhand.server.services.artifacts import ArtifactStore
 from deckhand.server.services.notifications.runner import NotificationLoops
 from deckhand.server.services.notifier import RevisionNotifier
+from deckhand.server.services.revision_channel import RevisionListener
 from deckhand.server.services.rollout_runner import RolloutController
 from deckhand.server.services.tokens import BOOTSTRAP_TOKEN_NAME, ensure_bootstrap_token
 from deckhand.server.settings import BOOTSTRAP_TOKEN_ENV, ServerSettings
@@ -93,12 +95,12 @@ def open_control_plane(settings: ServerSettings) -> ControlPlane:
     db = Database(settings.database_url)
     upgrade_to_head(db.engine)
     with db.writing() as session:
+        transaction_lock(session, BOOTSTRAP_LOCK)  # replicas started together create one token
         token = ensure_bootstrap_token(session, settings.bootstrap_token)
     if token is not None:
         _announce_bootstrap_token(token, preset=settings.bootstrap_token is not None)
     artifacts = ArtifactStore(settings.artifacts_dir)
-    for stale in artifacts.root.glob(".upload-*.tmp"):
-        stale.unlink(missing_ok=True)
+    artifacts.remove_stale_uploads()
     log.info(
         "control plane ready database=%s artifacts=%s",
         mask_database_url(db.url),
@@ -138,14 +140,20 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     controller = RolloutController(cp)
     notifications = NotificationLoops(cp)
+    # other replicas' changes wake this one's long polls (PostgreSQL; one process on SQLite)
+    revisions = RevisionListener(cp.db.engine, cp.notifier) if cp.db.dialect == "postgresql" else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         controller.start()
         notifications.start()
+        if revisions is not None:
+            revisions.start()
         try:
             yield
         finally:
+            if revisions is not None:
+                revisions.stop()
             await notifications.stop()
             await controller.stop()
             cp.db.dispose()

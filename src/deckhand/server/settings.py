@@ -34,9 +34,9 @@ class ServerSettings(BaseModel):
     )
     long_poll_default_seconds: float = 30.0
     long_poll_max_seconds: float = 60.0
-    # How often a waiting long poll re-reads the revision from the database, so that
-    # changes made by another server process are seen too.
-    long_poll_recheck_seconds: float = 2.0
+    # How often a waiting long poll re-reads the revision from the database: the safety net
+    # for a change whose wake-up was lost (`deckhand server --long-poll-recheck-seconds`).
+    long_poll_recheck_seconds: float = Field(default=2.0, gt=0, le=3600)
     # How often the rollout controller judges the canaries whose step has lasted its interval.
     rollout_tick_seconds: float = Field(default=5.0, gt=0, le=3600)
     # How often the notification policies are evaluated (`deckhand server --notify-tick-seconds`).

@@ -168,8 +168,8 @@ async def wait_for_desired_state(
 ) -> dict[str, Any]:
     """Return at once if the revision differs from `known_revision`, else wait for a change.
 
-    Woken by the in-process notifier; re-reads the revision every few seconds so that
-    changes made through another server process are seen as well.
+    Woken by the notifier (at once, for changes through any replica on PostgreSQL); re-reads
+    the revision every `long_poll_recheck_seconds` as well, should a wake-up be lost.
     """
     deadline = time.monotonic() + timeout
     recheck = cp.settings.long_poll_recheck_seconds

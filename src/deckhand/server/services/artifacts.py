@@ -9,10 +9,15 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import BinaryIO
 
 from deckhand.fsutil import private_dir
+
+# An upload's temp file untouched this long was left by a process that died; younger ones may
+# be another replica's uploads in progress when replicas share the directory.
+STALE_UPLOAD_SECONDS = 3600
 
 
 class ArtifactStore:
@@ -25,6 +30,14 @@ class ArtifactStore:
 
     def new_upload(self) -> Upload:
         return Upload(self.root / f".upload-{secrets.token_hex(8)}.tmp")
+
+    def remove_stale_uploads(self) -> None:
+        for stale in self.root.glob(".upload-*.tmp"):
+            try:
+                if time.time() - stale.stat().st_mtime > STALE_UPLOAD_SECONDS:
+                    stale.unlink(missing_ok=True)
+            except FileNotFoundError:  # finished or removed by another replica meanwhile
+                pass
 
     def commit(self, upload: Upload, package_id: str) -> Path:
         target = self.path_for(package_id)

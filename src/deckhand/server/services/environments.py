@@ -18,6 +18,7 @@ from deckhand.server.schemas.environments import (
 )
 from deckhand.server.services.events import record_api_event
 from deckhand.server.services.lookup import find_environment
+from deckhand.server.services.revision_channel import announce
 
 
 def environment_out(env: Environment) -> EnvironmentOut:
@@ -28,13 +29,15 @@ def environment_out(env: Environment) -> EnvironmentOut:
 
 
 def bump_revision(session: Session, environment_id: str) -> None:
-    """Atomically add one to the environment's revision (the agent's change signal)."""
+    """Atomically add one to the environment's revision (the agent's change signal), and
+    announce it to the other replicas' long polls at commit."""
     session.execute(
         update(Environment)
         .where(Environment.id == environment_id)
         .values(revision=Environment.revision + 1, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    announce(session, environment_id)
 
 
 def _check_name_free(session: Session, name: str, exclude_id: str | None = None) -> None:
@@ -114,6 +117,7 @@ def delete_environment(session: Session, principal: Principal, ref: str) -> Envi
             "(`deckhand deployments delete ID`)"
         )
     session.delete(env)
+    announce(session, env.id)  # its agent's long polls on other replicas end (404) at once
     record_api_event(
         session,
         principal,

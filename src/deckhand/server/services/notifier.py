@@ -3,7 +3,8 @@
 One asyncio.Event per environment that has waiters. A writer calls `notify(env_id)`
 after its transaction commits, from any thread; waiters take the event *before* reading
 the revision, so a change committed in between is never missed. Changes made by other
-server processes are seen by the periodic re-check in the long-poll loop.
+server processes arrive through `revision_channel` on PostgreSQL; the periodic re-check in
+the long-poll loop is the safety net.
 """
 
 from __future__ import annotations
@@ -31,6 +32,19 @@ class RevisionNotifier:
             return
         with contextlib.suppress(RuntimeError):  # loop closing: nobody waits any more
             loop.call_soon_threadsafe(self._fire, environment_id)
+
+    def notify_all(self) -> None:
+        """Wake every waiter: for when changes may have been missed (each re-reads its revision)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._fire_all)
+
+    def _fire_all(self) -> None:
+        events, self._events = self._events, {}
+        for event in events.values():
+            event.set()
 
     def _fire(self, environment_id: str) -> None:
         event = self._events.pop(environment_id, None)
