@@ -348,8 +348,11 @@ class ControlPlaneClient:
         deployment_id: str,
         description: str | None = None,
         key_value_config: dict[str, Any] | None = None,
+        association_id: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        body = self._without_none(description=description, keyValueConfig=key_value_config)
+        body = self._without_none(
+            description=description, keyValueConfig=key_value_config, associationId=association_id
+        )
         result: dict[str, Any] = self._json("PATCH", f"{API}/deployments/{deployment_id}", json=body)
         return result
 

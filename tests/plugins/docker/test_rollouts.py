@@ -20,6 +20,7 @@ After each, the deployment is deleted and the agent stopped: no container, netwo
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -261,4 +262,20 @@ def test_a_challenger_scores_copies_and_clients_only_get_the_champions_answers(s
     assert set(load.answered_by) == {v1}, load.answered_by
     assert during == baseline
     assert shadow["shadow"] is True and shadow["requests"] >= SHADOW_COPIES and 0.0 <= shadow["agreement"] <= 1.0
+
+    # association ids (docs/accuracy.md): the settings reach the container in the next mix; the
+    # rows' ids come back, and actuals sent for them count for the champion and the challenger
+    admin.update_deployment(dep_id, association_id={"generate": True})
+    wait_until(lambda: _served(admin, dep_id), 180, 0.5, what="the mix with association ids serving")
+    code, body = predict(url, ROWS[:10])
+    assert code == 200 and all(len(row["associationId"]) == 32 for row in body["data"]), body
+    actuals = [{"associationId": row["associationId"], "actualValue": row["prediction"]} for row in body["data"]]
+    admin.upload_actuals(dep_id, json.dumps({"data": actuals}).encode(), "application/json")
+
+    def both_matched() -> dict[str, Any] | None:
+        found = {m["modelId"]: m["matched"] for m in admin.accuracy(dep_id)["models"]}
+        return found if found == {v1: 10, v2: 10} else None
+
+    matched = wait_until(both_matched, 120, 1.0, what="the champion's and the challenger's rows matched")
+    print(f"accuracy on docker: {matched}")
     _remove(stack, denv, dep_id)
