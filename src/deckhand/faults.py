@@ -444,6 +444,8 @@ class Stack:
                 "model-packages": [p["id"] for p in http.get("/api/v1/model-packages").json()],
                 "environments": [e["id"] for e in http.get("/api/v1/environments").json()],
                 "deployments": list(dict.fromkeys(deployment_ids)),
+                "notification-channels": [c["id"] for c in http.get("/api/v1/notification-channels").json()],
+                "notification-policies": [p["id"] for p in http.get("/api/v1/notification-policies").json()],
             }
             urls = []
             for path, operations in spec["paths"].items():
@@ -452,10 +454,12 @@ class Stack:
                 if "{" not in path:
                     urls.append(path)
                     continue
-                kind = next(k for k in objects if f"/{k}/" in path)
+                kind = next((k for k in objects if f"/{k}/" in path), None)
+                assert kind is not None, f"api_sweep: no objects for {path}; add its kind to `objects`"
                 urls += [path.split("{")[0] + ref + path.split("}", 1)[1] for ref in objects[kind]]
             urls = [u + ("?timeout=0" if u.endswith("/desired-state") else "") for u in urls]
-            urls += ["/ui/environments", "/ui/deployments"] + [f"/ui/deployments/{d}" for d in objects["deployments"]]
+            urls += ["/ui/environments", "/ui/deployments", "/ui/notifications"]
+            urls += [f"/ui/deployments/{d}" for d in objects["deployments"]]
             http.cookies.set(COOKIE_NAME, self.admin_token, path="/ui")
             for url in urls:
                 count += 1
