@@ -9,15 +9,36 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import socket
 import time
 from pathlib import Path
 from typing import BinaryIO
 
 from deckhand.fsutil import private_dir
 
-# An upload's temp file untouched this long was left by a process that died; younger ones may
-# be another replica's uploads in progress when replicas share the directory.
+# An upload's temp file names the host and process writing it. A starting replica removes the
+# ones of dead processes on its own host at once; another host's only once untouched this long
+# (replicas on other machines may share the directory, their uploads in progress).
 STALE_UPLOAD_SECONDS = 3600
+_HOST = socket.gethostname().replace("-", "_")[:40] or "host"
+
+
+def _owner_is_dead(name: str) -> bool:
+    """Whether `.upload-<host>-<pid>-<token>.tmp` was written by a process of this host that
+    no longer runs."""
+    parts = name.removeprefix(".upload-").split("-")
+    if len(parts) != 3 or parts[0] != _HOST or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 class ArtifactStore:
@@ -29,12 +50,12 @@ class ArtifactStore:
         return self.root / f"{package_id}.pkg"
 
     def new_upload(self) -> Upload:
-        return Upload(self.root / f".upload-{secrets.token_hex(8)}.tmp")
+        return Upload(self.root / f".upload-{_HOST}-{os.getpid()}-{secrets.token_hex(8)}.tmp")
 
     def remove_stale_uploads(self) -> None:
         for stale in self.root.glob(".upload-*.tmp"):
             try:
-                if time.time() - stale.stat().st_mtime > STALE_UPLOAD_SECONDS:
+                if _owner_is_dead(stale.name) or time.time() - stale.stat().st_mtime > STALE_UPLOAD_SECONDS:
                     stale.unlink(missing_ok=True)
             except FileNotFoundError:  # finished or removed by another replica meanwhile
                 pass
