@@ -130,19 +130,13 @@ def _accuracy(session: Session, policy: NotificationPolicy, now: float) -> list[
         combine(by_model.setdefault((dep_id, model_id), (kind, {}))[1], bucket)
     # the champion's (the model that answers); for a model reported under another id (the
     # MLOps library's own ids), the one with the most matched predictions
-    sums: dict[str, tuple[str, Sums]] = {}
+    per_deployment: dict[str, dict[str, tuple[str, Sums]]] = {}
     for (dep_id, model_id), found_sums in by_model.items():
-        current = sums.get(dep_id)
-        champion = model_id == deps[dep_id].model_package_id
-        if (
-            current is None
-            or champion
-            or (
-                (dep_id, deps[dep_id].model_package_id) not in by_model
-                and found_sums[1].get("n", 0) > current[1].get("n", 0)
-            )
-        ):
-            sums[dep_id] = found_sums
+        per_deployment.setdefault(dep_id, {})[model_id] = found_sums
+    sums = {
+        dep_id: models.get(deps[dep_id].model_package_id) or max(models.values(), key=lambda m: m[1].get("n", 0))
+        for dep_id, models in per_deployment.items()
+    }
     found = []
     lower_is_better = metric in LOWER_IS_BETTER
     for dep_id, (kind, total) in sums.items():
