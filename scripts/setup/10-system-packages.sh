@@ -3,4 +3,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 install_debian_packages \
-  postgresql  # control plane on PostgreSQL (tests start their own cluster)
+  postgresql \
+  haproxy
+# postgresql: control plane on PostgreSQL (tests start their own cluster)
+# haproxy: the reverse proxy in front of control-plane replicas (replica fault test, scale bench)

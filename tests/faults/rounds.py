@@ -82,6 +82,22 @@ INVARIANTS = (
 )
 
 
+def padded_package(source: Path, dest: Path, rng: random.Random, padding: int = PADDING_BYTES) -> Path:
+    """`source` with one more payload file of random bytes: the same model, its own sha256."""
+    with zipfile.ZipFile(source) as archive:
+        manifest = json.loads(archive.read(MANIFEST_NAME))
+        files = {
+            n.removeprefix(PAYLOAD_DIR): archive.read(n)
+            for n in archive.namelist()
+            if n.startswith(PAYLOAD_DIR) and not n.endswith("/")
+        }
+    files["padding.bin"] = rng.randbytes(padding)
+    manifest.update(payload_sha256=payload_digest(files.items()), payload_files=sorted(files))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    write_package(dest, Manifest.model_validate(manifest), files)
+    return dest
+
+
 class RoundFailed(AssertionError):
     pass
 
@@ -236,20 +252,7 @@ class World:
         return dep
 
     def new_package(self, name: str, source: Path) -> Path:
-        """`source` with one more payload file of random bytes: the same model, its own sha256."""
-        with zipfile.ZipFile(source) as archive:
-            manifest = json.loads(archive.read(MANIFEST_NAME))
-            files = {
-                n.removeprefix(PAYLOAD_DIR): archive.read(n)
-                for n in archive.namelist()
-                if n.startswith(PAYLOAD_DIR) and not n.endswith("/")
-            }
-        files["padding.bin"] = self.rng.randbytes(PADDING_BYTES)
-        manifest.update(payload_sha256=payload_digest(files.items()), payload_files=sorted(files))
-        path = self.stack.base / "packages" / f"{name}.dhpkg"
-        path.parent.mkdir(exist_ok=True)
-        write_package(path, Manifest.model_validate(manifest), files)
-        return path
+        return padded_package(source, self.stack.base / "packages" / f"{name}.dhpkg", self.rng)
 
     # ----- a round -------------------------------------------------------------------------
     def plan(self, number: int, victim: str) -> Plan:

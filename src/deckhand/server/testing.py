@@ -8,6 +8,7 @@ Both bind 127.0.0.1 (or the `host` given) on a free port and stop what they star
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -18,7 +19,7 @@ import httpx
 from deckhand.server.settings import BOOTSTRAP_TOKEN_ENV, ServerSettings
 from deckhand.testing import DECKHAND, ChildProcess, GiveUp, free_port, wait_until
 
-__all__ = ["ServerProcess", "ThreadedServer", "wait_healthy"]
+__all__ = ["ReplicaProxy", "ServerProcess", "ThreadedServer", "wait_healthy"]
 
 
 def wait_healthy(url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -93,11 +94,14 @@ class ServerProcess(ChildProcess):
         log_path: Path | None = None,
         extra_args: list[str] | None = None,
         host: str = "127.0.0.1",
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         """`host`: the address to listen on; another local one (say the Docker bridge's, so
-        containers reach it) only when needed."""
+        containers reach it) only when needed. `extra_env`: say the AWS_* variables of an S3
+        artifact store."""
         self.data_dir = Path(data_dir)
         self.extra_args = extra_args or []
+        self.extra_env = extra_env or {}
         self.host = host
         self.port = port or free_port(host)
         super().__init__(log_path or self.data_dir.parent / f"server-{self.port}.log")
@@ -112,11 +116,65 @@ class ServerProcess(ChildProcess):
     def env(self) -> dict[str, str]:
         env = super().env()
         env.pop(BOOTSTRAP_TOKEN_ENV, None)
+        env.update(self.extra_env)
         if self.bootstrap_token:
             env[BOOTSTRAP_TOKEN_ENV] = self.bootstrap_token
         return env
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
+        super().start()
+        try:
+            wait_healthy(self.url, timeout, self.process)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+
+# Replicas behind HAProxy as docs/control-plane-replicas.md configures it: round robin, /healthz
+# checked twice a second, and a request whose connection a dead replica refused is sent to
+# another (`retry-on conn-failure`: only requests no replica has seen are retried, so a create
+# is never made twice). Long polls wait up to a minute: the server timeout leaves room.
+HAPROXY_CONFIG = """global
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 120s
+  timeout server 120s
+  retries 3
+  option redispatch 1
+  retry-on conn-failure
+frontend control_plane
+  bind {host}:{port}
+  default_backend replicas
+backend replicas
+  balance roundrobin
+  option httpchk GET /healthz
+  default-server inter 500ms fall 1 rise 1
+{servers}
+"""
+
+
+class ReplicaProxy(ChildProcess):
+    """HAProxy (Debian's `haproxy`) in front of control-plane replicas, in the foreground."""
+
+    def __init__(self, directory: Path, backends: list[str], host: str = "127.0.0.1") -> None:
+        super().__init__(Path(directory) / "haproxy.log")
+        self.port = free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        self.config = Path(directory) / "haproxy.cfg"
+        servers = "\n".join(
+            f"  server r{i} {backend.removeprefix('http://')} check" for i, backend in enumerate(backends)
+        )
+        self.config.parent.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(HAPROXY_CONFIG.format(host=host, port=self.port, servers=servers))
+
+    def argv(self) -> list[str]:
+        binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        return [binary, "-db", "-f", str(self.config)]
+
+    def start(self, timeout: float = 20.0) -> ReplicaProxy:
         super().start()
         try:
             wait_healthy(self.url, timeout, self.process)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -200,21 +200,7 @@ async def wait_for_desired_state(
 def report_status(session: Session, environment_id: str, report: StatusReport) -> dict[str, int]:
     """Store observed state: one read of the environment's deployment ids, one bulk update."""
     now = utcnow()
-    if report.environment is not None:
-        result = session.execute(
-            update(Environment)
-            .where(Environment.id == environment_id)
-            .values(
-                status=report.environment.status,
-                status_message=report.environment.message,
-                status_updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if not cast(CursorResult[Any], result).rowcount:
-            raise _not_found(environment_id)
-    else:
-        current_revision(session, environment_id)  # 404 for an unknown environment
+    current_revision(session, environment_id)  # 404 for an unknown environment
     known = {
         row.id: row.deleted_at is not None
         for row in session.execute(
@@ -237,8 +223,10 @@ def report_status(session: Session, environment_id: str, report: StatusReport) -
                     "observed_updated_at": now,
                 }
             )
+    # Deployment rows (in id order) before the environment's: the order every change of a
+    # deployment takes (its row, then the revision bump), so two replicas never deadlock.
     if rows:
-        session.execute(update(Deployment), rows)
+        session.execute(update(Deployment), sorted(rows, key=lambda row: row["id"]))
     gone = [
         dep_id
         for dep_id, deleted in known.items()
@@ -246,4 +234,15 @@ def report_status(session: Session, environment_id: str, report: StatusReport) -
     ]
     if gone:
         session.execute(delete(Deployment).where(Deployment.id.in_(gone)).execution_options(synchronize_session=False))
+    if report.environment is not None:
+        session.execute(
+            update(Environment)
+            .where(Environment.id == environment_id)
+            .values(
+                status=report.environment.status,
+                status_message=report.environment.message,
+                status_updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
     return {"updated": len(rows), "purged": len(gone)}
