@@ -98,6 +98,34 @@ def padded_package(source: Path, dest: Path, rng: random.Random, padding: int = 
     return dest
 
 
+def slow_upload(url: str, token: str, path: Path, seconds: float = UPLOAD_SECONDS) -> dict[str, Any]:
+    """Upload in 40 pieces over `seconds` (a slow client), with the sha256 ahead."""
+    data = path.read_bytes()
+    pieces = 40
+    pace = threading.Event()
+
+    def body() -> Any:
+        for i in range(pieces):
+            yield data[i * len(data) // pieces : (i + 1) * len(data) // pieces]
+            pace.wait(seconds / pieces)
+
+    response = httpx.post(
+        f"{url}/api/v1/model-packages",
+        content=body(),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(len(data)),
+            "X-Checksum-Sha256": file_sha256(path),
+        },
+        timeout=30,
+    )
+    if response.status_code != 201:
+        raise ControlPlaneError(response.status_code, response.text[:300])
+    package: dict[str, Any] = response.json()
+    return package
+
+
 class RoundFailed(AssertionError):
     pass
 
@@ -343,7 +371,7 @@ class World:
                 self.client.delete_deployment(str(plan.target))
             elif plan.op == "upload":
                 assert plan.package_path is not None
-                outcome.package = self._slow_upload(plan.package_path)
+                outcome.package = slow_upload(self.stack.cp.url, self.stack.admin_token, plan.package_path)
                 self.packages[outcome.package["id"]] = plan.package_path
             elif plan.op == "burst":
                 Traffic(self.urls(exclude={self.probe}), self.ledger, 0.0).run_for(BURST_SECONDS)
@@ -351,33 +379,6 @@ class World:
         except (ControlPlaneError, httpx.HTTPError) as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"
         return outcome
-
-    def _slow_upload(self, path: Path) -> dict[str, Any]:
-        """Upload in 40 pieces over UPLOAD_SECONDS (a slow client), with the sha256 ahead."""
-        data = path.read_bytes()
-        pieces = 40
-        pace = threading.Event()
-
-        def body() -> Any:
-            for i in range(pieces):
-                yield data[i * len(data) // pieces : (i + 1) * len(data) // pieces]
-                pace.wait(UPLOAD_SECONDS / pieces)
-
-        response = httpx.post(
-            f"{self.stack.cp.url}/api/v1/model-packages",
-            content=body(),
-            headers={
-                "Authorization": f"Bearer {self.stack.admin_token}",
-                "Content-Type": "application/octet-stream",
-                "Content-Length": str(len(data)),
-                "X-Checksum-Sha256": file_sha256(path),
-            },
-            timeout=30,
-        )
-        if response.status_code != 201:
-            raise ControlPlaneError(response.status_code, response.text[:300])
-        package: dict[str, Any] = response.json()
-        return package
 
     # ----- convergence -----------------------------------------------------------------------
     def converge(self, outcome: Outcome) -> dict[str, str]:

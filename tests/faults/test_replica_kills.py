@@ -19,6 +19,7 @@ no replica has seen (`retry-on conn-failure`), so none happens twice. Afterwards
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 from tests.postgres_fixtures import PostgresCluster
 
@@ -40,7 +42,7 @@ from deckhand.server.testing import ReplicaProxy, ServerProcess
 from deckhand.testing import wait_until
 
 from .conftest import replay_hint
-from .rounds import padded_package
+from .rounds import padded_package, slow_upload
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(600)]
 
@@ -48,8 +50,10 @@ ADMIN = "dh_replica-kills-admin-token-0123456789"
 REPLICAS = 3
 KILLS = 8
 WORKLOAD_SECONDS = 40.0
-PADDING_BYTES = 1 << 20  # each package its own sha256, and an upload long enough to be cut
+PADDING_BYTES = 1 << 20  # each package its own sha256
+UPLOAD_SECONDS = 0.8  # each upload streams this long: a kill often comes mid-body
 CONVERGE_TIMEOUT = 90.0
+MAX_DEPLOYMENTS = 60  # then only replaces
 # What a client sees when the replica holding its request died: the outcome is unknown.
 CUT_OFF = {0, 502, 503, 504}
 T = TypeVar("T")
@@ -158,6 +162,10 @@ class Workload:
         """`fn()`'s answer if acknowledged; None if cut off by a kill; anything else is an error."""
         try:
             result = fn()
+        except httpx.TransportError:  # a slow upload's connection dropped
+            with self.ledger.lock:
+                self.ledger.cut_off[kind] += 1
+            return None
         except ControlPlaneError as exc:
             with self.ledger.lock:
                 if exc.status_code in CUT_OFF:
@@ -169,17 +177,25 @@ class Workload:
             self.ledger.acknowledged[kind] += 1
         return result
 
-    def upload(self, number: int) -> None:
-        path = padded_package(self.source, self.packages_dir / f"p{number}.dhpkg", self.rng, PADDING_BYTES)
-        package = self.call("upload", lambda: self.admin.upload_package(path))
+    def upload(self, name: str, rng: random.Random, seconds: float) -> None:
+        """A package streamed over `seconds` (a slow client: a kill may come mid-body)."""
+        path = padded_package(self.source, self.packages_dir / f"{name}.dhpkg", rng, PADDING_BYTES)
+        package = self.call("upload", lambda: slow_upload(self.admin.base_url, ADMIN, path, seconds))
         if package is not None:
-            self.ledger.packages[package["id"]] = package["sha256"]
+            with self.ledger.lock:
+                self.ledger.packages[package["id"]] = package["sha256"]
+
+    def run_uploads(self, stop: threading.Event, rng: random.Random) -> None:
+        number = 0
+        while not stop.is_set():
+            number += 1
+            self.upload(f"u{number}", rng, UPLOAD_SECONDS)
 
     def create(self, number: int) -> None:
         """Until the outcome is known: a create cut off is sent again, and a 409 (the name is
         taken) means the first one was made."""
         name, env_id = f"d{number}", self.rng.choice(self.environments)
-        model = self.rng.choice(sorted(self.ledger.packages))
+        model = self.rng.choice(self._packages())
         while True:
             try:
                 made = self.admin.create_deployment(name, env_id, model)
@@ -192,46 +208,48 @@ class Workload:
                     self.ledger.errors.append(f"create {name}: {exc.status_code} {exc.message}")
                     return
                 made = next(d for d in self.admin.list_deployments(env_id) if d["name"] == name)
-            self.ledger.acknowledged["create"] += 1
-            self.ledger.deployments[name] = Deployment(name, env_id, made["id"], model)
+            with self.ledger.lock:
+                self.ledger.acknowledged["create"] += 1
+                self.ledger.deployments[name] = Deployment(name, env_id, made["id"], model)
             return
 
     def replace(self) -> None:
         deployment = self.ledger.deployments[self.rng.choice(sorted(self.ledger.deployments))]
-        model = self.rng.choice(sorted(set(self.ledger.packages) - {deployment.model}))
+        model = self.rng.choice([p for p in self._packages() if p != deployment.model])
         if self.call("replace", lambda: self.admin.replace_model(deployment.id, model, reason="other")) is None:
             deployment.maybe.add(model)
         else:
             deployment.model, deployment.maybe = model, set()
 
+    def _packages(self) -> list[str]:
+        with self.ledger.lock:
+            return sorted(self.ledger.packages)
+
     def run_admin(self, stop: threading.Event) -> None:
+        """Creates and replaces, one at a time (the uploader adds packages meanwhile)."""
         number = 0
         while not stop.is_set():
             number += 1
-            if len(self.ledger.packages) < 2:
-                self.upload(number)
-                continue
-            op = self.rng.choices(["upload", "create", "replace"], weights=[2, 3, 4])[0]
-            if op == "upload" or (op == "replace" and not self.ledger.deployments):
-                self.upload(number)
-            elif op == "create":
+            count = len(self.ledger.deployments)
+            if count == 0 or (count < MAX_DEPLOYMENTS and self.rng.random() < 0.4):
                 self.create(number)
             else:
                 self.replace()
 
-    def run_monitoring(self, stop: threading.Event, drained: threading.Event) -> None:
+    def run_monitoring(self, stop: threading.Event, drained: threading.Event, rng: random.Random) -> None:
         """Batches of a few requests for acknowledged deployments, each re-sent under its
         batch id until acknowledged: the tracking agent's promise."""
         sender = ControlPlaneClient(self.admin.base_url, ADMIN, timeout=20)
         while not stop.is_set():
-            deployments = list(self.ledger.deployments.values())
+            with self.ledger.lock:
+                deployments = sorted(self.ledger.deployments.values(), key=lambda d: d.name)
             if not deployments:
                 time.sleep(0.1)
                 continue
-            chosen = self.rng.sample(deployments, min(3, len(deployments)))
-            records = [stats_record(d.id, d.model, 1, 5.0) for d in chosen for _ in range(self.rng.randint(1, 4))]
-            batch_id = f"batch-{uuid.uuid4().hex}"
-            while self.call("monitoring", lambda: sender.post_monitoring_batch(batch_id, records)) is None:
+            chosen = rng.sample(deployments, min(3, len(deployments)))
+            records = [stats_record(d.id, d.model, 1, 5.0) for d in chosen for _ in range(rng.randint(1, 4))]
+            send = functools.partial(sender.post_monitoring_batch, f"batch-{uuid.uuid4().hex}", records)
+            while self.call("monitoring", send) is None:
                 time.sleep(0.2)  # re-sent even after the workload ends: it was promised
             with self.ledger.lock:
                 for record in records:
@@ -292,6 +310,8 @@ def test_replicas_killed_at_random_lose_nothing_acknowledged(
     admin = workload.admin
     environments = [admin.create_environment(name=f"env{i}", platform="test")["id"] for i in range(2)]
     workload.environments = environments
+    for name in ("first", "second"):  # before the kills: something to create deployments of
+        workload.upload(name, rng, 0)
     token = admin.create_token("replica-agent", "agent", environments)["token"]
     work = tmp_path / "agent"
     work.mkdir()
@@ -306,17 +326,20 @@ def test_replicas_killed_at_random_lose_nothing_acknowledged(
     started = time.monotonic()
     with AgentProcess(config, work):
         threads = [
-            threading.Thread(target=workload.run_admin, args=(stop,), daemon=True),
-            # its own generator: the admin thread's draws stay replayable
-            threading.Thread(target=Workload.run_monitoring, args=(workload, stop, drained), daemon=True),
+            # the killer first: its own generator, so its draws replay whatever the others do
             threading.Thread(target=cluster.kill_at_random, args=(random.Random(rng.random()), stop, started)),
+            threading.Thread(target=workload.run_uploads, args=(stop, random.Random(rng.random())), daemon=True),
+            threading.Thread(target=workload.run_admin, args=(stop,), daemon=True),
+            threading.Thread(
+                target=workload.run_monitoring, args=(stop, drained, random.Random(rng.random())), daemon=True
+            ),
         ]
         for thread in threads:
             thread.start()
-        threads[2].join(WORKLOAD_SECONDS + 60)  # the killer's rounds end the workload
+        threads[0].join(WORKLOAD_SECONDS + 60)  # the killer's rounds end the workload
         time.sleep(max(0.0, WORKLOAD_SECONDS - (time.monotonic() - started)))
         stop.set()
-        for thread in threads[:2]:
+        for thread in threads[1:]:
             thread.join(60)
         assert drained.is_set(), "the monitoring sender did not get its last batch acknowledged"
         context = f"{replay_hint()}; kills (s, replica): {cluster.kills}; ledger: {dict(ledger.acknowledged)}"
@@ -336,4 +359,5 @@ def test_replicas_killed_at_random_lose_nothing_acknowledged(
         f"cut off {dict(ledger.cut_off)}; {len(found)} deployments converged"
     )
     assert ledger.acknowledged["create"] >= 5 and ledger.acknowledged["replace"] >= 5, dict(ledger.acknowledged)
+    assert ledger.acknowledged["upload"] >= 10 and ledger.cut_off["upload"] >= 1, dict(ledger.cut_off)
     assert ledger.acknowledged["monitoring"] >= 20, dict(ledger.acknowledged)
