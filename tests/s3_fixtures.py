@@ -12,7 +12,6 @@ every suite by tests/conftest.py.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -109,7 +108,9 @@ class S3Server:
                 return
             except Exception as exc:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"SeaweedFS S3 not ready in {START_TIMEOUT} s ({exc}):\n{self.log_tail()}")
+                    raise RuntimeError(
+                        f"SeaweedFS S3 not ready in {START_TIMEOUT} s ({exc}):\n{self.log_tail()}"
+                    ) from None
                 time.sleep(0.3)
 
     def log_tail(self, lines: int = 30) -> str:

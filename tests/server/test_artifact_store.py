@@ -34,7 +34,7 @@ def test_uploads_of_dead_processes_of_this_host_are_removed_at_once(tmp_path: Pa
     store = LocalArtifactStore(tmp_path / "artifacts")
     child = subprocess.run(
         [sys.executable, "-c", "import sys; from pathlib import Path; from deckhand.server.services.artifacts "
-         "import LocalArtifactStore; u = LocalArtifactStore(Path(sys.argv[1])).new_upload(); u.write(b'x'); u.finish(); "
+         "import LocalArtifactStore as S; u = S(Path(sys.argv[1])).new_upload(); u.write(b'x'); u.finish(); "
          "print(u.path)", str(store.root)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip

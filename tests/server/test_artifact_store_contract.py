@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.s3_fixtures import S3Server
 
 from deckhand.server.services.artifacts import (
     STALE_UPLOAD_SECONDS,
@@ -20,7 +21,6 @@ from deckhand.server.services.artifacts import (
     open_artifact_store,
 )
 from deckhand.server.settings import ServerSettings
-from tests.s3_fixtures import S3Server
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
@@ -134,4 +134,4 @@ def test_s3_objects_carry_their_checksum_and_use_multipart_past_the_threshold(
     assert head["ETag"].strip('"').endswith("-3")  # a multipart object's ETag counts its parts
     artifact = store.open("big")
     assert artifact is not None and hashlib.sha256(b"".join(artifact.chunks())).hexdigest() == digest
-    assert dt.datetime.now(dt.timezone.utc) - head["LastModified"] < dt.timedelta(minutes=5)
+    assert dt.datetime.now(dt.UTC) - head["LastModified"] < dt.timedelta(minutes=5)

@@ -12,9 +12,9 @@ from deckhand.server.auth import AdminUser, Reader, UserReader
 from deckhand.server.errors import NotFound, PayloadTooLarge
 from deckhand.server.routers.common import API_PREFIX, errors
 from deckhand.server.schemas.packages import ModelPackageOut
-from deckhand.server.services.artifacts import Artifact
 from deckhand.server.services import mixes
 from deckhand.server.services import packages as svc
+from deckhand.server.services.artifacts import Artifact
 from deckhand.server.state import CP
 
 router = APIRouter(prefix=f"{API_PREFIX}/model-packages", tags=["model packages"])

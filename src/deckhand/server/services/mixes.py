@@ -7,8 +7,10 @@ package. The control plane builds the file from the member packages on the first
 in the artifact store's local `mixes_dir` (`<artifacts>/mixes/`), and keeps it with its
 checksum beside it; a later download is a file read. With an object store each replica
 fetches the members into its own cache and builds its own copy: the mix's bytes depend only
-on its members (write_mix), so every replica serves one checksum. Only mixes some live deployment serves now can be downloaded: an agent that asks
-for one the rollout has already stepped past gets a 404 and follows the next desired state.
+on its members (write_mix), so every replica serves one checksum (agents key a mix by its
+id and check each download against its own header; nothing compares two requests' checksums).
+Only mixes some live deployment serves now can be downloaded: an agent that asks for one the
+rollout has already stepped past gets a 404 and follows the next desired state.
 """
 
 from __future__ import annotations

@@ -153,4 +153,3 @@ def remove_stale_uploads(directory: Path) -> None:
                 stale.unlink(missing_ok=True)
         except FileNotFoundError:  # finished or removed by another replica meanwhile
             pass
-

@@ -48,8 +48,8 @@ ENV_HELP = (
 
 
 def _client(endpoint_url: str | None, region: str | None) -> Any:
-    import boto3
-    from botocore.config import Config
+    import boto3  # type: ignore[import-untyped,unused-ignore]
+    from botocore.config import Config  # type: ignore[import-untyped,unused-ignore]
 
     config = Config(
         # S3-compatible servers (SeaweedFS, MinIO, Ceph) are addressed by path, not by a
@@ -66,7 +66,7 @@ class S3ArtifactStore:
     def __init__(
         self, bucket: str, prefix: str, scratch: Path, endpoint_url: str | None = None, region: str | None = None
     ) -> None:
-        from boto3.s3.transfer import TransferConfig
+        from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped,unused-ignore]
 
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -76,7 +76,10 @@ class S3ArtifactStore:
         self._cache = self.scratch / "packages"
         for directory in (self.scratch, self._cache, self.mixes_dir):
             private_dir(directory)
-        self._client = _client(endpoint_url, region)
+        try:
+            self._client = _client(endpoint_url, region)
+        except Exception as exc:  # a named profile that is not there, a malformed endpoint URL
+            raise ArtifactStoreError(f"cannot use the artifact store {self.description}: {explain(exc)}") from None
         self._transfer = TransferConfig(
             multipart_threshold=MULTIPART_THRESHOLD,
             multipart_chunksize=PART_SIZE,
@@ -122,7 +125,7 @@ class S3ArtifactStore:
         """Abort the multipart uploads under the prefix started more than `older_than` seconds
         ago: a control plane killed mid-commit leaves its parts, billed, behind. A younger one
         may be another replica's commit in progress."""
-        cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=older_than)
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than)
         aborted: list[str] = []
         try:
             pages = self._client.get_paginator("list_multipart_uploads").paginate(
@@ -215,11 +218,13 @@ def _is_missing(exc: BaseException) -> bool:
 
 def explain(exc: BaseException) -> str:
     """What went wrong and what to do, naming settings, never their secret values."""
-    from botocore import exceptions as bx
+    from botocore import exceptions as bx  # type: ignore[import-untyped,unused-ignore]
 
     code = _error_code(exc)
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
         return f"no S3 credentials found; {ENV_HELP}"
+    if isinstance(exc, bx.ProfileNotFound):
+        return f"{exc} (AWS_PROFILE names it; the profiles are in ~/.aws/config, or AWS_CONFIG_FILE); {ENV_HELP}"
     if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError):
         return f"the endpoint cannot be reached ({type(exc).__name__}); {ENV_HELP}"
     if code in ("NoSuchBucket",):
