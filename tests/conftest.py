@@ -9,8 +9,14 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Session-wide real components for every suite that needs them: one Docker engine (and one
-# build of each image), one PostgreSQL cluster; and objects on an in-process control plane.
-pytest_plugins = ["tests.docker_fixtures", "tests.postgres_fixtures", "tests.control_plane_fixtures"]
+# build of each image), one PostgreSQL cluster, one S3 object store (SeaweedFS); and objects
+# on an in-process control plane.
+pytest_plugins = [
+    "tests.docker_fixtures",
+    "tests.postgres_fixtures",
+    "tests.s3_fixtures",
+    "tests.control_plane_fixtures",
+]
 
 
 @pytest.fixture(scope="session")

@@ -312,6 +312,8 @@ def needs(argv: list[str]) -> set[str]:
             wanted.append(extras.for_channel(value))
         elif key in ("--database-url", "DECKHAND_DATABASE_URL"):
             wanted.append(extras.for_database_url(value))
+        elif key in ("--artifact-store", "DECKHAND_ARTIFACT_STORE"):
+            wanted.append(extras.for_artifact_store(value))
     if name not in ("deckhand", "bosun-plugin-runner") and not any(k.startswith("DECKHAND_") for k in args):
         return set()
     return {r.extra for r in wanted if r is not None}

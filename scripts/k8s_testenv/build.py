@@ -116,7 +116,17 @@ KANIKO = GoTool(
     ldflags=f"-s -w -X github.com/GoogleContainerTools/kaniko/pkg/version.version={versions.KANIKO}",
 )
 
-ALL_TOOLS = (KUBERNETES, ETCD, HELM, TRAEFIK, KWOK, KANIKO)
+# `weed`: its S3 gateway is the object store of tests/s3_fixtures.py (not Kubernetes, but
+# built and cached the same way).
+SEAWEEDFS = GoTool(
+    name="seaweedfs",
+    module="github.com/seaweedfs/seaweedfs",
+    version=versions.SEAWEEDFS,
+    packages=("github.com/seaweedfs/seaweedfs/weed",),
+    copy_replaces=True,
+)
+
+ALL_TOOLS = (KUBERNETES, ETCD, HELM, TRAEFIK, KWOK, KANIKO, SEAWEEDFS)
 TOOLS_BY_NAME = {t.name: t for t in ALL_TOOLS}
 
 

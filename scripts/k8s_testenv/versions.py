@@ -17,3 +17,7 @@ TRAEFIK = "v3.6.12"
 # Kaniko (image builds inside the cluster): the last release; its go.mod says go 1.22,
 # so it builds with the Go here and needs no replace directives.
 KANIKO = "v1.23.2"
+# SeaweedFS (an S3-compatible object store for the control plane's `--artifact-store s3://`
+# tests, tests/s3_fixtures.py): the Go module proxy serves no tagged release of it, only
+# this pseudo-version; its go.mod says go 1.26.6.
+SEAWEEDFS = "v0.0.0-20261109003541-7506e5f91cd6"

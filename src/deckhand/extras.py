@@ -39,6 +39,7 @@ _KUBERNETES = Requirement("the kubernetes plugin", "kubernetes", "kubernetes")
 _RABBITMQ = Requirement("an amqp:// monitoring channel (RabbitMQ)", "rabbitmq", "pika")
 _POSTGRES = Requirement("a postgresql:// database", "postgres", "psycopg")
 _ONNX = Requirement("the onnx model format", "onnx", "onnxruntime")
+_S3 = Requirement("an s3:// artifact store", "s3", "boto3")
 
 # Built-in plugins by name (deckhand.plugin.loader.PLUGINS); the others need nothing extra.
 PLUGINS: dict[str, Requirement] = {"docker": _DOCKER, "kubernetes": _KUBERNETES}
@@ -49,8 +50,10 @@ CHANNELS: dict[str, Requirement] = {"amqp": _RABBITMQ, "amqps": _RABBITMQ}
 DATABASES: dict[str, Requirement] = {"postgresql": _POSTGRES, "postgres": _POSTGRES}
 # Model package formats (deckhand.packages.formats).
 FORMATS: dict[str, Requirement] = {"onnx": _ONNX}
+# Control plane artifact stores by URL scheme (`deckhand server --artifact-store`); a directory needs nothing extra.
+ARTIFACT_STORES: dict[str, Requirement] = {"s3": _S3}
 
-ALL: tuple[Requirement, ...] = (_DOCKER, _KUBERNETES, _RABBITMQ, _POSTGRES, _ONNX)
+ALL: tuple[Requirement, ...] = (_DOCKER, _KUBERNETES, _RABBITMQ, _POSTGRES, _ONNX, _S3)
 
 
 class MissingExtra(RuntimeError):
@@ -99,6 +102,11 @@ def for_plugin(name: str | None) -> Requirement | None:
 def for_channel(spec: str | None) -> Requirement | None:
     scheme = (spec or "").partition(":")[0].strip().lower()
     return CHANNELS.get(scheme)
+
+
+def for_artifact_store(spec: str | None) -> Requirement | None:
+    scheme, sep, _ = (spec or "").partition("://")
+    return ARTIFACT_STORES.get(scheme.strip().lower()) if sep else None
 
 
 def for_database_url(url: str | None) -> Requirement | None:

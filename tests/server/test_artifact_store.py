@@ -7,11 +7,11 @@ import os
 import time
 from pathlib import Path
 
-from deckhand.server.services.artifacts import STALE_UPLOAD_SECONDS, ArtifactStore
+from deckhand.server.services.artifacts import STALE_UPLOAD_SECONDS, LocalArtifactStore
 
 
 def test_only_stale_uploads_are_removed(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path / "artifacts")
+    store = LocalArtifactStore(tmp_path / "artifacts")
     in_progress = store.new_upload()
     in_progress.write(b"partial")
     dead = store.new_upload()
@@ -31,10 +31,10 @@ def test_uploads_of_dead_processes_of_this_host_are_removed_at_once(tmp_path: Pa
     import subprocess
     import sys
 
-    store = ArtifactStore(tmp_path / "artifacts")
+    store = LocalArtifactStore(tmp_path / "artifacts")
     child = subprocess.run(
         [sys.executable, "-c", "import sys; from pathlib import Path; from deckhand.server.services.artifacts "
-         "import ArtifactStore; u = ArtifactStore(Path(sys.argv[1])).new_upload(); u.write(b'x'); u.finish(); "
+         "import LocalArtifactStore as S; u = S(Path(sys.argv[1])).new_upload(); u.write(b'x'); u.finish(); "
          "print(u.path)", str(store.root)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip

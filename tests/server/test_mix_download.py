@@ -64,7 +64,7 @@ def test_a_mix_is_built_the_same_by_any_replica(
     assert api.post(f"{URL}/{deployment['id']}/challengers", json={"modelPackageId": second["id"]}).status_code == 200
     served = _served(api, deployment["id"])
     first = api.get(f"/api/v1/model-packages/{served}/artifact")
-    built = next(api.app.state.control_plane.artifacts.root.glob("mixes/*.dhpkg"))  # type: ignore[attr-defined]
+    built = next(api.app.state.control_plane.artifacts.mixes_dir.glob("*.dhpkg"))  # type: ignore[attr-defined]
     built.unlink()
     rebuilt = api.get(f"/api/v1/model-packages/{served}/artifact")
     assert rebuilt.headers["x-checksum-sha256"] == first.headers["x-checksum-sha256"]
@@ -96,7 +96,7 @@ def test_mixes_no_deployment_serves_are_removed_when_the_next_is_built(
     assert api.post(f"{URL}/{dep_id}/replace-model", json=body).status_code == 200
     first = _served(api, dep_id)
     assert api.get(f"/api/v1/model-packages/{first}/artifact").status_code == 200
-    mixes = api.app.state.control_plane.artifacts.root / "mixes"  # type: ignore[attr-defined]
+    mixes = api.app.state.control_plane.artifacts.mixes_dir  # type: ignore[attr-defined]
     assert (mixes / f"{first}.dhpkg").is_file()
 
     assert api.post(f"{URL}/{dep_id}/rollout/abort").status_code == 200

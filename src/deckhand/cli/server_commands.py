@@ -37,6 +37,36 @@ def server(
             help="SQLAlchemy URL, e.g. postgresql://user:pw@host/db (default: SQLite in DATA_DIR).",
         ),
     ] = None,
+    artifact_store: Annotated[
+        str | None,
+        typer.Option(
+            "--artifact-store",
+            envvar="DECKHAND_ARTIFACT_STORE",
+            metavar="DIR|URL",
+            help="Where model packages are kept: a directory, or s3://BUCKET/PREFIX "
+            "(default: DATA_DIR/artifacts; docs/control-plane.md).",
+            rich_help_panel="Artifact store",
+        ),
+    ] = None,
+    s3_endpoint_url: Annotated[
+        str | None,
+        typer.Option(
+            "--s3-endpoint-url",
+            metavar="URL",
+            help="S3-compatible endpoint (default: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL). "
+            "Credentials come only from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an AWS profile.",
+            rich_help_panel="Artifact store",
+        ),
+    ] = None,
+    s3_region: Annotated[
+        str | None,
+        typer.Option(
+            "--s3-region",
+            metavar="REGION",
+            help="S3 region (default: AWS_REGION or AWS_DEFAULT_REGION).",
+            rich_help_panel="Artifact store",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     rollout_tick_seconds: Annotated[
         float,
@@ -102,6 +132,9 @@ def server(
             host=host,
             port=port,
             database_url=database_url,
+            artifact_store=artifact_store,
+            s3_endpoint_url=s3_endpoint_url,
+            s3_region=s3_region,
             rollout_tick_seconds=rollout_tick_seconds,
             max_actuals_bytes=int(max_actuals_mb * 1024 * 1024),
             notify_tick_seconds=notify_tick_seconds,
@@ -113,8 +146,15 @@ def server(
     needed = extras.missing(extras.for_database_url(settings.database_url))
     if needed is not None:
         fail(f"--database-url (or DECKHAND_DATABASE_URL): {extras.describe(needed)}", code=2)
+    needed = extras.missing(extras.for_artifact_store(settings.artifact_store))
+    if needed is not None:
+        fail(f"--artifact-store (or DECKHAND_ARTIFACT_STORE): {extras.describe(needed)}", code=2)
+    from deckhand.server.services.artifacts import ArtifactStoreError
+
     try:
         application = create_app(settings)
+    except ArtifactStoreError as exc:  # the message names the bucket, the endpoint and the fix
+        fail(str(exc))
     except Exception as exc:  # a bad URL or an unreachable database: say so, no traceback
         from deckhand.server.db.session import mask_database_url
 

@@ -32,7 +32,7 @@ from deckhand.server.routers import (
 )
 from deckhand.server.routers import monitoring as monitoring_router
 from deckhand.server.security_headers import SecurityHeaders
-from deckhand.server.services.artifacts import ArtifactStore
+from deckhand.server.services.artifacts import open_artifact_store
 from deckhand.server.services.notifications.runner import NotificationLoops
 from deckhand.server.services.notifier import RevisionNotifier
 from deckhand.server.services.revision_channel import RevisionListener
@@ -99,12 +99,12 @@ def open_control_plane(settings: ServerSettings) -> ControlPlane:
         token = ensure_bootstrap_token(session, settings.bootstrap_token)
     if token is not None:
         _announce_bootstrap_token(token, preset=settings.bootstrap_token is not None)
-    artifacts = ArtifactStore(settings.artifacts_dir)
-    artifacts.remove_stale_uploads()
+    artifacts = open_artifact_store(settings)
+    artifacts.start()  # removes dead uploads' files; an S3 store checks its bucket here
     log.info(
         "control plane ready database=%s artifacts=%s",
         mask_database_url(db.url),
-        artifacts.root,
+        artifacts.description,
     )
     return ControlPlane(settings=settings, db=db, artifacts=artifacts, notifier=RevisionNotifier())
 

@@ -14,19 +14,32 @@ MIN_BOOTSTRAP_TOKEN_LENGTH = 24
 EXAMPLE_TOKEN_WORDS = ("change-me", "changeme", "replace-me", "example", "your-token")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+# The standard AWS variables an s3:// artifact store reads, most specific first.
+S3_ENDPOINT_ENVS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+S3_REGION_ENVS = ("AWS_REGION", "AWS_DEFAULT_REGION")
+
+
+def _first_env(*names: str) -> str | None:
+    return next((os.environ[n] for n in names if os.environ.get(n)), None)
 
 
 class ServerSettings(BaseModel):
     """Settings of one control-plane process.
 
     `database_url` defaults to an SQLite file in `data_dir`; model package artifacts are
-    stored under `data_dir/artifacts` whatever the database.
+    stored under `data_dir/artifacts` whatever the database, unless `artifact_store` names
+    another directory or an `s3://bucket/prefix` (services.artifacts).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     data_dir: Path = Field(default_factory=lambda: Path("deckhand-data"))
     database_url: str | None = None
+    # A directory or s3://bucket/prefix (`deckhand server --artifact-store`); None: artifacts_dir.
+    artifact_store: str | None = None
+    # For an s3:// store; None: the standard AWS variables (below), else boto3's own defaults.
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
     host: str = DEFAULT_HOST
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     bootstrap_token: str | None = Field(
@@ -66,11 +79,21 @@ class ServerSettings(BaseModel):
             )
         return token
 
+    @field_validator("artifact_store")
+    @classmethod
+    def _known_artifact_store(cls, spec: str | None) -> str | None:
+        from deckhand.server.services.artifacts import check_store_spec
+
+        return check_store_spec(spec)
+
     @model_validator(mode="after")
     def _default_database(self) -> ServerSettings:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'deckhand.db'}"
+        # Resolved here, not left to boto3, so the startup log can name the endpoint in use.
+        self.s3_endpoint_url = self.s3_endpoint_url or _first_env(*S3_ENDPOINT_ENVS)
+        self.s3_region = self.s3_region or _first_env(*S3_REGION_ENVS)
         return self
 
     @property

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
 from deckhand.server.auth import AdminUser, Reader, UserReader
 from deckhand.server.errors import NotFound, PayloadTooLarge
@@ -13,6 +14,7 @@ from deckhand.server.routers.common import API_PREFIX, errors
 from deckhand.server.schemas.packages import ModelPackageOut
 from deckhand.server.services import mixes
 from deckhand.server.services import packages as svc
+from deckhand.server.services.artifacts import Artifact
 from deckhand.server.state import CP
 
 router = APIRouter(prefix=f"{API_PREFIX}/model-packages", tags=["model packages"])
@@ -72,7 +74,7 @@ def get_package(package_id: str, principal: Reader, cp: CP) -> ModelPackageOut:
         200: {"content": {"application/octet-stream": {}}, "description": "The package file"},
     },
 )
-def download_package(package_id: str, principal: Reader, cp: CP) -> FileResponse:
+def download_package(package_id: str, principal: Reader, cp: CP) -> Response:
     """The package file, with its sha256 in `X-Checksum-Sha256`. A `mix-...` id (the desired
     state's name for what a deployment with a canary or challengers serves) downloads that
     mix, built from its member packages on first use (`services.mixes`)."""
@@ -87,17 +89,29 @@ def download_package(package_id: str, principal: Reader, cp: CP) -> FileResponse
         )
     with cp.db.reading() as session:
         package = svc.readable_package(session, principal, package_id)
-    path = cp.artifacts.path_for(package.id)
-    if not path.is_file():
+    artifact = cp.artifacts.open(package.id)
+    if artifact is None:
         raise NotFound(
-            f"modelPackage: the artifact of {package.id} is missing from {cp.artifacts.root}; upload the package again"
+            f"modelPackage: the artifact of {package.id} is missing from {cp.artifacts.description}; "
+            "upload the package again"
         )
-    return FileResponse(
-        path,
-        media_type="application/octet-stream",
-        filename=f"{package.name}-{package.id}.dhpkg",
-        headers={"X-Checksum-Sha256": package.sha256},
-    )
+    return _artifact_response(artifact, f"{package.name}-{package.id}.dhpkg", package.sha256)
+
+
+def _artifact_response(artifact: Artifact, filename: str, sha256: str) -> Response:
+    headers = {"X-Checksum-Sha256": sha256}
+    if artifact.path is not None:
+        return FileResponse(artifact.path, media_type="application/octet-stream", filename=filename, headers=headers)
+    # An object store's stream: Starlette iterates a plain iterator in a worker thread.
+    headers["Content-Length"] = str(artifact.size)
+    headers["Content-Disposition"] = _content_disposition(filename)
+    return StreamingResponse(artifact.chunks(), media_type="application/octet-stream", headers=headers)
+
+
+def _content_disposition(filename: str) -> str:
+    """As FileResponse writes it: RFC 5987 form for a name that is not plain ASCII."""
+    quoted = quote(filename)
+    return f"attachment; filename*=utf-8''{quoted}" if quoted != filename else f'attachment; filename="{filename}"'
 
 
 @router.delete("/{package_id}", status_code=204, responses=errors(403, 404, 409))

@@ -4,13 +4,18 @@ artifact (docs/rollouts.md).
 The desired state names a split deployment's model `mix-<16 hex>`; agents (and the
 Kubernetes plugin's image builds) download it from the package artifact route like any
 package. The control plane builds the file from the member packages on the first download,
-under `<artifacts>/mixes/`, and keeps it with its checksum beside it; a later download is a
-file read. Only mixes some live deployment serves now can be downloaded: an agent that asks
-for one the rollout has already stepped past gets a 404 and follows the next desired state.
+in the artifact store's local `mixes_dir` (`<artifacts>/mixes/`), and keeps it with its
+checksum beside it; a later download is a file read. With an object store each replica
+fetches the members into its own cache and builds its own copy: the mix's bytes depend only
+on its members (write_mix), so every replica serves one checksum (agents key a mix by its
+id and check each download against its own header; nothing compares two requests' checksums).
+Only mixes some live deployment serves now can be downloaded: an agent that asks for one the
+rollout has already stepped past gets a 404 and follows the next desired state.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -23,7 +28,7 @@ from deckhand.packages.mix import MIX_ID_PREFIX, MixMember, write_mix
 from deckhand.server.auth import Principal
 from deckhand.server.db.models import Deployment, ModelPackage
 from deckhand.server.errors import NotFound
-from deckhand.server.services.artifacts import ArtifactStore
+from deckhand.server.services.artifacts import ArtifactDamaged, ArtifactStore
 from deckhand.server.services.traffic import Traffic, traffic_of
 
 
@@ -53,11 +58,9 @@ def _served_mixes(session: Session, where: Any = None) -> dict[str, tuple[str, T
     }
 
 
-def _members(
-    session: Session, principal: Principal, store: ArtifactStore, served_id: str
-) -> tuple[list[MixMember], Traffic]:
-    """The members and traffic (sticky rule, association ids) of the mix `served_id`, read
-    from the deployment that serves it now (one the principal may see)."""
+def _members(session: Session, principal: Principal, served_id: str) -> tuple[list[MixMember], Traffic]:
+    """The members (without their files) and traffic (sticky rule, association ids) of the mix
+    `served_id`, read from the deployment that serves it now (one the principal may see)."""
     where = Deployment.environment_id.in_(principal.environment_ids) if principal.role == "agent" else None
     found = _served_mixes(session, where).get(served_id)
     if found is None:
@@ -72,42 +75,59 @@ def _members(
     ids = [package_id for _, package_id, _ in roles]
     rows = session.execute(select(ModelPackage.id, ModelPackage.sha256).where(ModelPackage.id.in_(ids)))
     shas: dict[str, str] = {package_id: sha256 for package_id, sha256 in rows}
-    members = [
-        MixMember(package_id, role, percent, shas[package_id], source=store.path_for(package_id))
-        for role, package_id, percent in roles
-    ]
+    members = [MixMember(package_id, role, percent, shas[package_id]) for role, package_id, percent in roles]
     return members, split
+
+
+def _with_sources(store: ArtifactStore, members: list[MixMember], served_id: str) -> list[MixMember]:
+    """The members with their local package files (fetched from an object store if need be)."""
+    found = []
+    for member in members:
+        problem = "is missing from"
+        try:
+            source = store.local_copy(member.model_id, member.sha256)
+        except ArtifactDamaged:
+            source, problem = None, "does not match its checksum in"
+        if source is None:
+            raise NotFound(
+                f"modelPackage: the artifact of {member.model_id}, {member.role} of mix {served_id}, {problem} "
+                f"{store.description}; upload the package again"
+            )
+        found.append(dataclasses.replace(member, source=source))
+    return found
 
 
 def mix_artifact(session: Session, principal: Principal, store: ArtifactStore, served_id: str) -> tuple[Path, str]:
     """The mix file `served_id` and its sha256, built on the first request."""
-    members, split = _members(session, principal, store, served_id)
-    directory = store.root / "mixes"
+    members, split = _members(session, principal, served_id)
+    directory = store.mixes_dir
     target = directory / f"{served_id}.dhpkg"
     checksum = directory / f"{served_id}.sha256"
     if target.is_file() and checksum.is_file():
         return target, checksum.read_text().strip()
     directory.mkdir(mode=0o700, exist_ok=True)
-    for member in members:
-        if member.source is None or not member.source.is_file():
-            raise NotFound(
-                f"modelPackage: the artifact of {member.model_id}, {member.role} of mix {served_id}, is missing "
-                f"from {store.root}; upload the package again"
-            )
+    members = _with_sources(store, members, served_id)
     write_mix(target, served_id, members, split.sticky, split.association)
     digest = file_sha256(target)
     tmp = checksum.with_name(f".{checksum.name}.{os.getpid()}.tmp")
     tmp.write_text(digest + "\n")
     os.replace(tmp, checksum)
-    _prune(session, directory, keep=served_id)
+    _prune(session, store, keep=served_id, members={m.model_id for m in members})
     return target, digest
 
 
-def _prune(session: Session, directory: Path, keep: str) -> None:
+def _prune(session: Session, store: ArtifactStore, keep: str, members: set[str]) -> None:
     """Delete the mixes no live deployment serves any more: each step of a canary is a new
     mix holding whole member packages, so they would otherwise pile up. One that is needed
-    again (a rolled-back step cannot be) is simply built again."""
-    served = {*_served_mixes(session), keep}
-    for path in directory.glob(f"{MIX_ID_PREFIX}*"):
+    again (a rolled-back step cannot be) is simply built again. Likewise the local copies of
+    packages (an object store's) that no served mix holds."""
+    served_mixes = _served_mixes(session)
+    served = {*served_mixes, keep}
+    for path in store.mixes_dir.glob(f"{MIX_ID_PREFIX}*"):
         if path.name.split(".", 1)[0] not in served:
             path.unlink(missing_ok=True)
+    for champion, split in served_mixes.values():
+        members |= {champion, *(c["modelId"] for c in split.challengers)}
+        if split.canary:
+            members.add(split.canary["modelId"])
+    store.keep_local_copies(members)

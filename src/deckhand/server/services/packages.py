@@ -99,7 +99,7 @@ async def receive_package(
     try:
         package = await run_in_threadpool(_record)
     except BaseException:
-        cp.artifacts.delete(package_id)
+        await run_in_threadpool(cp.artifacts.delete, package_id)
         raise
     log.info(
         "model package stored id=%s name=%s size=%d sha256=%s",
