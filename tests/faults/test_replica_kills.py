@@ -1,7 +1,8 @@
-"""Three control-plane replicas on one PostgreSQL and one shared artifact store, behind a
-real HAProxy. While a workload of package uploads, creates, replaces and monitoring batches
-runs through the proxy, and an agent follows two environments through it, replicas are
-SIGKILLed at random moments (seeded: DECKHAND_FAULT_SEED replays a run) and brought back.
+"""Three control-plane replicas on one PostgreSQL and one S3 bucket (SeaweedFS), behind a
+real HAProxy configured as examples/replicas/haproxy.cfg. While a workload of package
+uploads, creates, replaces and monitoring batches runs through the proxy, and an agent
+follows two environments through it, replicas are SIGKILLed at random moments (seeded:
+DECKHAND_FAULT_SEED replays a run) and brought back.
 
 The client knows only what was acknowledged. A call cut off by a kill (a 502 from the
 proxy, a dropped connection) may or may not have happened; the proxy re-sends only requests
@@ -33,6 +34,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from tests.postgres_fixtures import PostgresCluster
+from tests.s3_fixtures import S3Server
 
 from deckhand.agent.testing import AgentProcess, write_agent_config
 from deckhand.client import ControlPlaneClient, ControlPlaneError
@@ -44,7 +46,7 @@ from deckhand.testing import wait_until
 from .conftest import replay_hint
 from .rounds import padded_package, slow_upload
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.s3, pytest.mark.timeout(600)]
 
 ADMIN = "dh_replica-kills-admin-token-0123456789"
 REPLICAS = 3
@@ -124,15 +126,9 @@ class Cluster:
 
 
 @pytest.fixture
-def shared_store(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
-    """Every replica's artifact directory is one shared directory (a volume every replica
-    mounts): the store the replicas share."""
-    shared = tmp_path / "shared-artifacts"
-    shared.mkdir(mode=0o700)
-    for i in range(REPLICAS):
-        (tmp_path / "cluster" / f"r{i}").mkdir(parents=True)
-        (tmp_path / "cluster" / f"r{i}" / "artifacts").symlink_to(shared)
-    return [], {}
+def shared_store(s3_server: S3Server) -> tuple[list[str], dict[str, str]]:
+    """One S3 bucket (a real SeaweedFS on loopback) that every replica keeps packages in."""
+    return ["--artifact-store", s3_server.new_bucket()], s3_server.env()
 
 
 @pytest.fixture

@@ -131,44 +131,37 @@ class ServerProcess(ChildProcess):
         return self
 
 
-# Replicas behind HAProxy as docs/control-plane-replicas.md configures it: round robin, /healthz
-# checked twice a second, and a request whose connection a dead replica refused is sent to
-# another (`retry-on conn-failure`: only requests no replica has seen are retried, so a create
-# is never made twice). Long polls wait up to a minute: the server timeout leaves room.
-HAPROXY_CONFIG = """global
-  maxconn 4096
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 120s
-  timeout server 120s
-  retries 3
-  option redispatch 1
-  retry-on conn-failure
-frontend control_plane
-  bind {host}:{port}
-  default_backend replicas
-backend replicas
-  balance roundrobin
-  option httpchk GET /healthz
-  default-server inter 500ms fall 1 rise 1
-{servers}
-"""
+# The HAProxy configuration the docs give for replicas; a test runs it with its own addresses.
+HAPROXY_EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "replicas" / "haproxy.cfg"
+
+
+def haproxy_config(example: str, bind: str, backends: list[str]) -> str:
+    """`example` with its `bind` address and `server` lines replaced."""
+    lines: list[str] = []
+    for line in example.splitlines():
+        words = line.split()
+        if words[:1] == ["bind"]:
+            lines.append(f"  bind {bind}")
+        elif words[:1] == ["server"]:
+            if not any(w.split()[:1] == ["server"] for w in lines):
+                lines += [f"  server r{i} {b.removeprefix('http://')} check" for i, b in enumerate(backends)]
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 class ReplicaProxy(ChildProcess):
-    """HAProxy (Debian's `haproxy`) in front of control-plane replicas, in the foreground."""
+    """HAProxy (Debian's `haproxy`) in front of control-plane replicas, in the foreground,
+    configured as examples/replicas/haproxy.cfg."""
 
     def __init__(self, directory: Path, backends: list[str], host: str = "127.0.0.1") -> None:
         super().__init__(Path(directory) / "haproxy.log")
         self.port = free_port(host)
         self.url = f"http://{host}:{self.port}"
         self.config = Path(directory) / "haproxy.cfg"
-        servers = "\n".join(
-            f"  server r{i} {backend.removeprefix('http://')} check" for i, backend in enumerate(backends)
-        )
         self.config.parent.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(HAPROXY_CONFIG.format(host=host, port=self.port, servers=servers))
+        example = HAPROXY_EXAMPLE.read_text()
+        self.config.write_text(haproxy_config(example, f"{host}:{self.port}", backends))
 
     def argv(self) -> list[str]:
         binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
