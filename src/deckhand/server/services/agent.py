@@ -209,7 +209,7 @@ def report_status(session: Session, environment_id: str, report: StatusReport) -
     }
     rows = []
     reported: dict[str, str] = {}
-    for d in report.deployments:
+    for d in sorted(report.deployments, key=lambda d: d.id):
         reported[d.id] = d.state
         if known.get(d.id) is False:  # live deployment of this environment
             rows.append(
@@ -226,7 +226,7 @@ def report_status(session: Session, environment_id: str, report: StatusReport) -
     # Deployment rows (in id order) before the environment's: the order every change of a
     # deployment takes (its row, then the revision bump), so two replicas never deadlock.
     if rows:
-        session.execute(update(Deployment), sorted(rows, key=lambda row: row["id"]))
+        session.execute(update(Deployment), rows)
     gone = [
         dep_id
         for dep_id, deleted in known.items()
