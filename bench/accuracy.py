@@ -28,7 +28,6 @@ stopped by PID; the temp dirs are removed.
 from __future__ import annotations
 
 import argparse
-import glob
 import math
 import os
 import re
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import percentile, start_postgres
 
 import deckhand
 from deckhand.client import ControlPlaneClient
@@ -54,7 +54,6 @@ from deckhand.monitoring.records import actuals_record, scored_record
 from deckhand.server.testing import ServerProcess
 from deckhand.testing import DECKHAND, peak_rss_mib, reset_peak_rss
 
-ROOT = Path(__file__).resolve().parents[1]
 ADMIN = "dh_bench-accuracy-admin-token-0123456789"
 DAY_MINUTES = 24 * 60
 EVAL_ROWS = 100  # matched rows per deployment of the evaluation
@@ -83,11 +82,6 @@ class Row:
     note: str = ""
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
 def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -99,37 +93,6 @@ def rmse(truth: np.ndarray, predicted: np.ndarray) -> float:
 def check(condition: bool, what: str) -> None:
     if not condition:
         raise BenchFailure(what)
-
-
-# ----- PostgreSQL ----------------------------------------------------------------------------------
-
-
-def start_postgres(stack: ExitStack) -> tuple[str | None, str | None]:
-    """A fresh database on a throw-away cluster (tests/postgres_fixtures.py's PostgresCluster:
-    the code the tests start PostgreSQL with), stopped when `stack` closes; or why not."""
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        return None, "psycopg is not installed (pip install 'deckhand[postgres]')"
-    if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
-        return None, "PostgreSQL is not installed (scripts/setup/10-system-packages.sh, Debian package `postgresql`)"
-    sys.path.insert(0, str(ROOT))
-    try:
-        from tests.postgres_fixtures import PostgresCluster
-    except ImportError as exc:
-        return None, f"cannot import tests/postgres_fixtures.py: {exc}"
-    cluster = PostgresCluster()
-    try:
-        cluster.start()
-    except (OSError, subprocess.SubprocessError) as exc:
-        detail = getattr(exc, "stderr", "") or ""
-        shutil.rmtree(cluster.base, ignore_errors=True)
-        return None, f"the cluster did not start: {exc} {detail.strip()[-300:]}".strip()
-    stack.callback(cluster.stop)
-    try:
-        return cluster.create_database(), None
-    except Exception as exc:  # noqa: BLE001 - reported in the table
-        return None, f"cannot create a database: {exc}"
 
 
 # ----- one database ----------------------------------------------------------------------------------
