@@ -13,8 +13,8 @@ shared by all), created by parallel API calls (timed and printed). Every replica
 
 Then, for each replica count: that many `deckhand server` processes on the database
 (127.0.0.1, each its own port), all LISTENing (checked in pg_stat_activity), and a fresh
-HAProxy (Debian's `haproxy`, scripts/setup/10-system-packages.sh) on 127.0.0.1, round-robin
-over them. Everything below goes through HAProxy. Two windows of --duration seconds:
+HAProxy (Debian's `haproxy`, scripts/setup/10-system-packages.sh) on 127.0.0.1, configured
+as the docs give it (examples/replicas/haproxy.cfg: round robin, health-checked). Everything below goes through HAProxy. Two windows of --duration seconds:
 
   desired state  --agents simulated agents, one per environment, each long-polling its
         environment's desired state as deckhand.agent does (GET .../desired-state with the
@@ -50,7 +50,6 @@ import asyncio
 import os
 import shlex
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -70,8 +69,8 @@ import deckhand
 from deckhand.client import ControlPlaneClient
 from deckhand.monitoring.aggregate import Aggregator
 from deckhand.monitoring.records import data_record, stats_record
-from deckhand.server.testing import ServerProcess
-from deckhand.testing import ChildProcess, descendants, free_port, wait_until, wait_until_async
+from deckhand.server.testing import ReplicaProxy, ServerProcess
+from deckhand.testing import descendants, wait_until, wait_until_async
 
 ADMIN = "dh_bench-scale-admin-token-0123456789abcdef"
 API = "/api/v1"
@@ -120,71 +119,6 @@ def cpu_seconds(pid: int, children_too: bool = False) -> float:
 def own_cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
-
-
-class HAProxy(ChildProcess):
-    """Debian's haproxy in the foreground on 127.0.0.1, round-robin over `backends`, with
-    timeouts above the agents' long poll; a stats socket gives the requests per server."""
-
-    def __init__(self, work: Path, backends: list[str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.config = work / "haproxy.cfg"
-        self.socket = work / "haproxy.sock"
-        servers = "\n".join(f"    server r{i} {address}" for i, address in enumerate(backends))
-        self.config.write_text(
-            f"""global
-    maxconn 4096
-    stats socket {self.socket} mode 600 level user
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 120s
-    timeout server 120s
-    retries 3
-    retry-on conn-failure empty-response
-frontend control_plane
-    bind 127.0.0.1:{self.port}
-    default_backend replicas
-backend replicas
-    balance roundrobin
-{servers}
-"""
-        )
-        super().__init__(work / "haproxy.log")
-
-    def argv(self) -> list[str]:
-        return ["haproxy", "-db", "-f", str(self.config)]
-
-    def start(self) -> HAProxy:
-        super().start()
-        try:
-            wait_until(
-                lambda: httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200,
-                30,
-                what=f"HAProxy at {self.url} to answer /healthz",
-            )
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def requests_per_server(self) -> list[int]:
-        """HTTP requests each replica got through HAProxy (its stats, `req_tot`)."""
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.connect(str(self.socket))
-            sock.sendall(b"show stat\n")
-            data = b""
-            while chunk := sock.recv(65536):
-                data += chunk
-        lines = data.decode().splitlines()
-        header = lines[0].lstrip("# ").split(",")
-        counts = []
-        for line in lines[1:]:
-            row = dict(zip(header, line.split(","), strict=False))
-            if row.get("pxname") == "replicas" and row.get("svname", "").startswith("r"):
-                counts.append(int(row.get("req_tot") or row.get("stot") or 0))
-        return counts
 
 
 def postmaster_pid(cluster: Any) -> int | None:
@@ -307,7 +241,7 @@ class Phase:
         self.replicas = replicas
         self.envs = envs
         self.postgres_pid = postgres_pid
-        self.proxy: HAProxy | None = None
+        self.proxy: ReplicaProxy | None = None
         self.results: dict[str, str] = {}
 
     # -- helpers
@@ -347,7 +281,7 @@ class Phase:
         backends = [f"127.0.0.1:{r.port}" for r in self.replicas]
         proxy_dir = self.work / f"haproxy-{self.count}"
         proxy_dir.mkdir()
-        with HAProxy(proxy_dir, backends) as self.proxy:
+        with ReplicaProxy(proxy_dir, backends) as self.proxy:
             asyncio.run(self._desired_state())
             asyncio.run(self._ingest())
         return self.results

@@ -9,6 +9,7 @@ Both bind 127.0.0.1 (or the `host` given) on a free port and stop what they star
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import threading
 from pathlib import Path
@@ -135,12 +136,14 @@ class ServerProcess(ChildProcess):
 HAPROXY_EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "replicas" / "haproxy.cfg"
 
 
-def haproxy_config(example: str, bind: str, backends: list[str]) -> str:
-    """`example` with its `bind` address and `server` lines replaced."""
+def haproxy_config(example: str, bind: str, backends: list[str], stats_socket: Path | None = None) -> str:
+    """`example` with its `bind` address and `server` lines replaced (and a stats socket)."""
     lines: list[str] = []
     for line in example.splitlines():
         words = line.split()
-        if words[:1] == ["bind"]:
+        if words == ["global"] and stats_socket is not None:
+            lines += [line, f"  stats socket {stats_socket} mode 600 level user"]
+        elif words[:1] == ["bind"]:
             lines.append(f"  bind {bind}")
         elif words[:1] == ["server"]:
             if not any(w.split()[:1] == ["server"] for w in lines):
@@ -159,13 +162,31 @@ class ReplicaProxy(ChildProcess):
         self.port = free_port(host)
         self.url = f"http://{host}:{self.port}"
         self.config = Path(directory) / "haproxy.cfg"
+        self.socket = Path(directory) / "haproxy.sock"
         self.config.parent.mkdir(parents=True, exist_ok=True)
         example = HAPROXY_EXAMPLE.read_text()
-        self.config.write_text(haproxy_config(example, f"{host}:{self.port}", backends))
+        self.config.write_text(haproxy_config(example, f"{host}:{self.port}", backends, self.socket))
 
     def argv(self) -> list[str]:
         binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
         return [binary, "-db", "-f", str(self.config)]
+
+    def requests_per_server(self) -> list[int]:
+        """HTTP requests each replica got through the proxy (its stats socket's `req_tot`)."""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(self.socket))
+            sock.sendall(b"show stat\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        lines = data.decode().splitlines()
+        header = lines[0].lstrip("# ").split(",")
+        counts = []
+        for line in lines[1:]:
+            row = dict(zip(header, line.split(","), strict=False))
+            if row.get("pxname") == "replicas" and row.get("svname", "").startswith("r"):
+                counts.append(int(row.get("req_tot") or row.get("stot") or 0))
+        return counts
 
     def start(self, timeout: float = 20.0) -> ReplicaProxy:
         super().start()
