@@ -114,6 +114,29 @@ def test_a_package_missing_from_the_bucket_is_a_clear_404(
     assert s3_server.secret_key not in detail and s3_server.access_key not in detail
 
 
+def test_a_store_failing_at_run_time_is_a_503_that_names_it(
+    replicas: tuple[TestClient, TestClient], s3_server: S3Server, s3_bucket: str, demo_package: Path
+) -> None:
+    """Say the credentials are rotated under a running control plane: uploads and downloads
+    answer 503 naming the store and the variables to check, and leave no temp file."""
+    a, _ = replicas
+    package = _upload(a, demo_package)
+    store = a.app.state.control_plane.artifacts  # type: ignore[attr-defined]
+    store._client = s3_server.client(aws_secret_access_key="rotated-" + os.urandom(4).hex())
+
+    for response in (
+        a.post(URL, content=demo_package.read_bytes(), headers=OCTET),
+        a.get(f"{URL}/{package['id']}/artifact"),
+    ):
+        assert response.status_code == 503, response.text
+        detail = response.json()["detail"]
+        assert f"the artifact store {s3_bucket} at {s3_server.endpoint_url} failed" in detail
+        assert "AWS_SECRET_ACCESS_KEY" in detail and detail.endswith("try again")
+    assert not list(store.scratch.glob(".upload-*"))
+    assert len(a.get(URL).json()) == 1
+    assert a.delete(f"{URL}/{package['id']}").status_code == 204  # deleted; its object only left over
+
+
 def test_the_startup_log_names_the_store_and_no_credential(
     s3_server: S3Server, s3_env: dict, s3_bucket: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

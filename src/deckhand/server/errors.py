@@ -117,6 +117,13 @@ def _unparseable_json(exc: RequestValidationError) -> str | None:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    from deckhand.server.services.artifacts.base import ArtifactStoreError
+
+    @app.exception_handler(ArtifactStoreError)
+    async def _store_unavailable(_request: Request, exc: ArtifactStoreError) -> JSONResponse:
+        # The object store is down or refuses us: the message names it and why; try again.
+        return JSONResponse({"detail": f"{exc}; try again"}, status_code=503)
+
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         body: dict[str, Any] = {"detail": exc.message}

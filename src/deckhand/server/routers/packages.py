@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 from urllib.parse import quote
 
@@ -14,9 +15,10 @@ from deckhand.server.routers.common import API_PREFIX, errors
 from deckhand.server.schemas.packages import ModelPackageOut
 from deckhand.server.services import mixes
 from deckhand.server.services import packages as svc
-from deckhand.server.services.artifacts import Artifact
+from deckhand.server.services.artifacts import Artifact, ArtifactStoreError
 from deckhand.server.state import CP
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix=f"{API_PREFIX}/model-packages", tags=["model packages"])
 
 
@@ -122,5 +124,8 @@ def delete_package(
 ) -> Response:
     with cp.db.writing() as session:
         package = svc.delete_package(session, principal, package_id)
-    cp.artifacts.delete(package.id)
+    try:
+        cp.artifacts.delete(package.id)
+    except ArtifactStoreError as exc:  # the package is deleted all the same: its file is only left over
+        log.warning("model package deleted, its artifact left in the store id=%s error=%s", package.id, exc)
     return Response(status_code=204)

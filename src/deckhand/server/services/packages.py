@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from deckhand.server.auth import Principal
 from deckhand.server.db.models import Deployment, ModelPackage, new_id
 from deckhand.server.errors import BadRequest, Conflict, InvalidField, PayloadTooLarge
 from deckhand.server.schemas.packages import ModelPackageOut
+from deckhand.server.services.artifacts import ArtifactStoreError
 from deckhand.server.services.events import record_api_event
 from deckhand.server.services.lookup import find_package, package_not_found
 from deckhand.server.services.traffic import shadow_and_canary_uses
@@ -99,7 +101,8 @@ async def receive_package(
     try:
         package = await run_in_threadpool(_record)
     except BaseException:
-        await run_in_threadpool(cp.artifacts.delete, package_id)
+        with contextlib.suppress(ArtifactStoreError):  # the error that matters is the one above
+            await run_in_threadpool(cp.artifacts.delete, package_id)
         raise
     log.info(
         "model package stored id=%s name=%s size=%d sha256=%s",

@@ -149,6 +149,9 @@ class S3ArtifactStore:
     def new_upload(self) -> Upload:
         return Upload(temp_upload_path(self.scratch))
 
+    def _failed(self, doing: str, exc: BaseException) -> ArtifactStoreError:
+        return ArtifactStoreError(f"the artifact store {self.description} failed {doing}: {explain(exc)}")
+
     def commit(self, upload: Upload, package_id: str) -> None:
         try:
             self._client.upload_file(
@@ -158,6 +161,8 @@ class S3ArtifactStore:
                 ExtraArgs={"Metadata": {SHA256_METADATA: upload.sha256.hexdigest()}},
                 Config=self._transfer,
             )
+        except Exception as exc:
+            raise self._failed(f"to store package {package_id}", exc) from exc
         finally:
             upload.path.unlink(missing_ok=True)
 
@@ -167,7 +172,7 @@ class S3ArtifactStore:
         except Exception as exc:
             if _is_missing(exc):
                 return None
-            raise
+            raise self._failed(f"to read package {package_id}", exc) from exc
         return Artifact(size=int(response["ContentLength"]), _chunks=_body_chunks(response["Body"]))
 
     def local_copy(self, package_id: str, sha256: str) -> Path | None:
@@ -187,7 +192,9 @@ class S3ArtifactStore:
             tmp.unlink(missing_ok=True)
             if _is_missing(exc):
                 return None
-            raise
+            if isinstance(exc, ArtifactDamaged):
+                raise
+            raise self._failed(f"to fetch package {package_id}", exc) from exc
         return target
 
     def keep_local_copies(self, package_ids: set[str]) -> None:
@@ -196,7 +203,10 @@ class S3ArtifactStore:
                 path.unlink(missing_ok=True)
 
     def delete(self, package_id: str) -> None:
-        self._client.delete_object(Bucket=self.bucket, Key=self.key(package_id))
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=self.key(package_id))
+        except Exception as exc:
+            raise self._failed(f"to delete package {package_id}", exc) from exc
         (self._cache / f"{package_id}.pkg").unlink(missing_ok=True)
 
 
