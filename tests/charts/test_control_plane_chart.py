@@ -45,7 +45,7 @@ def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def render(helm: str, *args: str, chart: Path = CHART) -> dict[tuple[str, str], dict]:
-    proc = run_helm(helm, "template", "dh", str(chart), "--namespace", "deckhand", "--kube-version", KUBE_VERSION, *args)
+    proc = run_helm(helm, "template", "dh", str(chart), "-n", "deckhand", "--kube-version", KUBE_VERSION, *args)
     assert proc.returncode == 0, proc.stderr
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     return {(d["kind"], d["metadata"]["name"]): d for d in docs}
@@ -114,7 +114,7 @@ def test_pods_run_non_root_on_a_read_only_root_filesystem(helm: str) -> None:
     # every place the server writes is an emptyDir: its data dir (scratch) and /tmp
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert env_of(container)["DECKHAND_DATA_DIR"]["value"] == "/var/lib/deckhand"
+    assert env_of(container)["DECKHAND_DATA_DIR"]["value"] == "/var/lib/deckhand/data"
     for path in ("/var/lib/deckhand", "/tmp"):
         assert "emptyDir" in volumes[mounts[path]], path
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
@@ -199,7 +199,8 @@ def test_database_url_value_goes_into_a_secret_not_the_pod_spec(helm: str) -> No
 
 
 def test_existing_token_secret_is_used_and_none_is_made(helm: str) -> None:
-    objs = render(helm, *sets(MINIMUM), *sets(["bootstrapToken.existingSecret=admin", "bootstrapToken.existingSecretKey=t"]))
+    existing = ["bootstrapToken.existingSecret=admin", "bootstrapToken.existingSecretKey=t"]
+    objs = render(helm, *sets(MINIMUM), *sets(existing))
     assert not any(kind == "Secret" for kind, _ in objs)
     ref = env_of(server(objs))["DECKHAND_BOOTSTRAP_TOKEN"]["valueFrom"]["secretKeyRef"]
     assert ref == {"name": "admin", "key": "t"}
@@ -218,8 +219,17 @@ def test_existing_token_secret_is_used_and_none_is_made(helm: str) -> None:
         (["ingress.host=https://deckhand.example.com"], ["ingress/host", "does not match"]),
         (["image.pullPolicy=Sometimes"], ["pullPolicy", "IfNotPresent"]),
     ],
-    ids=["replicas-0", "wrong-type", "unknown-key", "sqlite", "not-s3", "bad-endpoint", "weak-token", "host-url",
-         "bad-enum"],  # fmt: skip
+    ids=[
+        "replicas-0",
+        "wrong-type",
+        "unknown-key",
+        "sqlite",
+        "not-s3",
+        "bad-endpoint",
+        "weak-token",
+        "host-url",
+        "bad-enum",
+    ],  # fmt: skip
 )
 def test_schema_rejects_mistakes_readably(helm: str, override: list[str], expected: list[str]) -> None:
     proc = run_helm(helm, "template", "dh", str(CHART), *sets(MINIMUM), *sets(override))
@@ -242,7 +252,8 @@ def test_missing_database_is_refused(helm: str) -> None:
         (["database.existingSecret=db"], "replicas is 2 but artifactStore.url is not an s3:// URL"),
         (["database.existingSecret=db", "replicas=3", "persistence.existingClaim=pvc"],
          "replicas is 3 but artifactStore.url is not an s3:// URL"),
-        ([*MINIMUM, "persistence.existingClaim=pvc"], "persistence.existingClaim is for the artifacts of a store without S3"),
+        ([*MINIMUM, "persistence.existingClaim=pvc"],
+         "persistence.existingClaim is for the artifacts of a store without S3"),
     ],
     ids=["replicas-without-s3", "a-claim-is-not-shared", "claim-with-s3"],
 )  # fmt: skip
