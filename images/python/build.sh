@@ -20,7 +20,7 @@ set -euo pipefail
 root="${1:?usage: build.sh REPO_ROOT CONTEXTS_DIR}"
 contexts="${2:?usage: build.sh REPO_ROOT CONTEXTS_DIR}"
 : "${VERSION:?VERSION must be set (the Makefile sets it)}"
-extras="${DECKHAND_IMAGE_EXTRAS:-rabbitmq,docker,kubernetes,postgres,onnx}"
+extras="${DECKHAND_IMAGE_EXTRAS:-rabbitmq,docker,kubernetes,postgres,onnx,s3}"
 cache="${DECKHAND_CACHE_DIR:-$HOME/.cache/deckhand}"
 wheelhouse="$cache/wheelhouse"
 host_python="${DECKHAND_IMAGE_HOST_PYTHON:-/usr/bin/python3}"

@@ -9,7 +9,7 @@ from .conftest import VERSION, Engine
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 # Build order: what each image is FROM comes first.
-IMAGES = ["base", "python", "pps", "agent", "tracking-agent", "rabbitmq", "proxy"]
+IMAGES = ["base", "python", "pps", "agent", "tracking-agent", "control-plane", "rabbitmq", "proxy"]
 
 
 @pytest.mark.parametrize("name", IMAGES)
@@ -45,9 +45,10 @@ def test_base_has_python_and_venv(engine: Engine, image) -> None:
 
 def test_python_images_share_the_venv_layers(engine: Engine, image) -> None:
     layers = {
-        name: engine.inspect(image(name))["RootFS"]["Layers"] for name in ("python", "pps", "agent", "tracking-agent")
+        name: engine.inspect(image(name))["RootFS"]["Layers"]
+        for name in ("python", "pps", "agent", "tracking-agent", "control-plane")
     }
-    for name in ("pps", "agent", "tracking-agent"):
+    for name in ("pps", "agent", "tracking-agent", "control-plane"):
         assert layers[name][: len(layers["python"])] == layers["python"], name
 
 
@@ -66,3 +67,14 @@ def test_tracking_agent_image(engine: Engine, image) -> None:
     commands = engine.docker("run", "--rm", "--entrypoint", "deckhand", ref, "--help")
     assert "tracking-agent" in commands, commands
     assert "Usage" in engine.docker("run", "--rm", ref, "--help")
+
+
+def test_control_plane_image_runs_deckhand_server_as_non_root(engine: Engine, image) -> None:
+    ref = image("control-plane")
+    info = engine.inspect(ref)
+    assert info["Config"]["Entrypoint"] == ["deckhand", "server"]
+    assert info["Config"]["Cmd"] == ["--host", "0.0.0.0", "--port", "8000"]
+    assert info["Config"]["User"] == "deckhand"
+    out = engine.docker("run", "--rm", ref, "--help")
+    assert "--artifact-store" in out  # and the s3 extra is installed:
+    engine.docker("run", "--rm", "--entrypoint", "python", ref, "-c", "import boto3, psycopg")

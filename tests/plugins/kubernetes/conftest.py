@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from k8s_testenv.pytest_plugin import k8s_api, k8s_env, k8s_namespace  # noqa: E402,F401
+from tests.plugins.kubernetes.helpers import HOST_FROM_PODS  # noqa: E402
 
-HOST_FROM_PODS = "10.244.0.1"  # the pod bridge's gateway: how pods reach this machine
 ADMIN_TOKEN = "k8s-admin-token-0123456789"
 
 
@@ -37,6 +37,7 @@ class Images:
     kaniko: str
     agent: str
     tracking_agent: str
+    control_plane: str
     registry: str  # as pods and the node see it (registry_in_cluster)
     push_seconds: float
 
@@ -58,13 +59,13 @@ def cluster_images(real_cluster, registry_images) -> Images:
 
 @pytest.fixture(scope="session")
 def registry_images(k8s_env, build_image, engine_host) -> Images:  # noqa: F811
-    """deckhand-pps, -kaniko, -agent and -tracking-agent built on deckhand's Docker engine and pushed to the
-    test registry (the node and Kaniko pull them as registry_in_cluster/...)."""
+    """deckhand-pps, -kaniko, -agent, -tracking-agent and -control-plane built on deckhand's Docker
+    engine and pushed to the test registry (the node and Kaniko pull them as registry_in_cluster/...)."""
     in_cluster = k8s_env.registry_in_cluster or k8s_env.registry
     env = {"DOCKER_HOST": engine_host, "PATH": "/usr/bin:/bin:/usr/local/bin"}
     started = time.monotonic()
     refs = {}
-    for name in ("pps", "kaniko", "agent", "tracking-agent"):
+    for name in ("pps", "kaniko", "agent", "tracking-agent", "control-plane"):
         local = build_image(name, allow_existing=True)
         tag = local.split(":", 1)[1]
         pushed = f"{k8s_env.registry}/deckhand/{name}:{tag}"
@@ -72,8 +73,8 @@ def registry_images(k8s_env, build_image, engine_host) -> Images:  # noqa: F811
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
             assert proc.returncode == 0, f"{' '.join(cmd)} failed: {proc.stderr}"
         refs[name] = f"{in_cluster}/deckhand/{name}:{tag}"
-    return Images(refs["pps"], refs["kaniko"], refs["agent"], refs["tracking-agent"], in_cluster,
-                  time.monotonic() - started)  # fmt: skip
+    return Images(refs["pps"], refs["kaniko"], refs["agent"], refs["tracking-agent"], refs["control-plane"],
+                  in_cluster, time.monotonic() - started)  # fmt: skip
 
 
 @dataclass

@@ -20,8 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.plugins.kubernetes.helpers import wait_for
-from tests.plugins.kubernetes.test_cluster_chart_install import install_agent, kubectl
+from tests.plugins.kubernetes.helpers import install_agent, kubectl, wait_for
 from tests.request_loop import RequestLoop
 
 from deckhand.packages.demo import sample_rows
@@ -63,7 +62,7 @@ def test_the_controller_promotes_a_good_canary_and_rolls_back_a_failing_one(
     real_cluster, cluster_images, control_plane, k8s_namespace, flaky_package
 ) -> None:
     env, cp, ns = real_cluster, control_plane, k8s_namespace
-    environment, _, agent_ready_s = install_agent(env, cluster_images, cp, ns, f"rollouts-{ns}")
+    environment, _, agent_ready_s = install_agent(env, cluster_images, cp.client, cp.url, ns, f"rollouts-{ns}")
     v1, v2 = cp.packages["a"], cp.packages["b"]
     flaky = cp.client.upload_package(flaky_package)["id"]
     dep_id = cp.client.create_deployment("iris-rollouts", environment["id"], v1)["id"]
