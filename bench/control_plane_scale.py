@@ -14,7 +14,8 @@ shared by all), created by parallel API calls (timed and printed). Every replica
 Then, for each replica count: that many `deckhand server` processes on the database
 (127.0.0.1, each its own port), all LISTENing (checked in pg_stat_activity), and a fresh
 HAProxy (Debian's `haproxy`, scripts/setup/10-system-packages.sh) on 127.0.0.1, configured
-as the docs give it (examples/replicas/haproxy.cfg: round robin, health-checked). Everything below goes through HAProxy. Two windows of --duration seconds:
+as the docs give it (examples/replicas/haproxy.cfg: round robin, health-checked).
+Everything below goes through HAProxy. Two windows of --duration seconds:
 
   desired state  --agents simulated agents, one per environment, each long-polling its
         environment's desired state as deckhand.agent does (GET .../desired-state with the

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -83,6 +83,20 @@ class ThreadedServer:
         self.stop()
 
 
+_P = TypeVar("_P", "ServerProcess", "ReplicaProxy")
+
+
+def _started_healthy(child: _P, timeout: float) -> _P:
+    """Start `child` and wait until its URL answers /healthz; stopped again if it does not."""
+    ChildProcess.start(child)
+    try:
+        wait_healthy(child.url, timeout, child.process)
+    except BaseException:
+        child.stop()
+        raise
+    return child
+
+
 class ServerProcess(ChildProcess):
     """`deckhand server` as a child process; its stdout/stderr go to `log_path`."""
 
@@ -123,13 +137,7 @@ class ServerProcess(ChildProcess):
         return env
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
-        super().start()
-        try:
-            wait_healthy(self.url, timeout, self.process)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        return _started_healthy(self, timeout)
 
 
 # The HAProxy configuration the docs give for replicas; a test runs it with its own addresses.
@@ -189,10 +197,4 @@ class ReplicaProxy(ChildProcess):
         return counts
 
     def start(self, timeout: float = 20.0) -> ReplicaProxy:
-        super().start()
-        try:
-            wait_healthy(self.url, timeout, self.process)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        return _started_healthy(self, timeout)
