@@ -6,22 +6,18 @@ refuses, readably; and NOTES.txt, which never shows a secret."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from .conftest import run_helm
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "deckhand-control-plane"
 EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
 KUBE_VERSION = "1.33.0"  # helm template assumes 1.20 without it
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from k8s_testenv import build  # noqa: E402
-
-# helm is a tool the Kubernetes test environment builds (scripts/setup/50-k8s-testenv.sh)
 pytestmark = pytest.mark.k8s
 
 # The least a multi-replica install needs: a database Secret and an S3 store.
@@ -31,17 +27,6 @@ FULLNAME = "dh-deckhand-control-plane"
 
 def sets(items: list[str]) -> list[str]:
     return [a for item in items for a in ("--set", item)]
-
-
-@pytest.fixture(scope="module")
-def helm() -> str:
-    if not build.HELM.complete:
-        pytest.skip("helm is not built: run scripts/k8s-testenv build helm (scripts/setup/50-k8s-testenv.sh does)")
-    return str(build.HELM.bin("helm"))
-
-
-def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([helm, *args], capture_output=True, text=True, timeout=120)
 
 
 def render(helm: str, *args: str, chart: Path = CHART) -> dict[tuple[str, str], dict]:

@@ -3,21 +3,17 @@ minimum `--set` install, and schema/required-value errors a person can act on.""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from .conftest import run_helm
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "deckhand-management-agent"
 EXAMPLES = sorted((CHART / "examples").glob("*_values.yaml"))
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from k8s_testenv import build  # noqa: E402
-
-# helm is a tool the Kubernetes test environment builds (scripts/setup/50-k8s-testenv.sh)
 pytestmark = pytest.mark.k8s
 
 # bosun's documented minimum install, with our names for the images.
@@ -32,17 +28,6 @@ DOCUMENTED_MINIMUM = [
     "imageBuilder.generatedImageRepository=registry.your-company.com/mlops/frozen-models",
     "deckhand.url=http://deckhand.mlops.svc:8000",
 ]
-
-
-@pytest.fixture(scope="module")
-def helm() -> str:
-    if not build.HELM.complete:
-        pytest.skip("helm is not built: run scripts/k8s-testenv build helm (scripts/setup/50-k8s-testenv.sh does)")
-    return str(build.HELM.bin("helm"))
-
-
-def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([helm, *args], capture_output=True, text=True, timeout=120)
 
 
 def render(helm: str, *args: str) -> dict[tuple[str, str], dict]:
