@@ -210,6 +210,51 @@ def test_challenger_answers_are_compared_with_the_champions(champion, challenger
     assert compare(champion, challenger, regression) == expected
 
 
+def test_a_flush_carries_every_waiting_copy_in_order_whatever_its_form() -> None:
+    """Copies wait in the server and cross to the scorer as one datagram per flush: numeric
+    copies are gathered into arrays as they come, a copy in another form (rows, labels)
+    joins them in order, other deployments and columns form their own groups."""
+    import asyncio
+    import socket
+
+    from deckhand.serving.shadow import ShadowScorer, _unpack
+
+    columns = ["a", "b"]
+    challengers = (("c1", "/nowhere"),)
+    numeric = [np.array([[float(i), float(-i)]] * (i + 1)) for i in range(70)]  # grows the arrays past 64 rows
+    scorer = ShadowScorer(lambda tallies: None)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    scorer._copies = ours  # the scorer process's end, read here
+
+    async def requests() -> None:
+        for i, rows in enumerate(numeric[:40]):
+            scorer.submit(
+                "d", "d", challengers, Batch(columns=columns, array=rows), rows[:, 0].copy(), [f"id{i}"] * len(rows)
+            )
+        scorer.submit("d", "d", challengers, Batch(columns=columns, rows=[[1, "x"]]), ["label"])  # another form
+        for rows in numeric[40:]:
+            scorer.submit("d", "d", challengers, Batch(columns=columns, array=rows), rows[:, 0].copy())
+        scorer.submit("e", "e", challengers, Batch(columns=["z"], array=np.zeros((2, 1))), np.zeros(2))
+        await asyncio.sleep(0.05)  # the flush timer fires once, for all of them
+
+    asyncio.run(requests())
+    theirs.setblocking(False)
+    flushes = [_unpack(theirs.recv(1 << 22))]
+    with pytest.raises(BlockingIOError):  # one datagram
+        theirs.recv(1 << 22)
+    scorer.close()
+    ((d, e),) = flushes
+    assert scorer.counts("d") == {"sent": 71, "scored": 0, "dropped": 0} and scorer.counts("e")["sent"] == 1
+    assert d.sizes == tuple(len(r) for r in numeric[:40]) + (1,) + tuple(len(r) for r in numeric[40:])
+    assert (e.sizes, e.batch.columns) == ((2,), ["z"])
+    copies = d.copies()
+    for copy, rows in zip(copies[:40] + copies[41:], numeric, strict=True):
+        assert copy.batch.to_array().tolist() == rows.tolist()
+        assert list(copy.champion) == rows[:, 0].tolist()
+    assert (copies[40].batch.to_array(object).tolist(), list(copies[40].champion)) == ([[1, "x"]], ["label"])
+    assert [c.ids for c in copies[:2]] == [["id0"], ["id1", "id1"]] and copies[41].ids is None
+
+
 def test_a_share_only_swap_reuses_both_members(demo_package: Path, second_package: Path, tmp_path: Path) -> None:
     """The repository alone: a 10 % -> 20 % swap reuses both loaded members (its time: bench/rollouts.py)."""
     from deckhand.serving.repository import ModelRepository
@@ -236,7 +281,7 @@ def test_waiting_copies_are_scored_in_one_call_per_challenger_and_failures_stay_
     from deckhand.package_limits import PackageLimits
     from deckhand.packages import load_model
     from deckhand.serving.codecs import prediction_labels
-    from deckhand.serving.shadow import ShadowCopy, score_copies
+    from deckhand.serving.shadow import CopyGroup, ShadowCopy, score_copies
 
     champion = load_model(demo_package)
     columns = [f.name for f in champion.manifest.features]
@@ -251,13 +296,16 @@ def test_waiting_copies_are_scored_in_one_call_per_challenger_and_failures_stay_
         )
     models: OrderedDict[str, Any] = OrderedDict()
     calls: collections.Counter[str] = collections.Counter()
-    scored = score_copies(models, copies, PackageLimits())
+    # two flushes of the same deployment waiting together: merged into one group
+    flushes = [CopyGroup.join(copies[:2]), CopyGroup.join(copies[2:])]
+    scored = score_copies(models, [g for f in flushes for g in f], PackageLimits())
     for path, model in models.items():  # count the calls of a second round
         model.predict = lambda batch, _p=model.predict, _k=path: calls.update([_k]) or _p(batch)
-    score_copies(models, copies, PackageLimits())
+    score_copies(models, CopyGroup.join(copies), PackageLimits())
 
     ((group, results),) = scored  # one deployment, the same challengers and columns: one group
-    assert group == copies
+    assert group.sizes == (8,) * 5 and group.timestamp == copies[0].timestamp
+    assert [(c.batch, c.champion) for c in group.copies()] == [(c.batch, c.champion) for c in copies]
     same = [r for r in results if r.model_id == "same"]
     flaky = [r for r in results if r.model_id == "flaky"]
     # the healthy challenger: one result for the five copies, its answers the champion's

@@ -1,29 +1,35 @@
 """Challengers: score copies of answered requests in a scorer process, never in the way.
 
 After the champion's response is sent, the server hands the decoded batch and the champion's
-answers to `ShadowScorer.submit`: a non-blocking put on a bounded queue (a full queue drops
-the copy and counts it; nothing is queued without bound). One scorer process per server
-worker, started on the first copy at nice +10 (a fresh interpreter, one BLAS thread), is fed
-over a datagram socket pair whose kernel buffer is that bounded queue: the request path
-sends to it without blocking, and no thread wakes per copy. The scorer loads each
-challenger's package itself (from the extracted path; kept loaded), scores the copies
-waiting together (one `predict()` per challenger), compares its answers with the
-champion's and counts them into its own shadow tallies (`deckhand.serving.tally`); then
-it rests, at least MIN_REST_S and so that it is busy at most DUTY of the time (the copies
-gather meanwhile: one wake-up and one `predict()` per challenger for many copies). A
-process rather than a thread: a thread would compete for the GIL with the request path,
-and the nice value and SCHED_IDLE put its CPU time behind the server's.
+answers to `ShadowScorer.submit`, which copies numeric rows and values into two growing
+arrays per deployment (other forms wait in a list): every FLUSH_S (or sooner, at FLUSH_COPIES
+copies or FLUSH_CELLS values) they cross to the scorer as one datagram -- one pickle of a few
+arrays and one system call for many requests. (A send per request cost the server about
+10 us of CPU per request, 10 % of a 1-row prediction; joining an object per copy at the
+flush took 130 us on the event loop every 10 ms, which the requests behind it waited for.)
+
+One scorer process per server worker, started on the first copies at nice +10 under
+SCHED_IDLE (a fresh interpreter, one BLAS thread), is fed over a datagram socket pair whose
+kernel buffer is the bounded queue: a flush that does not fit is dropped and counted,
+and nothing waits without bound. The scorer loads each challenger's package itself (from the
+extracted path; kept loaded), scores the copies waiting together (one `predict()` per
+challenger), compares its answers with the champion's and counts them into its own shadow
+tallies (`deckhand.serving.tally`); then it rests, at least MIN_REST_S and so that it is
+busy at most DUTY of the time (the copies gather meanwhile). A process rather than a thread:
+a thread would compete for the GIL with the request path, and the nice value and SCHED_IDLE
+put its CPU time behind the server's.
 
 Every RESULTS_EVERY_S the scorer sends its tallies -- a few objects per challenger and
 minute, however many copies they count -- and a thread of the server hands them to
 `on_scored` (the data plane adds them to its own tally: docs/rollouts.md). Results sent
 copy by copy cost the server more than the copies did: unpickling thousands of them holds
 the GIL for milliseconds, and the request path waits. A scorer that dies is started again
-with the next copy; a scorer whose server dies sees its socket close and exits.
+with the next flush; a scorer whose server dies sees its socket close and exits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import errno
@@ -59,6 +65,9 @@ MAX_BATCH_ROWS = 4096  # copies scored in one predict() per challenger
 DUTY = 0.25  # the scorer's busy share of time at most: it rests 3x as long as it scored
 MIN_REST_S = 0.025  # and at least this long: copies gather, and it wakes 40 times a second, not per copy
 FULL_BACKOFF_S = 0.005  # after a full buffer, copies are dropped without trying for this long
+FLUSH_S = 0.01  # copies wait in the server at most this long, then cross to the scorer together
+FLUSH_COPIES = 256  # or until this many are waiting
+FLUSH_CELLS = 128 * 1024  # or until they hold this many values (rows x columns: ~1 MiB of floats)
 NICE = 10
 REGRESSION_TOLERANCE = 0.01  # regression answers agree within 1 % of each other
 _CACHED_MODELS = 16  # challenger models the scorer keeps loaded
@@ -66,7 +75,7 @@ _CACHED_MODELS = 16  # challenger models the scorer keeps loaded
 
 @dataclass(frozen=True)
 class ShadowCopy:
-    """What crosses to the scorer process: one datagram, pickled in the request path."""
+    """One answered request's copy for the challengers (a `CopyGroup` is many of them)."""
 
     key: str
     deployment_id: str
@@ -75,6 +84,161 @@ class ShadowCopy:
     champion: Any  # the champion's labels, or its values (list or array)
     timestamp: float
     ids: list[str] | None = None  # the rows' association ids, when the deployment gives them
+
+
+GroupKey = tuple[str, str, tuple[tuple[str, str], ...], tuple[str, ...]]  # key, deployment, challengers, columns
+
+
+@dataclass(frozen=True)
+class CopyGroup:
+    """Copies of requests to one deployment with the same challengers and columns, their rows
+    and the champion's answers joined: what a flush sends (one per group), and what the
+    scorer scores in one `predict()` per challenger. Rows arrive as one array when the
+    requests' rows were arrays, so the scorer makes no object per copy or row."""
+
+    key: str
+    deployment_id: str
+    challengers: tuple[tuple[str, str], ...]
+    batch: Any  # deckhand.packages.Batch: every copy's rows, in order
+    champion: Any  # the champion's answers for those rows: labels (list) or values (array)
+    sizes: tuple[int, ...]  # rows per copy
+    timestamp: float  # the first copy's (the group counts in its minute)
+    ids: tuple[list[str] | None, ...] | None = None  # per copy, when any has association ids
+
+    @property
+    def group_key(self) -> GroupKey:
+        return (self.key, self.deployment_id, self.challengers, tuple(self.batch.columns))
+
+    @staticmethod
+    def join(copies: list[ShadowCopy]) -> list[CopyGroup]:
+        """The copies by deployment, challengers and columns, in order, each group joined."""
+        groups: dict[GroupKey, _Gathering] = {}
+        for c in copies:
+            _gather(groups, c.key, c.deployment_id, c.challengers, c.batch, c.champion, c.ids, c.timestamp)
+        return [gathering.group() for gathering in groups.values()]
+
+    @staticmethod
+    def merge(groups: list[CopyGroup]) -> CopyGroup:
+        """Groups with the same `group_key` (flushes waiting together) as one."""
+        from deckhand.packages import Batch
+
+        if len(groups) == 1:
+            return groups[0]
+        first = groups[0]
+        ids = None
+        if any(g.ids for g in groups):
+            ids = tuple(i for g in groups for i in (g.ids or (None,) * len(g.sizes)))
+        return CopyGroup(
+            first.key, first.deployment_id, first.challengers, Batch.concat([g.batch for g in groups]),
+            _joined([g.champion for g in groups]), tuple(n for g in groups for n in g.sizes), first.timestamp, ids,
+        )  # fmt: skip
+
+    def copies(self) -> list[ShadowCopy]:
+        """The copies again, one by one (a challenger that failed the group is retried so)."""
+        out, start = [], 0
+        for index, n in enumerate(self.sizes):
+            ids = self.ids[index] if self.ids else None
+            batch, champion = self.batch.slice(start, start + n), self.champion[start : start + n]
+            out.append(ShadowCopy(self.key, self.deployment_id, self.challengers, batch, champion, self.timestamp, ids))
+            start += n
+        return out
+
+
+class _Gathering:
+    """One group's copies waiting for a flush. Numeric rows and values (the usual request)
+    are copied into two growing arrays as they come, so the flush -- which runs on the event
+    loop, between requests -- pickles two arrays rather than joining one object per copy;
+    any other copy turns the group to lists, joined at the flush."""
+
+    def __init__(self, key: str, deployment_id: str, challengers: tuple[tuple[str, str], ...], timestamp: float):
+        self.key, self.deployment_id, self.challengers, self.timestamp = key, deployment_id, challengers, timestamp
+        self.sizes: list[int] = []
+        self.ids: list[list[str] | None] = []
+        self.batches: list[Any] = []  # copies kept as they are, joined at the flush
+        self.champions: list[Any] = []
+        self._columns: list[str] = []
+        self._rows: np.ndarray | None = None  # numeric copies' rows, filled up to _used
+        self._values: np.ndarray | None = None  # and the champion's values for them
+        self._used = 0
+
+    def add(self, batch: Any, champion: Any, ids: list[str] | None) -> None:
+        n = len(batch)
+        array = batch.array
+        if (
+            not self.batches
+            and array is not None
+            and array.dtype == np.float64
+            and isinstance(champion, np.ndarray)
+            and champion.dtype == np.float64
+            and champion.shape == (n,)
+        ):
+            self._columns = batch.columns
+            self._append(array, champion)
+        else:
+            self._to_lists()
+            self.batches.append(batch)
+            self.champions.append(champion)
+        self.sizes.append(n)
+        self.ids.append(ids)
+
+    def _append(self, rows: np.ndarray, values: np.ndarray) -> None:
+        used, n = self._used, len(rows)
+        if self._rows is None or self._values is None or used + n > len(self._rows):
+            size = max(64, 2 * (used + n))
+            grown_rows, grown_values = np.empty((size, rows.shape[1])), np.empty(size)
+            if self._rows is not None and self._values is not None:
+                grown_rows[:used], grown_values[:used] = self._rows[:used], self._values[:used]
+            self._rows, self._values = grown_rows, grown_values
+        self._rows[used : used + n] = rows
+        self._values[used : used + n] = values
+        self._used = used + n
+
+    def _to_lists(self) -> None:
+        """The numeric copies so far as one batch in the lists (a copy of another kind came)."""
+        from deckhand.packages import Batch
+
+        if self._used and self._rows is not None and self._values is not None:
+            self.batches.append(Batch(columns=self._columns, array=self._rows[: self._used]))
+            self.champions.append(self._values[: self._used])
+        self._rows = self._values = None
+        self._used = 0
+
+    def group(self) -> CopyGroup:
+        from deckhand.packages import Batch
+
+        self._to_lists()
+        ids = tuple(self.ids) if any(self.ids) else None
+        return CopyGroup(
+            self.key, self.deployment_id, self.challengers, Batch.concat(self.batches), _joined(self.champions),
+            tuple(self.sizes), self.timestamp, ids,
+        )  # fmt: skip
+
+
+def _gather(
+    groups: dict[GroupKey, _Gathering],
+    key: str,
+    deployment_id: str,
+    challengers: tuple[tuple[str, str], ...],
+    batch: Any,
+    champion: Any,
+    ids: list[str] | None,
+    timestamp: float,
+) -> None:
+    """Add a copy to its group in `groups` (a new group starts at this copy's time)."""
+    group_key = (key, deployment_id, challengers, tuple(batch.columns))
+    gathering = groups.get(group_key)
+    if gathering is None:
+        gathering = groups[group_key] = _Gathering(key, deployment_id, challengers, timestamp)
+    gathering.add(batch, champion, ids)
+
+
+def _joined(answers: list[Any]) -> Any:
+    """The champion's answers of several copies as one: an array of values, or a label list."""
+    if len(answers) == 1:
+        return answers[0]
+    if all(isinstance(a, np.ndarray) for a in answers):
+        return np.concatenate(answers)
+    return [label for a in answers for label in a]
 
 
 # A challenger's answers by association id, for accuracy (docs/accuracy.md): deployment id,
@@ -137,6 +301,11 @@ class ShadowScorer:
         self._lock = threading.Lock()
         self._closed = False
         self._full_until = 0.0
+        self._pending: dict[GroupKey, _Gathering] = {}  # copies waiting for the next flush
+        self._pending_copies = 0
+        self._pending_cells = 0
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._dropped_flushes = 0
 
     def counts(self, key: str) -> dict[str, int]:
         return self._counts.get(key, ShadowCounts()).as_dict()
@@ -150,28 +319,59 @@ class ShadowScorer:
         champion: Any,
         ids: list[str] | None = None,
     ) -> None:
-        """Send a copy to the scorer, or drop it (counted) when the socket's buffer is full."""
+        """Queue a copy for the next flush (dropped, and counted, when the scorer's queue was
+        full a moment ago or the request is too large to copy)."""
         counts = self._counts.get(key) or self._counts.setdefault(key, ShadowCounts())
         if len(batch) > self.max_rows or self._closed:
             counts.dropped += 1
             return
-        if self._full_until and time.monotonic() < self._full_until:  # full a moment ago: not even pickled
+        if self._full_until and time.monotonic() < self._full_until:  # full a moment ago: not even kept
             counts.dropped += 1
             return
-        copies = self._copies or self._start()
-        data = _pack(ShadowCopy(key, deployment_id, challengers, batch, champion, time.time(), ids))
+        cells = len(batch) * max(1, len(batch.columns))
+        if self._pending and self._pending_cells + cells > FLUSH_CELLS:
+            self.flush()  # a large copy travels in a flush of its own
+        _gather(self._pending, key, deployment_id, challengers, batch, champion, ids, time.time())
+        self._pending_copies += 1
+        self._pending_cells += cells
+        if self._pending_copies >= FLUSH_COPIES or self._pending_cells >= FLUSH_CELLS:
+            self.flush()
+        elif self._flush_timer is None:
+            try:
+                self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+            except RuntimeError:  # no event loop in this thread (a direct call): send now
+                self.flush()
+
+    def flush(self) -> None:
+        """Send the waiting copies to the scorer as one datagram, or drop them all (counted)
+        when its buffer is full; never blocks."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        pending, self._pending, self._pending_copies, self._pending_cells = self._pending, {}, 0, 0
+        if not pending:
+            return
+        keys: Counter[str] = Counter()
+        for gathering in pending.values():
+            keys[gathering.key] += len(gathering.sizes)
         try:
-            copies.send(data)  # one datagram, whole or not at all; never blocks
-        except (BlockingIOError, OSError) as exc:  # full (or, EMSGSIZE, a copy larger than the buffer)
-            counts.dropped += 1
+            data = _pack([gathering.group() for gathering in pending.values()])
+            copies = self._copies or self._start()
+            copies.send(data)  # one datagram, whole or not at all
+        except (BlockingIOError, OSError) as exc:  # full (or, EMSGSIZE, larger than the buffer)
+            for key, n in keys.items():
+                self._counts[key].dropped += n
             if isinstance(exc, BlockingIOError):
                 self._full_until = time.monotonic() + FULL_BACKOFF_S
             if not isinstance(exc, BlockingIOError | InterruptedError) and exc.errno != errno.EMSGSIZE:
-                self._copies = None  # the scorer is gone: the next copy starts another
-            elif counts.dropped == 1 or counts.dropped % 1000 == 0:
-                log.warning("event=shadow_queue_full deployment=%s dropped=%d", key, counts.dropped)
+                self._copies = None  # the scorer is gone: the next flush starts another
+            else:
+                self._dropped_flushes += 1
+                if self._dropped_flushes % 100 == 1:  # a slow scorer must not flood the log
+                    log.warning("event=shadow_queue_full flushes_dropped=%d", self._dropped_flushes)
             return
-        counts.sent += 1
+        for key, n in keys.items():
+            self._counts[key].sent += n
 
     def _start(self) -> socket.socket:
         """Start the scorer: `python -c` rather than multiprocessing, which would run the
@@ -230,6 +430,7 @@ class ShadowScorer:
             log.warning("event=shadow_scorer_died exitcode=%s", exit_code)
 
     def close(self, timeout: float = 2.0) -> None:
+        self.flush()  # what is waiting still goes
         self._closed = True
         copies, process = self._copies, self._process
         if copies is None or process is None:
@@ -242,28 +443,37 @@ class ShadowScorer:
             process.wait(timeout)
 
 
-SMALL_ROWS = 64  # arrays this small travel as lists: pickling an ndarray costs ~7 us, a short list ~1
+def _pack(groups: list[CopyGroup]) -> bytes:
+    """A flush as the bytes of one datagram: plain tuples (arrays pickle as their bytes)."""
+    wire = [
+        (
+            g.key,
+            g.deployment_id,
+            g.challengers,
+            g.batch.columns,
+            g.batch.rows,
+            g.batch.array,
+            g.batch.frame,
+            g.champion,
+            g.sizes,
+            g.timestamp,
+            g.ids,
+        )  # fmt: skip
+        for g in groups
+    ]
+    return pickle.dumps(wire, protocol=5)
 
 
-def _pack(copy: ShadowCopy) -> bytes:
-    """A copy as the bytes of one datagram: a plain tuple, small arrays as lists (this runs in
-    the request path, once per request the champion answers)."""
-    batch = copy.batch
-    rows, array = batch.rows, batch.array
-    if array is not None and len(array) <= SMALL_ROWS:
-        rows, array = array.tolist(), None
-    champion = copy.champion
-    if isinstance(champion, np.ndarray) and len(champion) <= SMALL_ROWS:
-        champion = champion.tolist()
-    wire = (copy.key, copy.deployment_id, copy.challengers, batch.columns, rows, array, batch.frame, champion)
-    return pickle.dumps((*wire, copy.timestamp, copy.ids), protocol=5)
-
-
-def _unpack(data: bytes | memoryview) -> ShadowCopy:
+def _unpack(data: bytes | memoryview) -> list[CopyGroup]:
+    """The groups of one flush."""
     from deckhand.packages import Batch
 
-    key, deployment_id, challengers, columns, rows, array, frame, champion, timestamp, ids = pickle.loads(data)
-    return ShadowCopy(key, deployment_id, challengers, Batch(columns, rows, frame, array), champion, timestamp, ids)
+    return [
+        CopyGroup(key, deployment_id, challengers, Batch(columns, rows, frame, array), champion, sizes, timestamp, ids)
+        for key, deployment_id, challengers, columns, rows, array, frame, champion, sizes, timestamp, ids in (
+            pickle.loads(data)
+        )
+    ]
 
 
 # -- the scorer process ----------------------------------------------------------------------
@@ -312,14 +522,13 @@ def scorer_main(copies_fd: int, results_fd: int, limits_json: str) -> None:
                 if batch:
                     started = time.monotonic()
                     for group, out in score_copies(models, batch, limits):
-                        first = group[0]
-                        scored[first.key] += len(group)
+                        scored[group.key] += len(group.sizes)
                         for r in out:
                             if r.rows_by_id is not None:
                                 by_id.append(r.rows_by_id)
                             comparison = (r.compared, r.agreed, r.abs_diff_sum) if r.compared else None
                             tally.observe(
-                                first.key, first.deployment_id, r.model_id, first.timestamp, r.status, r.rows,
+                                group.key, group.deployment_id, r.model_id, group.timestamp, r.status, r.rows,
                                 r.seconds, r.error, r.predictions, True, comparison, requests=r.copies,
                             )  # fmt: skip
                     rest_until = time.monotonic() + max(MIN_REST_S, (time.monotonic() - started) * (1 / DUTY - 1))
@@ -342,10 +551,11 @@ def _compact(tally: Tally) -> Tally:
     return tally
 
 
-def _drain(copies: socket.socket, buffer: bytearray) -> tuple[list[ShadowCopy], bool]:
-    """The copies waiting in the socket, up to MAX_BATCH_ROWS rows; and whether it closed."""
+def _drain(copies: socket.socket, buffer: bytearray) -> tuple[list[CopyGroup], bool]:
+    """The copies waiting in the socket (whole flushes, until MAX_BATCH_ROWS rows); and
+    whether it closed."""
     view = memoryview(buffer)
-    batch: list[ShadowCopy] = []
+    batch: list[CopyGroup] = []
     rows = 0
     while rows < MAX_BATCH_ROWS:
         try:
@@ -354,57 +564,56 @@ def _drain(copies: socket.socket, buffer: bytearray) -> tuple[list[ShadowCopy], 
             return batch, False
         if not size:  # end of file: the server is gone
             return batch, True
-        copy = _unpack(view[:size])
-        batch.append(copy)
-        rows += len(copy.batch)
+        flushed = _unpack(view[:size])
+        batch.extend(flushed)
+        rows += sum(sum(group.sizes) for group in flushed)
     return batch, False
 
 
 def score_copies(
-    models: OrderedDict[str, Any], copies: list[ShadowCopy], limits: PackageLimits
-) -> list[tuple[list[ShadowCopy], list[ShadowResult]]]:
-    """The copies grouped by deployment, challengers and columns, each group with its results.
+    models: OrderedDict[str, Any], groups: list[CopyGroup], limits: PackageLimits
+) -> list[tuple[CopyGroup, list[ShadowResult]]]:
+    """The groups waiting (flushes merged by deployment, challengers and columns), each with
+    its results.
 
     A group is scored in one call per challenger, which gives one result counting all its
     copies (each given the call's seconds: what the challenger would take to answer that
     load with the server's micro-batching; the group counts in its first copy's minute). A
     call that fails is retried copy by copy, so a challenger that fails on some rows is
     charged only for the copies holding them."""
-    groups: dict[tuple[Any, ...], list[ShadowCopy]] = {}
-    for copy in copies:
-        groups.setdefault((copy.key, copy.deployment_id, copy.challengers, tuple(copy.batch.columns)), []).append(copy)
+    by_key: dict[GroupKey, list[CopyGroup]] = {}
+    for group in groups:
+        by_key.setdefault(group.group_key, []).append(group)
     scored = []
-    for group in groups.values():
+    for same in by_key.values():
+        group = CopyGroup.merge(same)
         results = [
-            r for model_id, path in group[0].challengers for r in _score_group(models, model_id, path, group, limits)
+            r for model_id, path in group.challengers for r in _score_group(models, model_id, path, group, limits)
         ]
         scored.append((group, results))
     return scored
 
 
 def _score_group(
-    models: OrderedDict[str, Any], model_id: str, path: str, group: list[ShadowCopy], limits: PackageLimits
+    models: OrderedDict[str, Any], model_id: str, path: str, group: CopyGroup, limits: PackageLimits
 ) -> list[ShadowResult]:
-    from deckhand.packages import Batch
-
-    if len(group) == 1:
-        return [_score(models, model_id, path, group[0], limits)]
+    if len(group.sizes) == 1:
+        return [_score(models, model_id, path, group.copies()[0], limits)]
     try:
         model = _model(models, path, limits)
         started = time.perf_counter()
-        predictions = model.predict(Batch.concat([c.batch for c in group]))
+        predictions = model.predict(group.batch)
         answers, regression = _answers(model, predictions)
         seconds = time.perf_counter() - started
     except Exception:  # attribute the failure to the copies that cause it
-        return [_score(models, model_id, path, copy, limits) for copy in group]
-    if regression:
-        champion: Any = np.concatenate([np.asarray(c.champion, dtype=float) for c in group])
-    else:
-        champion = [label for c in group for label in c.champion]
+        return [_score(models, model_id, path, copy, limits) for copy in group.copies()]
+    champion = np.asarray(group.champion, dtype=float) if regression else group.champion
     rows = len(answers)
     compared, agreed, abs_diff = compare(champion, answers, regression) if len(champion) == rows else (0, 0, 0.0)
     by_id = _by_id(group, model_id, model, predictions)
-    return [ShadowResult(model_id, rows, seconds, 200, None, answers, compared, agreed, abs_diff, len(group), by_id)]
+    return [
+        ShadowResult(model_id, rows, seconds, 200, None, answers, compared, agreed, abs_diff, len(group.sizes), by_id)
+    ]
 
 
 def _answers(model: Any, predictions: Any) -> tuple[Any, bool]:
@@ -415,9 +624,9 @@ def _answers(model: Any, predictions: Any) -> tuple[Any, bool]:
     return (predictions.values if regression else prediction_labels(predictions, model.manifest)), regression
 
 
-def _by_id(copies: list[ShadowCopy], model_id: str, model: Any, predictions: Any) -> ScoredRows | None:
-    """The answers of the rows that have association ids (copies scored together, in order)."""
-    if not any(c.ids for c in copies):
+def _by_id(group: CopyGroup, model_id: str, model: Any, predictions: Any) -> ScoredRows | None:
+    """The answers of the rows that have association ids (the group's copies, in order)."""
+    if not group.ids:
         return None
     labels = model.manifest.class_labels
     if labels and predictions.probabilities is not None:
@@ -427,14 +636,12 @@ def _by_id(copies: list[ShadowCopy], model_id: str, model: Any, predictions: Any
     ids: list[str] = []
     kept: list[Any] = []
     start = 0
-    for copy in copies:
-        n = len(copy.batch)
-        if copy.ids and len(copy.ids) == n:
-            ids.extend(copy.ids)
+    for copy_ids, n in zip(group.ids, group.sizes, strict=True):
+        if copy_ids and len(copy_ids) == n:
+            ids.extend(copy_ids)
             kept.extend(values[start : start + n])
         start += n
-    first = copies[0]
-    return (first.deployment_id, model_id, ids, kept, list(labels) if labels else None, first.timestamp)
+    return (group.deployment_id, model_id, ids, kept, list(labels) if labels else None, group.timestamp)
 
 
 def _model(models: OrderedDict[str, Any], path: str, limits: PackageLimits) -> Any:
@@ -471,7 +678,7 @@ def _score(
             log.warning("event=challenger_failed model_id=%s failures=%d error=%r", model_id, failures, exc)
         return ShadowResult(model_id, rows, time.perf_counter() - started, 500, "system", [], 0, 0, 0.0)
     compared, agreed, abs_diff = compare(copy.champion, answers, regression)
-    by_id = _by_id([copy], model_id, model, predictions)
+    by_id = _by_id(CopyGroup.join([copy])[0], model_id, model, predictions)
     return ShadowResult(model_id, rows, seconds, 200, None, answers, compared, agreed, abs_diff, 1, by_id)
 
 
