@@ -5,6 +5,7 @@ reuse loaded members. Real `deckhand serve` processes, monitoring to a spool dir
 from __future__ import annotations
 
 import collections
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -211,13 +212,15 @@ def test_challenger_answers_are_compared_with_the_champions(champion, challenger
 
 
 def test_a_flush_carries_every_waiting_copy_in_order_whatever_its_form() -> None:
-    """Copies wait in the server and cross to the scorer as one datagram per flush: numeric
-    copies are gathered into arrays as they come, a copy in another form (rows, labels)
-    joins them in order, other deployments and columns form their own groups."""
+    """Copies wait in the server and cross to the scorer once per flush: a numeric group (rows
+    and the champion's values, as an array or the list of floats a regression's response was
+    encoded from) as its arrays, defined once per scorer; copies in other forms (rows, labels,
+    association ids) pickled together in one datagram, in order. Other deployments and columns
+    form their own groups."""
     import asyncio
     import socket
 
-    from deckhand.serving.shadow import ShadowScorer, _unpack
+    from deckhand.serving.shadow import ShadowScorer, _Wire
 
     columns = ["a", "b"]
     challengers = (("c1", "/nowhere"),)
@@ -225,34 +228,82 @@ def test_a_flush_carries_every_waiting_copy_in_order_whatever_its_form() -> None
     scorer = ShadowScorer(lambda tallies: None)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     scorer._copies = ours  # the scorer process's end, read here
+    theirs.setblocking(False)
+
+    def submit(key: str, rows: np.ndarray, champion: object, ids: list[str] | None = None, names=columns) -> None:  # type: ignore[no-untyped-def]
+        scorer.submit(key, key, challengers, Batch(columns=names, array=rows), champion, ids)
 
     async def requests() -> None:
         for i, rows in enumerate(numeric[:40]):
-            scorer.submit(
-                "d", "d", challengers, Batch(columns=columns, array=rows), rows[:, 0].copy(), [f"id{i}"] * len(rows)
-            )
+            submit("d", rows, rows[:, 0].copy(), [f"id{i}"] * len(rows))
         scorer.submit("d", "d", challengers, Batch(columns=columns, rows=[[1, "x"]]), ["label"])  # another form
         for rows in numeric[40:]:
-            scorer.submit("d", "d", challengers, Batch(columns=columns, array=rows), rows[:, 0].copy())
-        scorer.submit("e", "e", challengers, Batch(columns=["z"], array=np.zeros((2, 1))), np.zeros(2))
+            submit("d", rows, rows[:, 0].copy())
+        submit("e", np.zeros((2, 1)), np.zeros(2), names=["z"])
+        for i, rows in enumerate(numeric[:3]):  # a regression's answers as the response had them
+            submit("f", rows, rows[:, 0].tolist(), [f"f{i}"] * len(rows) if i == 1 else None)
         await asyncio.sleep(0.05)  # the flush timer fires once, for all of them
+        submit("e", np.ones((1, 1)), np.ones(1), names=["z"])
+        await asyncio.sleep(0.05)
+
+    def received() -> list[bytes]:
+        datagrams = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                datagrams.append(theirs.recv(1 << 22))
+        return datagrams
 
     asyncio.run(requests())
-    theirs.setblocking(False)
-    flushes = [_unpack(theirs.recv(1 << 22))]
-    with pytest.raises(BlockingIOError):  # one datagram
-        theirs.recv(1 << 22)
+    datagrams = received()
     scorer.close()
-    ((d, e),) = flushes
-    assert scorer.counts("d") == {"sent": 71, "scored": 0, "dropped": 0} and scorer.counts("e")["sent"] == 1
+    # numeric groups defined once each, then their arrays; the rest pickled together
+    assert [m[:1] for m in datagrams] == [_Wire.DEFINE, _Wire.ARRAYS] * 2 + [_Wire.GROUPS, _Wire.ARRAYS]
+    wire = _Wire()
+    (e, f, d, e2) = [g for m in datagrams for g in wire.decode(memoryview(m))]
+    assert scorer.counts("d") == {"sent": 71, "scored": 0, "dropped": 0}
+    assert (scorer.counts("e")["sent"], scorer.counts("f")["sent"]) == (2, 3)
     assert d.sizes == tuple(len(r) for r in numeric[:40]) + (1,) + tuple(len(r) for r in numeric[40:])
-    assert (e.sizes, e.batch.columns) == ((2,), ["z"])
-    copies = d.copies()
-    for copy, rows in zip(copies[:40] + copies[41:], numeric, strict=True):
-        assert copy.batch.to_array().tolist() == rows.tolist()
-        assert list(copy.champion) == rows[:, 0].tolist()
-    assert (copies[40].batch.to_array(object).tolist(), list(copies[40].champion)) == ([[1, "x"]], ["label"])
-    assert [c.ids for c in copies[:2]] == [["id0"], ["id1", "id1"]] and copies[41].ids is None
+    assert (e.sizes, e.batch.columns, e.batch.array.tolist(), e.champion.tolist()) == (
+        (2,),
+        ["z"],
+        [[0.0]] * 2,
+        [0.0] * 2,
+    )
+    assert (e2.key, e2.sizes, e2.batch.array.tolist(), e2.champion.tolist()) == ("e", (1,), [[1.0]], [1.0])
+    assert f.sizes == (1, 2, 3) and f.champion.dtype == np.float64 and f.ids == (None, ["f1", "f1"], None)
+    assert e.ids is None
+    for group, sent in ((d, numeric[:40] + numeric[40:]), (f, numeric[:3])):
+        copies = group.copies()
+        if group is d:
+            assert (copies[40].batch.to_array(object).tolist(), list(copies[40].champion)) == ([[1, "x"]], ["label"])
+            assert [c.ids for c in copies[:2]] == [["id0"], ["id1", "id1"]] and copies[41].ids is None
+            copies = copies[:40] + copies[41:]
+        for copy, rows in zip(copies, sent, strict=True):
+            assert copy.batch.to_array().tolist() == rows.tolist()
+            assert list(copy.champion) == rows[:, 0].tolist()
+
+
+def test_numbered_groups_are_bounded_and_the_rest_still_cross(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Columns come from clients: past MAX_NUMBERED numeric groups per scorer, a new group's
+    copies are pickled instead of numbered (the server's and the scorer's tables stay bounded)."""
+    import socket
+
+    from deckhand.serving.shadow import ShadowScorer, _Wire
+
+    monkeypatch.setattr(_Wire, "MAX_NUMBERED", 1)
+    scorer = ShadowScorer(lambda tallies: None)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    scorer._copies = ours
+    for name in ("x", "y"):
+        scorer.submit("d", "d", (("c1", "/nowhere"),), Batch(columns=[name], array=np.ones((1, 1))), np.ones(1))
+    scorer.flush()
+    datagrams = [theirs.recv(1 << 20) for _ in range(3)]
+    scorer.close()
+    assert [m[:1] for m in datagrams] == [_Wire.DEFINE, _Wire.ARRAYS, _Wire.GROUPS]
+    wire = _Wire()
+    groups = [g for m in datagrams for g in wire.decode(memoryview(m))]
+    assert [(g.batch.columns, g.sizes) for g in groups] == [(["x"], (1,)), (["y"], (1,))]
+    assert scorer.counts("d") == {"sent": 2, "scored": 0, "dropped": 0}
 
 
 def test_a_share_only_swap_reuses_both_members(demo_package: Path, second_package: Path, tmp_path: Path) -> None:

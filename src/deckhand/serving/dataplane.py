@@ -201,9 +201,8 @@ class DataPlane:
         mix = serving.mix
         if mix is None or not mix.challengers or answered is not mix.champion or batch is None:
             return
-        targets = tuple((c.model_id, str(c.path)) for c in mix.challengers)
         try:
-            self.shadow.submit(entry.key, entry.deployment_id, targets, batch, chosen, ids)
+            self.shadow.submit(entry.key, entry.deployment_id, mix.shadow_targets, batch, chosen, ids)
         except Exception as exc:  # a copy must never fail a request
             log.warning("event=shadow_copy_failed deployment=%s error=%r", entry.key, exc)
 

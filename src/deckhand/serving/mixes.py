@@ -53,6 +53,8 @@ class MixRouting:
         sticky = self.sticky or {}
         self._header = sticky["header"].encode("latin-1") if "header" in sticky else None
         self._field = sticky.get("field")
+        # what each copy for the challengers names them by (the shadow scorer's group key)
+        self.shadow_targets = tuple((c.model_id, str(c.path)) for c in self.challengers)
 
     def route(self, headers: list[tuple[bytes, bytes]], batch: Batch) -> ServingModel:
         """The member that answers a request with these ASGI headers and this decoded batch."""

@@ -3,10 +3,10 @@
 After the champion's response is sent, the server hands the decoded batch and the champion's
 answers to `ShadowScorer.submit`, which copies numeric rows and values into two growing
 arrays per deployment (other forms wait in a list): every FLUSH_S (or sooner, at FLUSH_COPIES
-copies or FLUSH_CELLS values) they cross to the scorer as one datagram -- one pickle of a few
-arrays and one system call for many requests. (A send per request cost the server about
-10 us of CPU per request, 10 % of a 1-row prediction; joining an object per copy at the
-flush took 130 us on the event loop every 10 ms, which the requests behind it waited for.)
+copies or FLUSH_CELLS values) they cross to the scorer, a numeric group as its arrays' memory
+in one `sendmsg` (`_Wire`), nothing pickled. (A send per request cost the server about 10 us
+of CPU per request, 10 % of a 1-row prediction; a flush that joined and pickled an object
+per copy took 136 us on the event loop every 10 ms, and the requests behind it waited.)
 
 One scorer process per server worker, started on the first copies at nice +10 under
 SCHED_IDLE (a fresh interpreter, one BLAS thread), is fed over a datagram socket pair whose
@@ -39,6 +39,7 @@ import os
 import pickle
 import select
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -60,7 +61,7 @@ log = logging.getLogger("deckhand.serving.shadow")
 QUEUE_BYTES = 4 * 1024**2  # copies waiting for the scorer (the kernel may cap it lower); more are dropped
 MAX_COPY_BYTES = 8 * 1024**2  # a copy larger than the socket buffer is dropped anyway
 MAX_ROWS = 10_000  # larger requests are not copied (counted as dropped)
-RESULTS_EVERY_S = 0.2  # the scorer sends results batched
+RESULTS_EVERY_S = 1.0  # the scorer sends results batched (tallies count by the minute)
 MAX_BATCH_ROWS = 4096  # copies scored in one predict() per challenger
 DUTY = 0.25  # the scorer's busy share of time at most: it rests 3x as long as it scored
 MIN_REST_S = 0.025  # and at least this long: copies gather, and it wakes 40 times a second, not per copy
@@ -147,16 +148,19 @@ class CopyGroup:
 class _Gathering:
     """One group's copies waiting for a flush. Numeric rows and values (the usual request)
     are copied into two growing arrays as they come, so the flush -- which runs on the event
-    loop, between requests -- pickles two arrays rather than joining one object per copy;
-    any other copy turns the group to lists, joined at the flush."""
+    loop, between requests -- sends the arrays' memory as it is (`arrays`), nothing pickled
+    and no object per copy; any other copy turns the group to lists, joined at the flush."""
 
-    def __init__(self, key: str, deployment_id: str, challengers: tuple[tuple[str, str], ...], timestamp: float):
-        self.key, self.deployment_id, self.challengers, self.timestamp = key, deployment_id, challengers, timestamp
+    def __init__(self, group_key: GroupKey, timestamp: float):
+        self.group_key = group_key
+        self.key, self.deployment_id, self.challengers, columns = group_key
+        self.columns = list(columns)
+        self.timestamp = timestamp
         self.sizes: list[int] = []
         self.ids: list[list[str] | None] = []
+        self.has_ids = False
         self.batches: list[Any] = []  # copies kept as they are, joined at the flush
         self.champions: list[Any] = []
-        self._columns: list[str] = []
         self._rows: np.ndarray | None = None  # numeric copies' rows, filled up to _used
         self._values: np.ndarray | None = None  # and the champion's values for them
         self._used = 0
@@ -164,15 +168,7 @@ class _Gathering:
     def add(self, batch: Any, champion: Any, ids: list[str] | None) -> None:
         n = len(batch)
         array = batch.array
-        if (
-            not self.batches
-            and array is not None
-            and array.dtype == np.float64
-            and isinstance(champion, np.ndarray)
-            and champion.dtype == np.float64
-            and champion.shape == (n,)
-        ):
-            self._columns = batch.columns
+        if not self.batches and array is not None and array.dtype == np.float64 and _are_values(champion, n):
             self._append(array, champion)
         else:
             self._to_lists()
@@ -180,8 +176,14 @@ class _Gathering:
             self.champions.append(champion)
         self.sizes.append(n)
         self.ids.append(ids)
+        self.has_ids = self.has_ids or ids is not None
 
-    def _append(self, rows: np.ndarray, values: np.ndarray) -> None:
+    @property
+    def numeric(self) -> bool:
+        """Every copy's rows and values are in the two arrays."""
+        return not self.batches and self._used > 0
+
+    def _append(self, rows: np.ndarray, values: np.ndarray | list[float]) -> None:
         used, n = self._used, len(rows)
         if self._rows is None or self._values is None or used + n > len(self._rows):
             size = max(64, 2 * (used + n))
@@ -189,8 +191,10 @@ class _Gathering:
             if self._rows is not None and self._values is not None:
                 grown_rows[:used], grown_values[:used] = self._rows[:used], self._values[:used]
             self._rows, self._values = grown_rows, grown_values
-        self._rows[used : used + n] = rows
-        self._values[used : used + n] = values
+        if n == 1:  # the usual 1-row request: no slices
+            self._rows[used], self._values[used] = rows[0], values[0]
+        else:
+            self._rows[used : used + n], self._values[used : used + n] = rows, values
         self._used = used + n
 
     def _to_lists(self) -> None:
@@ -198,7 +202,7 @@ class _Gathering:
         from deckhand.packages import Batch
 
         if self._used and self._rows is not None and self._values is not None:
-            self.batches.append(Batch(columns=self._columns, array=self._rows[: self._used]))
+            self.batches.append(Batch(columns=self.columns, array=self._rows[: self._used]))
             self.champions.append(self._values[: self._used])
         self._rows = self._values = None
         self._used = 0
@@ -207,11 +211,21 @@ class _Gathering:
         from deckhand.packages import Batch
 
         self._to_lists()
-        ids = tuple(self.ids) if any(self.ids) else None
+        ids = tuple(self.ids) if self.has_ids else None
         return CopyGroup(
             self.key, self.deployment_id, self.challengers, Batch.concat(self.batches), _joined(self.champions),
             tuple(self.sizes), self.timestamp, ids,
         )  # fmt: skip
+
+    def arrays(self, group_id: int) -> list[Any]:
+        """A numeric group as the buffers of one datagram (`_Wire.ARRAYS`): a header, then
+        the copies' sizes, rows and values as they are in memory (and their association
+        ids, pickled, when any copy has some)."""
+        assert self._rows is not None and self._values is not None
+        used = self._used
+        header = _Wire.HEADER.pack(_Wire.ARRAYS, group_id, len(self.sizes), used, len(self.columns), self.timestamp)
+        buffers = [header, np.array(self.sizes, dtype=np.int64), self._rows[:used], self._values[:used]]
+        return [*buffers, pickle.dumps(tuple(self.ids))] if self.has_ids else buffers
 
 
 def _gather(
@@ -228,8 +242,16 @@ def _gather(
     group_key = (key, deployment_id, challengers, tuple(batch.columns))
     gathering = groups.get(group_key)
     if gathering is None:
-        gathering = groups[group_key] = _Gathering(key, deployment_id, challengers, timestamp)
+        gathering = groups[group_key] = _Gathering(group_key, timestamp)
     gathering.add(batch, champion, ids)
+
+
+def _are_values(champion: Any, n: int) -> bool:
+    """Whether the champion's n answers are values: a float64 array, or the list of floats a
+    regression's response was encoded from (not labels)."""
+    if isinstance(champion, list):
+        return len(champion) == n and all(type(v) is float for v in champion)
+    return isinstance(champion, np.ndarray) and champion.dtype == np.float64 and champion.shape == (n,)
 
 
 def _joined(answers: list[Any]) -> Any:
@@ -302,6 +324,7 @@ class ShadowScorer:
         self._closed = False
         self._full_until = 0.0
         self._pending: dict[GroupKey, _Gathering] = {}  # copies waiting for the next flush
+        self._numbers: dict[GroupKey, int] = {}  # numeric groups the scorer knows, by number (`_Wire`)
         self._pending_copies = 0
         self._pending_cells = 0
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -343,21 +366,40 @@ class ShadowScorer:
                 self.flush()
 
     def flush(self) -> None:
-        """Send the waiting copies to the scorer as one datagram, or drop them all (counted)
-        when its buffer is full; never blocks."""
+        """Send the waiting copies to the scorer -- a numeric group as its arrays, the others
+        pickled together -- or drop them (counted) when its buffer is full; never blocks."""
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
         pending, self._pending, self._pending_copies, self._pending_cells = self._pending, {}, 0, 0
-        if not pending:
-            return
-        keys: Counter[str] = Counter()
+        pickled = []
         for gathering in pending.values():
+            if gathering.numeric and (gathering.group_key in self._numbers or len(self._numbers) < _Wire.MAX_NUMBERED):
+                self._send([gathering], self._send_arrays)
+            else:
+                pickled.append(gathering)
+        if pickled:
+            self._send(pickled, lambda copies, groups: copies.send(_Wire.GROUPS + _pack([g.group() for g in groups])))
+
+    def _send_arrays(self, copies: socket.socket, gatherings: list[_Gathering]) -> None:
+        """A numeric group's arrays, its deployment, challengers and columns defined under a
+        number first, once per scorer."""
+        (gathering,) = gatherings
+        number = self._numbers.get(gathering.group_key)
+        if number is None:
+            number = len(self._numbers)
+            copies.send(_Wire.DEFINE + pickle.dumps((number, *gathering.group_key)))
+            self._numbers[gathering.group_key] = number
+        copies.sendmsg(gathering.arrays(number))
+
+    def _send(self, gatherings: list[_Gathering], send: Callable[[socket.socket, list[_Gathering]], None]) -> None:
+        """`send` the copies through the scorer's socket (the scorer started if need be), each
+        datagram whole or not at all; the copies counted as sent, or dropped."""
+        keys: Counter[str] = Counter()
+        for gathering in gatherings:
             keys[gathering.key] += len(gathering.sizes)
         try:
-            data = _pack([gathering.group() for gathering in pending.values()])
-            copies = self._copies or self._start()
-            copies.send(data)  # one datagram, whole or not at all
+            send(self._copies or self._start(), gatherings)
         except (BlockingIOError, OSError) as exc:  # full (or, EMSGSIZE, larger than the buffer)
             for key, n in keys.items():
                 self._counts[key].dropped += n
@@ -385,6 +427,7 @@ class ShadowScorer:
             results, their_results = socket.socketpair()
             copies.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.queue_bytes)  # the kernel caps it
             copies.setblocking(False)
+            self._numbers = {}  # a new scorer knows no numbered group yet
             env = dict(os.environ, **ONE_THREAD)
             # the same deckhand as this server, whatever the child's sys.path would be
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [_SOURCE_ROOT, env.get("PYTHONPATH")]))
@@ -441,6 +484,50 @@ class ShadowScorer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout)
+
+
+class _Wire:
+    """What crosses the copies' socket: one tagged message per datagram.
+
+    DEFINE: a numeric group's key, deployment, challengers and columns under a number
+    (pickled; once per group and scorer). ARRAYS: copies of that group: HEADER, then their
+    sizes (int64), rows and values (float64) as they were in the server's memory -- the
+    usual flush, sent without pickling anything -- and, only when the copies have
+    association ids, those (pickled). GROUPS: any other copies, pickled (`_pack`).
+    The scorer keeps a `_Wire` to `decode` them with what DEFINE told it."""
+
+    DEFINE, ARRAYS, GROUPS = b"D", b"A", b"G"
+    HEADER = struct.Struct("=c7xqqqqd")  # tag, number, copies, rows, columns, first copy's time (8-byte aligned)
+    MAX_NUMBERED = 1024  # numbered groups per scorer; more go as GROUPS (whatever columns clients send)
+
+    def __init__(self) -> None:
+        self.defined: dict[int, GroupKey] = {}
+
+    def decode(self, message: memoryview) -> list[CopyGroup]:
+        """The copy groups in one datagram (a DEFINE has none; the arrays are copied out of
+        `message`, whose buffer the next datagram reuses)."""
+        from deckhand.packages import Batch
+
+        tag = bytes(message[:1])
+        if tag == self.GROUPS:
+            return _unpack(message[1:])
+        if tag == self.DEFINE:
+            number, *group_key = pickle.loads(message[1:])
+            self.defined[number] = tuple(group_key)  # type: ignore[assignment]
+            return []
+        _, number, copies, rows, columns, timestamp = self.HEADER.unpack_from(message)
+        if number not in self.defined:  # cannot happen: DEFINE goes first on the same socket
+            log.warning("event=shadow_group_unknown number=%d copies=%d", number, copies)
+            return []
+        key, deployment_id, challengers, names = self.defined[number]
+        sizes = np.frombuffer(message, np.int64, copies, self.HEADER.size)
+        at = self.HEADER.size + sizes.nbytes
+        array = np.frombuffer(message, np.float64, rows * columns, at).reshape(rows, columns).copy()
+        values = np.frombuffer(message, np.float64, rows, at + array.nbytes).copy()
+        at += array.nbytes + values.nbytes
+        ids = pickle.loads(message[at:]) if len(message) > at else None
+        batch = Batch(columns=list(names), array=array)
+        return [CopyGroup(key, deployment_id, challengers, batch, values, tuple(sizes.tolist()), timestamp, ids)]
 
 
 def _pack(groups: list[CopyGroup]) -> bytes:
@@ -508,6 +595,7 @@ def scorer_main(copies_fd: int, results_fd: int, limits_json: str) -> None:
     scored: Counter[str] = Counter()  # copies scored per deployment key, since the last send
     by_id: list[ScoredRows] = []  # challengers' answers by association id, since the last send
     buffer = bytearray(MAX_COPY_BYTES)
+    wire = _Wire()
     flush_at = time.monotonic() + RESULTS_EVERY_S
     rest_until = 0.0
     closed = False
@@ -518,7 +606,7 @@ def scorer_main(copies_fd: int, results_fd: int, limits_json: str) -> None:
         else:
             wait = max(0.0, flush_at - now) if scored else None
             if select.select([copies], [], [], wait)[0]:
-                batch, closed = _drain(copies, buffer)
+                batch, closed = _drain(copies, buffer, wire)
                 if batch:
                     started = time.monotonic()
                     for group, out in score_copies(models, batch, limits):
@@ -551,7 +639,7 @@ def _compact(tally: Tally) -> Tally:
     return tally
 
 
-def _drain(copies: socket.socket, buffer: bytearray) -> tuple[list[CopyGroup], bool]:
+def _drain(copies: socket.socket, buffer: bytearray, wire: _Wire) -> tuple[list[CopyGroup], bool]:
     """The copies waiting in the socket (whole flushes, until MAX_BATCH_ROWS rows); and
     whether it closed."""
     view = memoryview(buffer)
@@ -564,7 +652,7 @@ def _drain(copies: socket.socket, buffer: bytearray) -> tuple[list[CopyGroup], b
             return batch, False
         if not size:  # end of file: the server is gone
             return batch, True
-        flushed = _unpack(view[:size])
+        flushed = wire.decode(view[:size])
         batch.extend(flushed)
         rows += sum(sum(group.sizes) for group in flushed)
     return batch, False
