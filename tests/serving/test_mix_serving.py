@@ -306,6 +306,46 @@ def test_numbered_groups_are_bounded_and_the_rest_still_cross(monkeypatch: pytes
     assert scorer.counts("d") == {"sent": 2, "scored": 0, "dropped": 0}
 
 
+def test_copies_fit_the_socket_buffer_the_kernel_gives() -> None:
+    """SO_SNDBUF is capped by net.core.wmem_max (208 KiB on many hosts), and a datagram larger
+    than the buffer cannot be sent at all: flushes are sized to half the buffer the kernel
+    gave, so a large copy neither fails nor takes the small copies waiting with it; a copy
+    larger than that is dropped alone, counted."""
+    import asyncio
+    import socket
+
+    from deckhand.serving.shadow import ShadowScorer, _Wire
+
+    buffer = 64 * 1024
+    scorer = ShadowScorer(lambda tallies: None, queue_bytes=buffer)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer)  # what the scorer's own socket asks for
+    ours.setblocking(False)
+    scorer._copies = ours
+    theirs.setblocking(False)
+    wire, received = _Wire(), []
+    columns = [f"x{i}" for i in range(10)]
+    sizes = [1, 300, 1, 1000, 1, 300, 1]  # 1,000 rows x 10 columns: 88,000 bytes, more than the half
+
+    async def requests() -> None:
+        for n in sizes:
+            rows = np.full((n, 10), float(n))
+            scorer.submit("d", "d", (("c1", "/nowhere"),), Batch(columns=columns, array=rows), rows[:, 0].copy())
+            await asyncio.sleep(0)
+            with contextlib.suppress(BlockingIOError):  # the scorer reads as the server sends
+                while True:
+                    received.extend(wire.decode(memoryview(theirs.recv(1 << 20))))
+        await asyncio.sleep(0.05)
+
+    asyncio.run(requests())
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            received.extend(wire.decode(memoryview(theirs.recv(1 << 20))))
+    scorer.close()
+    assert [n for g in received for n in g.sizes] == [1, 300, 1, 1, 300, 1]
+    assert scorer.counts("d") == {"sent": 6, "scored": 0, "dropped": 1}
+
+
 def test_a_share_only_swap_reuses_both_members(demo_package: Path, second_package: Path, tmp_path: Path) -> None:
     """The repository alone: a 10 % -> 20 % swap reuses both loaded members (its time: bench/rollouts.py)."""
     from deckhand.serving.repository import ModelRepository

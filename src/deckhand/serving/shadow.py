@@ -3,7 +3,7 @@
 After the champion's response is sent, the server hands the decoded batch and the champion's
 answers to `ShadowScorer.submit`, which copies numeric rows and values into two growing
 arrays per deployment (other forms wait in a list): every FLUSH_S (or sooner, at FLUSH_COPIES
-copies or FLUSH_CELLS values) they cross to the scorer, a numeric group as its arrays' memory
+copies or `flush_bytes`) they cross to the scorer, a numeric group as its arrays' memory
 in one `sendmsg` (`_Wire`), nothing pickled. (A send per request cost the server about 10 us
 of CPU per request, 10 % of a 1-row prediction; a flush that joined and pickled an object
 per copy took 136 us on the event loop every 10 ms, and the requests behind it waited.)
@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import functools
 import json
 import logging
 import os
@@ -68,7 +69,7 @@ MIN_REST_S = 0.025  # and at least this long: copies gather, and it wakes 40 tim
 FULL_BACKOFF_S = 0.005  # after a full buffer, copies are dropped without trying for this long
 FLUSH_S = 0.01  # copies wait in the server at most this long, then cross to the scorer together
 FLUSH_COPIES = 256  # or until this many are waiting
-FLUSH_CELLS = 128 * 1024  # or until they hold this many values (rows x columns: ~1 MiB of floats)
+FLUSH_BYTES = 1024**2  # or until they hold about this much (8 bytes a value), and half the socket buffer at most
 NICE = 10
 REGRESSION_TOLERANCE = 0.01  # regression answers agree within 1 % of each other
 _CACHED_MODELS = 16  # challenger models the scorer keeps loaded
@@ -326,7 +327,11 @@ class ShadowScorer:
         self._pending: dict[GroupKey, _Gathering] = {}  # copies waiting for the next flush
         self._numbers: dict[GroupKey, int] = {}  # numeric groups the scorer knows, by number (`_Wire`)
         self._pending_copies = 0
-        self._pending_cells = 0
+        self._pending_bytes = 0
+        # a datagram larger than the socket's buffer cannot be sent at all: a flush takes half
+        # of it at most, so that the next one fits behind it
+        self.flush_bytes = min(FLUSH_BYTES, _socket_buffer_bytes(queue_bytes) // 2)
+        self._too_large = 0
         self._flush_timer: asyncio.TimerHandle | None = None
         self._dropped_flushes = 0
 
@@ -351,13 +356,24 @@ class ShadowScorer:
         if self._full_until and time.monotonic() < self._full_until:  # full a moment ago: not even kept
             counts.dropped += 1
             return
-        cells = len(batch) * max(1, len(batch.columns))
-        if self._pending and self._pending_cells + cells > FLUSH_CELLS:
+        size = 8 * len(batch) * (len(batch.columns) + 1)  # its rows and the champion's values, as floats
+        if size > self.flush_bytes:
+            counts.dropped += 1
+            self._too_large += 1
+            if self._too_large % 100 == 1:  # many large requests must not flood the log
+                log.warning(
+                    "event=shadow_copy_too_large rows=%d bytes=%d limit=%d copies_too_large=%d "
+                    "hint=the limit is half the copies' socket buffer, which the kernel caps at "
+                    "net.core.wmem_max; raise that sysctl to copy larger requests",
+                    len(batch), size, self.flush_bytes, self._too_large,
+                )  # fmt: skip
+            return
+        if self._pending and self._pending_bytes + size > self.flush_bytes:
             self.flush()  # a large copy travels in a flush of its own
         _gather(self._pending, key, deployment_id, challengers, batch, champion, ids, time.time())
         self._pending_copies += 1
-        self._pending_cells += cells
-        if self._pending_copies >= FLUSH_COPIES or self._pending_cells >= FLUSH_CELLS:
+        self._pending_bytes += size
+        if self._pending_copies >= FLUSH_COPIES or self._pending_bytes >= self.flush_bytes:
             self.flush()
         elif self._flush_timer is None:
             try:
@@ -371,7 +387,7 @@ class ShadowScorer:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
-        pending, self._pending, self._pending_copies, self._pending_cells = self._pending, {}, 0, 0
+        pending, self._pending, self._pending_copies, self._pending_bytes = self._pending, {}, 0, 0
         pickled = []
         for gathering in pending.values():
             if gathering.numeric and (gathering.group_key in self._numbers or len(self._numbers) < _Wire.MAX_NUMBERED):
@@ -379,7 +395,12 @@ class ShadowScorer:
             else:
                 pickled.append(gathering)
         if pickled:
-            self._send(pickled, lambda copies, groups: copies.send(_Wire.GROUPS + _pack([g.group() for g in groups])))
+            self._send(pickled, self._send_pickled)
+
+    @staticmethod
+    def _send_pickled(copies: socket.socket, gatherings: list[_Gathering]) -> None:
+        """Groups in any form, pickled together: one datagram."""
+        copies.sendmsg([_Wire.GROUPS, _pack([gathering.group() for gathering in gatherings])])
 
     def _send_arrays(self, copies: socket.socket, gatherings: list[_Gathering]) -> None:
         """A numeric group's arrays, its deployment, challengers and columns defined under a
@@ -484,6 +505,16 @@ class ShadowScorer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout)
+
+
+@functools.cache
+def _socket_buffer_bytes(queue_bytes: int) -> int:
+    """The send buffer the kernel gives a copies' socket that asks for `queue_bytes`: capped
+    by net.core.wmem_max (208 KiB on many hosts), then doubled for its bookkeeping."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with ours, theirs:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, queue_bytes)
+        return int(ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
 
 
 class _Wire:
