@@ -159,7 +159,6 @@ class _Gathering:
         self.timestamp = timestamp
         self.sizes: list[int] = []
         self.ids: list[list[str] | None] = []
-        self.has_ids = False
         self.batches: list[Any] = []  # copies kept as they are, joined at the flush
         self.champions: list[Any] = []
         self._rows: np.ndarray | None = None  # numeric copies' rows, filled up to _used
@@ -177,7 +176,10 @@ class _Gathering:
             self.champions.append(champion)
         self.sizes.append(n)
         self.ids.append(ids)
-        self.has_ids = self.has_ids or ids is not None
+
+    @property
+    def has_ids(self) -> bool:
+        return any(self.ids)
 
     @property
     def numeric(self) -> bool:
