@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.hook_packages import iris_hook_package
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,18 +68,6 @@ def score(data, model, **kwargs):
 
 @pytest.fixture(scope="session")
 def flaky_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An iris-compatible classifier (same target, labels) that raises on rows with
-    petal_length > 5: a canary that must be rolled back while clients see no failure."""
-    import subprocess
-    import sys
-
-    root = tmp_path_factory.mktemp("flaky")
-    (root / "src").mkdir()
-    (root / "src" / "custom.py").write_text(FLAKY_HOOK)
-    path = root / "flaky.dhpkg"
-    subprocess.run(
-        [sys.executable, "-m", "deckhand.cli", "package", "build", str(root / "src"), "--format", "python",
-         "--target-type", "multiclass", "--class-labels", "setosa,versicolor,virginica", "-o", str(path)],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    return path
+    """An iris-compatible classifier that raises on rows with petal_length > 5: a canary
+    that must be rolled back while clients see no failure."""
+    return iris_hook_package(tmp_path_factory.mktemp("flaky"), FLAKY_HOOK)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+from tests.hook_packages import iris_hook_package
 
 from deckhand import deployment_dirs
 from deckhand.monitoring.records import decode_batch
@@ -211,7 +213,7 @@ def test_challenger_answers_are_compared_with_the_champions(champion, challenger
     assert compare(champion, challenger, regression) == expected
 
 
-def test_a_flush_carries_every_waiting_copy_in_order_whatever_its_form() -> None:
+def test_a_flush_carries_every_waiting_copy_in_order_whatever_its_form(monkeypatch: pytest.MonkeyPatch) -> None:
     """Copies wait in the server and cross to the scorer once per flush: a numeric group (rows
     and the champion's values, as an array or the list of floats a regression's response was
     encoded from) as its arrays, defined once per scorer; copies in other forms (rows, labels,
@@ -220,8 +222,10 @@ def test_a_flush_carries_every_waiting_copy_in_order_whatever_its_form() -> None
     import asyncio
     import socket
 
+    from deckhand.serving import shadow
     from deckhand.serving.shadow import ShadowScorer, _Wire
 
+    monkeypatch.setattr(shadow, "FLUSH_S", 60.0)  # however slow this machine, only the timer flushes
     columns = ["a", "b"]
     challengers = (("c1", "/nowhere"),)
     numeric = [np.array([[float(i), float(-i)]] * (i + 1)) for i in range(70)]  # grows the arrays past 64 rows
@@ -242,9 +246,9 @@ def test_a_flush_carries_every_waiting_copy_in_order_whatever_its_form() -> None
         submit("e", np.zeros((2, 1)), np.zeros(2), names=["z"])
         for i, rows in enumerate(numeric[:3]):  # a regression's answers as the response had them
             submit("f", rows, rows[:, 0].tolist(), [f"f{i}"] * len(rows) if i == 1 else None)
-        await asyncio.sleep(0.05)  # the flush timer fires once, for all of them
+        await asyncio.sleep(2 * shadow.LAST_FLUSH_S)  # the flush timer fires once, for all of them
         submit("e", np.ones((1, 1)), np.ones(1), names=["z"])
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(2 * shadow.LAST_FLUSH_S)
 
     def received() -> list[bytes]:
         datagrams = []
@@ -260,7 +264,7 @@ def test_a_flush_carries_every_waiting_copy_in_order_whatever_its_form() -> None
     assert [m[:1] for m in datagrams] == [_Wire.DEFINE, _Wire.ARRAYS] * 2 + [_Wire.GROUPS, _Wire.ARRAYS]
     wire = _Wire()
     (e, f, d, e2) = [g for m in datagrams for g in wire.decode(memoryview(m))]
-    assert scorer.counts("d") == {"sent": 71, "scored": 0, "dropped": 0}
+    assert scorer.counts("d") == {"sent": 71, "scored": 0, "dropped": 0, "shed": 0}
     assert (scorer.counts("e")["sent"], scorer.counts("f")["sent"]) == (2, 3)
     assert d.sizes == tuple(len(r) for r in numeric[:40]) + (1,) + tuple(len(r) for r in numeric[40:])
     assert (e.sizes, e.batch.columns, e.batch.array.tolist(), e.champion.tolist()) == (
@@ -303,7 +307,7 @@ def test_numbered_groups_are_bounded_and_the_rest_still_cross(monkeypatch: pytes
     wire = _Wire()
     groups = [g for m in datagrams for g in wire.decode(memoryview(m))]
     assert [(g.batch.columns, g.sizes) for g in groups] == [(["x"], (1,)), (["y"], (1,))]
-    assert scorer.counts("d") == {"sent": 2, "scored": 0, "dropped": 0}
+    assert scorer.counts("d") == {"sent": 2, "scored": 0, "dropped": 0, "shed": 0}
 
 
 def test_copies_fit_the_socket_buffer_the_kernel_gives() -> None:
@@ -314,7 +318,7 @@ def test_copies_fit_the_socket_buffer_the_kernel_gives() -> None:
     import asyncio
     import socket
 
-    from deckhand.serving.shadow import ShadowScorer, _Wire
+    from deckhand.serving.shadow import LAST_FLUSH_S, ShadowScorer, _Wire
 
     buffer = 64 * 1024
     scorer = ShadowScorer(lambda tallies: None, queue_bytes=buffer)
@@ -335,7 +339,7 @@ def test_copies_fit_the_socket_buffer_the_kernel_gives() -> None:
             with contextlib.suppress(BlockingIOError):  # the scorer reads as the server sends
                 while True:
                     received.extend(wire.decode(memoryview(theirs.recv(1 << 20))))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(2 * LAST_FLUSH_S)
 
     asyncio.run(requests())
     with contextlib.suppress(BlockingIOError):
@@ -343,7 +347,116 @@ def test_copies_fit_the_socket_buffer_the_kernel_gives() -> None:
             received.extend(wire.decode(memoryview(theirs.recv(1 << 20))))
     scorer.close()
     assert [n for g in received for n in g.sizes] == [1, 300, 1, 1, 300, 1]
-    assert scorer.counts("d") == {"sent": 6, "scored": 0, "dropped": 1}
+    assert scorer.counts("d") == {"sent": 6, "scored": 0, "dropped": 1, "shed": 0}
+
+
+def test_copies_cross_between_requests_once_due_not_by_the_timer() -> None:
+    """The first copy FLUSH_S after the first one waiting takes them all across, there and
+    then: just after a response, not when a timer fires in the middle of a request. The timer
+    only sends what waits when no more copies come."""
+    import asyncio
+    import socket
+
+    from deckhand.serving.shadow import FLUSH_S, LAST_FLUSH_S, ShadowScorer, _Wire
+
+    scorer = ShadowScorer(lambda tallies: None)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    scorer._copies = ours
+    theirs.setblocking(False)
+    wire = _Wire()
+
+    def copy() -> None:
+        scorer.submit("d", "d", (("c1", "/nowhere"),), Batch(columns=["x"], array=np.ones((1, 1))), np.ones(1))
+
+    def received() -> list[int]:
+        sizes = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                sizes += [len(g.sizes) for g in wire.decode(memoryview(theirs.recv(1 << 20)))]
+        return sizes
+
+    async def requests() -> tuple[list[int], list[int], list[int]]:
+        copy()
+        copy()
+        waiting = received()
+        await asyncio.sleep(FLUSH_S * 1.5)  # due, but well before the timer
+        copy()
+        at_the_copy = received()
+        copy()
+        await asyncio.sleep(2 * LAST_FLUSH_S)
+        return waiting, at_the_copy, received()
+
+    assert LAST_FLUSH_S >= 3 * FLUSH_S
+    waiting, at_the_copy, by_the_timer = asyncio.run(requests())
+    scorer.close()
+    assert (waiting, at_the_copy, by_the_timer) == ([], [3], [1])
+
+
+SLOW_HOOK = """\
+import time
+
+import numpy as np
+
+
+def score(data, model, **kwargs):
+    time.sleep(0.002 * len(data))  # 2 ms a row: a large request keeps the model busy for seconds
+    return np.tile([0.2, 0.5, 0.3], (len(data), 1))
+"""
+
+
+@pytest.fixture(scope="module")
+def slow_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return iris_hook_package(tmp_path_factory.mktemp("slow"), SLOW_HOOK)
+
+
+@pytest.mark.parametrize("copies", ["idle", "all"])
+def test_copies_yield_to_requests_waiting_for_a_model(
+    copies: str, slow_package: Path, second_package: Path, tmp_path: Path
+) -> None:
+    """`--shadow-copies idle` (the default): a request answered while others wait for a model
+    is not copied (shed, counted), so on a busy server the challengers' work never comes out
+    of the champion's; one client at a time is copied every time. `all` copies every request."""
+    import threading
+
+    mix = _mix(tmp_path / "mix.dhpkg", slow_package, None, 0, second_package)
+    server = ServeProcess(
+        ["--package", str(mix), "--shadow-copies", copies],
+        tmp_path / "serve.log",
+        env={"DECKHAND_MONITORING": "off", "DECKHAND_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    row = sample_rows(1)
+    with server, httpx.Client(timeout=30) as client:
+        server.wait_ready()
+        url = f"{server.url}/predictions"
+
+        def shadow() -> dict[str, int]:
+            return client.get(f"{server.url}/info").json()["mix"]["shadow"]
+
+        def counted() -> int:  # every copy is counted one way or another
+            counts = shadow()
+            return counts["sent"] + counts["dropped"] + counts["shed"]
+
+        for _ in range(20):  # one client: nothing else waits
+            assert client.post(url, json=row).status_code == 200
+        wait_until(lambda: counted() == 20, 10, 0.05, what="20 copies counted")
+        assert shadow()["shed"] == 0
+
+        # 20 small requests answered while a 1,500-row one (3 s, in a worker thread) waits for the model
+        large: list[int] = []
+        waiting = threading.Thread(
+            target=lambda: large.append(httpx.post(url, json=sample_rows(1500), timeout=30).status_code)
+        )
+        waiting.start()
+        time.sleep(0.5)
+        small = [client.post(url, json=row).status_code for _ in range(20)]
+        waiting.join()
+        assert small == [200] * 20 and large == [200]
+        wait_until(lambda: counted() == 41, 10, 0.05, what="41 copies counted")
+        counts = shadow()
+    if copies == "idle":
+        assert (counts["shed"], counts["sent"] + counts["dropped"]) == (20, 21), counts
+    else:
+        assert (counts["shed"], counts["sent"] + counts["dropped"]) == (0, 41), counts
 
 
 def test_a_share_only_swap_reuses_both_members(demo_package: Path, second_package: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,11 @@ app = typer.Typer(add_completion=False)
 # --help panels besides Options (one table each, so long names in one leave the others room)
 BATCHING = "Batching"
 ADMIN = "Admin listener"
+
+
+class ShadowCopies(StrEnum):
+    idle = "idle"
+    all = "all"
 
 
 @app.command("serve", epilog=pkg.ENV_HELP)
@@ -46,6 +52,13 @@ def serve(
     batch_wait_ms: Annotated[
         float, typer.Option(help="Extra wait to fill a batch (0: same loop turn only).", rich_help_panel=BATCHING)
     ] = 0.0,
+    shadow_copies: Annotated[
+        ShadowCopies,
+        typer.Option(
+            help="Challengers' copies: idle = none while other requests wait for a model (never slows the "
+            "champion); all = every request."
+        ),
+    ] = ShadowCopies.idle,
     max_body_mb: Annotated[float, typer.Option(help="Request body limit in MB.")] = 50.0,
     max_rows: Annotated[int, typer.Option(min=1, metavar="N", help="Rows per prediction request at most.")] = 1_000_000,
     admin_port: Annotated[
@@ -105,6 +118,7 @@ def serve(
             batching=batching,
             max_batch_rows=max_batch_rows,
             batch_wait_ms=batch_wait_ms,
+            shadow_copies=shadow_copies.value,
             max_body_bytes=int(max_body_mb * 1024 * 1024),
             max_rows=max_rows,
             admin_port=admin_port,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -52,6 +53,9 @@ class ServeConfig(BaseModel):
     max_batch_rows: int = Field(default=DEFAULT_MAX_BATCH_ROWS, ge=1)
     batch_wait_ms: float = Field(default=0.0, ge=0)
     inline_max_rows: int = Field(default=1000, ge=1)
+    # challengers' copies: "idle" takes none while other requests wait for a model (they
+    # never slow the champion), "all" copies every request the champion answers
+    shadow_copies: Literal["idle", "all"] = "idle"
     # monitoring: a channel spec; None means "read DECKHAND_MONITORING"
     monitoring: str | None = None
     feature_sample_rows: int = Field(default=10, ge=0)

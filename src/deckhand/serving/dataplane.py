@@ -71,7 +71,9 @@ class DataPlane:
         if self._takes_tallies:
             self.tally.add_sink(observer.count_tallies)  # type: ignore[union-attr]
             observer.add_source(self.tally.drain)  # type: ignore[union-attr]
-        # challengers' copies: a scorer process, started with the first copy
+        # challengers' copies: a scorer process, started with the first copy; with
+        # shadow_copies "idle", none while other requests wait for a model (`scoring`)
+        self.scoring = 0
         self.shadow = ShadowScorer(self._shadow_scored, repository.package_limits, on_rows=self._shadow_rows)
 
     # -- deployments ----------------------------------------------------------------------
@@ -140,12 +142,20 @@ class DataPlane:
     async def predict(self, serving: ServingModel, batch: codecs.Batch) -> Scored:
         """Score a batch through the model's micro-batcher (raises ModelInputError for
         input the model cannot take). Labels are computed once: response and monitoring."""
-        predictions = await serving.batcher.predict(batch)
+        self.scoring += 1
+        try:
+            predictions = await serving.batcher.predict(batch)
+        finally:
+            self.scoring -= 1
         return predictions, codecs.prediction_labels(predictions, serving.manifest)
 
     async def predict_in_chunks(self, serving: ServingModel, batch: codecs.Batch) -> list[Scored]:
         """Score a large batch `stream_chunk_rows` rows at a time in a worker thread."""
-        return await self.offload(_score_in_chunks, serving.model, batch, self.config.stream_chunk_rows)
+        self.scoring += 1
+        try:
+            return await self.offload(_score_in_chunks, serving.model, batch, self.config.stream_chunk_rows)
+        finally:
+            self.scoring -= 1
 
     async def predict_mix(
         self, entry: DeploymentEntry, serving: ServingModel, batch: codecs.Batch, headers: Any, chunked: bool
@@ -197,9 +207,14 @@ class DataPlane:
         ids: list[str] | None = None,
     ) -> None:
         """After the response: a copy for the challengers of a request the champion answered
-        (their answers are compared with the champion's)."""
+        (their answers are compared with the champion's). Shed, and counted, while other
+        requests wait for a model (shadow_copies "idle"): the copy's work would come out of
+        theirs on a busy server, and challengers must never slow the champion."""
         mix = serving.mix
         if mix is None or not mix.challengers or answered is not mix.champion or batch is None:
+            return
+        if self.scoring and self.config.shadow_copies == "idle":
+            self.shadow.shed(entry.key)
             return
         try:
             self.shadow.submit(entry.key, entry.deployment_id, mix.shadow_targets, batch, chosen, ids)

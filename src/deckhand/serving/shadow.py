@@ -1,12 +1,17 @@
 """Challengers: score copies of answered requests in a scorer process, never in the way.
 
 After the champion's response is sent, the server hands the decoded batch and the champion's
-answers to `ShadowScorer.submit`, which copies numeric rows and values into two growing
-arrays per deployment (other forms wait in a list): every FLUSH_S (or sooner, at FLUSH_COPIES
-copies or `flush_bytes`) they cross to the scorer, a numeric group as its arrays' memory
-in one `sendmsg` (`_Wire`), nothing pickled. (A send per request cost the server about 10 us
-of CPU per request, 10 % of a 1-row prediction; a flush that joined and pickled an object
-per copy took 136 us on the event loop every 10 ms, and the requests behind it waited.)
+answers to `ShadowScorer.submit` -- unless other requests are waiting for a model, when the
+copy is shed and counted (`deckhand serve --shadow-copies idle`, the default: on a busy
+server the copy's work would come out of theirs). `submit` copies numeric rows and values
+into two growing arrays per deployment (other forms wait in a list). They cross to the
+scorer with the first copy FLUSH_S after the first one waiting -- just after a response,
+when the next request has most likely not come yet -- or sooner at FLUSH_COPIES copies or
+`flush_bytes`, or by a LAST_FLUSH_S timer when no copy comes: a numeric group as its
+arrays' memory in one `sendmsg` (`_Wire`), nothing pickled. (A send per request cost the
+server about 10 us of CPU per request, 10 % of a 1-row prediction; a flush that joined and
+pickled an object per copy took 136 us on the event loop every 10 ms, and the requests
+behind it waited.)
 
 One scorer process per server worker, started on the first copies at nice +10 under
 SCHED_IDLE (a fresh interpreter, one BLAS thread), is fed over a datagram socket pair whose
@@ -67,7 +72,8 @@ MAX_BATCH_ROWS = 4096  # copies scored in one predict() per challenger
 DUTY = 0.25  # the scorer's busy share of time at most: it rests 3x as long as it scored
 MIN_REST_S = 0.025  # and at least this long: copies gather, and it wakes 40 times a second, not per copy
 FULL_BACKOFF_S = 0.005  # after a full buffer, copies are dropped without trying for this long
-FLUSH_S = 0.01  # copies wait in the server at most this long, then cross to the scorer together
+FLUSH_S = 0.01  # copies wait in the server this long, then cross with the next copy (between requests)
+LAST_FLUSH_S = 0.05  # or, when no copy comes, by a timer (which may fire during a request)
 FLUSH_COPIES = 256  # or until this many are waiting
 FLUSH_BYTES = 1024**2  # or until they hold about this much (8 bytes a value), and half the socket buffer at most
 NICE = 10
@@ -292,10 +298,11 @@ class ShadowResult:
 class ShadowCounts:
     sent: int = 0
     scored: int = 0
-    dropped: int = 0
+    dropped: int = 0  # the scorer's queue was full, or the copy too large
+    shed: int = 0  # not taken: other requests were waiting for a model (`shed`)
 
     def as_dict(self) -> dict[str, int]:
-        return {"sent": self.sent, "scored": self.scored, "dropped": self.dropped}
+        return {"sent": self.sent, "scored": self.scored, "dropped": self.dropped, "shed": self.shed}
 
 
 OnScored = Callable[[list[Tally]], None]  # the scorer's shadow tallies, every RESULTS_EVERY_S
@@ -334,11 +341,19 @@ class ShadowScorer:
         # of it at most, so that the next one fits behind it
         self.flush_bytes = min(FLUSH_BYTES, _socket_buffer_bytes(queue_bytes) // 2)
         self._too_large = 0
-        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flush_timer: asyncio.TimerHandle | None = None  # set while copies wait
+        self._due = 0.0  # when they are to cross (time.monotonic)
         self._dropped_flushes = 0
 
     def counts(self, key: str) -> dict[str, int]:
         return self._counts.get(key, ShadowCounts()).as_dict()
+
+    def _counted(self, key: str) -> ShadowCounts:
+        return self._counts.get(key) or self._counts.setdefault(key, ShadowCounts())
+
+    def shed(self, key: str) -> None:
+        """Count a copy not taken because the server was busy."""
+        self._counted(key).shed += 1
 
     def submit(
         self,
@@ -351,7 +366,7 @@ class ShadowScorer:
     ) -> None:
         """Queue a copy for the next flush (dropped, and counted, when the scorer's queue was
         full a moment ago or the request is too large to copy)."""
-        counts = self._counts.get(key) or self._counts.setdefault(key, ShadowCounts())
+        counts = self._counted(key)
         if len(batch) > self.max_rows or self._closed:
             counts.dropped += 1
             return
@@ -375,11 +390,14 @@ class ShadowScorer:
         _gather(self._pending, key, deployment_id, challengers, batch, champion, ids, time.time())
         self._pending_copies += 1
         self._pending_bytes += size
-        if self._pending_copies >= FLUSH_COPIES or self._pending_bytes >= self.flush_bytes:
-            self.flush()
+        now = time.monotonic()
+        if self._pending_copies == 1:  # the first copy waiting
+            self._due = now + FLUSH_S
+        if self._pending_copies >= FLUSH_COPIES or self._pending_bytes >= self.flush_bytes or now >= self._due:
+            self.flush()  # here, just after a response, the next request has most likely not come yet
         elif self._flush_timer is None:
             try:
-                self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+                self._flush_timer = asyncio.get_running_loop().call_later(LAST_FLUSH_S, self.flush)
             except RuntimeError:  # no event loop in this thread (a direct call): send now
                 self.flush()
 
