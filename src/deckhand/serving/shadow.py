@@ -299,7 +299,7 @@ class ShadowCounts:
     sent: int = 0
     scored: int = 0
     dropped: int = 0  # the scorer's queue was full, or the copy too large
-    shed: int = 0  # not taken: other requests were waiting for a model (`shed`)
+    shed: int = 0  # not taken: other requests were waiting for a model (DataPlane.shadow_copy)
 
     def as_dict(self) -> dict[str, int]:
         return {"sent": self.sent, "scored": self.scored, "dropped": self.dropped, "shed": self.shed}
