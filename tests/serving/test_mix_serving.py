@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from deckhand.packages import Batch, file_sha256
 from deckhand.packages.demo import sample_rows
 from deckhand.packages.mix import MixMember, write_mix
 from deckhand.serving.mixes import MixRouting, bucket
-from deckhand.serving.shadow import compare
+from deckhand.serving.shadow import ShadowScorer, _Wire, compare
 from deckhand.serving.testing import ServeProcess
 from deckhand.testing import wait_until
 
@@ -52,6 +53,28 @@ def _model_stats(spool: Path) -> dict[tuple[str, bool], dict[str, int]]:
             for key in ("requests", "systemErrors", "comparedRows", "agreedRows"):
                 counts[key] += record.get(key, 0)
     return out
+
+
+def _scorer_read_here(send_buffer: int | None = None, **kwargs: Any) -> tuple[ShadowScorer, socket.socket]:
+    """A ShadowScorer whose copies' socket is read by the test (the scorer process's end,
+    non-blocking), not by a scorer process; `send_buffer` is what the server's end asks for."""
+    scorer = ShadowScorer(lambda tallies: None, **kwargs)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    if send_buffer is not None:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        ours.setblocking(False)
+    scorer._copies = ours
+    theirs.setblocking(False)
+    return scorer, theirs
+
+
+def _datagrams(theirs: socket.socket) -> list[bytes]:
+    """Every datagram waiting for the scorer."""
+    datagrams = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            datagrams.append(theirs.recv(1 << 22))
+    return datagrams
 
 
 def _short_petals(n: int) -> list[dict[str, float]]:
@@ -220,19 +243,14 @@ def test_a_flush_carries_every_waiting_copy_in_order_whatever_its_form(monkeypat
     association ids) pickled together in one datagram, in order. Other deployments and columns
     form their own groups."""
     import asyncio
-    import socket
 
     from deckhand.serving import shadow
-    from deckhand.serving.shadow import ShadowScorer, _Wire
 
     monkeypatch.setattr(shadow, "FLUSH_S", 60.0)  # however slow this machine, only the timer flushes
     columns = ["a", "b"]
     challengers = (("c1", "/nowhere"),)
     numeric = [np.array([[float(i), float(-i)]] * (i + 1)) for i in range(70)]  # grows the arrays past 64 rows
-    scorer = ShadowScorer(lambda tallies: None)
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    scorer._copies = ours  # the scorer process's end, read here
-    theirs.setblocking(False)
+    scorer, theirs = _scorer_read_here()
 
     def submit(key: str, rows: np.ndarray, champion: object, ids: list[str] | None = None, names=columns) -> None:  # type: ignore[no-untyped-def]
         scorer.submit(key, key, challengers, Batch(columns=names, array=rows), champion, ids)
@@ -250,15 +268,8 @@ def test_a_flush_carries_every_waiting_copy_in_order_whatever_its_form(monkeypat
         submit("e", np.ones((1, 1)), np.ones(1), names=["z"])
         await asyncio.sleep(2 * shadow.LAST_FLUSH_S)
 
-    def received() -> list[bytes]:
-        datagrams = []
-        with contextlib.suppress(BlockingIOError):
-            while True:
-                datagrams.append(theirs.recv(1 << 22))
-        return datagrams
-
     asyncio.run(requests())
-    datagrams = received()
+    datagrams = _datagrams(theirs)
     scorer.close()
     # numeric groups defined once each, then their arrays; the rest pickled together
     assert [m[:1] for m in datagrams] == [_Wire.DEFINE, _Wire.ARRAYS] * 2 + [_Wire.GROUPS, _Wire.ARRAYS]
@@ -290,18 +301,12 @@ def test_a_flush_carries_every_waiting_copy_in_order_whatever_its_form(monkeypat
 def test_numbered_groups_are_bounded_and_the_rest_still_cross(monkeypatch: pytest.MonkeyPatch) -> None:
     """Columns come from clients: past MAX_NUMBERED numeric groups per scorer, a new group's
     copies are pickled instead of numbered (the server's and the scorer's tables stay bounded)."""
-    import socket
-
-    from deckhand.serving.shadow import ShadowScorer, _Wire
-
     monkeypatch.setattr(_Wire, "MAX_NUMBERED", 1)
-    scorer = ShadowScorer(lambda tallies: None)
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    scorer._copies = ours
+    scorer, theirs = _scorer_read_here()
     for name in ("x", "y"):
         scorer.submit("d", "d", (("c1", "/nowhere"),), Batch(columns=[name], array=np.ones((1, 1))), np.ones(1))
     scorer.flush()
-    datagrams = [theirs.recv(1 << 20) for _ in range(3)]
+    datagrams = _datagrams(theirs)
     scorer.close()
     assert [m[:1] for m in datagrams] == [_Wire.DEFINE, _Wire.ARRAYS, _Wire.GROUPS]
     wire = _Wire()
@@ -316,17 +321,11 @@ def test_copies_fit_the_socket_buffer_the_kernel_gives() -> None:
     gave, so a large copy neither fails nor takes the small copies waiting with it; a copy
     larger than that is dropped alone, counted."""
     import asyncio
-    import socket
 
-    from deckhand.serving.shadow import LAST_FLUSH_S, ShadowScorer, _Wire
+    from deckhand.serving.shadow import LAST_FLUSH_S
 
     buffer = 64 * 1024
-    scorer = ShadowScorer(lambda tallies: None, queue_bytes=buffer)
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer)  # what the scorer's own socket asks for
-    ours.setblocking(False)
-    scorer._copies = ours
-    theirs.setblocking(False)
+    scorer, theirs = _scorer_read_here(send_buffer=buffer, queue_bytes=buffer)  # as the scorer's own socket asks
     wire, received = _Wire(), []
     columns = [f"x{i}" for i in range(10)]
     sizes = [1, 300, 1, 1000, 1, 300, 1]  # 1,000 rows x 10 columns: 88,000 bytes, more than the half
@@ -336,15 +335,11 @@ def test_copies_fit_the_socket_buffer_the_kernel_gives() -> None:
             rows = np.full((n, 10), float(n))
             scorer.submit("d", "d", (("c1", "/nowhere"),), Batch(columns=columns, array=rows), rows[:, 0].copy())
             await asyncio.sleep(0)
-            with contextlib.suppress(BlockingIOError):  # the scorer reads as the server sends
-                while True:
-                    received.extend(wire.decode(memoryview(theirs.recv(1 << 20))))
+            received.extend(g for m in _datagrams(theirs) for g in wire.decode(memoryview(m)))  # read as sent
         await asyncio.sleep(2 * LAST_FLUSH_S)
 
     asyncio.run(requests())
-    with contextlib.suppress(BlockingIOError):
-        while True:
-            received.extend(wire.decode(memoryview(theirs.recv(1 << 20))))
+    received.extend(g for m in _datagrams(theirs) for g in wire.decode(memoryview(m)))
     scorer.close()
     assert [n for g in received for n in g.sizes] == [1, 300, 1, 1, 300, 1]
     assert scorer.counts("d") == {"sent": 6, "scored": 0, "dropped": 1, "shed": 0}
@@ -355,25 +350,17 @@ def test_copies_cross_between_requests_once_due_not_by_the_timer() -> None:
     then: just after a response, not when a timer fires in the middle of a request. The timer
     only sends what waits when no more copies come."""
     import asyncio
-    import socket
 
-    from deckhand.serving.shadow import FLUSH_S, LAST_FLUSH_S, ShadowScorer, _Wire
+    from deckhand.serving.shadow import FLUSH_S, LAST_FLUSH_S
 
-    scorer = ShadowScorer(lambda tallies: None)
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    scorer._copies = ours
-    theirs.setblocking(False)
+    scorer, theirs = _scorer_read_here()
     wire = _Wire()
 
     def copy() -> None:
         scorer.submit("d", "d", (("c1", "/nowhere"),), Batch(columns=["x"], array=np.ones((1, 1))), np.ones(1))
 
     def received() -> list[int]:
-        sizes = []
-        with contextlib.suppress(BlockingIOError):
-            while True:
-                sizes += [len(g.sizes) for g in wire.decode(memoryview(theirs.recv(1 << 20)))]
-        return sizes
+        return [len(g.sizes) for m in _datagrams(theirs) for g in wire.decode(memoryview(m))]
 
     async def requests() -> tuple[list[int], list[int], list[int]]:
         copy()

@@ -49,6 +49,22 @@ class ModelNotLoaded(OperationError):
     """The deployment exists but has no model to score with (yet, or any more)."""
 
 
+class _UnderWay:
+    """How many of something are under way: `with under_way:` around each (a class, not
+    contextlib.contextmanager, because it wraps every prediction)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __enter__(self) -> None:
+        self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.count -= 1
+
+
 class DataPlane:
     """The prediction server's operations over one model repository."""
 
@@ -73,7 +89,7 @@ class DataPlane:
             observer.add_source(self.tally.drain)  # type: ignore[union-attr]
         # challengers' copies: a scorer process, started with the first copy; with
         # shadow_copies "idle", none while other requests wait for a model (`scoring`)
-        self.scoring = 0
+        self.scoring = _UnderWay()
         self.shadow = ShadowScorer(self._shadow_scored, repository.package_limits, on_rows=self._shadow_rows)
 
     # -- deployments ----------------------------------------------------------------------
@@ -142,20 +158,14 @@ class DataPlane:
     async def predict(self, serving: ServingModel, batch: codecs.Batch) -> Scored:
         """Score a batch through the model's micro-batcher (raises ModelInputError for
         input the model cannot take). Labels are computed once: response and monitoring."""
-        self.scoring += 1
-        try:
+        with self.scoring:
             predictions = await serving.batcher.predict(batch)
-        finally:
-            self.scoring -= 1
         return predictions, codecs.prediction_labels(predictions, serving.manifest)
 
     async def predict_in_chunks(self, serving: ServingModel, batch: codecs.Batch) -> list[Scored]:
         """Score a large batch `stream_chunk_rows` rows at a time in a worker thread."""
-        self.scoring += 1
-        try:
+        with self.scoring:
             return await self.offload(_score_in_chunks, serving.model, batch, self.config.stream_chunk_rows)
-        finally:
-            self.scoring -= 1
 
     async def predict_mix(
         self, entry: DeploymentEntry, serving: ServingModel, batch: codecs.Batch, headers: Any, chunked: bool
@@ -213,7 +223,7 @@ class DataPlane:
         mix = serving.mix
         if mix is None or not mix.challengers or answered is not mix.champion or batch is None:
             return
-        if self.scoring and self.config.shadow_copies == "idle":
+        if self.scoring.count and self.config.shadow_copies == "idle":
             self.shadow.shed(entry.key)
             return
         try:

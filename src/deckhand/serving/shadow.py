@@ -370,7 +370,8 @@ class ShadowScorer:
         if len(batch) > self.max_rows or self._closed:
             counts.dropped += 1
             return
-        if self._full_until and time.monotonic() < self._full_until:  # full a moment ago: not even kept
+        now = time.monotonic()
+        if now < self._full_until:  # full a moment ago: not even kept
             counts.dropped += 1
             return
         size = 8 * len(batch) * (len(batch.columns) + 1)  # its rows and the champion's values, as floats
@@ -390,7 +391,6 @@ class ShadowScorer:
         _gather(self._pending, key, deployment_id, challengers, batch, champion, ids, time.time())
         self._pending_copies += 1
         self._pending_bytes += size
-        now = time.monotonic()
         if self._pending_copies == 1:  # the first copy waiting
             self._due = now + FLUSH_S
         if self._pending_copies >= FLUSH_COPIES or self._pending_bytes >= self.flush_bytes or now >= self._due:
