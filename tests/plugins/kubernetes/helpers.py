@@ -57,6 +57,19 @@ def observed(client: Any, dep_id: str) -> dict:
     return client.get_deployment(dep_id).get("observed") or {}
 
 
+def only_pods_of(env: Any, ns: str, dep_id: str, model_id: str) -> bool:
+    """Every pod of the deployment runs `model_id`: the replaced ones, which keep answering
+    what the Ingress still sends them while it drops them (manifests.DRAIN_SECONDS), are gone."""
+    from deckhand.plugins.kubernetes import manifests
+
+    selector = f"{manifests.LABEL_DEPLOYMENT}={manifests.label_value(dep_id)}"
+    key = manifests.ANNOTATION_MODEL.replace(".", "\\.")
+    out = kubectl(env, "-n", ns, "get", "pods", "-l", selector, "-o",
+                  f"jsonpath={{range .items[*]}}{{.metadata.annotations.{key}}}{{'\\n'}}{{end}}")  # fmt: skip
+    models = set(out.split())
+    return models == {model_id}
+
+
 def agent_pods(env: Any, ns: str) -> list[str]:
     out = kubectl(env, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/component=management-agent", "-o", AGENT_PODS)
     # a terminating pod keeps phase Running: count only pods not being deleted

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.plugins.kubernetes.helpers import install_agent, kubectl, wait_for
+from tests.plugins.kubernetes.helpers import install_agent, kubectl, only_pods_of, wait_for
 from tests.request_loop import RequestLoop
 
 from deckhand.packages.demo import sample_rows
@@ -91,6 +91,8 @@ def test_the_controller_promotes_a_good_canary_and_rolls_back_a_failing_one(
         wait_for("revision 1's model serving again", lambda: _served(cp, dep_id), timeout=600)
         timings["rollback_s"] = time.monotonic() - began
         _after(good)
+        # v2's pod answers what the Ingress still sends it while it drains: not in scenario 2
+        wait_for("v2's pods gone", lambda: only_pods_of(env, ns, dep_id, v1), timeout=120)
     print(f"\ngood canary: {good.ok + good.failed} requests, {good.failed} failed, by {dict(good.answered_by)}")
     assert promoted["state"] == "promoted", promoted
     assert good.failed == 0, good.errors

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.plugins.kubernetes.helpers import wait_for
+from tests.plugins.kubernetes.helpers import only_pods_of, wait_for
 from tests.plugins.kubernetes.test_cluster_plugin import (
     info,
     leftovers,
@@ -100,23 +100,7 @@ def pod_logs(env: Any, namespace: str, dep_id: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def only_pods_of(k8s_api: Any, namespace: str, dep_id: str, model_id: str) -> bool:
-    """Every pod of the deployment runs `model_id`: the replaced ones, which keep serving
-    while the Ingress drops them (manifests.DRAIN_SECONDS), are gone."""
-    from kubernetes import client
-
-    from deckhand.plugins.kubernetes import manifests
-
-    pods = client.CoreV1Api(k8s_api).list_namespaced_pod(
-        namespace, label_selector=f"{manifests.LABEL_DEPLOYMENT}={manifests.label_value(dep_id)}"
-    )
-    models = [(pod.metadata.annotations or {}).get(manifests.ANNOTATION_MODEL) for pod in pods.items]
-    return bool(models) and set(models) == {model_id}
-
-
-def replace(
-    env: Any, p: Any, k8s_api: Any, namespace: str, dep_id: str, old: str, new: str, what: str, build: bool
-) -> None:
+def replace(env: Any, p: Any, namespace: str, dep_id: str, old: str, new: str, what: str, build: bool) -> None:
     """deployment_replace_model as the agent runs it (a Kaniko build of `new`'s image when
     `build`), then until only the new model answers."""
     t0 = time.monotonic()
@@ -129,7 +113,7 @@ def replace(
     assert bool(built) == build, result.msg
     if built:
         TIMINGS[what.replace("replace_with_", "")] = float(built.group(1))
-    wait_for(f"only pods of {new}", lambda: only_pods_of(k8s_api, namespace, dep_id, new), timeout=60)
+    wait_for(f"only pods of {new}", lambda: only_pods_of(env, namespace, dep_id, new), timeout=60)
     TIMINGS[what.replace("_s", "_old_pods_gone_s")] = time.monotonic() - t0
     assert served_model(env, dep_id) == new
 
@@ -158,7 +142,7 @@ def test_a_canary_and_challenger_mix_served_through_the_ingress(
         mix1 = admin.start_canary(dep_id, b, canary)["servedModelId"]
         assert mix1.startswith("mix-"), mix1
         with Traffic(env, dep_id) as during:
-            replace(env, p, k8s_api, namespace, dep_id, a, mix1, "replace_with_kaniko_build_of_mix_s", build=True)
+            replace(env, p, namespace, dep_id, a, mix1, "replace_with_kaniko_build_of_mix_s", build=True)
         print(f"\nduring the swap to {mix1}: {during.sent} requests, {len(during.failures)} failed")
         assert during.sent > 0 and during.failures == [], (during.failures[:5], pod_logs(env, namespace, dep_id))
         by, failures = answered(env, dep_id, [ROWS[i : i + 2] for i in range(0, 200, 2)])
@@ -179,9 +163,7 @@ def test_a_canary_and_challenger_mix_served_through_the_ingress(
         mix2 = admin.start_canary(dep_id, flaky, {"percent": 50, "step": 10, "intervalSeconds": 3600})["servedModelId"]
         assert mix2.startswith("mix-") and mix2 != mix1, (mix1, mix2)
         with Traffic(env, dep_id) as during:
-            replace(
-                env, p, k8s_api, namespace, dep_id, mix1, mix2, "replace_with_kaniko_build_of_flaky_mix_s", build=True
-            )
+            replace(env, p, namespace, dep_id, mix1, mix2, "replace_with_kaniko_build_of_flaky_mix_s", build=True)
         print(f"during the swap to {mix2}: {during.sent} requests, {len(during.failures)} failed")
         assert during.sent > 0 and during.failures == [], (during.failures[:5], pod_logs(env, namespace, dep_id))
         raising, failures = answered(env, dep_id, [[row] for row in RAISING])
@@ -208,7 +190,7 @@ def test_a_canary_and_challenger_mix_served_through_the_ingress(
         admin.remove_challenger(dep_id, b)
         assert admin.get_deployment(dep_id)["servedModelId"] == a
         with Traffic(env, dep_id) as during:
-            replace(env, p, k8s_api, namespace, dep_id, mix2, a, "replace_back_to_a_s", build=False)
+            replace(env, p, namespace, dep_id, mix2, a, "replace_back_to_a_s", build=False)
         print(f"during the swap back to {a}: {during.sent} requests, {len(during.failures)} failed")
         assert during.sent > 0 and during.failures == [], during.failures[:5]
         alone, failures = answered(env, dep_id, [ROWS[i : i + 2] for i in range(0, 40, 2)])
