@@ -122,10 +122,11 @@ def test_canary_split_failures_and_challengers(
         assert v2.status_code == 200 and v2.headers[HEADER] in ("champ", "canary")
 
         # challengers got copies of what the champion answered, and never answered a client
-        def scored() -> int:
-            return client.get(f"{server.url}/info").json()["mix"]["shadow"]["scored"]
+        def copies_scored() -> bool:  # the last copies cross by the flush timer (shadow.LAST_FLUSH_S)
+            counts = client.get(f"{server.url}/info").json()["mix"]["shadow"]
+            return counts["scored"] > 100 and counts["sent"] + counts["dropped"] >= 1600
 
-        wait_until(lambda: scored() > 100, 60, 0.2, what="the challengers to score copies")
+        wait_until(copies_scored, 60, 0.2, what="the challengers to score copies")
         info = client.get(f"{server.url}/info").json()
         assert info["modelId"] == "mix-20"
         assert [(m["modelId"], m["role"], m["percent"]) for m in info["mix"]["members"]] == [
@@ -373,7 +374,7 @@ def test_copies_cross_between_requests_once_due_not_by_the_timer() -> None:
         await asyncio.sleep(2 * LAST_FLUSH_S)
         return waiting, at_the_copy, received()
 
-    assert LAST_FLUSH_S >= 3 * FLUSH_S
+    assert LAST_FLUSH_S >= 2.5 * FLUSH_S  # the sleep of 1.5 x FLUSH_S ends well before the timer
     waiting, at_the_copy, by_the_timer = asyncio.run(requests())
     scorer.close()
     assert (waiting, at_the_copy, by_the_timer) == ([], [3], [1])
