@@ -1,7 +1,7 @@
 """What a mix costs the answers clients get (docs/rollouts.md).
 
     python bench/rollouts.py                          # -c1 and -c8, 5 interleaved rounds of 5 s
-    python bench/rollouts.py --duration 5 --rounds 15  # a narrower interval (about 18 minutes)
+    python bench/rollouts.py --duration 5 --rounds 15  # a narrower interval (about 19 minutes)
 
 Five `deckhand serve --package` servers, one worker each, take turns under wrk on the same
 1-row CSV body: the champion alone, twice (the second is the machine's noise floor: the
