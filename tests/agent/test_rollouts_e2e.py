@@ -204,6 +204,35 @@ def test_a_challenger_scores_copies_and_clients_only_get_the_champions_answers(s
     assert shadow["shadow"] is True and 0.0 <= shadow["agreement"] <= 1.0
 
 
+def test_a_copy_share_reaches_the_prediction_server_and_copies_that_share(stack, packages) -> None:
+    """`challengerCopyPercent` end to end: the control plane's new mix reaches the prediction
+    server through the agent, which then copies about that share of the requests to the
+    challenger and counts the rest as passed over; clients get the champion's answers."""
+    admin, env_id = stack
+    dep_id, url = _deploy(admin, env_id, "sampled", packages["v1"])
+    admin.add_challenger(dep_id, packages["v2"])
+    served = admin.update_deployment(dep_id, challenger_copy_percent=25)["servedModelId"]
+    wait_until(lambda: _served(admin, dep_id), 60, what="the mix with the copy share serving")
+    info_url = url.rsplit("/predictions", 1)[0] + "/info"
+    before = httpx.get(info_url, timeout=10).json()
+    assert before["modelId"] == served and before["mix"]["challengerCopyPercent"] == 25.0
+    requests = 800
+    with httpx.Client(timeout=10) as http:
+        for i in range(requests):
+            response = http.post(url, json=ROWS[(2 * i) % len(ROWS) :][:2])
+            assert response.status_code == 200 and response.headers[MODEL_HEADER] == packages["v1"], response.text
+
+    def counted() -> dict[str, int] | None:  # every request copied or passed over, one way or another
+        after = httpx.get(info_url, timeout=10).json()["mix"]["shadow"]
+        delta = {key: after[key] - before["mix"]["shadow"][key] for key in after}
+        return delta if sum(delta[k] for k in ("sent", "dropped", "shed", "passedOver")) == requests else None
+
+    delta = wait_until(counted, 30, 0.2, what="every request counted by the prediction server")
+    print(f"copy share 25 %: {requests} requests, {delta}")
+    # 800 draws at 25 %: 200 copies, standard deviation 12.2; 5 of them either side
+    assert 139 <= delta["sent"] + delta["dropped"] + delta["shed"] <= 261, delta
+
+
 def test_a_sticky_header_keeps_each_entity_on_one_model(stack, packages) -> None:
     admin, env_id = stack
     dep_id, url = _deploy(admin, env_id, "sticky", packages["v1"])

@@ -101,7 +101,14 @@ def test_challengers_from_the_cli(cli, demo_package: Path, second_package: Path)
     added = cli("deployments", "challenger-add", "iris", str(second_package)).stdout
     assert "added the challenger" in added and "serves mix-" in added
     (challenger,) = as_json(cli("deployments", "challengers", "iris", "-o", "json"))
-    assert "iris-v2" in cli("deployments", "challengers", "iris").stdout
+    listed = cli("deployments", "challengers", "iris").stdout
+    assert "iris-v2" in listed and "copies of 100 % of requests" in listed
+    shared = cli("deployments", "challenger-copies", "iris", "12.5").stdout
+    assert "challengers get copies of 12.5 % of requests: deployment iris" in shared and "serves mix-" in shared
+    assert "copies of 12.5 % of requests" in cli("deployments", "challengers", "iris").stdout
+    for bad, words in (("0", "must be over 0"), ("101", "less than or equal to 100")):  # said before any call
+        refused = cli("deployments", "challenger-copies", "iris", bad, ok=False)
+        assert refused.exit_code == 2 and "'percent'" in refused.stderr and words in refused.stderr, refused.stderr
     package_id = challenger["modelPackageId"]
     promoted = cli("deployments", "challenger-promote", "iris", package_id, "--reason", "accuracy").stdout
     assert "promoted the challenger: deployment iris" in promoted and package_id in promoted

@@ -40,6 +40,21 @@ def test_round_trip(demo_package: Path, second_package: Path, tmp_path: Path) ->
     assert paths["model-a"].stat().st_mtime_ns == before  # reused, not written again
 
 
+def test_the_copy_share_is_written_only_under_100_and_read_back(
+    demo_package: Path, second_package: Path, tmp_path: Path
+) -> None:
+    every, share = tmp_path / "every.dhpkg", tmp_path / "share.dhpkg"
+    write_mix(every, "mix-x", _members(demo_package, second_package), None)
+    write_mix(share, "mix-x", _members(demo_package, second_package), None, copy_percent=2.5)
+    with zipfile.ZipFile(every) as archive:
+        assert "challengerCopyPercent" not in json.loads(archive.read(MIX_NAME))  # the bytes of before
+    with zipfile.ZipFile(share) as archive:
+        assert json.loads(archive.read(MIX_NAME))["challengerCopyPercent"] == 2.5
+    assert (read_mix(every).copy_percent, read_mix(share).copy_percent) == (100.0, 2.5)
+    with pytest.raises(PackageError, match="challengerCopyPercent is 0"):  # refused as read_mix would
+        write_mix(tmp_path / "none.dhpkg", "mix-x", _members(demo_package, second_package), None, copy_percent=0)
+
+
 def _rewrite(path: Path, out: Path, change) -> Path:  # type: ignore[no-untyped-def]
     """A copy of the mix at `path` whose deckhand-mix.json went through `change`."""
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
@@ -65,6 +80,11 @@ def _rewrite(path: Path, out: Path, change) -> Path:  # type: ignore[no-untyped-
         (lambda d: d.update(sticky={"header": "X-Customer"}), "lower-case"),
         (lambda d: d.update(format="deckhand-mix/9"), "upgrade the server"),
         (lambda d: d["members"].pop(), "lists"),
+        (lambda d: d.update(challengerCopyPercent=0), "challengerCopyPercent is 0; expected a number over 0"),
+        (lambda d: d.update(challengerCopyPercent=100.5), "challengerCopyPercent is 100.5"),
+        (lambda d: d.update(challengerCopyPercent="25"), "challengerCopyPercent is '25'"),
+        (lambda d: d.update(challengerCopyPercent=True), "challengerCopyPercent is True"),
+        (lambda d: d.update(challengerCopyPercent=float("nan")), "challengerCopyPercent is nan"),
     ],
 )
 def test_a_bad_mix_is_refused_naming_the_field(

@@ -43,3 +43,14 @@ def test_every_routing_change_is_a_new_id_and_nothing_else_is() -> None:
     # member order and fields that do not route (size, digest) leave the id alone
     reordered = {**base, "challengers": list(reversed(base["challengers"])), "canary": {**CANARY, "modelSize": 99}}
     assert served_model_id("a" * 24, reordered) == served_model_id("a" * 24, base)
+
+
+def test_a_copy_share_under_100_is_a_new_id_and_100_or_none_is_the_old_one() -> None:
+    base = {"canary": None, "challengers": [{"modelId": "c" * 24}], "sticky": None}
+    old = served_model_id("a" * 24, base)
+    assert served_model_id("a" * 24, {**base, "challengerCopyPercent": 100}) == old
+    assert served_model_id("a" * 24, {**base, "challengerCopyPercent": None}) == old
+    quarter = served_model_id("a" * 24, {**base, "challengerCopyPercent": 25})
+    assert quarter != old and quarter.startswith("mix-")
+    assert served_model_id("a" * 24, {**base, "challengerCopyPercent": 25.0}) == quarter  # 25 and 25.0 alike
+    assert served_model_id("a" * 24, {**base, "challengerCopyPercent": 10}) not in (old, quarter)

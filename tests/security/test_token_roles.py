@@ -179,6 +179,7 @@ def _request(world: World, method: str, path: str, api_package: bytes) -> tuple[
         ("PATCH", "/api/v1/notification-policies/{ref}"): {"json": {"enabled": False}},
         ("POST", "/ui/login"): {"data": {"token": "TOKEN"}},
         ("POST", "/ui/deployments/{ref}/actions/rollback"): {"data": {"revision": "1"}},
+        ("POST", "/ui/deployments/{ref}/actions/challenger-copies"): {"data": {"percent": "50"}},
     }
     options = dict(bodies.get((method, path), {}))
     if (method, path) == ("POST", "/api/v1/model-packages"):

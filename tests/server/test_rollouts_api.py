@@ -296,3 +296,65 @@ def test_a_challenger_made_champion_by_a_replacement_leaves_the_challengers(
     assert response.status_code == 200 and response.json()["servedModelId"] == second["id"]
     assert api.get(f"{URL}/{deployment['id']}/challengers").json() == []
     assert "no longer a challenger" in latest_event(api, deployment["id"])["message"]
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (0, "greater than 0"),
+        (-5, "greater than 0"),
+        (100.01, "less than or equal to 100"),
+        ("a quarter", "valid number"),
+    ],
+)
+def test_a_bad_copy_share_is_a_422_naming_the_field(
+    api: TestClient, deployment: dict, value: object, words: str
+) -> None:
+    response = api.patch(f"{URL}/{deployment['id']}", json={"challengerCopyPercent": value})
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert errors[0]["field"] == "challengerCopyPercent" and words in errors[0]["message"], errors
+
+
+def test_the_copy_share_travels_with_the_challengers_into_the_mix(
+    api: TestClient, environment: dict, deployment: dict, package: dict, second: dict, tmp_path: Path
+) -> None:
+    """A share under 100 joins the desired state, the mix id and the mix file; 100 is the
+    mix of before; setting the share the deployment has changes nothing; without challengers
+    it is kept but leaves the champion serving alone."""
+    from deckhand.packages.mix import read_mix
+
+    env_id, dep_id = environment["id"], deployment["id"]
+    assert api.get(f"{URL}/{dep_id}").json()["challengerCopyPercent"] == 100.0
+
+    def share(percent: float) -> dict:
+        response = api.patch(f"{URL}/{dep_id}", json={"challengerCopyPercent": percent})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    alone = share(20)  # no challengers yet: the champion still serves alone
+    assert alone["challengerCopyPercent"] == 20.0 and alone["servedModelId"] == package["id"]
+    assert desired(api, env_id, dep_id)["traffic"] is None
+    every = add(api, dep_id, second["id"])
+    traffic = desired(api, env_id, dep_id)["traffic"]
+    assert traffic["challengerCopyPercent"] == 20.0
+    assert every["servedModelId"] == served_model_id(package["id"], traffic)
+    assert every["servedModelId"] != served_model_id(package["id"], {**traffic, "challengerCopyPercent": None})
+
+    artifact = api.get(f"/api/v1/model-packages/{every['servedModelId']}/artifact")
+    assert artifact.status_code == 200, artifact.text
+    (tmp_path / "mix.dhpkg").write_bytes(artifact.content)
+    assert read_mix(tmp_path / "mix.dhpkg").copy_percent == 20.0
+
+    revision, before = env_revision(api, env_id), every["revision"]
+    assert share(20)["revision"] == before and env_revision(api, env_id) == revision  # the same: nothing changes
+    half = share(0.5)
+    assert half["revision"] == before + 1 and half["servedModelId"] not in (every["servedModelId"], package["id"])
+    assert latest_event(api, dep_id)["action"] == "deployment.update"
+    assert "challenger_copy_percent" in latest_event(api, dep_id)["message"]
+
+    full = share(100)  # every request again: the mix id of challengers without a share
+    assert full["challengerCopyPercent"] == 100.0
+    assert desired(api, env_id, dep_id)["traffic"].get("challengerCopyPercent") is None
+    no_share = {"canary": None, "challengers": [{"modelId": second["id"]}], "sticky": None}
+    assert full["servedModelId"] == served_model_id(package["id"], no_share)

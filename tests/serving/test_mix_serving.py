@@ -30,13 +30,21 @@ HEADER = "x-deckhand-model-id"
 CHALLENGERS = ("chal-1", "chal-2", "chal-3")
 
 
-def _mix(path: Path, champion: Path, canary: Path | None, percent: int, challenger: Path | None, sticky=None) -> Path:  # type: ignore[no-untyped-def]
+def _mix(  # type: ignore[no-untyped-def]
+    path: Path,
+    champion: Path,
+    canary: Path | None,
+    percent: int,
+    challenger: Path | None,
+    sticky=None,
+    copy_percent: float = 100.0,
+) -> Path:
     members = [MixMember("champ", "champion", 100 - percent, file_sha256(champion), champion)]
     if canary is not None:
         members.append(MixMember("canary", "canary", percent, file_sha256(canary), canary))
     if challenger is not None:
         members += [MixMember(c, "challenger", 0, file_sha256(challenger), challenger) for c in CHALLENGERS]
-    write_mix(path, f"mix-{percent}", members, sticky)
+    write_mix(path, f"mix-{percent}", members, sticky, copy_percent=copy_percent)
     return path
 
 
@@ -276,7 +284,7 @@ def test_a_flush_carries_every_waiting_copy_in_order_whatever_its_form(monkeypat
     assert [m[:1] for m in datagrams] == [_Wire.DEFINE, _Wire.ARRAYS] * 2 + [_Wire.GROUPS, _Wire.ARRAYS]
     wire = _Wire()
     (e, f, d, e2) = [g for m in datagrams for g in wire.decode(memoryview(m))]
-    assert scorer.counts("d") == {"sent": 71, "scored": 0, "dropped": 0, "shed": 0}
+    assert scorer.counts("d") == {"sent": 71, "scored": 0, "dropped": 0, "shed": 0, "passedOver": 0}
     assert (scorer.counts("e")["sent"], scorer.counts("f")["sent"]) == (2, 3)
     assert d.sizes == tuple(len(r) for r in numeric[:40]) + (1,) + tuple(len(r) for r in numeric[40:])
     assert (e.sizes, e.batch.columns, e.batch.array.tolist(), e.champion.tolist()) == (
@@ -313,7 +321,7 @@ def test_numbered_groups_are_bounded_and_the_rest_still_cross(monkeypatch: pytes
     wire = _Wire()
     groups = [g for m in datagrams for g in wire.decode(memoryview(m))]
     assert [(g.batch.columns, g.sizes) for g in groups] == [(["x"], (1,)), (["y"], (1,))]
-    assert scorer.counts("d") == {"sent": 2, "scored": 0, "dropped": 0, "shed": 0}
+    assert scorer.counts("d") == {"sent": 2, "scored": 0, "dropped": 0, "shed": 0, "passedOver": 0}
 
 
 def test_copies_fit_the_socket_buffer_the_kernel_gives() -> None:
@@ -343,7 +351,7 @@ def test_copies_fit_the_socket_buffer_the_kernel_gives() -> None:
     received.extend(g for m in _datagrams(theirs) for g in wire.decode(memoryview(m)))
     scorer.close()
     assert [n for g in received for n in g.sizes] == [1, 300, 1, 1, 300, 1]
-    assert scorer.counts("d") == {"sent": 6, "scored": 0, "dropped": 1, "shed": 0}
+    assert scorer.counts("d") == {"sent": 6, "scored": 0, "dropped": 1, "shed": 0, "passedOver": 0}
 
 
 def test_copies_cross_between_requests_once_due_not_by_the_timer() -> None:
@@ -445,6 +453,51 @@ def test_copies_yield_to_requests_waiting_for_a_model(
         assert (counts["shed"], counts["sent"] + counts["dropped"]) == (20, 21), counts
     else:
         assert (counts["shed"], counts["sent"] + counts["dropped"]) == (0, 41), counts
+
+
+def test_a_copy_share_copies_that_share_of_the_requests(
+    demo_package: Path, second_package: Path, tmp_path: Path
+) -> None:
+    """A mix with challengerCopyPercent 25: about a quarter of the champion's requests reach the
+    challengers (sent, scored, compared in monitoring), the rest are counted as passed over."""
+    mix = _mix(tmp_path / "mix.dhpkg", demo_package, None, 0, second_package, copy_percent=25)
+    spool = tmp_path / "spool"
+    server = ServeProcess(
+        ["--package", str(mix), "--model-id", "mix-25"],
+        tmp_path / "serve.log",
+        env={"DECKHAND_MONITORING": f"spool:{spool}", "DECKHAND_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    requests = 1000
+    with server, httpx.Client(timeout=20) as client:
+        server.wait_ready()
+        rows = sample_rows(1)
+        for _ in range(requests):
+            response = client.post(f"{server.url}/predictions", json=rows)
+            assert response.status_code == 200 and response.headers[HEADER] == "champ", response.text
+
+        def shadow() -> dict[str, int]:
+            return client.get(f"{server.url}/info").json()["mix"]["shadow"]
+
+        def settled() -> bool:  # every request counted, and every copy sent scored
+            c = shadow()
+            return c["sent"] + c["dropped"] + c["shed"] + c["passedOver"] == requests and c["scored"] == c["sent"]
+
+        wait_until(settled, 30, 0.2, what="every request counted and every copy scored")
+        info = client.get(f"{server.url}/info").json()["mix"]
+        counts = info["shadow"]
+        # 1,000 draws at 25 %: 250 copies, standard deviation 13.7; 5 of them either side
+        assert info["challengerCopyPercent"] == 25.0
+        assert counts["dropped"] == counts["shed"] == 0, counts
+        assert 180 <= counts["sent"] <= 320, counts
+        assert counts["passedOver"] == requests - counts["sent"]
+
+        def compared() -> dict[tuple[str, bool], dict[str, int]]:
+            stats = _model_stats(spool)
+            assert all(stats[(c, True)]["comparedRows"] == counts["sent"] for c in CHALLENGERS), stats
+            return stats
+
+        wait_until(lambda: bool(compared()), 30, 0.2, what="the challengers' compared rows in the spool")
+    assert _model_stats(spool)[("champ", False)]["requests"] == requests
 
 
 def test_a_share_only_swap_reuses_both_members(demo_package: Path, second_package: Path, tmp_path: Path) -> None:

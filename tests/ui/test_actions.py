@@ -224,3 +224,32 @@ def test_gates_show_their_limits_and_that_they_wait(
     for gate, limit in (("maxErrorRate", "2.0%"), ("maxP99Ms", "250 ms"), ("minRequests", "20")):
         row = live[live.index(f'data-gate="{gate}"') :].split("</tr>")[0]
         assert f"<td>{limit}</td>" in row and 'data-verdict="not judged yet"' in row, row
+
+
+def test_the_copy_share_form_sets_it_and_a_bad_value_gets_the_apis_message(
+    api: TestClient, browser: TestClient, deployment: dict, canary: dict, reader_token: str
+) -> None:
+    log_in(browser, reader_token)
+    text = _page(browser, deployment)
+    assert 'id="copy-percent" data-value="100.0"' in text and 'id="set-copy-share"' not in text  # shown, no form
+
+    browser.cookies.clear()
+    log_in(browser, api.headers["Authorization"].split()[1])
+    page = _page(browser, deployment)
+    form = page.split("/actions/challenger-copies")[1].split("</form>")[0]
+    assert 'name="percent"' in form and 'id="set-copy-share"' in form
+    csrf = csrf_from(page)
+    assert _post(browser, deployment, "challenger-copies", {"percent": "25"}).status_code == 403  # no CSRF token
+    assert _state(api, deployment)["challengerCopyPercent"] == 100.0
+
+    response = _post(browser, deployment, "challenger-copies", {"csrf": csrf, "percent": "25"})
+    assert response.status_code == 303
+    text = browser.get(response.headers["location"]).text
+    assert 'data-kind="ok"' in text and "copies of 25 % of requests now" in text
+    assert 'id="copy-percent" data-value="25.0"' in text and _state(api, deployment)["challengerCopyPercent"] == 25.0
+
+    for bad, words in (("0", "greater than 0"), ("lots", "valid number"), ("inf", "finite number")):
+        response = _post(browser, deployment, "challenger-copies", {"csrf": csrf, "percent": bad})
+        text = browser.get(response.headers["location"]).text
+        assert 'data-kind="error"' in text and "(422)" in text and "challengerCopyPercent" in text and words in text
+    assert _state(api, deployment)["challengerCopyPercent"] == 25.0

@@ -298,6 +298,14 @@ def test_admin_promotes_a_canary_and_rolls_back_from_the_page(
         assert champion["id"] in current and "errors" in current and "from the browser" in current
         assert client.list_revisions(dep["id"])[0]["modelPackageId"] == champion["id"]
 
+        # The challengers' copy share, set with the page's form.
+        assert page.get_attribute("#copy-percent", "data-value") == "100.0"
+        page.fill('#copy-share input[name="percent"]', "20")
+        page.click("#set-copy-share")
+        page.wait_for_selector('#copy-percent[data-value="20.0"]')
+        assert "copies of 20 % of requests now" in page.inner_text("#flash")
+        assert client.get_deployment(dep["id"])["challengerCopyPercent"] == 20.0
+
         # Promote the challenger with a reason and a note. The live panel holding its form
         # refreshes every few seconds, but holds still while the form is being filled in.
         row = page.locator(f'#model-table tr[data-model-id="{challenger["id"]}"]')

@@ -1,6 +1,6 @@
 """`deckhand deployments promote|abort|rollout` (a deployment's canary, started by
 `deployments replace --canary`) and `deckhand deployments challengers|challenger-add|
-challenger-remove|challenger-promote`. They join the `deployments` group of
+challenger-remove|challenger-promote|challenger-copies`. They join the `deployments` group of
 control_plane_commands; this module's own `app` holds nothing."""
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def deployments_challengers(
         print_json(found)
         return
     print_table(
-        f"challengers of deployment {dep['name']}",
+        f"challengers of deployment {dep['name']} (copies of {_percent(dep['challengerCopyPercent'])} of requests)",
         ["model package", "name", "added", "by"],
         [[c["modelPackageId"], c["modelPackageName"], _short_time(c["addedAt"]), c["addedBy"]] for c in found],
     )
@@ -181,6 +181,33 @@ def deployments_challenger_add(
         dep_id = client.get_deployment(deployment)["id"]
         dep = client.add_challenger(dep_id, _package_id(client, package), force)
     _print_deployment("added the challenger", dep, output)
+
+
+@deployments_app.command("challenger-copies")
+def deployments_challenger_copies(
+    deployment: DeploymentArg,
+    percent: Annotated[
+        float,
+        typer.Argument(
+            min=0, max=100, help="The percent of requests copied to the challengers, over 0 (0.5: 1 in 200); 100: all."
+        ),
+    ],
+    server: ServerOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Copy only a share of the requests to the challengers (as a mesh mirrors a share): on a busy
+    deployment a sample is enough to compare them, and the scorer does less work."""
+    if percent <= 0:
+        raise typer.BadParameter("must be over 0; to stop the copies, remove the challengers", param_hint="'percent'")
+    with _errors():
+        client = _client(server, token)
+        dep = client.update_deployment(client.get_deployment(deployment)["id"], challenger_copy_percent=percent)
+    _print_deployment(f"challengers get copies of {_percent(dep['challengerCopyPercent'])} of requests", dep, output)
+
+
+def _percent(value: float) -> str:
+    return f"{value:g} %"
 
 
 @deployments_app.command("challenger-remove")

@@ -349,10 +349,12 @@ class ControlPlaneClient:
         description: str | None = None,
         key_value_config: dict[str, Any] | None = None,
         association_id: dict[str, Any] | None = None,
+        challenger_copy_percent: float | None = None,
     ) -> dict[str, Any]:
         body = self._without_none(
-            description=description, keyValueConfig=key_value_config, associationId=association_id
-        )
+            description=description, keyValueConfig=key_value_config, associationId=association_id,
+            challengerCopyPercent=challenger_copy_percent,
+        )  # fmt: skip
         result: dict[str, Any] = self._json("PATCH", f"{API}/deployments/{deployment_id}", json=body)
         return result
 

@@ -44,13 +44,14 @@ _CHUNK = 1 << 20
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 STICKY_KINDS = ("header", "field")
+ALL_COPIED = 100.0  # the challengers' copy share when the deployment sets none: every request
 
 
 def served_model_id(champion_id: str, traffic: dict[str, Any] | None) -> str:
     """The champion's id when it serves alone; otherwise "mix-" + 16 hex digits of the SHA-256
     of the canonical JSON of the champion and the traffic reduced to what routes requests
-    (member ids, the canary's share, the sticky key, the association-id settings), so that any
-    change of these is a new id. A deployment with association ids serves a mix, even of its
+    (member ids, the canary's share, the sticky key, the association-id settings, the challengers'
+    copy share), so that any change of these is a new id. A deployment with association ids serves a mix, even of its
     champion alone: the mix carries the settings to the prediction server on every platform."""
     association = (traffic or {}).get("associationId")
     if not traffic or (not traffic.get("canary") and not traffic.get("challengers") and not association):
@@ -65,6 +66,9 @@ def served_model_id(champion_id: str, traffic: dict[str, Any] | None) -> str:
     }
     if association:  # only then: the ids of mixes without it stay what they were
         reduced["associationId"] = association
+    copy_percent = traffic.get("challengerCopyPercent")
+    if copy_percent is not None and float(copy_percent) != ALL_COPIED:  # likewise
+        reduced["challengerCopyPercent"] = float(copy_percent)
     canonical = json.dumps({"champion": champion_id, "traffic": reduced}, sort_keys=True, separators=(",", ":"))
     return MIX_ID_PREFIX + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
@@ -95,6 +99,7 @@ class Mix:
     sticky: dict[str, str] | None
     # {"column": name or None, "generate": bool}: the rows' association ids (docs/accuracy.md)
     association: dict[str, Any] | None = None
+    copy_percent: float = ALL_COPIED  # the share of the champion's requests copied to the challengers
 
     @property
     def champion(self) -> MixMember:
@@ -115,11 +120,12 @@ def write_mix(
     members: list[MixMember],
     sticky: dict[str, str] | None,
     association: dict[str, Any] | None = None,
+    copy_percent: float = ALL_COPIED,
 ) -> None:
     """Write a mix atomically (temp file beside `output`, fsync, rename). Member packages are
     streamed into the zip in chunks; members and sticky rule are checked as read_mix checks them."""
     output = Path(output)
-    document = _document(served_model_id, members, sticky, association)
+    document = _document(served_model_id, members, sticky, association, copy_percent)
     _check_document(document, output)  # refuse to write what no server would read
     for member in members:
         if member.source is None:
@@ -147,6 +153,7 @@ def _document(
     members: list[MixMember],
     sticky: dict[str, str] | None,
     association: dict[str, Any] | None = None,
+    copy_percent: float = ALL_COPIED,
 ) -> dict[str, Any]:
     document = {
         "format": MIX_FORMAT,
@@ -159,6 +166,8 @@ def _document(
     }
     if association:
         document["associationId"] = association
+    if copy_percent != ALL_COPIED:  # written only then: the bytes of other mixes stay as they were
+        document["challengerCopyPercent"] = float(copy_percent)
     return document
 
 
@@ -336,7 +345,10 @@ def _check_document(document: Any, path: Path) -> Mix:
             or (column is None and not generate)
         ):
             raise bad("associationId", association, '{"column": "<request column>" or null, "generate": true or false}')
-    return Mix(Path(path), served, tuple(members), sticky, association)
+    copy_percent = document.get("challengerCopyPercent", ALL_COPIED)
+    if type(copy_percent) not in (int, float) or not 0 < copy_percent <= ALL_COPIED:  # NaN fails too
+        raise bad("challengerCopyPercent", copy_percent, "a number over 0 and at most 100 (the share copied)")
+    return Mix(Path(path), served, tuple(members), sticky, association, float(copy_percent))
 
 
 def extract_members(mix: Mix, directory: Path) -> dict[str, Path]:

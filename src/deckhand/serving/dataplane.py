@@ -217,11 +217,15 @@ class DataPlane:
         ids: list[str] | None = None,
     ) -> None:
         """After the response: a copy for the challengers of a request the champion answered
-        (their answers are compared with the champion's). Shed, and counted, while other
-        requests wait for a model (shadow_copies "idle"): the copy's work would come out of
-        theirs on a busy server, and challengers must never slow the champion."""
+        (their answers are compared with the champion's), if it falls within the copy share.
+        Shed, and counted, while other requests wait for a model (shadow_copies "idle"): the
+        copy's work would come out of theirs on a busy server, and challengers must never slow
+        the champion."""
         mix = serving.mix
         if mix is None or not mix.challengers or answered is not mix.champion or batch is None:
+            return
+        if not mix.takes_copy():  # outside the deployment's copy share
+            self.shadow.pass_over(entry.key)
             return
         if self.scoring.count and self.config.shadow_copies == "idle":
             self.shadow.shed(entry.key)

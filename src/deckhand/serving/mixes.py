@@ -7,7 +7,9 @@ challengers are only their extracted package paths and manifests: a separate sco
 
 A request goes to the canary when its sticky value hashes below the canary's share
 (`bucket`: CRC-32 of the value's UTF-8 text, mod 100, so an entity on the canary at 10 %
-stays on it at 20 %), or, without a sticky value, when a random draw does.
+stays on it at 20 %), or, without a sticky value, when a random draw does. A request the
+champion answered is copied to the challengers when a random draw falls within the
+deployment's copy share (`takes_copy`; every request by default), as a mesh mirrors a share.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deckhand.packages.manifest import Manifest
+from deckhand.packages.mix import ALL_COPIED
 
 if TYPE_CHECKING:
     from deckhand.packages.model import Batch
@@ -48,6 +51,7 @@ class MixRouting:
     sticky: dict[str, str] | None
     # {"column": name or None, "generate": bool}: the rows' association ids (docs/accuracy.md)
     association: dict[str, Any] | None = None
+    copy_percent: float = ALL_COPIED  # the share of the champion's requests the challengers get a copy of
 
     def __post_init__(self) -> None:
         sticky = self.sticky or {}
@@ -64,6 +68,10 @@ class MixRouting:
         value = self.sticky_value(headers, batch)
         draw = random.random() * 100.0 if value is None else bucket(value)
         return canary if draw < self.percent else self.champion
+
+    def takes_copy(self) -> bool:
+        """Whether the challengers get a copy of this request (a draw within the copy share)."""
+        return self.copy_percent >= ALL_COPIED or random.random() * 100.0 < self.copy_percent
 
     def sticky_value(self, headers: list[tuple[bytes, bytes]], batch: Batch) -> str | None:
         """The request's sticky key: the header's value, or the field's value in the first row."""
@@ -87,6 +95,8 @@ class MixRouting:
         described = {"servedModelId": self.served_model_id, "members": members, "sticky": self.sticky}
         if self.association:
             described["associationId"] = self.association
+        if self.challengers:
+            described["challengerCopyPercent"] = self.copy_percent
         return described
 
     def loaded(self) -> list[ServingModel]:

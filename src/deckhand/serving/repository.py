@@ -300,6 +300,7 @@ class ModelRepository:
             challengers=challengers,
             sticky=mix.sticky,
             association=mix.association,
+            copy_percent=mix.copy_percent,
         )
         log.info(
             "event=mix_loaded path=%s members=%d loaded=%d reused=%d",

@@ -304,9 +304,13 @@ class ShadowCounts:
     scored: int = 0
     dropped: int = 0  # the scorer's queue was full, or the copy too large
     shed: int = 0  # not taken: other requests were waiting for a model (DataPlane.shadow_copy)
+    passed_over: int = 0  # not copied: outside the deployment's copy share (MixRouting.takes_copy)
 
     def as_dict(self) -> dict[str, int]:
-        return {"sent": self.sent, "scored": self.scored, "dropped": self.dropped, "shed": self.shed}
+        return {
+            "sent": self.sent, "scored": self.scored, "dropped": self.dropped, "shed": self.shed,
+            "passedOver": self.passed_over,
+        }  # fmt: skip
 
 
 OnScored = Callable[[list[Tally]], None]  # the scorer's shadow tallies, every RESULTS_EVERY_S
@@ -358,6 +362,10 @@ class ShadowScorer:
     def shed(self, key: str) -> None:
         """Count a copy not taken because the server was busy."""
         self._counted(key).shed += 1
+
+    def pass_over(self, key: str) -> None:
+        """Count a request not copied: outside the deployment's copy share."""
+        self._counted(key).passed_over += 1
 
     def submit(
         self,

@@ -143,6 +143,8 @@ class Deployment(Base):
     observed_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # {"column": name or None, "generate": bool}: how rows get their association ids
     association_id: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # the percent of the champion's requests copied to the challengers; None: every one
+    challenger_copy_percent: Mapped[float | None] = mapped_column(Float)
 
     environment: Mapped[Environment] = relationship(back_populates="deployments")
     model_package: Mapped[ModelPackage] = relationship()

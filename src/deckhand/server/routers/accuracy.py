@@ -53,7 +53,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 @router.post(
     "/deployments/{ref}/actuals",
     response_model=ActualsResult,
-    responses=errors(400, 403, 404, 413),
+    responses=errors(400, 403, 404, 409, 413),
     openapi_extra={
         "requestBody": {
             "required": True,

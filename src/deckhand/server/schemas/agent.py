@@ -49,6 +49,9 @@ class DesiredTraffic(ApiModel):
     association_id: dict[str, Any] | None = Field(
         None, description='{"column": name or null, "generate": bool}: how rows get association ids.'
     )
+    challenger_copy_percent: float | None = Field(
+        None, description="The percent of requests copied to the challengers; absent: every one."
+    )
 
 
 class DesiredDeployment(ApiModel):

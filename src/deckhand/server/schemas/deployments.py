@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, StrictBool
 
+from deckhand.packages.mix import ALL_COPIED
 from deckhand.server.schemas.accuracy import AssociationIdOut, AssociationIdSettings
 from deckhand.server.schemas.common import (
     NAME_PATTERN,
@@ -20,6 +21,7 @@ from deckhand.server.schemas.rollouts import CanarySpec, RolloutSummary
 
 DeploymentName = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
 Ref = Annotated[str, Field(min_length=1, max_length=100)]
+CopyPercent = Annotated[float, Field(gt=0, le=ALL_COPIED, allow_inf_nan=False)]
 
 
 class DeploymentCreate(RequestModel):
@@ -41,6 +43,11 @@ class DeploymentUpdate(RequestModel):
         None,
         description="Change how predictions get association ids: the prediction server is given "
         "a new mix (docs/accuracy.md). Predictions and actuals already stored are kept.",
+    )
+    challenger_copy_percent: CopyPercent | None = Field(
+        None,
+        description="The percent of the champion's requests copied to the challengers, over 0 and at most "
+        "100 (0.5 is one request in 200); the prediction server is given a new mix (docs/rollouts.md).",
     )
 
 
@@ -71,6 +78,7 @@ class DeploymentOut(ApiModel):
     active: bool
     key_value_config: JsonObject
     association_id: AssociationIdOut | None
+    challenger_copy_percent: float = Field(description="The percent of requests copied to the challengers.")
     revision: int
     created_at: datetime
     updated_at: datetime

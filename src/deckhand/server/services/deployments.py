@@ -15,6 +15,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from deckhand.packages.mix import ALL_COPIED
 from deckhand.server.auth import Principal
 from deckhand.server.db.models import Deployment, ModelPackage, utcnow
 from deckhand.server.errors import Conflict
@@ -51,8 +52,9 @@ def _out(dep: Deployment, traffic: Traffic) -> DeploymentOut:
             model_package_id=traffic.canary["modelId"],
         )  # fmt: skip
     return DeploymentOut.from_row(
-        dep, observed=observed, served_model_id=traffic.served_model_id(dep.model_package_id), rollout=rollout
-    )
+        dep, observed=observed, served_model_id=traffic.served_model_id(dep.model_package_id), rollout=rollout,
+        challenger_copy_percent=dep.challenger_copy_percent or ALL_COPIED,
+    )  # fmt: skip
 
 
 def deployment_out(session: Session, dep: Deployment) -> DeploymentOut:
@@ -239,6 +241,9 @@ def update_deployment(session: Session, principal: Principal, ref: str, body: De
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     if body.association_id is not None:  # whole, defaults included
         changes["association_id"] = body.association_id.model_dump()
+    if changes.get("challenger_copy_percent") == ALL_COPIED:  # every request: the mix of no share
+        changes["challenger_copy_percent"] = None
+    changes = {k: v for k, v in changes.items() if getattr(dep, k) != v}  # nothing new: no new revision
     if not changes:
         return dep
     for key, value in changes.items():

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from deckhand.packages.container import file_sha256
-from deckhand.packages.mix import MIX_ID_PREFIX, MixMember, write_mix
+from deckhand.packages.mix import ALL_COPIED, MIX_ID_PREFIX, MixMember, write_mix
 from deckhand.server.auth import Principal
 from deckhand.server.db.models import Deployment, ModelPackage
 from deckhand.server.errors import NotFound
@@ -59,7 +59,7 @@ def _served_mixes(session: Session, where: Any = None) -> dict[str, tuple[str, T
 
 
 def _members(session: Session, principal: Principal, served_id: str) -> tuple[list[MixMember], Traffic]:
-    """The members (without their files) and traffic (sticky rule, association ids) of the mix
+    """The members (without their files) and traffic (sticky rule, association ids, copy share) of the mix
     `served_id`, read from the deployment that serves it now (one the principal may see)."""
     where = Deployment.environment_id.in_(principal.environment_ids) if principal.role == "agent" else None
     found = _served_mixes(session, where).get(served_id)
@@ -107,7 +107,7 @@ def mix_artifact(session: Session, principal: Principal, store: ArtifactStore, s
         return target, checksum.read_text().strip()
     directory.mkdir(mode=0o700, exist_ok=True)
     members = _with_sources(store, members, served_id)
-    write_mix(target, served_id, members, split.sticky, split.association)
+    write_mix(target, served_id, members, split.sticky, split.association, split.copy_percent or ALL_COPIED)
     digest = file_sha256(target)
     tmp = checksum.with_name(f".{checksum.name}.{os.getpid()}.tmp")
     tmp.write_text(digest + "\n")

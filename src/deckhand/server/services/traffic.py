@@ -30,6 +30,7 @@ class Traffic:
     challengers: list[dict[str, Any]] = field(default_factory=list)
     # the deployment's association-id settings: its rows' ids travel in the mix too
     association: dict[str, Any] | None = None
+    copy_percent: float | None = None  # the share of requests copied to the challengers; None: all
 
     def desired(self) -> dict[str, Any] | None:
         """The desired state's `traffic`: None when the champion serves alone."""
@@ -38,6 +39,8 @@ class Traffic:
         found = {"canary": self.canary, "challengers": self.challengers, "sticky": self.sticky}
         if self.association:
             found["associationId"] = self.association
+        if self.challengers and self.copy_percent is not None:  # a share of nothing changes nothing
+            found["challengerCopyPercent"] = self.copy_percent
         return found
 
     def served_model_id(self, champion_id: str) -> str:
@@ -54,8 +57,8 @@ def _member(package_id: str, fmt: str, sha256: str, size: int) -> dict[str, Any]
 def traffic_of(session: Session, where: ColumnElement[bool] | None = None) -> dict[str, Traffic]:
     """Deployment id -> its traffic, for the live deployments matching `where` (a condition on
     `Deployment`; None: all) that have a running canary, a challenger or association-id
-    settings. Three queries, Core selects on the tables (no ORM rows: this is part of the
-    desired state's cost)."""
+    settings (with the challengers' copy share, if set). Three queries, Core selects on the
+    tables (no ORM rows: this is part of the desired state's cost)."""
     condition = (where if where is not None else true()) & Deployment.deleted_at.is_(None)
     dep = Deployment.__table__
     rollout, challenger, pkg = DeploymentRollout.__table__.c, DeploymentChallenger.__table__.c, ModelPackage.__table__.c
@@ -87,12 +90,16 @@ def traffic_of(session: Session, where: ColumnElement[bool] | None = None) -> di
     )
     for dep_id, package_id, fmt, sha256, size in shadows:
         found.setdefault(dep_id, Traffic()).challengers.append(_member(package_id, fmt, sha256, size))
-    associations = connection.execute(
-        select(dep.c.id, dep.c.association_id).where(condition, dep.c.association_id.is_not(None))
+    settings = connection.execute(
+        select(dep.c.id, dep.c.association_id, dep.c.challenger_copy_percent).where(
+            condition, dep.c.association_id.is_not(None) | dep.c.challenger_copy_percent.is_not(None)
+        )
     )
-    for dep_id, association in associations:
+    for dep_id, association, copy_percent in settings:
         if association:
             found.setdefault(dep_id, Traffic()).association = dict(association)
+        if copy_percent is not None and dep_id in found:  # it matters only next to challengers
+            found[dep_id].copy_percent = float(copy_percent)
     return found
 
 

@@ -1,5 +1,5 @@
 """The UI's buttons: on the deployment page promote or abort a canary, promote a challenger,
-roll back; on the notifications page send a test message on a channel.
+set the challengers' copy share, roll back; on the notifications page send a test message on a channel.
 
 Each is a small form posting to `/ui/deployments/{ref}/actions/...` or
 `/ui/notifications/channels/{ref}/actions/...`; the route makes the API call the CLI would
@@ -17,6 +17,7 @@ its Origin (or Referer) must be this host, and it must carry the session's CSRF 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
@@ -121,6 +122,22 @@ async def promote_challenger(request: Request, ref: str, package_id: str) -> Res
         return f"Promoted the challenger: {out['modelPackageId']} is the deployment's model now (a new revision)."
 
     return await _run(request, ref, "Promote challenger", act)
+
+
+@router.post(f"{ACTIONS}/challenger-copies")
+async def set_challenger_copies(request: Request, ref: str) -> Response:
+    async def act(api: UiApi, deployment: str, form: dict[str, str]) -> str:
+        text = form.get("percent", "").strip()
+        try:
+            percent: object = float(text)
+        except ValueError:
+            percent = text
+        if not isinstance(percent, float) or not math.isfinite(percent):  # sent as text: the API's 422 names the field
+            percent = text
+        out = await api.patch(deployment, {"challengerCopyPercent": percent})
+        return f"The challengers get copies of {out['challengerCopyPercent']:g} % of requests now."
+
+    return await _run(request, ref, "Set the challengers' copy share", act)
 
 
 @router.post(f"{ACTIONS}/rollback")

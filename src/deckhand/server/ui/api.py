@@ -53,6 +53,9 @@ class UiApi:
         """A change, as the CLI makes it: a JSON body (or none), the JSON answer back."""
         return await self._call("POST", path, json=body)
 
+    async def patch(self, path: str, body: dict[str, Any]) -> Any:
+        return await self._call("PATCH", path, json=body)
+
     async def _call(self, method: str, path: str, **options: Any) -> Any:
         transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
