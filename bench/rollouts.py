@@ -3,12 +3,13 @@
     python bench/rollouts.py                          # -c1 and -c8, 5 interleaved rounds of 5 s
     python bench/rollouts.py --duration 5 --rounds 15  # a narrower interval (about 19 minutes)
 
-Five `deckhand serve --package` servers, one worker each, take turns under wrk on the same
+Six `deckhand serve --package` servers, one worker each, take turns under wrk on the same
 1-row CSV body: the champion alone, twice (the second is the machine's noise floor: the
 same server, another process); a mix with a canary taking 10 % (routing and the
 `x-deckhand-model-id` header); a mix of the same champion with 3 challengers scoring copies
 (the default `--shadow-copies idle`: no copy while other requests wait for a model); and
-that mix again with `--shadow-copies all`, every request copied. Reported: req/s and
+that mix again with `--shadow-copies all`, every request copied; and with `all` and a copy
+share of 10 % (`challengerCopyPercent`: one request in ten copied). Reported: req/s and
 p50/p99 per cell (median over rounds, the servers interleaved in each round, in a shuffled
 order, so drift in the machine's load hits all alike; each round on new server processes
 unless `--processes` says fewer), each server's p99 against the champion alone's in the
@@ -63,6 +64,8 @@ def _regressor(path: Path, seed: int) -> list[float]:
 
 ALONE, AGAIN = "champion alone", "champion again"  # the same server twice: the machine's own noise
 CANARY, SHADOWED, EVERY = "canary 10 %", "3 challengers", "3 chall., all"
+SAMPLED = "3 chall., all, 10 %"  # every request drawn, one in ten copied (the deployment's copy share)
+COPYING = (SHADOWED, EVERY, SAMPLED)
 ORDER_SEED = 19  # the servers' order in each turn: shuffled, the same in every run
 P99_GOAL = 1.10  # the issue's: champion p99 with 3 challengers within 10 % of without
 
@@ -73,7 +76,8 @@ def _member(work: Path, name: str, role: str, percent: int) -> MixMember:
 
 
 def _mixes(work: Path) -> dict[str, Path]:
-    """The packages each server serves: the champion alone, a 10 % canary mix, a 3-challenger mix."""
+    """The packages each server serves: the champion alone, a 10 % canary mix, a 3-challenger
+    mix, and that mix with a copy share of 10 %."""
     canary = work / "canary-mix.dhpkg"
     pair = [_member(work, "champion", "champion", 90), _member(work, "c1", "canary", 10)]
     write_mix(canary, "mix-canary", pair, None)
@@ -81,11 +85,15 @@ def _mixes(work: Path) -> dict[str, Path]:
     members = [_member(work, "champion", "champion", 100)]
     members += [_member(work, f"c{i}", "challenger", 0) for i in (1, 2, 3)]
     write_mix(shadowed, "mix-shadow", members, None)
+    sampled = work / "sampled-mix.dhpkg"
+    write_mix(sampled, "mix-sampled", members, None, copy_percent=10)
     champion = work / "champion.dhpkg"
-    return {ALONE: champion, AGAIN: champion, CANARY: canary, SHADOWED: shadowed, EVERY: shadowed}
+    return {
+        ALONE: champion, AGAIN: champion, CANARY: canary, SHADOWED: shadowed, EVERY: shadowed, SAMPLED: sampled,
+    }  # fmt: skip
 
 
-FLAGS = {EVERY: ["--shadow-copies", "all"]}  # the others: serve's defaults
+FLAGS = {EVERY: ["--shadow-copies", "all"], SAMPLED: ["--shadow-copies", "all"]}  # the others: serve's defaults
 
 
 def _copies(server: ServeProcess) -> dict[str, int]:
@@ -106,7 +114,7 @@ def _scored_all(server: ServeProcess, timeout: float = 120) -> dict[str, int]:
 
 def _copied(before: dict[str, int], after: dict[str, int]) -> float:
     """The share of the requests answered between two readings that were copied."""
-    delta = {k: after[k] - before[k] for k in ("sent", "dropped", "shed")}
+    delta = {k: after[k] - before[k] for k in ("sent", "dropped", "shed", "passedOver")}
     return delta["sent"] / max(1, sum(delta.values()))
 
 
@@ -162,13 +170,13 @@ def _serving(args: argparse.Namespace, work: Path, packages: dict[str, Path], bo
                     # behind hits the same one every time (a rotation kept each after the same one)
                     for name in order.sample(list(servers), len(servers)):
                         server = servers[name]
-                        before = _copies(server) if name in (SHADOWED, EVERY) else None
+                        before = _copies(server) if name in COPYING else None
                         results.setdefault((name, conns), []).append(
                             run_wrk(f"{server.url}/predictions", body, "text/csv", conns, args.duration, work)
                         )
                         if before is not None:
                             copied.setdefault((name, conns), []).append(_copied(before, _scored_all(server)))
-            for name in (SHADOWED, EVERY):
+            for name in COPYING:
                 for key, count in _copies(servers[name]).items():
                     shadow.setdefault(name, {}).setdefault(key, 0)
                     shadow[name][key] += count
@@ -223,7 +231,12 @@ def median_interval(values: list[float], confidence: float = 0.95) -> tuple[floa
     return ordered[max(0, k - 1)], ordered[n - max(1, k)]
 
 
-def verdict(low: float, high: float, goal: float) -> str:
+MIN_ROUNDS = 6  # the fewest with a 95 % interval of the median: both tails of binomial(6, 1/2) hold 2/64
+
+
+def verdict(low: float, high: float, goal: float, rounds: int) -> str:
+    if rounds < MIN_ROUNDS:
+        return f"not settled: {rounds} rounds give no 95 % interval, {MIN_ROUNDS} do"
     if high <= goal:
         return "met"
     if low > goal:
@@ -255,15 +268,15 @@ def main() -> None:
     measured = _serving(args, work, _mixes(work), body)
     results = measured["results"]
 
-    print(f"\n{'server':<16} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99 / alone':>12} {'copied':>7}")
+    print(f"\n{'server':<20} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99 / alone':>12} {'copied':>7}")
     for conns in (int(c) for c in args.conns.split(",")):
-        for name in (ALONE, AGAIN, CANARY, SHADOWED, EVERY):
+        for name in (ALONE, AGAIN, CANARY, *COPYING):
             runs = results[(name, conns)]
             rps, p50, p99 = (statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms"))
             shares = measured["copied"].get((name, conns))
             share = f"{statistics.median(shares) * 100:.0f} %" if shares else "-"
             ratio = _p99_ratio(results, name, conns)
-            print(f"{name:<16} {conns:>5} {rps:>8.0f} {p50:>8.2f} {p99:>8.2f} {ratio:>12.2f} {share:>7}")
+            print(f"{name:<20} {conns:>5} {rps:>8.0f} {p50:>8.2f} {p99:>8.2f} {ratio:>12.2f} {share:>7}")
     print(
         f"\ngoal: p99 with 3 challengers <= {P99_GOAL:.2f} x alone: the median over rounds of the ratio in"
         " each, its 95 % interval, and the same for the champion against itself (the noise floor)"
@@ -274,7 +287,7 @@ def main() -> None:
         floor_low, floor_high = median_interval(floor)
         print(
             f"  -c{conns}: {statistics.median(ratios):.2f}, interval {low:.2f}-{high:.2f}, rounds"
-            f" {min(ratios):.2f}-{max(ratios):.2f} ({verdict(low, high, P99_GOAL)}); itself"
+            f" {min(ratios):.2f}-{max(ratios):.2f} ({verdict(low, high, P99_GOAL, len(ratios))}); itself"
             f" {statistics.median(floor):.2f}, interval {floor_low:.2f}-{floor_high:.2f}"
         )
     for name, counts in measured["shadow"].items():
