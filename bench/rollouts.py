@@ -1,7 +1,8 @@
 """What a mix costs the answers clients get (docs/rollouts.md).
 
     python bench/rollouts.py                          # -c1 and -c8, 5 interleaved rounds of 5 s
-    python bench/rollouts.py --duration 5 --rounds 15  # a narrower interval (about 19 minutes)
+    python bench/rollouts.py --duration 5 --rounds 15  # a narrower interval (about 23 minutes)
+    python bench/rollouts.py --pin                     # servers and their scorers on one CPU
 
 Six `deckhand serve --package` servers, one worker each, take turns under wrk on the same
 1-row CSV body: the champion alone, twice (the second is the machine's noise floor: the
@@ -161,8 +162,14 @@ def _serving(args: argparse.Namespace, work: Path, packages: dict[str, Path], bo
     copied: dict[tuple[str, int], list[float]] = {}
     shadow: dict[str, dict[str, int]] = {}
     order = random.Random(ORDER_SEED)
+    every_cpu = os.sched_getaffinity(0)
+    server_cpu, wrk_cpu = sorted(every_cpu)[:2] if len(every_cpu) > 1 else (None, None)
     for rounds in _blocks(args.rounds, args.processes):
+        if args.pin:  # the servers (and their scorers, started by them) inherit one CPU ...
+            os.sched_setaffinity(0, {server_cpu})
         servers = _start(work, packages, body)
+        if args.pin:  # ... and wrk, started from here from now on, the other
+            os.sched_setaffinity(0, {wrk_cpu})
         try:
             for _ in range(rounds):
                 for conns in (int(c) for c in args.conns.split(",")):
@@ -182,6 +189,7 @@ def _serving(args: argparse.Namespace, work: Path, packages: dict[str, Path], bo
                     shadow[name][key] += count
         finally:
             _stop(servers)
+            os.sched_setaffinity(0, every_cpu)
     return {"results": results, "copied": copied, "shadow": shadow}
 
 
@@ -252,12 +260,18 @@ def main() -> None:
     parser.add_argument(
         "--processes", type=int, default=0, help="sets of server processes the rounds run on (default: one a round)"
     )
+    parser.add_argument(
+        "--pin", action="store_true", help="servers and scorers share one CPU, wrk gets another (a one-CPU server)"
+    )
+    parser.add_argument("--save", type=Path, help="write every round's figures to this JSON file")
     args = parser.parse_args()
     args.processes = args.processes or args.rounds
     print(
         f"command: python bench/rollouts.py --duration {args.duration:g} --rounds {args.rounds} --conns {args.conns}"
-        f" --processes {args.processes}"
+        f" --processes {args.processes}" + (" --pin" if args.pin else "")
     )
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
+        parser.error("--pin needs 2 CPUs: one for the servers, one for wrk")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
     work = Path(tempfile.mkdtemp(prefix="deckhand-rollouts-bench-"))
     row = _regressor(work / "champion.dhpkg", 0)
@@ -267,6 +281,9 @@ def main() -> None:
     body = ",".join(columns) + "\n" + ",".join(map(str, row)) + "\n"
     measured = _serving(args, work, _mixes(work), body)
     results = measured["results"]
+    if args.save:
+        rounds = [{"server": name, "conns": conns, "rounds": runs} for (name, conns), runs in results.items()]
+        args.save.write_text(json.dumps({"command": sys.argv, "results": rounds}, indent=1))
 
     print(f"\n{'server':<20} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99 / alone':>12} {'copied':>7}")
     for conns in (int(c) for c in args.conns.split(",")):
