@@ -50,9 +50,10 @@ ALL_COPIED = 100.0  # the challengers' copy share when the deployment sets none:
 def served_model_id(champion_id: str, traffic: dict[str, Any] | None) -> str:
     """The champion's id when it serves alone; otherwise "mix-" + 16 hex digits of the SHA-256
     of the canonical JSON of the champion and the traffic reduced to what routes requests
-    (member ids, the canary's share, the sticky key, the association-id settings, the challengers'
-    copy share), so that any change of these is a new id. A deployment with association ids serves a mix, even of its
-    champion alone: the mix carries the settings to the prediction server on every platform."""
+    (member ids, the canary's share, the sticky key, the association-id settings, the
+    challengers' copy share), so that any change of these is a new id. A deployment with
+    association ids serves a mix, even of its champion alone: the mix carries the settings to
+    the prediction server on every platform."""
     association = (traffic or {}).get("associationId")
     if not traffic or (not traffic.get("canary") and not traffic.get("challengers") and not association):
         return champion_id

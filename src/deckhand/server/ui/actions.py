@@ -1,5 +1,6 @@
 """The UI's buttons: on the deployment page promote or abort a canary, promote a challenger,
-set the challengers' copy share, roll back; on the notifications page send a test message on a channel.
+set the challengers' copy share, roll back; on the notifications page send a test message
+on a channel.
 
 Each is a small form posting to `/ui/deployments/{ref}/actions/...` or
 `/ui/notifications/channels/{ref}/actions/...`; the route makes the API call the CLI would
@@ -129,12 +130,11 @@ async def set_challenger_copies(request: Request, ref: str) -> Response:
     async def act(api: UiApi, deployment: str, form: dict[str, str]) -> str:
         text = form.get("percent", "").strip()
         try:
-            percent: object = float(text)
+            number = float(text)
         except ValueError:
-            percent = text
-        if not isinstance(percent, float) or not math.isfinite(percent):  # sent as text: the API's 422 names the field
-            percent = text
-        out = await api.patch(deployment, {"challengerCopyPercent": percent})
+            number = math.nan
+        # what JSON cannot carry as a number goes as text: the API's 422 names the field
+        out = await api.patch(deployment, {"challengerCopyPercent": number if math.isfinite(number) else text})
         return f"The challengers get copies of {out['challengerCopyPercent']:g} % of requests now."
 
     return await _run(request, ref, "Set the challengers' copy share", act)
