@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,7 @@ def _serving(args: argparse.Namespace, work: Path, packages: dict[str, Path], bo
     noise the interval covers, instead of a bias it hides (pyperf runs 20 processes so)."""
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
     copied: dict[tuple[str, int], list[float]] = {}
-    shadow: dict[str, dict[str, int]] = {}
+    shadow: dict[str, Counter[str]] = {}
     order = random.Random(ORDER_SEED)
     every_cpu = os.sched_getaffinity(0)
     server_cpu, wrk_cpu = sorted(every_cpu)[:2] if len(every_cpu) > 1 else (None, None)
@@ -183,10 +184,8 @@ def _serving(args: argparse.Namespace, work: Path, packages: dict[str, Path], bo
                         )
                         if before is not None:
                             copied.setdefault((name, conns), []).append(_copied(before, _scored_all(server)))
-            for name in COPYING:
-                for key, count in _copies(servers[name]).items():
-                    shadow.setdefault(name, {}).setdefault(key, 0)
-                    shadow[name][key] += count
+            for name in COPYING:  # each set of processes counts from 0
+                shadow.setdefault(name, Counter()).update(_copies(servers[name]))
         finally:
             _stop(servers)
             os.sched_setaffinity(0, every_cpu)
@@ -308,7 +307,7 @@ def main() -> None:
             f" {statistics.median(floor):.2f}, interval {floor_low:.2f}-{floor_high:.2f}"
         )
     for name, counts in measured["shadow"].items():
-        print(f"copies, {name}: {counts}")
+        print(f"copies, {name}: {dict(counts)}")
     first, swap = _swap_seconds(work)
     print(f"\nmix load: first {first * 1000:.0f} ms; share-only swap {swap * 1000:.1f} ms (median of 5, models reused)")
 
