@@ -1,7 +1,8 @@
 """What a mix costs the answers clients get (docs/rollouts.md).
 
     python bench/rollouts.py                          # -c1 and -c8, 5 interleaved rounds of 5 s
-    python bench/rollouts.py --duration 5 --rounds 15  # a narrower interval (about 23 minutes)
+    python bench/rollouts.py --duration 5 --rounds 15  # all six servers (about 23 minutes)
+    python bench/rollouts.py --rounds 60 --servers again,challengers  # the goal alone, narrower
     python bench/rollouts.py --pin                     # servers and their scorers on one CPU
 
 Six `deckhand serve --package` servers, one worker each, take turns under wrk on the same
@@ -10,13 +11,14 @@ same server, another process); a mix with a canary taking 10 % (routing and the
 `x-deckhand-model-id` header); a mix of the same champion with 3 challengers scoring copies
 (the default `--shadow-copies idle`: no copy while other requests wait for a model); and
 that mix again with `--shadow-copies all`, every request copied; and with `all` and a copy
-share of 10 % (`challengerCopyPercent`: one request in ten copied). Reported: req/s and
-p50/p99 per cell (median over rounds, the servers interleaved in each round, in a shuffled
-order, so drift in the machine's load hits all alike; each round on new server processes
-unless `--processes` says fewer), each server's p99 against the champion alone's in the
-same round, median over rounds, and the share of requests copied in each cell. The
-issue's goal (p99 with 3 challengers within 10 % of alone) is judged on the 95 %
-confidence interval of that median -- met only when the whole interval is at or under
+share of 10 % (`challengerCopyPercent`: one request in ten copied). `--servers` picks which
+run beside the champion alone. In each round the servers are interleaved in a shuffled
+order, so drift in the machine's load hits all alike; each round runs on new server
+processes unless `--processes` says fewer. Reported per cell: req/s and p50 (median over
+rounds), p99 over every request of every round (wrk's histograms added up), that p99
+against the champion alone's, and the share of requests copied. The issue's goal (p99 with
+3 challengers within 10 % of alone) is judged on the 95 % bootstrap interval of that ratio
+(the sets of processes drawn again) -- met only when the whole interval is at or under
 1.10, missed only when it is all above -- printed next to the champion against itself.
 Then the copies sent, scored, dropped and shed in all, and how long the prediction server
 takes to swap a mix whose share changed (10 % -> 20 %: the models are reused, not loaded
@@ -40,6 +42,8 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "serving"))
 from bench import run_wrk  # noqa: E402
@@ -70,6 +74,7 @@ SAMPLED = "3 chall., all, 10 %"  # every request drawn, one in ten copied (the d
 COPYING = (SHADOWED, EVERY, SAMPLED)
 ORDER_SEED = 19  # the servers' order in each turn: shuffled, the same in every run
 P99_GOAL = 1.10  # the issue's: champion p99 with 3 challengers within 10 % of without
+KEYS = {"again": AGAIN, "canary": CANARY, "challengers": SHADOWED, "all": EVERY, "all-10": SAMPLED}  # --servers
 
 
 def _member(work: Path, name: str, role: str, percent: int) -> MixMember:
@@ -165,7 +170,7 @@ def _serving(args: argparse.Namespace, work: Path, packages: dict[str, Path], bo
     order = random.Random(ORDER_SEED)
     every_cpu = os.sched_getaffinity(0)
     server_cpu, wrk_cpu = sorted(every_cpu)[:2] if len(every_cpu) > 1 else (None, None)
-    for rounds in _blocks(args.rounds, args.processes):
+    for block, rounds in enumerate(_blocks(args.rounds, args.processes)):
         if args.pin:  # the servers (and their scorers, started by them) inherit one CPU ...
             os.sched_setaffinity(0, {server_cpu})
         servers = _start(work, packages, body)
@@ -179,12 +184,12 @@ def _serving(args: argparse.Namespace, work: Path, packages: dict[str, Path], bo
                     for name in order.sample(list(servers), len(servers)):
                         server = servers[name]
                         before = _copies(server) if name in COPYING else None
-                        results.setdefault((name, conns), []).append(
-                            run_wrk(f"{server.url}/predictions", body, "text/csv", conns, args.duration, work)
-                        )
+                        url = f"{server.url}/predictions"
+                        run = run_wrk(url, body, "text/csv", conns, args.duration, work, histogram=True)
+                        results.setdefault((name, conns), []).append(run | {"processes": block})
                         if before is not None:
                             copied.setdefault((name, conns), []).append(_copied(before, _scored_all(server)))
-            for name in COPYING:  # each set of processes counts from 0
+            for name in (n for n in COPYING if n in servers):  # each set of processes counts from 0
                 shadow.setdefault(name, Counter()).update(_copies(servers[name]))
         finally:
             _stop(servers)
@@ -217,33 +222,75 @@ def _swap_seconds(work: Path, rounds: int = 5) -> tuple[float, float]:
     return first, statistics.median(swaps)
 
 
-def _p99_ratios(results: dict[tuple[str, int], list[dict[str, float]]], name: str, conns: int) -> list[float]:
-    """A server's p99 over the champion alone's in the same round (they ran side by side)."""
+def _p99_ratios(results: dict[tuple[str, int], list[dict[str, Any]]], name: str, conns: int) -> list[float]:
+    """A server's p99 over the champion alone's in each round (they ran side by side)."""
     pairs = zip(results[(name, conns)], results[(ALONE, conns)], strict=True)
     return [mixed["p99_ms"] / alone["p99_ms"] for mixed, alone in pairs]
 
 
-def _p99_ratio(results: dict[tuple[str, int], list[dict[str, float]]], name: str, conns: int) -> float:
-    return statistics.median(_p99_ratios(results, name, conns))
+BIN_GROWTH = 1.001  # the pooled histograms' bins are 0.1 % wide: far finer than the 10 % the goal turns on
 
 
-def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
-    """A distribution-free confidence interval of the median: the k-th smallest and largest
-    values, k the largest for which the binomial(n, 1/2) tails outside hold at most 1 -
-    `confidence` (the whole range when there are too few values for that)."""
-    ordered, n = sorted(values), len(values)
-    k = 0
-    while k + 1 <= n // 2 and 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n <= 1 - confidence:
-        k += 1
-    return ordered[max(0, k - 1)], ordered[n - max(1, k)]
+def binned(runs: list[dict[str, Any]]) -> np.ndarray:
+    """Each round's latencies (wrk's histogram, in us) counted in log-spaced bins: one row a round."""
+    top = max(value for run in runs for value, _ in run["latency_us"])
+    rows = np.zeros((len(runs), int(math.log(max(top, 1)) / math.log(BIN_GROWTH)) + 1))
+    for row, run in zip(rows, runs, strict=True):
+        values, counts = np.array(run["latency_us"], dtype=float).T
+        np.add.at(row, (np.log(np.maximum(values, 1)) / math.log(BIN_GROWTH)).astype(int), counts)
+    return rows
 
 
-MIN_ROUNDS = 6  # the fewest with a 95 % interval of the median: both tails of binomial(6, 1/2) hold 2/64
+def pooled_p99_ms(rows: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | float:
+    """The p99 of every request in the rounds taken together (each round counted `weights`
+    times: one row of weights a resample), in ms."""
+    pooled = rows.sum(axis=0) if weights is None else weights @ rows
+    cumulative = np.cumsum(pooled, axis=-1)
+    rank = np.ceil(0.99 * cumulative[..., -1:])
+    index = (cumulative < rank).sum(axis=-1)
+    return BIN_GROWTH ** (index + 0.5) / 1000
+
+
+def pooled_ratio(results: dict[tuple[str, int], list[dict[str, Any]]], name: str, conns: int) -> float:
+    """A server's p99 over all its requests, against the champion alone's over all of its own."""
+    return float(pooled_p99_ms(binned(results[(name, conns)])) / pooled_p99_ms(binned(results[(ALONE, conns)])))
+
+
+def by_processes(runs: list[dict[str, Any]]) -> np.ndarray:
+    """`binned`, the rounds that ran on one set of server processes added into one row: what
+    a process drew at start stays with it, so its rounds are not independent of each other,
+    and a bootstrap must draw them together."""
+    rows, blocks = binned(runs), [run.get("processes", i) for i, run in enumerate(runs)]
+    return np.stack([rows[[b == block for b in blocks]].sum(axis=0) for block in dict.fromkeys(blocks)])
+
+
+def bootstrap_interval(
+    mixed: np.ndarray, alone: np.ndarray, confidence: float = 0.95, resamples: int = 2000, seed: int = 19
+) -> tuple[float, float]:
+    """A percentile-bootstrap interval of the pooled p99 ratio: the rows (one a set of
+    processes) drawn again with replacement, the same draw for both servers (they ran side
+    by side, so the machine's mood then hits both), the ratio pooled anew from each draw."""
+    rounds = len(mixed)
+    draws = np.random.default_rng(seed).integers(0, rounds, (resamples, rounds))
+    weights = np.stack([np.bincount(draw, minlength=rounds) for draw in draws]).astype(float)
+    width = max(mixed.shape[1], alone.shape[1])
+    mixed, alone = (np.pad(rows, ((0, 0), (0, width - rows.shape[1]))) for rows in (mixed, alone))
+    ratios = np.concatenate(
+        [
+            pooled_p99_ms(mixed, chunk) / pooled_p99_ms(alone, chunk)
+            for chunk in np.array_split(weights, max(1, resamples // 200))
+        ]
+    )
+    tail = (1 - confidence) / 2 * 100
+    return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))
+
+
+MIN_ROUNDS = 6  # fewer sets of processes, and a bootstrap draws from too few to say anything of the tails
 
 
 def verdict(low: float, high: float, goal: float, rounds: int) -> str:
     if rounds < MIN_ROUNDS:
-        return f"not settled: {rounds} rounds give no 95 % interval, {MIN_ROUNDS} do"
+        return f"not settled: {rounds} sets of processes are too few for a 95 % interval, {MIN_ROUNDS} are enough"
     if high <= goal:
         return "met"
     if low > goal:
@@ -263,11 +310,22 @@ def main() -> None:
         "--pin", action="store_true", help="servers and scorers share one CPU, wrk gets another (a one-CPU server)"
     )
     parser.add_argument("--save", type=Path, help="write every round's figures to this JSON file")
+    parser.add_argument(
+        "--servers",
+        default=",".join(KEYS),
+        help=f"the servers beside the champion alone, of {','.join(KEYS)} (the goal needs again,challengers)",
+    )
     args = parser.parse_args()
     args.processes = args.processes or args.rounds
+    unknown = set(args.servers.split(",")) - set(KEYS)
+    if unknown:
+        parser.error(f"--servers: unknown {', '.join(sorted(unknown))}; known: {','.join(KEYS)}")
+    chosen = [ALONE, *(name for key, name in KEYS.items() if key in args.servers.split(","))]
     print(
         f"command: python bench/rollouts.py --duration {args.duration:g} --rounds {args.rounds} --conns {args.conns}"
-        f" --processes {args.processes}" + (" --pin" if args.pin else "")
+        f" --processes {args.processes}"
+        + (" --pin" if args.pin else "")
+        + (f" --servers {args.servers}" if len(chosen) <= len(KEYS) else "")
     )
     if args.pin and len(os.sched_getaffinity(0)) < 2:
         parser.error("--pin needs 2 CPUs: one for the servers, one for wrk")
@@ -278,7 +336,8 @@ def main() -> None:
         _regressor(work / f"c{i}.dhpkg", i)
     columns = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
     body = ",".join(columns) + "\n" + ",".join(map(str, row)) + "\n"
-    measured = _serving(args, work, _mixes(work), body)
+    packages = {name: path for name, path in _mixes(work).items() if name in chosen}
+    measured = _serving(args, work, packages, body)
     results = measured["results"]
     if args.save:
         rounds = [{"server": name, "conns": conns, "rounds": runs} for (name, conns), runs in results.items()]
@@ -286,26 +345,31 @@ def main() -> None:
 
     print(f"\n{'server':<20} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99 / alone':>12} {'copied':>7}")
     for conns in (int(c) for c in args.conns.split(",")):
-        for name in (ALONE, AGAIN, CANARY, *COPYING):
+        for name in chosen:
             runs = results[(name, conns)]
-            rps, p50, p99 = (statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms"))
+            rps, p50 = (statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms"))
+            p99 = pooled_p99_ms(binned(runs))
             shares = measured["copied"].get((name, conns))
             share = f"{statistics.median(shares) * 100:.0f} %" if shares else "-"
-            ratio = _p99_ratio(results, name, conns)
+            ratio = pooled_ratio(results, name, conns)
             print(f"{name:<20} {conns:>5} {rps:>8.0f} {p50:>8.2f} {p99:>8.2f} {ratio:>12.2f} {share:>7}")
     print(
-        f"\ngoal: p99 with 3 challengers <= {P99_GOAL:.2f} x alone: the median over rounds of the ratio in"
-        " each, its 95 % interval, and the same for the champion against itself (the noise floor)"
+        f"\ngoal: p99 with 3 challengers <= {P99_GOAL:.2f} x alone: p99 over every request of every round,"
+        " its 95 % bootstrap interval (rounds drawn again), the rounds one by one, and the same for the"
+        " champion against itself (the noise floor)"
     )
-    for conns in (int(c) for c in args.conns.split(",")):
-        ratios, floor = _p99_ratios(results, SHADOWED, conns), _p99_ratios(results, AGAIN, conns)
-        low, high = median_interval(ratios)
-        floor_low, floor_high = median_interval(floor)
-        print(
-            f"  -c{conns}: {statistics.median(ratios):.2f}, interval {low:.2f}-{high:.2f}, rounds"
-            f" {min(ratios):.2f}-{max(ratios):.2f} ({verdict(low, high, P99_GOAL, len(ratios))}); itself"
-            f" {statistics.median(floor):.2f}, interval {floor_low:.2f}-{floor_high:.2f}"
-        )
+    for conns in (int(c) for c in args.conns.split(",")) if SHADOWED in chosen else ():
+        alone = by_processes(results[(ALONE, conns)])
+        line = []
+        for name in (n for n in (SHADOWED, AGAIN) if n in chosen):
+            low, high = bootstrap_interval(by_processes(results[(name, conns)]), alone)
+            rounds = _p99_ratios(results, name, conns)
+            line.append(
+                f"{pooled_ratio(results, name, conns):.2f}, interval {low:.2f}-{high:.2f}, rounds"
+                f" {min(rounds):.2f}-{max(rounds):.2f}"
+                + (f" ({verdict(low, high, P99_GOAL, len(alone))})" if name == SHADOWED else "")
+            )
+        print(f"  -c{conns}: " + "; itself ".join(line))
     for name, counts in measured["shadow"].items():
         print(f"copies, {name}: {dict(counts)}")
     first, swap = _swap_seconds(work)

@@ -575,13 +575,32 @@ def _ms(text: str) -> float:
     return value
 
 
-def run_wrk(url: str, body: str, content_type: str, conns: int, duration: float, workdir: Path) -> dict[str, Any]:
-    script = workdir / "wrk.lua"
+# wrk hands `done` its latency histogram: `latency(i)` is the i-th distinct value (us) and its count
+_DUMP_LATENCY = """
+done = function(summary, latency, requests)
+  local out = io.open(%s, "w")
+  for i = 1, #latency do
+    local value, count = latency(i)
+    out:write(string.format("%%d %%d\\n", value, count))
+  end
+  out:close()
+end
+"""
+
+
+def run_wrk(
+    url: str, body: str, content_type: str, conns: int, duration: float, workdir: Path, histogram: bool = False
+) -> dict[str, Any]:
+    """wrk's req/s, p50 and p99 (ms) and errors; with `histogram`, also every latency it
+    measured, as `latency_us`: [[microseconds, count], ...]."""
+    script, dump = workdir / "wrk.lua", workdir / "wrk-latency.txt"
     script.write_text(
         'wrk.method = "POST"\n'
         f"wrk.body = {json.dumps(body)}\n"
         f'wrk.headers["Content-Type"] = {json.dumps(content_type)}\n'
+        + (_DUMP_LATENCY % json.dumps(str(dump)) if histogram else "")
     )
+    dump.unlink(missing_ok=True)
     threads = min(2, conns)
     out = subprocess.run(
         [
@@ -609,7 +628,10 @@ def run_wrk(url: str, body: str, content_type: str, conns: int, duration: float,
         errors += int(m.group(1))
     if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
         errors += sum(int(g) for g in m.groups())
-    return {"rps": float(found[0]), "p50_ms": _ms(found[1]), "p99_ms": _ms(found[2]), "errors": errors}
+    measured = {"rps": float(found[0]), "p50_ms": _ms(found[1]), "p99_ms": _ms(found[2]), "errors": errors}
+    if histogram:
+        measured["latency_us"] = [[int(n) for n in line.split()] for line in dump.read_text().splitlines()]
+    return measured
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:

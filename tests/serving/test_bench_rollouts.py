@@ -1,6 +1,7 @@
-"""bench/rollouts.py: its verdict on the challengers' p99 goal (a confidence interval of the
-median ratio, never a single round's luck), and a short run end to end that prints every
-server of the table and the goal's lines. The figures themselves are not judged here."""
+"""bench/rollouts.py: its verdict on the challengers' p99 goal (the p99 of every request of
+every round, with a bootstrap interval over the rounds, never a single round's luck), and a
+short run end to end that prints every server of the table and the goal's lines. The figures
+themselves are not judged here."""
 
 from __future__ import annotations
 
@@ -31,25 +32,57 @@ def _bench_module():
     return module
 
 
-@pytest.mark.parametrize(
-    ("n", "ranks"),
-    # the order statistics of the published 95 % confidence intervals of a median
-    [(6, (1, 6)), (9, (2, 8)), (10, (2, 9)), (15, (4, 12)), (20, (6, 15)), (25, (8, 18)), (40, (14, 27))],
-)
-def test_median_interval_is_the_distribution_free_one(n: int, ranks: tuple[int, int]) -> None:
-    values = [float(i) for i in range(n, 0, -1)]  # unsorted on purpose: the k-th smallest is k
-    assert _bench_module().median_interval(values) == tuple(map(float, ranks))
+def _round(*latencies: tuple[int, int]) -> dict[str, list[list[int]]]:
+    """One round as wrk's histogram gives it: [microseconds, count] pairs."""
+    return {"latency_us": [list(pair) for pair in latencies]}
+
+
+def test_the_pooled_p99_counts_requests_not_rounds() -> None:
+    bench = _bench_module()
+    quiet = _round((1000, 1000))
+    hiccup = _round((1000, 970), (10_000, 30))  # 3 % slow: its own p99 is 10 ms
+    assert bench.pooled_p99_ms(bench.binned([quiet])) == pytest.approx(1.0, rel=1e-3)
+    assert bench.pooled_p99_ms(bench.binned([hiccup])) == pytest.approx(10.0, rel=1e-3)
+    # together 1.5 % of the 2,000 are slow: still over 1 %, so the pooled p99 is 10 ms ...
+    assert bench.pooled_p99_ms(bench.binned([quiet, hiccup])) == pytest.approx(10.0, rel=1e-3)
+    # ... and with a third quiet round 1 % is no longer slow: 1 ms, where a median of the rounds'
+    # own p99s (1, 1, 10) would agree but a mean (4) would not
+    assert bench.pooled_p99_ms(bench.binned([quiet, hiccup, quiet])) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_the_bootstrap_interval_is_paired_by_round() -> None:
+    bench = _bench_module()
+    # the machine's mood moves both servers alike from round to round: the ratio holds at 1.2
+    alone = [_round((1000 * (i + 1), 990), (5000 * (i + 1), 10)) for i in range(8)]
+    mixed = [_round((1200 * (i + 1), 990), (6000 * (i + 1), 10)) for i in range(8)]
+    low, high = bench.bootstrap_interval(bench.binned(mixed), bench.binned(alone))
+    assert low == pytest.approx(1.2, rel=2e-3) and high == pytest.approx(1.2, rel=2e-3)
+    # a server slow in one round of eight only: the pooled ratio stays near 1, the interval reaches up
+    steady = [_round((1000, 1000)) for _ in range(8)]
+    once = [_round((1000, 1000))] * 7 + [_round((1000, 940), (3000, 60))]  # 0.75 % of all slow
+    assert bench.pooled_ratio({("a", 1): once, (bench.ALONE, 1): steady}, "a", 1) == pytest.approx(1.0, rel=1e-3)
+    low, high = bench.bootstrap_interval(bench.binned(once), bench.binned(steady))
+    assert low == pytest.approx(1.0, rel=1e-3) and high == pytest.approx(3.0, rel=1e-3)
+
+
+def test_rounds_on_one_set_of_processes_are_drawn_together() -> None:
+    bench = _bench_module()
+    runs = [_round((1000, 10)) | {"processes": block} for block in (0, 0, 1, 2, 2, 2)]
+    rows = bench.by_processes(runs)
+    assert rows.sum(axis=1).tolist() == [20, 10, 30]  # one row a set: what a process drew stays with it
+    # without the field (a run saved before it), every round is its own set
+    assert len(bench.by_processes([_round((1000, 10)), _round((1000, 10))])) == 2
 
 
 def test_a_verdict_needs_the_whole_interval_on_one_side_of_the_goal() -> None:
-    bench = _bench_module()
-    verdict = bench.verdict
+    verdict = _bench_module().verdict
     assert verdict(0.9, 1.08, 1.10, 15) == "met"
     assert verdict(1.12, 1.4, 1.10, 15) == "MISSED"
-    assert verdict(0.95, 1.2, 1.10, 15).startswith("not settled")  # a median below the goal is not enough
-    # under 6 rounds no interval reaches 95 %: the whole range is no verdict, however narrow
-    assert bench.median_interval([0.91] * 5) == (0.91, 0.91)
-    assert verdict(0.91, 0.91, 1.10, 5) == "not settled: 5 rounds give no 95 % interval, 6 do"
+    assert verdict(0.95, 1.2, 1.10, 15).startswith("not settled")  # a ratio below the goal is not enough
+    # under 6 sets of processes a bootstrap has too few to draw from: no verdict, however narrow
+    assert verdict(0.91, 0.91, 1.10, 5) == (
+        "not settled: 5 sets of processes are too few for a 95 % interval, 6 are enough"
+    )
 
 
 @pytest.mark.slow
