@@ -270,9 +270,9 @@ def bootstrap_interval(
     """A percentile-bootstrap interval of the pooled p99 ratio: the rows (one a set of
     processes) drawn again with replacement, the same draw for both servers (they ran side
     by side, so the machine's mood then hits both), the ratio pooled anew from each draw."""
-    rounds = len(mixed)
-    draws = np.random.default_rng(seed).integers(0, rounds, (resamples, rounds))
-    weights = np.stack([np.bincount(draw, minlength=rounds) for draw in draws]).astype(float)
+    sets = len(mixed)
+    draws = np.random.default_rng(seed).integers(0, sets, (resamples, sets))
+    weights = np.stack([np.bincount(draw, minlength=sets) for draw in draws]).astype(float)
     width = max(mixed.shape[1], alone.shape[1])
     mixed, alone = (np.pad(rows, ((0, 0), (0, width - rows.shape[1]))) for rows in (mixed, alone))
     ratios = np.concatenate(
@@ -355,7 +355,7 @@ def main() -> None:
             print(f"{name:<20} {conns:>5} {rps:>8.0f} {p50:>8.2f} {p99:>8.2f} {ratio:>12.2f} {share:>7}")
     print(
         f"\ngoal: p99 with 3 challengers <= {P99_GOAL:.2f} x alone: p99 over every request of every round,"
-        " its 95 % bootstrap interval (rounds drawn again), the rounds one by one, and the same for the"
+        " its 95 % bootstrap interval (sets of processes drawn again), the rounds one by one, and the same for the"
         " champion against itself (the noise floor)"
     )
     for conns in (int(c) for c in args.conns.split(",")) if SHADOWED in chosen else ():
